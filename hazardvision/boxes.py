@@ -1,0 +1,49 @@
+"""Box geometry on `(n, 4)` xyxy arrays: IoU and class-aware non-maximum suppression."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float32]
+IntArray = NDArray[np.int64]
+
+
+def box_iou(a: FloatArray, b: FloatArray) -> NDArray[np.float32]:
+    """Pairwise IoU between the boxes of `a` (n, 4) and `b` (m, 4), as an (n, m) array."""
+    area_a = (a[:, 2] - a[:, 0]).clip(0) * (a[:, 3] - a[:, 1]).clip(0)
+    area_b = (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (bottom_right - top_left).clip(0).prod(axis=2)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(np.float32)
+
+
+def non_max_suppression(
+    xyxy: FloatArray, scores: FloatArray, class_id: IntArray, iou_threshold: float, max_det: int
+) -> IntArray:
+    """Indices of the boxes kept by greedy class-aware NMS, best score first.
+
+    A box is suppressed when it overlaps a better-scoring box of the same class by more than
+    `iou_threshold`, the same rule as torchvision's `batched_nms`.
+    """
+    order = np.argsort(-scores, kind="stable")
+    if len(order) == 0:
+        return order.astype(np.int64)
+    # Shifting each class to its own region makes one pass suppress within classes only.
+    offset = class_id.astype(np.float32)[:, None] * (float(xyxy.max()) + 1.0)
+    boxes = (xyxy + offset)[order]
+    keep: list[int] = []
+    alive = np.ones(len(order), dtype=bool)
+    for i in range(len(order)):
+        if not alive[i]:
+            continue
+        keep.append(int(order[i]))
+        if len(keep) == max_det:
+            break
+        rest = np.flatnonzero(alive[i + 1 :]) + i + 1
+        if len(rest):
+            overlap = box_iou(boxes[i : i + 1], boxes[rest])[0]
+            alive[rest[overlap > iou_threshold]] = False
+    return np.asarray(keep, dtype=np.int64)

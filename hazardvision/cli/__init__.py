@@ -1,0 +1,25 @@
+"""The `hazardvision` command line: thin commands that call one library function each."""
+
+from __future__ import annotations
+
+import typer
+
+from hazardvision.cli.scan import scan
+
+app = typer.Typer(
+    name="hazardvision",
+    help="Find hidden safety hazards in site photos, backed by a sample bank of past cases.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(scan)
+
+
+@app.callback()
+def _root() -> None:
+    """Find hidden safety hazards in site photos, backed by a sample bank of past cases."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,106 @@
+"""`hazardvision scan`: hazards in site photos, as a table or as JSON."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import cv2
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hazardvision.annotate import HazardAnnotator
+from hazardvision.catalogue import load_catalogue
+from hazardvision.errors import HazardVisionError
+from hazardvision.images import DecodedImage, load_image
+from hazardvision.model_pack import ModelPack, active_packs, resolve_model
+from hazardvision.results import ScanError, ScanResult
+from hazardvision.scan import Scanner, result_detections
+
+err = Console(stderr=True)
+
+
+def scan(
+    images: Annotated[list[Path], typer.Argument(help="Photos to scan (JPEG, PNG, WebP, BMP, TIFF).")],
+    model: Annotated[
+        list[Path] | None,
+        typer.Option("--model", help="ONNX file or model pack folder; repeat for several. "
+                     "Default: every bundled pack."),
+    ] = None,
+    conf: Annotated[
+        float | None,
+        typer.Option("--conf", min=0.0, max=1.0, help="Confidence threshold for findings and objects. "
+                     "Default: each pack's operating threshold."),
+    ] = None,
+    annotate: Annotated[
+        Path | None,
+        typer.Option("--annotate", help="Write annotated JPEGs: a file for one photo, else a folder."),
+    ] = None,
+    catalogue: Annotated[
+        Path | None, typer.Option("--catalogue", help="Hazard catalogue YAML. Default: the bundled one.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON scan result per line.")] = False,
+) -> None:
+    """Scan site photos for hazards. Exit code 1 if any photo could not be scanned."""
+    try:
+        packs: list[ModelPack] = [resolve_model(m) for m in model] if model else active_packs()
+        scanner = Scanner(packs, load_catalogue(catalogue))
+    except HazardVisionError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    failed = 0
+    for index, path in enumerate(images):
+        start = time.perf_counter()
+        try:
+            decoded = load_image(path)
+            decode_ms = (time.perf_counter() - start) * 1000
+            result = scanner.scan([decoded], [str(path)], confidence=conf, decode_ms=[decode_ms])[0]
+        except HazardVisionError as error:
+            failed += 1
+            problem = ScanError(source=str(path), error=type(error).__name__, message=str(error))
+            if as_json:
+                print(problem.model_dump_json(), flush=True)
+            err.print(f"[red]{path}:[/red] {error}")
+            continue
+        if annotate is not None:
+            _write_annotated(scanner, decoded, result, annotate, single=len(images) == 1, index=index)
+        if as_json:
+            print(result.model_dump_json(), flush=True)
+        else:
+            _print_table(result)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _write_annotated(
+    scanner: Scanner, decoded: DecodedImage, result: ScanResult, target: Path, *, single: bool, index: int
+) -> None:
+    annotator = HazardAnnotator(scanner.catalogue)
+    picture = annotator.annotate(decoded.pixels, result_detections(result))
+    if single and target.suffix.lower() in {".jpg", ".jpeg", ".png"}:
+        out = target
+    else:
+        out = target / f"{index:03d}_{Path(result.source).stem}.jpg"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), picture):
+        err.print(f"[yellow]could not write {out}[/yellow]")
+
+
+def _print_table(result: ScanResult) -> None:
+    console = Console(file=sys.stdout)
+    models = ", ".join(f"{m.pack} {m.version}" for m in result.models)
+    table = Table(title=f"{result.source}  ({result.image.width}x{result.image.height}; {models})")
+    for column in ("severity", "hazard", "class", "conf", "box", "rule", "advice"):
+        table.add_column(column)
+    for finding in result.findings:
+        b = finding.box
+        table.add_row(finding.hazard.severity.value, finding.hazard.name.en, finding.class_name,
+                      f"{finding.confidence:.2f}", f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
+                      finding.hazard.rules[0].ref if finding.hazard.rules else "", finding.hazard.advice.en)
+    console.print(table)
+    context = len(result.objects) - len(result.findings)
+    console.print(f"{len(result.findings)} hazard(s), {context} other object(s), "
+                  f"{result.timings_ms.get('total', 0):.0f} ms")

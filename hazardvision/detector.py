@@ -1,0 +1,185 @@
+"""ONNX runtime for detection models exported by ultralytics (YOLOv8, YOLO11, YOLO26).
+
+Explicit `preprocess -> predict -> postprocess`: letterbox a batch of photos, run the graph,
+turn its output into `Detections` in original-image pixels. Reads class names, input size and
+stride from the ONNX metadata that ultralytics writes; never imports torch.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+from hazardvision.detections import Detections
+from hazardvision.errors import InvalidModel
+from hazardvision.images import BGRImage
+from hazardvision.letterbox import Letterbox, letterbox, target_shape
+
+DEFAULT_CONFIDENCE = 0.25
+DEFAULT_IOU = 0.7
+DEFAULT_MAX_DET = 300
+MAX_DYNAMIC_BATCH = 16
+"""Largest batch sent at once to a model with a dynamic batch axis, to bound memory."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A preprocessed batch: the NCHW float32 tensor and where each photo sits in it."""
+
+    tensor: NDArray[np.float32]
+    letterboxes: tuple[Letterbox, ...]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the detector learned about its ONNX file."""
+
+    class_names: tuple[str, ...]
+    input_height: int
+    input_width: int
+    stride: int
+    batch_size: int | None
+    """Fixed batch size of the graph, or None when the batch axis is dynamic."""
+    dynamic_shape: bool
+    """Whether height and width are dynamic axes (then padding can be minimal)."""
+    metadata: dict[str, str]
+
+
+class OnnxDetector:
+    """Runs one ultralytics ONNX detection export on BGR photos."""
+
+    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InvalidModel(f"model file not found: {self.path}")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own untyped errors for bad graphs
+            raise InvalidModel(f"{self.path} is not a loadable ONNX model: {error}") from error
+        self.info = _read_info(self.session, self.path)
+        self.input_name = self.session.get_inputs()[0].name
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.info.class_names
+
+    def preprocess(self, images: Sequence[BGRImage]) -> Batch:
+        """Letterbox photos into one RGB float32 NCHW tensor scaled to 0..1."""
+        info = self.info
+        shapes = {image.shape[:2] for image in images}
+        # Minimal padding only where the graph accepts any size and all photos share one shape.
+        stride = info.stride if info.dynamic_shape and len(shapes) == 1 else None
+        height, width = next(iter(shapes)) if stride else (info.input_height, info.input_width)
+        out_h, out_w = target_shape(height, width, info.input_height, info.input_width, stride)
+        tensor = np.empty((len(images), 3, out_h, out_w), dtype=np.float32)
+        boxes = []
+        for i, image in enumerate(images):
+            canvas, placement = letterbox(image, info.input_height, info.input_width, out_h, out_w)
+            # BGR to RGB and HWC to CHW in one strided view, scaled into the preallocated batch.
+            np.multiply(canvas[:, :, ::-1].transpose(2, 0, 1), 1 / 255, out=tensor[i], casting="unsafe")
+            boxes.append(placement)
+        return Batch(tensor, tuple(boxes))
+
+    def predict(self, tensor: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Run the graph; pads a short batch with zeros when the graph's batch size is fixed."""
+        fixed = self.info.batch_size
+        n = tensor.shape[0]
+        if fixed is not None and n != fixed:
+            if n > fixed:
+                raise ValueError(f"batch of {n} exceeds the model's fixed batch size {fixed}")
+            tensor = np.concatenate([tensor, np.zeros((fixed - n, *tensor.shape[1:]), np.float32)])
+        output = self.session.run(None, {self.input_name: tensor})[0]
+        return np.asarray(output, dtype=np.float32)[:n]
+
+    def postprocess(
+        self,
+        output: NDArray[np.float32],
+        letterboxes: Sequence[Letterbox],
+        *,
+        confidence: float = DEFAULT_CONFIDENCE,
+        iou: float = DEFAULT_IOU,
+        max_det: int = DEFAULT_MAX_DET,
+    ) -> list[Detections]:
+        """Turn the raw batch output into per-photo detections in original-image pixels."""
+        results = []
+        for image_output, placement in zip(output, letterboxes, strict=True):
+            detections = Detections.from_onnx_output(
+                image_output, self.class_names, confidence_threshold=confidence, iou_threshold=iou,
+                max_det=max_det,
+            )
+            detections.xyxy = placement.to_original(detections.xyxy)
+            results.append(detections)
+        return results
+
+    def detect(
+        self,
+        images: Sequence[BGRImage],
+        *,
+        confidence: float = DEFAULT_CONFIDENCE,
+        iou: float = DEFAULT_IOU,
+        max_det: int = DEFAULT_MAX_DET,
+    ) -> list[Detections]:
+        """Detect objects in each photo, in batches the graph accepts."""
+        chunk = self.info.batch_size or MAX_DYNAMIC_BATCH
+        results: list[Detections] = []
+        for start in range(0, len(images), chunk):
+            batch = self.preprocess(images[start : start + chunk])
+            output = self.predict(batch.tensor)
+            results.extend(
+                self.postprocess(output, batch.letterboxes, confidence=confidence, iou=iou, max_det=max_det)
+            )
+        return results
+
+
+def _read_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
+    """Read class names, input size, stride and batch layout from an ultralytics export."""
+    metadata: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
+    task = metadata.get("task", "detect")
+    if task != "detect":
+        raise InvalidModel(f"{path} is a {task!r} model; hazardvision needs a detection ('detect') model")
+    if "names" not in metadata:
+        raise InvalidModel(
+            f"{path} has no 'names' metadata; export it with ultralytics (model.export(format='onnx'))"
+        )
+    try:
+        names_map = ast.literal_eval(metadata["names"])
+        class_names = tuple(str(names_map[i]) for i in range(len(names_map)))
+    except (ValueError, SyntaxError, KeyError, TypeError) as error:
+        raise InvalidModel(f"{path} has unreadable class names metadata: {metadata['names']!r}") from error
+    shape = session.get_inputs()[0].shape
+    if len(shape) != 4:
+        raise InvalidModel(f"{path} takes input of shape {shape}; expected (batch, 3, height, width)")
+    dynamic_shape = not (isinstance(shape[2], int) and isinstance(shape[3], int))
+    if "imgsz" in metadata:
+        input_height, input_width = (int(v) for v in ast.literal_eval(metadata["imgsz"]))
+    elif not dynamic_shape:
+        input_height, input_width = int(shape[2]), int(shape[3])
+    else:
+        raise InvalidModel(f"{path} has dynamic input size and no 'imgsz' metadata")
+    return ModelInfo(
+        class_names=class_names,
+        input_height=input_height,
+        input_width=input_width,
+        stride=int(metadata.get("stride", 32)),
+        batch_size=shape[0] if isinstance(shape[0], int) else None,
+        dynamic_shape=dynamic_shape,
+        metadata=metadata,
+    )
+
+
+def default_threads() -> int:
+    """Threads for one ONNX session: every core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,32 @@
+"""Domain exceptions; each message tells the user what to fix.
+
+The HTTP layer maps these classes to status codes in one table, so raise the most specific one.
+"""
+
+
+class HazardVisionError(Exception):
+    """Base of every error hazardvision raises on purpose."""
+
+
+class InvalidImage(HazardVisionError):
+    """The bytes are not a photo we can decode (empty, truncated, unknown format...)."""
+
+
+class ImageTooLarge(InvalidImage):
+    """The photo exceeds the configured pixel or byte limit."""
+
+
+class InvalidModel(HazardVisionError):
+    """A model file or model pack cannot be loaded or is not a detection model."""
+
+
+class UnknownModel(HazardVisionError):
+    """No model pack or version of that name exists."""
+
+
+class CatalogueError(HazardVisionError):
+    """The hazard catalogue file is missing or fails validation."""
+
+
+class UnknownClass(CatalogueError):
+    """A detector class has no entry in the hazard catalogue."""

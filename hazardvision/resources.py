@@ -1,0 +1,19 @@
+"""Where the bundled hazard catalogue and model packs live.
+
+A wheel carries them in `hazardvision/_bundled/` (see pyproject's force-include); a source
+checkout or editable install reads them from the repository's `samples/` and `models/`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def bundled_path(relative: str) -> Path:
+    """Path of a bundled file or folder such as `models` or `samples/catalogue.yaml`."""
+    installed = _PACKAGE / "_bundled" / relative
+    if installed.exists():
+        return installed
+    return _PACKAGE.parent / relative

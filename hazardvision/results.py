@@ -1,0 +1,99 @@
+"""The scan result: what the CLI prints with `--json` and the service returns.
+
+Every field carries a description, which lands in the service's OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hazardvision.catalogue import Category, Rule, Severity, Text
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Box(_Schema):
+    """A box in pixels of the original, upright photo."""
+
+    x1: float = Field(description="Left edge, pixels from the photo's left.")
+    y1: float = Field(description="Top edge, pixels from the photo's top.")
+    x2: float = Field(description="Right edge, pixels from the photo's left.")
+    y2: float = Field(description="Bottom edge, pixels from the photo's top.")
+
+
+class ImageInfo(_Schema):
+    """The decoded photo."""
+
+    width: int = Field(description="Width in pixels after EXIF orientation.")
+    height: int = Field(description="Height in pixels after EXIF orientation.")
+    sha256: str = Field(description="SHA-256 of the uploaded bytes, hex.")
+
+
+class ModelRef(_Schema):
+    """A model pack version that took part in the scan."""
+
+    pack: str = Field(description="Model pack name, e.g. 'ppe'.")
+    version: str = Field(description="Version of the pack.")
+
+
+class HazardInfo(_Schema):
+    """What the catalogue says about a hazard class."""
+
+    code: str = Field(description="Stable hazard code from the catalogue.")
+    name: Text = Field(description="Hazard name in English and Simplified Chinese.")
+    severity: Severity = Field(description="low, medium, high or critical.")
+    category: Category = Field(description="Hazard family, e.g. ppe or fire.")
+    rules: list[Rule] = Field(description="Rules the hazard breaks.")
+    advice: Text = Field(description="How to rectify it.")
+
+
+class SimilarCase(_Schema):
+    """A past case from the sample bank that looks like this finding (filled in by the bank)."""
+
+    case_id: str = Field(description="Id of the case in the sample bank.")
+    score: float = Field(description="Similarity, higher is closer.")
+
+
+class DetectedObject(_Schema):
+    """One detection, hazard or context."""
+
+    class_name: str = Field(description="Catalogue class, e.g. 'no_helmet' or 'helmet'.")
+    confidence: float = Field(ge=0, le=1, description="Detector confidence, 0..1.")
+    box: Box = Field(description="Where the object is in the photo.")
+    pack: str = Field(description="Model pack that detected it.")
+    is_hazard: bool = Field(description="Whether the catalogue marks this class as a hazard.")
+
+
+class Finding(_Schema):
+    """A hazard found in the photo, explained."""
+
+    id: str = Field(description="Finding id, unique across scans; used to review the finding.")
+    class_name: str = Field(description="Catalogue class of the detection, e.g. 'no_helmet'.")
+    confidence: float = Field(ge=0, le=1, description="Detector confidence, 0..1.")
+    box: Box = Field(description="Where the hazard is in the photo.")
+    pack: str = Field(description="Model pack that detected it.")
+    hazard: HazardInfo = Field(description="Hazard details from the catalogue.")
+    similar_cases: list[SimilarCase] = Field(
+        default_factory=list, description="Similar past cases from the sample bank, best first."
+    )
+
+
+class ScanResult(_Schema):
+    """Everything hazardvision found in one photo."""
+
+    source: str = Field(description="The photo as given: a path in the CLI, a file name in the service.")
+    image: ImageInfo = Field(description="The decoded photo.")
+    models: list[ModelRef] = Field(description="Model packs that scanned the photo.")
+    findings: list[Finding] = Field(description="Hazards, most severe and most confident first.")
+    objects: list[DetectedObject] = Field(description="Every detection, hazard or not, most confident first.")
+    timings_ms: dict[str, float] = Field(description="Milliseconds spent per step of the scan.")
+
+
+class ScanError(_Schema):
+    """Why one photo could not be scanned."""
+
+    source: str = Field(description="The photo as given.")
+    error: str = Field(description="Error type, e.g. 'InvalidImage'.")
+    message: str = Field(description="What went wrong and what to do about it.")
