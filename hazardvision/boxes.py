@@ -9,10 +9,14 @@ FloatArray = NDArray[np.float32]
 IntArray = NDArray[np.int64]
 
 
+def box_area(xyxy: FloatArray) -> FloatArray:
+    """Area of each box of an (n, 4) array; inverted boxes count as empty."""
+    return np.asarray((xyxy[:, 2] - xyxy[:, 0]).clip(0) * (xyxy[:, 3] - xyxy[:, 1]).clip(0), np.float32)
+
+
 def box_iou(a: FloatArray, b: FloatArray) -> NDArray[np.float32]:
     """Pairwise IoU between the boxes of `a` (n, 4) and `b` (m, 4), as an (n, m) array."""
-    area_a = (a[:, 2] - a[:, 0]).clip(0) * (a[:, 3] - a[:, 1]).clip(0)
-    area_b = (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
+    area_a, area_b = box_area(a), box_area(b)
     top_left = np.maximum(a[:, None, :2], b[None, :, :2])
     bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = (bottom_right - top_left).clip(0).prod(axis=2)

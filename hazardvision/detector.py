@@ -17,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
+from hazardvision.boxes import box_area
 from hazardvision.detections import Detections
 from hazardvision.errors import InvalidModel
 from hazardvision.images import BGRImage
@@ -121,7 +122,8 @@ class OnnxDetector:
                 max_det=max_det,
             )
             detections.xyxy = placement.to_original(detections.xyxy)
-            results.append(detections)
+            # A box that lies wholly in the padding has no area left once clipped to the photo.
+            results.append(detections[box_area(detections.xyxy) > 0])
         return results
 
     def detect(

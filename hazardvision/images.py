@@ -48,6 +48,7 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
     if not data:
         raise InvalidImage("the image is empty (0 bytes); send the photo file's contents")
     sha256 = hashlib.sha256(data).hexdigest()
+    image_format = "image"
     try:
         with warnings.catch_warnings():
             # Our own limit below is the one that counts; Pillow's bomb warning would only be noise.
@@ -66,7 +67,11 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
                 image.load()
                 pixels = _to_bgr(ImageOps.exif_transpose(image))
     except Image.DecompressionBombError as error:
-        raise ImageTooLarge(f"the image header declares too many pixels: {error}") from error
+        # Pillow's own guard fires while reading headers far above any limit we would allow.
+        raise ImageTooLarge(
+            f"the image header declares a size far above the limit of {max_pixels / 1e6:.1f} megapixels "
+            "(a possible decompression bomb); resize it before sending"
+        ) from error
     except UnidentifiedImageError as error:
         raise InvalidImage(
             "the data is not a recognised image; send a JPEG, PNG, WebP, BMP or TIFF photo"

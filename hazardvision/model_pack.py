@@ -7,6 +7,7 @@ scan and the service use (or the only version, when there is one).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from functools import cached_property
@@ -117,7 +118,9 @@ def active_version(pack_folder: Path) -> Path:
 
 
 def default_models_dir() -> Path:
-    return bundled_path("models")
+    """`HAZARDVISION_MODELS` when set, else the bundled packs."""
+    override = os.environ.get("HAZARDVISION_MODELS")
+    return Path(override) if override else bundled_path("models")
 
 
 def active_packs(models_dir: Path | None = None) -> list[ModelPack]:

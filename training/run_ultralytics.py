@@ -14,7 +14,7 @@ from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from ultralytics import YOLO  # noqa: E402  (YOLO_OFFLINE must be set before the import)
+from ultralytics import YOLO
 
 
 def main() -> None:

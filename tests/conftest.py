@@ -1,0 +1,37 @@
+"""Shared fixtures: where the real photos are, and skipping cleanly when they are absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # before any test imports ultralytics
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("HAZARDVISION_DATASETS", REPO.parent / "shared" / "datasets"))
+DATASET_NAMES = ("ppe-vest", "fire-smoke", "forklift-person", "hardhat-head")
+
+
+def test_photos(dataset: str) -> list[Path]:
+    """Sorted test-split photos of a shared dataset (empty when absent)."""
+    folder = DATASETS / dataset / "images" / "test"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+test_photos.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@pytest.fixture(scope="session")
+def datasets() -> Path:
+    """The shared datasets folder; tests that need real photos skip when it is absent."""
+    if not all((DATASETS / name / "images" / "test").is_dir() for name in DATASET_NAMES):
+        pytest.skip(f"real photos not found: {DATASETS} needs {', '.join(DATASET_NAMES)} (../shared/datasets)")
+    return DATASETS
+
+
+@pytest.fixture(scope="session")
+def real_photo(datasets: Path) -> Path:
+    """One real site photo (a JPEG from ppe-vest's test split)."""
+    return test_photos("ppe-vest")[0]

@@ -1,0 +1,165 @@
+"""Safe decoding: malformed and unusual photos give a domain error or the right pixels."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from hazardvision.errors import ImageTooLarge, InvalidImage
+from hazardvision.images import decode_image, load_image
+
+
+def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height, followed by a token of pixel data."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+
+
+def jpeg_with_declared_size(width: int, height: int) -> bytes:
+    """A small real JPEG whose SOF header is patched to declare another size."""
+    data = bytearray(encode(Image.new("RGB", (8, 8), "red"), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.fixture(scope="module")
+def photo(real_photo: Path) -> Image.Image:
+    """A real site photo, cropped to a non-square shape so that rotation is visible."""
+    with Image.open(real_photo) as image:
+        return image.convert("RGB").crop((0, 0, 400, 300))
+
+
+def bgr(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"))[:, :, ::-1]
+
+
+def small_jpeg() -> bytes:
+    return encode(Image.new("RGB", (64, 48), (10, 120, 200)), "JPEG")
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "message"),
+    [
+        (b"", InvalidImage, "empty"),
+        (b"hello, this is a text file\n" * 20, InvalidImage, "not a recognised image"),
+        (bytes(range(256)) * 8, InvalidImage, "not a recognised image"),
+        (small_jpeg()[: len(small_jpeg()) // 2], InvalidImage, "corrupt or truncated"),
+        (encode(Image.new("RGB", (64, 64), "blue"), "PNG")[:-60], InvalidImage, "corrupt or truncated"),
+        (encode(Image.new("RGB", (8, 8)), "GIF"), InvalidImage, "unsupported image format GIF"),
+        (png_header_only(9000, 9000), ImageTooLarge, "9000x9000 .* above the limit"),
+        (png_header_only(20000, 20000), ImageTooLarge, "far above the limit"),
+        (jpeg_with_declared_size(20000, 20000), ImageTooLarge, "far above the limit"),
+        (jpeg_with_declared_size(8000, 8000), ImageTooLarge, "8000x8000 .* above the limit"),
+    ],
+    ids=["zero-bytes", "text", "random-bytes", "truncated-jpeg", "truncated-png", "gif", "png-81mp-header",
+         "png-400mp-header", "jpeg-400mp-header", "jpeg-64mp-header"],
+)
+def test_decode_image_malformed_input_raises_domain_error(data, error, message):
+    with pytest.raises(error, match=message):
+        decode_image(data)
+
+
+def test_decode_image_pixel_limit_is_configurable():
+    data = encode(Image.new("RGB", (100, 100)), "PNG")
+    with pytest.raises(ImageTooLarge, match="100x100"):
+        decode_image(data, max_pixels=9_999)
+    assert decode_image(data, max_pixels=10_000).width == 100
+
+
+def test_load_image_missing_file_is_invalid_image(tmp_path):
+    with pytest.raises(InvalidImage, match="cannot read"):
+        load_image(tmp_path / "nope.jpg")
+
+
+def test_decode_image_one_pixel_photo_decodes():
+    decoded = decode_image(encode(Image.new("RGB", (1, 1), (0, 0, 255)), "PNG"))
+    assert decoded.pixels.shape == (1, 1, 3)
+    assert decoded.pixels[0, 0].tolist() == [255, 0, 0]  # BGR
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "BMP", "TIFF", "WEBP"])
+def test_decode_image_lossless_formats_are_exact(photo, fmt):
+    options = {"lossless": True} if fmt == "WEBP" else {}
+    decoded = decode_image(encode(photo, fmt, **options))
+    assert decoded.format == fmt
+    np.testing.assert_array_equal(decoded.pixels, bgr(photo))
+
+
+def test_decode_image_alpha_channel_is_dropped(photo):
+    rgba = photo.copy()
+    rgba.putalpha(255)
+    np.testing.assert_array_equal(decode_image(encode(rgba, "PNG")).pixels, bgr(photo))
+
+
+def test_decode_image_sixteen_bit_png_matches_original(photo):
+    wide = bgr(photo).astype(np.uint16) * 257
+    ok, data = cv2.imencode(".png", wide)
+    assert ok
+    decoded = decode_image(data.tobytes())
+    assert np.abs(decoded.pixels.astype(int) - bgr(photo).astype(int)).max() <= 1
+
+
+def test_decode_image_sixteen_bit_grayscale_png_is_scaled_to_eight_bits(photo):
+    gray = np.asarray(photo.convert("L"))
+    ok, data = cv2.imencode(".png", gray.astype(np.uint16) * 257)
+    assert ok
+    decoded = decode_image(data.tobytes())
+    np.testing.assert_array_equal(decoded.pixels[:, :, 0], gray)
+    np.testing.assert_array_equal(decoded.pixels[:, :, 0], decoded.pixels[:, :, 2])
+
+
+def test_decode_image_grayscale_jpeg_becomes_three_channels(photo):
+    decoded = decode_image(encode(photo.convert("L"), "JPEG", quality=95))
+    assert decoded.pixels.shape == (300, 400, 3)
+
+
+def test_decode_image_cmyk_jpeg_matches_original(photo):
+    decoded = decode_image(encode(photo.convert("CMYK"), "JPEG", quality=95))
+    difference = np.abs(decoded.pixels.astype(int) - bgr(photo).astype(int))
+    assert difference.mean() < 3
+
+
+@pytest.mark.parametrize(
+    ("orientation", "stored"),
+    [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270), (3, Image.Transpose.ROTATE_180)],
+)
+def test_decode_image_applies_exif_orientation(photo, orientation, stored):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(photo.transpose(stored), "JPEG", quality=95, exif=exif.tobytes())
+    decoded = decode_image(data)
+    assert (decoded.width, decoded.height) == photo.size
+    difference = np.abs(decoded.pixels.astype(int) - bgr(photo).astype(int))
+    assert difference.mean() < 3
+
+
+def test_decode_image_hashes_the_bytes(real_photo):
+    import hashlib
+
+    data = real_photo.read_bytes()
+    assert decode_image(data).sha256 == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.9, 0.99])
+def test_decode_image_truncated_real_photo_raises(real_photo, keep):
+    data = real_photo.read_bytes()
+    with pytest.raises(InvalidImage, match="corrupt or truncated"):
+        decode_image(data[: int(len(data) * keep)])
