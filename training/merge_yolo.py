@@ -90,7 +90,7 @@ def main() -> None:
             f"nc: {len(classes)}", f"names: {classes!r}"]
     (args.out / "data.yaml").write_text("\n".join(yaml) + "\n")
     for split in SPLITS:
-        print(split, dict(zip(classes, counts[split])))
+        print(split, dict(zip(classes, counts[split], strict=True)))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from hazardvision.model_pack import ModelPack, active_packs, resolve_model
 from hazardvision.results import ScanError, ScanResult
 from hazardvision.scan import Scanner, result_detections
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # error messages stay on one greppable line
 
 
 def scan(
