@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
@@ -89,8 +90,8 @@ class OnnxDetector:
         boxes = []
         for i, image in enumerate(images):
             canvas, placement = letterbox(image, info.input_height, info.input_width, out_h, out_w)
-            # BGR to RGB and HWC to CHW in one strided view, scaled into the preallocated batch.
-            np.multiply(canvas[:, :, ::-1].transpose(2, 0, 1), 1 / 255, out=tensor[i], casting="unsafe")
+            # BGR to RGB, HWC to CHW and 0..1 scaling in one C++ pass.
+            tensor[i] = cv2.dnn.blobFromImage(canvas, 1 / 255, swapRB=True)[0]
             boxes.append(placement)
         return Batch(tensor, tuple(boxes))
 

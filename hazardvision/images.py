@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -113,5 +114,6 @@ def _to_bgr(image: Image.Image) -> BGRImage:
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
     # Alpha is dropped, not blended, as OpenCV and the ultralytics training loader do, so that
     # the detector sees photos the way it saw them in training.
-    rgb = np.asarray(image.convert("RGB"))
-    return np.ascontiguousarray(rgb[:, :, ::-1])
+    rgb = np.asarray(image if mode == "RGB" else image.convert("RGB"))
+    # cvtColor swaps channels in one pass, several times faster than copying a [..., ::-1] view.
+    return np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), dtype=np.uint8)
