@@ -19,13 +19,13 @@ from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-import cv2  # noqa: E402
-from ultralytics import YOLO  # noqa: E402
+import cv2
+from ultralytics import YOLO
 
-from hazardvision.catalogue import load_catalogue  # noqa: E402
-from hazardvision.images import load_image  # noqa: E402
-from hazardvision.model_pack import ModelPack, active_packs, resolve_model  # noqa: E402
-from hazardvision.scan import Scanner  # noqa: E402
+from hazardvision.catalogue import load_catalogue
+from hazardvision.images import load_image
+from hazardvision.model_pack import ModelPack, active_packs, resolve_model
+from hazardvision.scan import Scanner
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 NAMES = ("ppe-vest", "fire-smoke", "forklift-person", "hardhat-head")

@@ -65,8 +65,9 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
                     raise ImageTooLarge(_too_large(width, height, max_pixels))
                 if width < 1 or height < 1:
                     raise InvalidImage(f"the image has no pixels ({width}x{height})")
-                image.load()
-                pixels = _to_bgr(ImageOps.exif_transpose(image))
+                pixels = _decode_jpeg_fast(data, image)
+                if pixels is None:
+                    pixels = _to_bgr(_loaded_upright(image))
     except Image.DecompressionBombError as error:
         # Pillow's own guard fires while reading headers far above any limit we would allow.
         raise ImageTooLarge(
@@ -97,6 +98,25 @@ def _too_large(width: int, height: int, max_pixels: int) -> str:
         f"the image is {width}x{height} ({width * height / 1e6:.1f} megapixels), above the limit of "
         f"{max_pixels / 1e6:.1f} megapixels; resize it before sending"
     )
+
+
+def _decode_jpeg_fast(data: bytes, image: Image.Image) -> BGRImage | None:
+    """Decode a complete RGB or grayscale JPEG with OpenCV, or return None to use Pillow.
+
+    OpenCV decodes JPEG about twice as fast as Pillow and applies EXIF orientation itself, but it
+    silently returns a partial picture for a truncated file. A complete JPEG ends with the EOI
+    marker (0xFFD9), which entropy-coded data cannot contain, so only such files take this path;
+    files with data after EOI (motion photos), CMYK and anything else go through Pillow.
+    """
+    if image.format != "JPEG" or image.mode not in {"RGB", "L"} or not data.endswith(b"\xff\xd9"):
+        return None
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return None if decoded is None else np.asarray(decoded, dtype=np.uint8)
+
+
+def _loaded_upright(image: Image.Image) -> Image.Image:
+    image.load()
+    return ImageOps.exif_transpose(image)
 
 
 def _to_bgr(image: Image.Image) -> BGRImage:

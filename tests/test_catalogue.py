@@ -64,7 +64,7 @@ def test_load_catalogue_missing_file(tmp_path):
 
 
 def test_catalogue_entry_unknown_class_lists_known_ones():
-    with pytest.raises(UnknownClass, match="known: .*no_helmet"):
+    with pytest.raises(UnknownClass, match=r"known: .*no_helmet"):
         load_catalogue().entry("unicorn")
 
 

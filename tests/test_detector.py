@@ -170,3 +170,21 @@ def test_detector_bad_model_file_raises_invalid_model(tmp_path, content, message
 def test_detector_missing_model_file_raises_invalid_model(tmp_path):
     with pytest.raises(InvalidModel, match="not found"):
         OnnxDetector(tmp_path / "missing.onnx")
+
+
+def test_detector_loads_a_yolov8_export(tmp_path, real_photo):
+    """YOLOv8 exports share YOLO11's raw layout; an untrained one checks loading and shapes only."""
+    ultralytics = pytest.importorskip("ultralytics", reason="needs ultralytics: install the [train] extra")
+    model = ultralytics.YOLO("yolov8n.yaml")  # an architecture, built locally: nothing is downloaded
+    model.save(tmp_path / "yolov8n.pt")  # export writes beside the weights, so keep them in tmp_path
+    exported = ultralytics.YOLO(tmp_path / "yolov8n.pt").export(format="onnx", imgsz=160, dynamic=True, simplify=False)
+    path = Path(exported)
+    assert path.parent == tmp_path
+    detector = OnnxDetector(path)
+    assert detector.info.dynamic_shape and detector.info.batch_size is None
+    assert len(detector.class_names) == 80
+    photo = load_image(real_photo).pixels
+    found = detector.detect([photo, photo[:200]], confidence=0.0)
+    assert [len(d) > 0 for d in found] == [True, True]
+    for detections, image in zip(found, [photo, photo[:200]], strict=True):
+        assert (detections.xyxy[:, [2]] <= image.shape[1]).all() and (detections.xyxy[:, [3]] <= image.shape[0]).all()
