@@ -30,3 +30,19 @@ class CatalogueError(HazardVisionError):
 
 class UnknownClass(CatalogueError):
     """A detector class has no entry in the hazard catalogue."""
+
+
+class DatasetError(HazardVisionError):
+    """A dataset to import cannot be read as a whole (not per-file problems, which are reported)."""
+
+
+class ClassMappingError(HazardVisionError):
+    """Dataset classes are neither mapped onto the catalogue nor dropped."""
+
+
+class BankError(HazardVisionError):
+    """The sample bank cannot be opened or is inconsistent."""
+
+
+class UnknownCase(BankError):
+    """No case of that id exists in the bank."""

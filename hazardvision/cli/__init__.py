@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from hazardvision.cli.bank import bank_app
 from hazardvision.cli.scan import scan
 
 app = typer.Typer(
@@ -14,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(scan)
+app.add_typer(bank_app, name="bank")
 
 
 @app.callback()

@@ -1,0 +1,62 @@
+"""Versioned schema migrations, so that a bank made today opens after an upgrade.
+
+A new bank gets the current schema in one step and is stamped with the latest version. An older
+bank runs, in order, every migration above its version. Each migration is a function of a
+connection; add one to MIGRATIONS (never edit a released one) whenever the tables change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, inspect, text
+
+from hazardvision.bank.schema import Base
+from hazardvision.errors import BankError
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _initial(connection: Connection) -> None:
+    Base.metadata.create_all(connection)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+LATEST = MIGRATIONS[-1].version
+
+
+def schema_version(connection: Connection) -> int:
+    if not inspect(connection).has_table("schema_version"):
+        return 0
+    row = connection.execute(text("SELECT max(version) FROM schema_version")).scalar()
+    return int(row or 0)
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the bank's schema to LATEST; return the version it had before."""
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                                "description TEXT NOT NULL, applied_at TEXT DEFAULT CURRENT_TIMESTAMP)"))
+        current = schema_version(connection)
+        if current > LATEST:
+            raise BankError(
+                f"the bank has schema version {current}, newer than this hazardvision knows ({LATEST}); "
+                "upgrade hazardvision"
+            )
+        if current == 0 and not inspect(connection).has_table("cases"):
+            Base.metadata.create_all(connection)
+            connection.execute(text("INSERT INTO schema_version (version, description) VALUES (:v, :d)"),
+                               [{"v": m.version, "d": m.description} for m in MIGRATIONS])
+            return 0
+        for migration in MIGRATIONS:
+            if migration.version > current:
+                migration.apply(connection)
+                connection.execute(text("INSERT INTO schema_version (version, description) VALUES (:v, :d)"),
+                                   {"v": migration.version, "d": migration.description})
+        return current

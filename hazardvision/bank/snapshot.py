@@ -1,0 +1,208 @@
+"""Frozen dataset snapshots for training: a YOLO folder plus a manifest, named by their content.
+
+The snapshot id is a hash of everything that shapes the training data (classes, split rule,
+each photo's hash, split and labels), so the same bank and arguments give the same id and any
+changed label or photo gives a new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from hazardvision.bank.bank import SampleBank
+from hazardvision.bank.schema import Case, Origin, SnapshotRecord, Source
+from hazardvision.errors import BankError
+
+SPLITS = ("train", "val", "test")
+LABELLED_ORIGINS = (Origin.IMPORTED.value, Origin.CONFIRMED.value)
+"""Only imported and inspector-confirmed boxes are ground truth; detections and rejections are not."""
+
+
+class SplitRule(StrEnum):
+    SOURCE = "source"
+    """Keep each photo in the split its source dataset gave it."""
+    GROUP = "group"
+    """Assign whole leakage groups to splits at random (seeded), by the given ratios."""
+
+
+class SplitCounts(BaseModel):
+    images: int = Field(description="Photos in the split.")
+    backgrounds: int = Field(description="Photos without any box of the chosen classes.")
+    boxes: dict[str, int] = Field(description="Boxes per class.")
+
+
+class SnapshotFile(BaseModel):
+    sha256: str = Field(description="SHA-256 of the photo.")
+    split: str = Field(description="train, val or test.")
+    source: str = Field(description="Source dataset.")
+    source_file: str = Field(description="File name within the source.")
+
+
+class SourceCredit(BaseModel):
+    name: str = Field(description="Source dataset.")
+    licence: str | None = Field(description="Its licence.")
+    origin: str | None = Field(description="Where it comes from (to credit).")
+    images: int = Field(description="Photos of this source in the snapshot.")
+
+
+class SnapshotManifest(BaseModel):
+    id: str = Field(description="Content hash naming the snapshot.")
+    created_at: dt.datetime = Field(description="When it was written.")
+    path: str = Field(description="Folder of the YOLO dataset.")
+    classes: list[str] = Field(description="Class names; a label's class index points here.")
+    split_rule: SplitRule = Field(description="How photos were split.")
+    seed: int | None = Field(description="Seed of a group split.")
+    ratios: list[float] | None = Field(description="train/val/test ratios of a group split.")
+    counts: dict[str, SplitCounts] = Field(description="Counts per split.")
+    sources: list[SourceCredit] = Field(description="Sources and their licences.")
+    files: list[SnapshotFile] = Field(description="Every photo, with its hash and split.")
+
+
+@dataclass(frozen=True)
+class _Row:
+    sha256: str
+    extension: str
+    split: str
+    source: str
+    source_file: str
+    labels: tuple[str, ...]
+    group_id: str
+
+
+def make_snapshot(
+    bank: SampleBank,
+    *,
+    classes: Sequence[str],
+    sources: Sequence[str] | None = None,
+    split_rule: SplitRule = SplitRule.SOURCE,
+    seed: int = 0,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    out: Path | None = None,
+) -> SnapshotManifest:
+    """Freeze the bank's cases (of `sources`, all by default) into a YOLO dataset of `classes`."""
+    if not classes:
+        raise BankError("a snapshot needs at least one class (--classes helmet,no_helmet,...)")
+    if split_rule is SplitRule.GROUP and (len(ratios) != 3 or abs(sum(ratios) - 1) > 1e-6 or min(ratios) < 0):
+        raise BankError(f"--ratios must be three non-negative numbers summing to 1, got {list(ratios)}")
+    rows, credits = _collect(bank, list(classes), sources, split_rule)
+    if not rows:
+        raise BankError("no cases match: import a dataset first, or check --sources")
+    if split_rule is SplitRule.GROUP:
+        rows = _split_by_group(rows, seed, ratios)
+    rows.sort(key=lambda r: r.sha256)
+    grouped = split_rule is SplitRule.GROUP
+    seed_used, ratios_used = (seed, list(ratios)) if grouped else (None, None)
+    digest = hashlib.sha256(json.dumps(
+        {"classes": list(classes), "split_rule": split_rule.value, "seed": seed_used, "ratios": ratios_used,
+         "rows": [(r.sha256, r.split, r.labels) for r in rows]}, separators=(",", ":")).encode())
+    snapshot_id = digest.hexdigest()[:16]
+    folder = (out or bank.home / "snapshots") / snapshot_id
+    manifest = SnapshotManifest(
+        id=snapshot_id, created_at=dt.datetime.now(dt.UTC), path=str(folder), classes=list(classes),
+        split_rule=split_rule, seed=seed_used, ratios=ratios_used, counts=_counts(rows, classes),
+        sources=[c.model_copy(update={"images": sum(r.source == c.name for r in rows)}) for c in credits
+                 if any(r.source == c.name for r in rows)],
+        files=[SnapshotFile(sha256=r.sha256, split=r.split, source=r.source, source_file=r.source_file) for r in rows],
+    )
+    if (folder / "manifest.json").is_file():
+        return SnapshotManifest.model_validate_json((folder / "manifest.json").read_text())
+    _write(bank, folder, rows, manifest)
+    with bank.session() as session:
+        if session.get(SnapshotRecord, snapshot_id) is None:
+            session.add(SnapshotRecord(id=snapshot_id, path=str(folder), manifest=json.loads(
+                manifest.model_dump_json(exclude={"files"}))))
+    return manifest
+
+
+def _collect(
+    bank: SampleBank, classes: list[str], sources: Sequence[str] | None, split_rule: SplitRule
+) -> tuple[list[_Row], list[SourceCredit]]:
+    index = {name: i for i, name in enumerate(classes)}
+    rows = []
+    with bank.session() as session:
+        known = {s.name: s for s in session.scalars(select(Source))}
+        wanted = list(sources) if sources else sorted(known)
+        missing = sorted(set(wanted) - set(known))
+        if missing:
+            raise BankError(f"unknown sources {missing}; the bank has {sorted(known)}")
+        query = (select(Case).join(Source).where(Source.name.in_(wanted)).order_by(Case.id)
+                 .options(selectinload(Case.annotations), selectinload(Case.image), selectinload(Case.source)))
+        for case in session.scalars(query):
+            if split_rule is SplitRule.SOURCE and case.source_split not in SPLITS:
+                raise BankError(f"case {case.id} ({case.source.name}) has no source split; use --split group")
+            width, height = case.image.width, case.image.height
+            labels = tuple(sorted(
+                f"{index[a.class_name]} {(a.x1 + a.x2) / 2 / width:.6f} {(a.y1 + a.y2) / 2 / height:.6f} "
+                f"{(a.x2 - a.x1) / width:.6f} {(a.y2 - a.y1) / height:.6f}"
+                for a in case.annotations if a.class_name in index and a.origin in LABELLED_ORIGINS
+            ))
+            rows.append(_Row(case.image_sha256, bank.store.path(case.image_sha256, case.image.format).suffix,
+                             case.source_split or "", case.source.name, case.source_file, labels,
+                             case.image.group_id or case.image_sha256))
+        credits = [SourceCredit(name=n, licence=known[n].licence, origin=known[n].origin, images=0) for n in wanted]
+    return rows, credits
+
+
+def _split_by_group(rows: list[_Row], seed: int, ratios: Sequence[float]) -> list[_Row]:
+    """Shuffle groups with `seed`, then give each to the split furthest below its share."""
+    members: dict[str, list[_Row]] = defaultdict(list)
+    for row in rows:
+        members[row.group_id].append(row)
+    order = sorted(members)
+    random.Random(seed).shuffle(order)
+    filled = dict.fromkeys(SPLITS, 0)
+    assigned = []
+    for group in order:
+        split = max(SPLITS, key=lambda s: ratios[SPLITS.index(s)] * len(rows) - filled[s])
+        filled[split] += len(members[group])
+        assigned += [_Row(r.sha256, r.extension, split, r.source, r.source_file, r.labels, r.group_id)
+                     for r in members[group]]
+    return assigned
+
+
+def _counts(rows: list[_Row], classes: Sequence[str]) -> dict[str, SplitCounts]:
+    counts = {}
+    for split in SPLITS:
+        chosen = [r for r in rows if r.split == split]
+        boxes = Counter(classes[int(line.split()[0])] for r in chosen for line in r.labels)
+        counts[split] = SplitCounts(images=len(chosen), backgrounds=sum(not r.labels for r in chosen),
+                                    boxes={c: boxes.get(c, 0) for c in classes})
+    return counts
+
+
+def _write(bank: SampleBank, folder: Path, rows: list[_Row], manifest: SnapshotManifest) -> None:
+    """Write the YOLO folder beside its final place, then rename it into place in one step."""
+    temporary = folder.with_name(f".{folder.name}.{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    for split in SPLITS:
+        (temporary / "images" / split).mkdir(parents=True)
+        (temporary / "labels" / split).mkdir(parents=True)
+    for row in rows:
+        source = bank.store.root / row.sha256[:2] / f"{row.sha256}{row.extension}"
+        target = temporary / "images" / row.split / f"{row.sha256}{row.extension}"
+        try:
+            os.link(source, target)  # same file system: no copy, and the store is never written through it
+        except OSError:
+            shutil.copyfile(source, target)
+        (temporary / "labels" / row.split / f"{row.sha256}.txt").write_text(
+            "".join(line + "\n" for line in row.labels))
+    (temporary / "data.yaml").write_text(
+        f"# hazardvision snapshot {manifest.id}\npath: {folder}\ntrain: images/train\nval: images/val\n"
+        f"test: images/test\nnames: {json.dumps(manifest.classes)}\n")
+    (temporary / "manifest.json").write_text(manifest.model_dump_json(indent=2))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(temporary, folder)

@@ -1,0 +1,64 @@
+"""Content-addressed image store: each photo lives once, under the SHA-256 of its bytes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
+
+
+class ImageStore:
+    """Files at `root/<first two hex>/<sha256><ext>`, written atomically (temp file, fsync, rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.incoming = root / ".incoming"
+        self.incoming.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str, image_format: str) -> Path:
+        return self.root / sha256[:2] / f"{sha256}{EXTENSIONS.get(image_format, '.img')}"
+
+    def put(self, sha256: str, image_format: str, data: bytes) -> Path:
+        """Store the bytes unless they are already there; return the file's path."""
+        target = self.path(sha256, image_format)
+        if target.exists():
+            return target
+        target.parent.mkdir(exist_ok=True)
+        temporary = self.incoming / f"{sha256}.{os.getpid()}"
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        return target
+
+    def remove(self, sha256: str) -> None:
+        """Delete every file stored under `sha256` (whatever its extension)."""
+        for path in (self.root / sha256[:2]).glob(f"{sha256}.*"):
+            path.unlink(missing_ok=True)
+
+    def files(self) -> Iterator[tuple[str, Path]]:
+        """(sha256, path) of every stored file."""
+        for folder in sorted(self.root.iterdir()):
+            if folder.is_dir() and len(folder.name) == 2:
+                for path in sorted(folder.iterdir()):
+                    yield path.name.split(".", 1)[0], path
+
+    def clear_incoming(self) -> None:
+        """Remove half-written temporary files left by writers that are no longer running."""
+        for path in self.incoming.iterdir():
+            pid = path.suffix.lstrip(".")
+            if not pid.isdigit() or not _running(int(pid)):
+                path.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

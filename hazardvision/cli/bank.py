@@ -1,0 +1,178 @@
+"""`hazardvision bank`: import, inspect and snapshot the sample bank."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hazardvision.bank.bank import SampleBank
+from hazardvision.bank.classmap import build_class_map, parse_pairs
+from hazardvision.bank.importer import DEFAULT_BATCH, import_dataset
+from hazardvision.bank.readers import read_dataset
+from hazardvision.bank.snapshot import SplitRule, make_snapshot
+from hazardvision.catalogue import load_catalogue
+from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out
+from hazardvision.errors import HazardVisionError
+
+bank_app = typer.Typer(help="Import, inspect and snapshot the sample bank.", no_args_is_help=True)
+
+
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+@bank_app.command("import")
+def import_command(
+    path: Annotated[Path, typer.Argument(help="YOLO data.yaml (or its folder), or a COCO .json file.")],
+    home: HomeOption = None,
+    name: Annotated[str | None, typer.Option(help="Source name to record. Default: the folder or file name.")] = None,
+    images: Annotated[Path | None, typer.Option(help="COCO only: folder of the images. Default: beside the JSON.")]
+    = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="SOURCE_CLASS=CATALOGUE_CLASS; repeatable.")] = None,
+    drop: Annotated[list[str] | None, typer.Option(help="Source class to drop (its photos stay as backgrounds).")]
+    = None,
+    catalogue: Annotated[Path | None, typer.Option(help="Hazard catalogue YAML. Default: the bundled one.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Photos per database transaction.")] = DEFAULT_BATCH,
+    as_json: JsonOption = False,
+) -> None:
+    """Import a labelled dataset; every file problem is reported and the rest goes on."""
+    try:
+        dataset = read_dataset(path, name, images)
+        class_map = build_class_map(dataset.classes, load_catalogue(catalogue), parse_pairs(map_ or []), drop or [])
+        bank = SampleBank(home)
+        with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=err, disable=as_json) as progress:
+            task = progress.add_task(dataset.name, total=len(dataset.files))
+            report = import_dataset(bank, dataset, class_map, batch_size=batch_size,
+                                    on_progress=lambda n: progress.advance(task, n))
+    except HazardVisionError as error:
+        fail(error)
+    if as_json:
+        print(report.model_dump_json(indent=2))
+        return
+    for problem in report.problems:
+        for line in problem.errors:
+            err.print(f"[red]{problem.file}:[/red] {line}", highlight=False)
+    for line in report.dataset_problems:
+        err.print(f"[yellow]{dataset.name}:[/yellow] {line}", highlight=False)
+    warned = sum(bool(p.warnings) for p in report.problems)
+    out.print(f"{report.source}: {report.files} files, {report.imported} imported, {report.already_in_bank} already "
+              f"in the bank, {report.failed} failed, {report.backgrounds} backgrounds, {warned} repaired "
+              f"(see --json); {report.groups} leakage groups in the bank")
+
+
+@bank_app.command()
+def stats(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Counts of cases, photos, boxes and groups, per source and split."""
+    try:
+        summary = SampleBank(home).stats()
+    except HazardVisionError as error:
+        fail(error)
+    if as_json:
+        print(summary.model_dump_json(indent=2))
+        return
+    out.print(f"bank {summary.home}: {summary.cases} cases, {summary.images} photos, {summary.groups} groups")
+    table = Table("source", "licence", "split", "cases", "backgrounds", "boxes")
+    for source in summary.sources:
+        for split, count in sorted(source.cases.items()):
+            boxes = ", ".join(f"{k} {v}" for k, v in sorted(source.boxes.get(split, {}).items()))
+            table.add_row(source.name, source.licence or "", split, str(count),
+                          str(source.backgrounds.get(split, 0)), boxes)
+    out.print(table)
+
+
+@bank_app.command("list")
+def list_command(
+    home: HomeOption = None,
+    source: Annotated[str | None, typer.Option(help="Only cases of this source.")] = None,
+    split: Annotated[str | None, typer.Option(help="Only cases of this source split.")] = None,
+    class_name: Annotated[str | None, typer.Option("--class", help="Only cases with this class.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """List cases, oldest first."""
+    try:
+        cases = SampleBank(home).cases(source=source, split=split, class_name=class_name, limit=limit, offset=offset)
+    except HazardVisionError as error:
+        fail(error)
+    if as_json:
+        print(json.dumps([json.loads(c.model_dump_json()) for c in cases], indent=2))
+        return
+    table = Table("id", "source", "file", "split", "size", "boxes")
+    for case in cases:
+        classes = ", ".join(sorted({a.class_name for a in case.annotations})) or "(background)"
+        table.add_row(str(case.id), case.source, case.source_file, case.source_split or "",
+                      f"{case.width}x{case.height}", f"{len(case.annotations)}: {classes}")
+    out.print(table)
+
+
+@bank_app.command()
+def show(
+    case_id: Annotated[int, typer.Argument(help="Case id (see `bank list`).")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One case: its photo, provenance and annotations."""
+    try:
+        case = SampleBank(home).case(case_id)
+    except HazardVisionError as error:
+        fail(error)
+    if as_json:
+        print(case.model_dump_json(indent=2))
+        return
+    out.print(f"case {case.id}: {case.source}/{case.source_file} ({case.source_split or 'no split'}), "
+              f"{case.width}x{case.height}, group {case.group_id}\nphoto: {case.image_path}")
+    for annotation in case.annotations:
+        box = ", ".join(f"{v:.0f}" for v in annotation.box)
+        out.print(f"  {annotation.class_name} ({annotation.source_class}) [{box}] {annotation.origin}")
+
+
+@bank_app.command()
+def snapshot(
+    classes: Annotated[str, typer.Option(help="Comma-separated classes, in model class order.")],
+    home: HomeOption = None,
+    sources: Annotated[str | None, typer.Option(help="Comma-separated sources. Default: all.")] = None,
+    split: Annotated[SplitRule, typer.Option(help="source: keep the sources' splits; group: seeded group split.")]
+    = SplitRule.SOURCE,
+    seed: Annotated[int, typer.Option(help="Seed of a group split.")] = 0,
+    ratios: Annotated[str, typer.Option(help="train,val,test shares of a group split.")] = "0.8,0.1,0.1",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Parent folder. Default: HOME/snapshots.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Freeze a YOLO dataset with a manifest; the same bank and arguments give the same id."""
+    try:
+        shares = [float(v) for v in _csv(ratios)]
+        manifest = make_snapshot(SampleBank(home), classes=_csv(classes), sources=_csv(sources) or None,
+                                 split_rule=split, seed=seed, ratios=shares, out=out_dir)
+    except ValueError:
+        err.print(f"[red]error:[/red] --ratios {ratios!r} must be three numbers such as 0.8,0.1,0.1")
+        raise typer.Exit(2) from None
+    except HazardVisionError as error:
+        fail(error)
+    if as_json:
+        print(manifest.model_dump_json(indent=2, exclude={"files"}))
+        return
+    out.print(f"snapshot {manifest.id} at {manifest.path}")
+    for split_name, counts in manifest.counts.items():
+        boxes = ", ".join(f"{k} {v}" for k, v in counts.boxes.items())
+        out.print(f"  {split_name}: {counts.images} photos ({counts.backgrounds} backgrounds); {boxes}")
+
+
+@bank_app.command()
+def verify(home: HomeOption = None) -> None:
+    """Check the bank's invariants; exit code 1 if any is broken."""
+    try:
+        problems = SampleBank(home).verify()
+    except HazardVisionError as error:
+        fail(error)
+    for problem in problems:
+        err.print(f"[red]{problem}[/red]", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    out.print("bank is consistent")

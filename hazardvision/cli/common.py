@@ -1,0 +1,26 @@
+"""Pieces shared by the CLI commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from hazardvision.errors import HazardVisionError
+
+err = Console(stderr=True, soft_wrap=True)  # messages stay on one line, for grep and for logs
+out = Console(soft_wrap=True)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Bank folder. Default: $HAZARDVISION_HOME, else ~/.local/share/hazardvision."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for programs to read.")]
+
+
+def fail(error: HazardVisionError, code: int = 2) -> NoReturn:
+    """Print a domain error in one line and exit with `code`."""
+    err.print(f"[red]error:[/red] {error}", markup=True, highlight=False)
+    raise typer.Exit(code) from error
