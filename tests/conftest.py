@@ -35,3 +35,9 @@ def datasets() -> Path:
 def real_photo(datasets: Path) -> Path:
     """One real site photo (a JPEG from ppe-vest's test split)."""
     return test_photos("ppe-vest")[0]
+
+
+@pytest.fixture
+def sample_photos(datasets: Path) -> list[Path]:
+    """Six real site photos (ppe-vest test split) to build small datasets from."""
+    return test_photos("ppe-vest")[:6]

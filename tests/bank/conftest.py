@@ -12,7 +12,7 @@ from hazardvision.bank.classmap import build_class_map
 from hazardvision.bank.importer import ImportReport, import_dataset
 from hazardvision.bank.readers import read_dataset
 from hazardvision.catalogue import load_catalogue
-from tests.conftest import DATASETS, test_photos
+from tests.conftest import DATASETS
 
 # How each shared dataset maps onto the catalogue.
 MAPPINGS: dict[str, tuple[dict[str, str], list[str]]] = {
@@ -50,7 +50,3 @@ def real_bank(tmp_path_factory, datasets) -> tuple[SampleBank, dict[str, ImportR
         reports[name] = import_path(bank, DATASETS / name, mapping=mapping, drop=drop)
     return bank, reports
 
-
-@pytest.fixture
-def photos(datasets) -> list[Path]:
-    return test_photos("ppe-vest")[:6]

@@ -112,11 +112,11 @@ def test_group_split_keeps_every_reference_leak_cluster_in_one_split(real_bank):
     assert abs(counts["train"].images / total - 0.8) < 0.05 and counts["test"].images > 0.05 * total
 
 
-def test_import_malformed_files_are_reported_and_the_rest_imported(photos, tmp_path):
+def test_import_malformed_files_are_reported_and_the_rest_imported(sample_photos, tmp_path):
     bad_image = tmp_path / "not-a-photo.jpg"
     bad_image.write_text("this is text")
     data = make_yolo(
-        tmp_path / "mixed", [photos[0], photos[1], photos[2], photos[3], bad_image, photos[4]],
+        tmp_path / "mixed", [*sample_photos[:4], bad_image, sample_photos[4]],
         [
             "0 0.5 0.5 0.2 0.2\n",
             "0 0.5 0.5 0.2 0.2\nthis is garbage\n",
@@ -148,20 +148,20 @@ def test_import_broken_data_yaml_is_a_dataset_error(tmp_path):
         import_path(SampleBank(tmp_path / "bank"), tmp_path / "data.yaml")
 
 
-def test_import_unmapped_classes_are_refused_before_anything_is_written(photos, tmp_path):
-    data = make_yolo(tmp_path / "ds", photos[:1], ["0 0.5 0.5 0.2 0.2\n"], ["ladder"])
+def test_import_unmapped_classes_are_refused_before_anything_is_written(sample_photos, tmp_path):
+    data = make_yolo(tmp_path / "ds", sample_photos[:1], ["0 0.5 0.5 0.2 0.2\n"], ["ladder"])
     bank = SampleBank(tmp_path / "bank")
     with pytest.raises(ClassMappingError, match=r"\['ladder'\] are not catalogue classes"):
         import_path(bank, data)
     assert bank.stats().cases == 0
 
 
-def test_import_coco_reports_box_outside_and_missing_image(photos, tmp_path):
+def test_import_coco_reports_box_outside_and_missing_image(sample_photos, tmp_path):
     import json
 
     images = tmp_path / "coco"
     images.mkdir()
-    for i, photo in enumerate(photos[:3]):
+    for i, photo in enumerate(sample_photos[:3]):
         shutil.copy(photo, images / f"p{i}.jpg")
     spec = {
         "categories": [{"id": 1, "name": "helmet"}, {"id": 2, "name": "no_vest"}],
