@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from hazardvision.bank.groups import DEFAULT_DISTANCE, Member, assign_groups
 from hazardvision.bank.migrations import migrate, schema_version
-from hazardvision.bank.schema import Annotation, Case, Image, PendingImage, Source
+from hazardvision.bank.schema import Annotation, Case, Enterprise, Image, PendingImage, Site, Source
 from hazardvision.bank.store import ImageStore
 from hazardvision.bank.views import AnnotationView, BankStats, CaseView, SourceStats
 from hazardvision.errors import BankError, UnknownCase
@@ -52,7 +52,8 @@ class SampleBank:
         except OSError as error:
             raise BankError(f"cannot create the bank folder {self.home}: {error.strerror}") from error
         self.store = ImageStore(self.home / "images")
-        self.engine: Engine = create_engine(url or f"sqlite:///{self.home / DATABASE}")
+        url = url or os.environ.get("HAZARDVISION_DATABASE_URL") or f"sqlite:///{self.home / DATABASE}"
+        self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         migrate(self.engine)
@@ -84,6 +85,26 @@ class SampleBank:
             session.flush()
         return found
 
+    def place(self, session: Session, site: str | None, enterprise: str | None) -> tuple[int | None, int | None]:
+        """Ids of a site and an enterprise by name, creating them on first use."""
+        enterprise_row = None
+        if enterprise:
+            enterprise_row = session.scalar(select(Enterprise).where(Enterprise.name == enterprise))
+            if enterprise_row is None:
+                enterprise_row = Enterprise(name=enterprise)
+                session.add(enterprise_row)
+                session.flush()
+        site_row = None
+        if site:
+            site_row = session.scalar(select(Site).where(Site.name == site))
+            if site_row is None:
+                site_row = Site(name=site, enterprise_id=enterprise_row.id if enterprise_row else None)
+                session.add(site_row)
+                session.flush()
+            elif enterprise_row and site_row.enterprise_id not in (None, enterprise_row.id):
+                raise BankError(f"site {site!r} belongs to another enterprise than {enterprise!r}")
+        return (site_row.id if site_row else None), (enterprise_row.id if enterprise_row else None)
+
     def known_images(self, session: Session, hashes: list[str]) -> set[str]:
         return set(session.scalars(select(Image.sha256).where(Image.sha256.in_(hashes))))
 
@@ -114,9 +135,9 @@ class SampleBank:
 
     def cases(
         self, *, source: str | None = None, split: str | None = None, class_name: str | None = None,
-        limit: int = 50, offset: int = 0,
+        site: str | None = None, enterprise: str | None = None, limit: int = 50, offset: int = 0,
     ) -> list[CaseView]:
-        """Cases, oldest first, filtered by source, source split and annotated class."""
+        """Cases, oldest first, filtered by source, source split, annotated class, site and enterprise."""
         query = select(Case).order_by(Case.id).limit(limit).offset(offset).options(
             selectinload(Case.annotations), selectinload(Case.image), selectinload(Case.source),
             selectinload(Case.site), selectinload(Case.enterprise),
@@ -127,6 +148,10 @@ class SampleBank:
             query = query.where(Case.source_split == split)
         if class_name:
             query = query.where(Case.annotations.any(Annotation.class_name == class_name))
+        if site:
+            query = query.where(Case.site.has(Site.name == site))
+        if enterprise:
+            query = query.where(Case.enterprise.has(Enterprise.name == enterprise))
         with self.session() as session:
             return [self._view(c) for c in session.scalars(query)]
 

@@ -81,15 +81,19 @@ def import_dataset(
     *,
     batch_size: int = DEFAULT_BATCH,
     on_progress: Progress | None = None,
+    site: str | None = None,
+    enterprise: str | None = None,
 ) -> ImportReport:
-    """Import every readable file of `dataset`; report what was skipped and why."""
+    """Import every readable file of `dataset` (its cases at `site` of `enterprise`, if given);
+    report what was skipped and why."""
     tally = _Tally()
     with bank.session() as session:
         source_id = bank.source(session, dataset.name, kind="dataset", origin=dataset.origin,
                                 licence=dataset.licence).id
+        place = _Place(source_id, *bank.place(session, site, enterprise))
     for start in range(0, len(dataset.files), batch_size):
         batch = dataset.files[start : start + batch_size]
-        _import_batch(bank, batch, class_map, source_id, tally)
+        _import_batch(bank, batch, class_map, place, tally)
         if on_progress:
             on_progress(len(batch))
     groups = bank.regroup()
@@ -102,7 +106,14 @@ def import_dataset(
     )
 
 
-def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap, source_id: int,
+@dataclass(frozen=True)
+class _Place:
+    source_id: int
+    site_id: int | None
+    enterprise_id: int | None
+
+
+def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap, place: _Place,
                   tally: _Tally) -> None:
     read: list[tuple[SampleFile, bytes, str]] = []
     for sample in batch:
@@ -139,8 +150,9 @@ def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap
             area_hash, bilinear_hash = dhash(image.pixels)
             session.add(Image(sha256=sha, width=image.width, height=image.height, format=image.format,
                               size_bytes=len(item.data), dhash=area_hash, dhash_bilinear=bilinear_hash))
-            session.add(Case(image_sha256=sha, source_id=source_id, source_file=item.sample.name,
-                             source_split=item.sample.split, annotations=item.annotations))
+            session.add(Case(image_sha256=sha, source_id=place.source_id, source_file=item.sample.name,
+                             source_split=item.sample.split, site_id=place.site_id,
+                             enterprise_id=place.enterprise_id, annotations=item.annotations))
         session.flush()
         for pending in session.query(PendingImage).filter(PendingImage.sha256.in_(list(prepared))):
             session.delete(pending)

@@ -37,6 +37,8 @@ def import_command(
     drop: Annotated[list[str] | None, typer.Option(help="Source class to drop (its photos stay as backgrounds).")]
     = None,
     catalogue: Annotated[Path | None, typer.Option(help="Hazard catalogue YAML. Default: the bundled one.")] = None,
+    site: Annotated[str | None, typer.Option(help="Site the photos were taken at.")] = None,
+    enterprise: Annotated[str | None, typer.Option(help="Enterprise the site belongs to.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Photos per database transaction.")] = DEFAULT_BATCH,
     as_json: JsonOption = False,
 ) -> None:
@@ -48,8 +50,8 @@ def import_command(
         with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=err, disable=as_json) as progress:
             task = progress.add_task(dataset.name, total=len(dataset.files))
-            report = import_dataset(bank, dataset, class_map, batch_size=batch_size,
-                                    on_progress=lambda n: progress.advance(task, n))
+            report = import_dataset(bank, dataset, class_map, batch_size=batch_size, site=site,
+                                    enterprise=enterprise, on_progress=lambda n: progress.advance(task, n))
     except HazardVisionError as error:
         fail(error)
     if as_json:
@@ -92,13 +94,16 @@ def list_command(
     source: Annotated[str | None, typer.Option(help="Only cases of this source.")] = None,
     split: Annotated[str | None, typer.Option(help="Only cases of this source split.")] = None,
     class_name: Annotated[str | None, typer.Option("--class", help="Only cases with this class.")] = None,
+    site: Annotated[str | None, typer.Option(help="Only cases of this site.")] = None,
+    enterprise: Annotated[str | None, typer.Option(help="Only cases of this enterprise.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
     offset: Annotated[int, typer.Option(min=0)] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """List cases, oldest first."""
     try:
-        cases = SampleBank(home).cases(source=source, split=split, class_name=class_name, limit=limit, offset=offset)
+        cases = SampleBank(home).cases(source=source, split=split, class_name=class_name, site=site,
+                                       enterprise=enterprise, limit=limit, offset=offset)
     except HazardVisionError as error:
         fail(error)
     if as_json:

@@ -27,7 +27,7 @@ def dataset(sample_photos, tmp_path) -> Path:
 def test_bank_import_show_stats_and_snapshot(dataset, tmp_path):
     home = str(tmp_path / "home")
     done = bank("import", str(dataset), "--home", home, "--map", "hard_hat=helmet", "--map", "no_head_wear=no_helmet",
-                "--drop", "default", "--json")
+                "--drop", "default", "--site", "Dock 3", "--enterprise", "Acme Steel", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert (report["imported"], report["failed"], report["backgrounds"]) == (2, 1, 1)
@@ -39,6 +39,10 @@ def test_bank_import_show_stats_and_snapshot(dataset, tmp_path):
     assert shown["annotations"][0]["class_name"] == "helmet"
     assert shown["annotations"][0]["source_class"] == "hard_hat"
     assert Path(shown["image_path"]).is_file()
+    assert (shown["site"], shown["enterprise"]) == ("Dock 3", "Acme Steel")
+    by_enterprise = json.loads(bank("list", "--home", home, "--enterprise", "Acme Steel", "--json").stdout)
+    assert [c["id"] for c in by_enterprise] == [c["id"] for c in listed]
+    assert json.loads(bank("list", "--home", home, "--enterprise", "Other", "--json").stdout) == []
 
     stats = json.loads(bank("stats", "--home", home, "--json").stdout)
     assert stats["cases"] == 2 and stats["annotations"] == {"helmet": 1}
