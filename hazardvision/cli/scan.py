@@ -14,13 +14,12 @@ from rich.table import Table
 
 from hazardvision.annotate import HazardAnnotator
 from hazardvision.catalogue import load_catalogue
+from hazardvision.cli.common import err, fail
 from hazardvision.errors import HazardVisionError
 from hazardvision.images import DecodedImage, load_image
 from hazardvision.model_pack import ModelPack, active_packs, resolve_model
 from hazardvision.results import ScanError, ScanResult
 from hazardvision.scan import Scanner, result_detections
-
-err = Console(stderr=True, soft_wrap=True)  # error messages stay on one greppable line
 
 
 def scan(
@@ -49,8 +48,7 @@ def scan(
         packs: list[ModelPack] = [resolve_model(m) for m in model] if model else active_packs()
         scanner = Scanner(packs, load_catalogue(catalogue))
     except HazardVisionError as error:
-        err.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
+        fail(error)
     failed = 0
     for index, path in enumerate(images):
         start = time.perf_counter()
@@ -63,7 +61,7 @@ def scan(
             problem = ScanError(source=str(path), error=type(error).__name__, message=str(error))
             if as_json:
                 print(problem.model_dump_json(), flush=True)
-            err.print(f"[red]{path}:[/red] {error}")
+            err.print(f"[red]{path}:[/red] {error}", highlight=False)
             continue
         if annotate is not None:
             _write_annotated(scanner, decoded, result, annotate, single=len(images) == 1, index=index)
