@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
         with warnings.catch_warnings():
             # Our own limit below is the one that counts; Pillow's bomb warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with _pillow_open()(io.BytesIO(data)) as image:
                 image_format = image.format or "unknown"
                 if image_format not in ACCEPTED_FORMATS:
                     raise InvalidImage(
@@ -74,7 +75,8 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
             f"the image header declares a size far above the limit of {max_pixels / 1e6:.1f} megapixels "
             "(a possible decompression bomb); resize it before sending"
         ) from error
-    except UnidentifiedImageError as error:
+    except (UnidentifiedImageError, ImportError) as error:
+        # ImportError: a wrapped Image.open (see _pillow_open) failed to load an optional plugin.
         raise InvalidImage(
             "the data is not a recognised image; send a JPEG, PNG, WebP, BMP or TIFF photo"
         ) from error
@@ -91,6 +93,20 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Dec
     except OSError as error:
         raise InvalidImage(f"cannot read {path}: {error.strerror or error}") from error
     return decode_image(data, max_pixels=max_pixels)
+
+
+def _pillow_open() -> Callable[[io.BytesIO], Image.Image]:
+    """Pillow's own `Image.open`.
+
+    ultralytics, once imported, replaces `PIL.Image.open` with a wrapper that, on a file Pillow
+    cannot identify, tries to fetch and register a HEIF plugin; it keeps Pillow's function in its
+    module as `_image_open`. Decoding must not depend on whether some other library was imported.
+    """
+    opener = Image.open
+    if opener.__module__ == Image.__name__:
+        return opener
+    original = getattr(opener, "__globals__", {}).get("_image_open")
+    return original if callable(original) and getattr(original, "__module__", None) == Image.__name__ else opener
 
 
 def _too_large(width: int, height: int, max_pixels: int) -> str:

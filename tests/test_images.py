@@ -163,3 +163,12 @@ def test_decode_image_truncated_real_photo_raises(real_photo, keep):
     data = real_photo.read_bytes()
     with pytest.raises(InvalidImage, match="corrupt or truncated"):
         decode_image(data[: int(len(data) * keep)])
+
+
+def test_decode_image_unaffected_by_ultralytics_wrapping_pillow_open():
+    pytest.importorskip("ultralytics", reason="checks the wrapper ultralytics installs on import")
+    import ultralytics.utils.patches  # noqa: F401  (replaces PIL.Image.open)
+
+    assert Image.open.__module__ != "PIL.Image"
+    with pytest.raises(InvalidImage, match="not a recognised image"):
+        decode_image(b"plain text, not a photo\n" * 20)
