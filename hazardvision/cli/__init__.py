@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from hazardvision.cli.bank import bank_app
+from hazardvision.cli.models import models_app
 from hazardvision.cli.scan import scan
 
 app = typer.Typer(
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 app.command()(scan)
 app.add_typer(bank_app, name="bank")
+app.add_typer(models_app, name="models")
 
 
 @app.callback()

@@ -1,0 +1,69 @@
+"""`hazardvision models`: the model packs the scan uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hazardvision.cli.common import JsonOption, fail, out
+from hazardvision.errors import HazardVisionError, UnknownModel
+from hazardvision.model_pack import CARD_FILE, active_version, default_models_dir
+
+models_app = typer.Typer(help="List and inspect model packs.", no_args_is_help=True)
+ModelsDirOption = Annotated[
+    Path | None, typer.Option("--models", help="Models folder. Default: $HAZARDVISION_MODELS, else the bundled packs.")
+]
+
+
+def _cards(root: Path) -> list[tuple[dict[str, object], bool]]:
+    """Every pack version's card, and whether it is the active version of its pack."""
+    cards = []
+    for pack in sorted(p for p in root.iterdir() if p.is_dir()):
+        active = active_version(pack)
+        for version in sorted(v for v in pack.iterdir() if (v / CARD_FILE).is_file()):
+            cards.append((json.loads((version / CARD_FILE).read_text(encoding="utf-8")), version == active))
+    return cards
+
+
+@models_app.command("list")
+def list_command(models: ModelsDirOption = None, as_json: JsonOption = False) -> None:
+    """Every pack version, its classes and test mAP50; the active ones are used by `scan`."""
+    try:
+        cards = _cards(models or default_models_dir())
+    except (HazardVisionError, OSError) as error:
+        fail(error if isinstance(error, HazardVisionError) else UnknownModel(str(error)))
+    if as_json:
+        print(json.dumps([{"active": active, **card} for card, active in cards], indent=2, ensure_ascii=False))
+        return
+    table = Table("pack", "version", "active", "architecture", "classes", "test mAP50")
+    for card, active in cards:
+        metrics = card.get("metrics", {})
+        datasets = metrics.get("datasets", {}) if isinstance(metrics, dict) else {}
+        scores = ", ".join(f"{name} {result['map50']:.3f}" for name, result in datasets.items())
+        classes = card.get("classes", [])
+        table.add_row(str(card["pack"]), str(card["version"]), "yes" if active else "",
+                      str(card.get("architecture", "")), ", ".join(map(str, classes)) if isinstance(classes, list)
+                      else "", scores)
+    out.print(table)
+
+
+@models_app.command()
+def show(
+    pack: Annotated[str, typer.Argument(help="Pack name, e.g. ppe.")],
+    version: Annotated[str | None, typer.Option(help="Version. Default: the active one.")] = None,
+    models: ModelsDirOption = None,
+) -> None:
+    """Print a pack version's model card (Markdown)."""
+    root = models or default_models_dir()
+    try:
+        folder = root / pack / version if version else active_version(root / pack)
+        print((folder / "README.md").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        known = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        fail(UnknownModel(f"no pack {pack!r}{' version ' + version if version else ''} in {root}; packs: {known}"))
+    except HazardVisionError as error:
+        fail(error)

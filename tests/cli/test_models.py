@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(sys.executable).with_name("hazardvision")
+
+
+def models(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SCRIPT), "models", *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_models_list_json_shows_active_packs_with_metrics_and_credits():
+    done = models("list", "--json")
+    assert done.returncode == 0, done.stderr
+    cards = json.loads(done.stdout)
+    active = {c["pack"] for c in cards if c["active"]}
+    assert {"ppe", "fire-smoke"} <= active
+    for card in cards:
+        assert card["data_sources"] and all("CC BY 4.0" in s["licence"] for s in card["data_sources"])
+        assert card["metrics"]["datasets"]
+
+
+def test_models_show_prints_the_card_and_rejects_unknown_packs():
+    shown = models("show", "fire-smoke")
+    assert shown.returncode == 0 and "Training data and credits" in shown.stdout
+    unknown = models("show", "ladders")
+    assert unknown.returncode == 2 and "no pack 'ladders'" in unknown.stderr
