@@ -90,7 +90,14 @@ def _write_annotated(
 def _print_table(result: ScanResult) -> None:
     console = Console(file=sys.stdout)
     models = ", ".join(f"{m.pack} {m.version}" for m in result.models)
-    table = Table(title=f"{result.source}  ({result.image.width}x{result.image.height}; {models})")
+    context = len(result.objects) - len(result.findings)
+    summary = (f"{len(result.findings)} hazard(s), {context} other object(s), "
+               f"{result.timings_ms.get('total', 0):.0f} ms")
+    title = f"{result.source}  ({result.image.width}x{result.image.height}; {models})"
+    if not result.findings:
+        console.print(f"{title}\nno hazards found; {summary}", highlight=False)
+        return
+    table = Table(title=title)
     for column in ("severity", "hazard", "class", "conf", "box", "rule", "advice"):
         table.add_column(column)
     for finding in result.findings:
@@ -99,6 +106,4 @@ def _print_table(result: ScanResult) -> None:
                       f"{finding.confidence:.2f}", f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
                       finding.hazard.rules[0].ref if finding.hazard.rules else "", finding.hazard.advice.en)
     console.print(table)
-    context = len(result.objects) - len(result.findings)
-    console.print(f"{len(result.findings)} hazard(s), {context} other object(s), "
-                  f"{result.timings_ms.get('total', 0):.0f} ms")
+    console.print(summary, highlight=False)
