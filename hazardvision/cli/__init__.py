@@ -7,6 +7,7 @@ import typer
 from hazardvision.cli.bank import bank_app
 from hazardvision.cli.models import models_app
 from hazardvision.cli.scan import scan
+from hazardvision.cli.train import train_command
 
 app = typer.Typer(
     name="hazardvision",
@@ -18,6 +19,7 @@ app = typer.Typer(
 app.command()(scan)
 app.add_typer(bank_app, name="bank")
 app.add_typer(models_app, name="models")
+app.command("train")(train_command)
 
 
 @app.callback()

@@ -1,0 +1,58 @@
+"""`hazardvision train`: train a model pack's detector from its recipe (needs the [train] extra)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hazardvision.bank.bank import default_home
+from hazardvision.cli.common import err, fail, out
+from hazardvision.errors import HazardVisionError
+from hazardvision.resources import bundled_path
+from hazardvision.training.recipe import Recipe, load_recipe
+from hazardvision.training.trainer import dataset_yaml, train
+
+
+def _recipe_path(spec: str) -> Path:
+    """A recipe file, or the name of one in the repository's training/recipes/."""
+    path = Path(spec)
+    if path.suffix in {".yaml", ".yml"}:
+        return path
+    return bundled_path(f"training/recipes/{spec}.yaml")
+
+
+def default_run_folder(recipe: Recipe, data: Path) -> Path:
+    """HOME/runs/<pack>-<hash of recipe and data>: the same command finds, and resumes, the same run."""
+    key = hashlib.sha256((recipe.model_dump_json() + str(dataset_yaml(data).resolve())).encode()).hexdigest()[:10]
+    return default_home() / "runs" / f"{recipe.pack}-{key}"
+
+
+def train_command(
+    recipe: Annotated[str, typer.Option(help="Recipe file, or a pack name for training/recipes/<name>.yaml.")],
+    data: Annotated[Path, typer.Option(help="Bank snapshot folder, or a YOLO data.yaml.")],
+    run_dir: Annotated[Path | None, typer.Option(help="Run folder (resumed if interrupted). Default: under "
+                                                 "$HAZARDVISION_HOME/runs, keyed by recipe and data.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, or a CUDA device such as 0.")] = "cpu",
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override the recipe's epochs.")] = None,
+    imgsz: Annotated[int | None, typer.Option(min=32, help="Override the recipe's image size.")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="Override the recipe's batch size.")] = None,
+    architecture: Annotated[str | None, typer.Option(help="Override the architecture, e.g. yolo11n.yaml.")] = None,
+) -> None:
+    """Train (or resume) a detector from a recipe on a bank snapshot, offline."""
+    try:
+        chosen = load_recipe(_recipe_path(recipe)).with_overrides(
+            epochs=epochs, imgsz=imgsz, batch=batch, architecture=architecture)
+        folder = run_dir or default_run_folder(chosen, data)
+        out.print(f"training {chosen.pack} ({chosen.architecture}, {chosen.imgsz} px) into {folder}")
+        with Progress(TextColumn("epochs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err) as progress:
+            task = progress.add_task("train", total=chosen.epochs)
+            run = train(chosen, data, folder, device=device,
+                        on_epoch=lambda done, total: progress.update(task, completed=done, total=total))
+    except HazardVisionError as error:
+        fail(error)
+    out.print(f"{'resumed and ' if run.resumed else ''}finished {run.epochs_done} epochs; best weights {run.best}")

@@ -1,0 +1,1 @@
+"""Training model packs: recipes and the ultralytics run (needs the `[train]` extra)."""

@@ -1,0 +1,92 @@
+"""Training recipes: one YAML file per model pack in the repository's `training/` folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hazardvision.errors import HazardVisionError
+
+
+class RecipeError(HazardVisionError):
+    """A training recipe cannot be read or fails validation."""
+
+
+class Augmentation(BaseModel):
+    """ultralytics augmentation settings; the defaults are ultralytics' own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hsv_h: float = Field(default=0.015, ge=0, le=1, description="Hue jitter (fraction).")
+    hsv_s: float = Field(default=0.7, ge=0, le=1, description="Saturation jitter (fraction).")
+    hsv_v: float = Field(default=0.4, ge=0, le=1, description="Brightness jitter (fraction).")
+    degrees: float = Field(default=0.0, ge=0, le=180, description="Rotation range in degrees.")
+    translate: float = Field(default=0.1, ge=0, le=1, description="Translation range (fraction of size).")
+    scale: float = Field(default=0.5, ge=0, le=1, description="Scale jitter (gain range).")
+    fliplr: float = Field(default=0.5, ge=0, le=1, description="Probability of a horizontal flip.")
+    mosaic: float = Field(default=1.0, ge=0, le=1, description="Probability of a 4-photo mosaic.")
+    mixup: float = Field(default=0.0, ge=0, le=1, description="Probability of mixup.")
+    close_mosaic: int = Field(default=10, ge=0, description="Epochs at the end trained without mosaic.")
+
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class Recipe(BaseModel):
+    """How to train one model pack."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pack: str = Field(pattern=r"^[a-z][a-z0-9-]*$", description="Pack name, e.g. 'ppe'.")
+    classes: list[str] = Field(min_length=1, description="Catalogue classes, in model class order.")
+    architecture: str = Field(
+        pattern=r"^[\w.-]+\.yaml$",
+        description="ultralytics architecture file, e.g. 'yolo26n.yaml' (built locally; never a hub download).",
+    )
+    imgsz: PositiveInt = Field(default=320, description="Training and serving input size (pixels, multiple of 32).")
+    epochs: PositiveInt = Field(default=100, description="Epochs to train.")
+    batch: PositiveInt = Field(default=16, description="Photos per batch.")
+    patience: int = Field(default=0, ge=0, description="Stop after this many epochs without improvement (0: never).")
+    seed: int = Field(default=0, description="Random seed.")
+    workers: int = Field(default=2, ge=0, description="Data-loading processes.")
+    cache: bool = Field(default=True, description="Keep decoded training photos in memory.")
+    operating_confidence: float = Field(default=0.25, ge=0, le=1, description="Confidence at which the pack reports.")
+    augmentation: Annotated[Augmentation, Field(description="Augmentation settings.")] = Augmentation()
+
+    def with_overrides(self, **overrides: Any) -> Recipe:
+        """A copy with the given fields replaced (None values are ignored), validated again."""
+        values = self.model_dump()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return Recipe.model_validate(values)
+        except ValidationError as error:
+            raise RecipeError(f"invalid recipe override: {_problems(error)}") from error
+
+    def ultralytics_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for `YOLO.train`."""
+        return {
+            "imgsz": self.imgsz, "epochs": self.epochs, "batch": self.batch, "patience": self.patience or 10_000,
+            "seed": self.seed, "workers": self.workers, "cache": "ram" if self.cache else False,
+            **self.augmentation.model_dump(),
+        }
+
+
+def load_recipe(path: Path) -> Recipe:
+    """Read and validate a recipe file."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise RecipeError(f"cannot read recipe {path}: {error.strerror or error}") from error
+    except yaml.YAMLError as error:
+        raise RecipeError(f"recipe {path} is not valid YAML: {error}") from error
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as error:
+        raise RecipeError(f"recipe {path} is invalid: {_problems(error)}") from error
+
+
+def _problems(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in error.errors())

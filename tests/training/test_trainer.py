@@ -1,0 +1,99 @@
+"""`hazardvision train` on a few real photos: a tiny run, interrupted after its first epoch, resumes."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hazardvision.training.recipe import RecipeError, load_recipe
+from tests.conftest import DATASETS, test_photos
+
+SCRIPT = Path(sys.executable).with_name("hazardvision")
+TINY_RECIPE = """
+pack: tiny
+classes: [helmet, vest, no_helmet, no_vest]
+architecture: yolo26n.yaml
+imgsz: 96
+epochs: 3
+batch: 4
+workers: 0
+cache: false
+augmentation: {mosaic: 0.0, close_mosaic: 0}
+"""
+
+
+@pytest.fixture
+def tiny_data(datasets, tmp_path) -> Path:
+    """Twelve real ppe-vest photos with their labels, as train and val."""
+    root = tmp_path / "tiny"
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for photo in test_photos("ppe-vest")[:12]:
+            shutil.copy(photo, root / "images" / split / photo.name)
+            shutil.copy(DATASETS / "ppe-vest" / "labels" / "test" / f"{photo.stem}.txt", root / "labels" / split)
+    (root / "data.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/val\n"
+                                    "names: [helmet, vest, no_helmet, no_vest]\n")
+    (tmp_path / "tiny.yaml").write_text(TINY_RECIPE)
+    return root
+
+
+def epochs_logged(run: Path) -> int:
+    results = run / "results.csv"
+    return max(0, len(results.read_text().splitlines()) - 1) if results.is_file() else 0
+
+
+def test_train_interrupted_after_first_epoch_resumes_to_the_end(tiny_data, tmp_path):
+    pytest.importorskip("ultralytics", reason="training needs the [train] extra")
+    run = tmp_path / "run"
+    command = [str(SCRIPT), "train", "--recipe", str(tmp_path / "tiny.yaml"), "--data", str(tiny_data),
+               "--run-dir", str(run)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    checkpoint = run / "weights" / "last.pt"
+    while not (epochs_logged(run) >= 1 and checkpoint.is_file()) and process.poll() is None:
+        assert time.monotonic() < deadline, "the first epoch never finished"
+        time.sleep(0.2)
+    time.sleep(0.5)  # let the checkpoint's write finish; the kill lands in epoch 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 1 <= epochs_logged(run) < 3, "the kill must land after epoch 1 and before the end"
+
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed and finished 3 epochs" in resumed.stdout
+    assert epochs_logged(run) == 3 and (run / "weights" / "best.pt").is_file()
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0 and "finished 3 epochs" in again.stdout  # a finished run is not retrained
+
+
+def test_train_refuses_data_whose_classes_differ_from_the_recipe(tiny_data, tmp_path):
+    (tmp_path / "fire.yaml").write_text(TINY_RECIPE.replace("[helmet, vest, no_helmet, no_vest]", "[fire, smoke]"))
+    done = subprocess.run([str(SCRIPT), "train", "--recipe", str(tmp_path / "fire.yaml"), "--data", str(tiny_data),
+                           "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "make the snapshot with --classes fire,smoke" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("pack: x\nclasses: [a]\narchitecture: yolo26n.pt\n", "architecture"),
+     ("pack: x\nclasses: [a]\narchitecture: yolo26n.yaml\nlearning_rate: 3\n", "learning_rate"),
+     ("pack: [", "not valid YAML")],
+)
+def test_load_recipe_rejects_bad_recipes(tmp_path, text, message):
+    (tmp_path / "r.yaml").write_text(text)
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(tmp_path / "r.yaml")
+
+
+def test_bundled_recipes_are_valid():
+    for path in sorted((Path(__file__).resolve().parents[2] / "training" / "recipes").glob("*.yaml")):
+        recipe = load_recipe(path)
+        assert recipe.pack == path.stem and recipe.architecture.endswith(".yaml")
