@@ -22,7 +22,7 @@ from hazardvision.bank.groups import dhash
 from hazardvision.bank.readers import Dataset, SampleFile
 from hazardvision.bank.schema import Annotation, Case, Image, Origin, PendingImage
 from hazardvision.errors import InvalidImage
-from hazardvision.images import DecodedImage, decode_image
+from hazardvision.images import decode_image
 
 DEFAULT_BATCH = 64
 
@@ -52,9 +52,11 @@ class ImportReport(BaseModel):
 
 @dataclass
 class _Prepared:
+    """A file ready to store: its bytes and what was learnt from its pixels (not the pixels, to bound memory)."""
+
     sample: SampleFile
     data: bytes
-    decoded: DecodedImage
+    image: Image
     annotations: list[Annotation]
 
 
@@ -143,13 +145,10 @@ def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap
     with bank.session() as session:  # step 1: journal the files about to be written
         session.add_all(PendingImage(sha256=sha) for sha in prepared)
     for sha, item in prepared.items():  # step 2: write them
-        bank.store.put(sha, item.decoded.format, item.data)
+        bank.store.put(sha, item.image.format, item.data)
     with bank.session() as session:  # step 3: the cases, atomically, and clear the journal
         for sha, item in prepared.items():
-            image = item.decoded
-            area_hash, bilinear_hash = dhash(image.pixels)
-            session.add(Image(sha256=sha, width=image.width, height=image.height, format=image.format,
-                              size_bytes=len(item.data), dhash=area_hash, dhash_bilinear=bilinear_hash))
+            session.add(item.image)
             session.add(Case(image_sha256=sha, source_id=place.source_id, source_file=item.sample.name,
                              source_split=item.sample.split, site_id=place.site_id,
                              enterprise_id=place.enterprise_id, annotations=item.annotations))
@@ -179,7 +178,10 @@ def _prepare(sample: SampleFile, data: bytes, class_map: ClassMap) -> _Prepared 
             class_name=target, source_class=box.source_class, origin=Origin.IMPORTED.value,
             x1=box.x1 * scale_x, y1=box.y1 * scale_y, x2=box.x2 * scale_x, y2=box.y2 * scale_y,
         ))
-    return _Prepared(sample, data, decoded, annotations)
+    area_hash, bilinear_hash = dhash(decoded.pixels)
+    image = Image(sha256=decoded.sha256, width=decoded.width, height=decoded.height, format=decoded.format,
+                  size_bytes=len(data), dhash=area_hash, dhash_bilinear=bilinear_hash)
+    return _Prepared(sample, data, image, annotations)
 
 
 def _count(tally: _Tally, item: _Prepared, class_map: ClassMap) -> None:
