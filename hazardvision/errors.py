@@ -46,3 +46,7 @@ class BankError(HazardVisionError):
 
 class UnknownCase(BankError):
     """No case of that id exists in the bank."""
+
+
+class PromotionRefused(HazardVisionError):
+    """A candidate model is worse than the active one (or cannot be compared with it)."""

@@ -32,6 +32,7 @@ from ultralytics.utils.torch_utils import strip_optimizer
 
 from hazardvision.evaluation import evaluate_dataset
 from hazardvision.model_pack import load_pack
+from hazardvision.registry import split_id
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -84,7 +85,8 @@ def main() -> None:
     for name in args.source:
         mapping = dict(m.split(":", 1)[1].split("=", 1) for m in args.map if m.startswith(f"{name}:"))
         drop = [d.split(":", 1)[1] for d in args.drop if d.startswith(f"{name}:")]
-        evaluation_sets.append({"dataset": name, "split": "test", "map": mapping, "drop": drop})
+        test_split = split_id(DATASETS / name / "data.yaml", "test")
+        evaluation_sets.append({"dataset": name, "split": "test", "split_id": test_split, "map": mapping, "drop": drop})
         results[name] = json.loads(evaluate_dataset(pack, DATASETS / name / "data.yaml", mapping=mapping,
                                                     drop=drop).model_dump_json())
     code_version = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,

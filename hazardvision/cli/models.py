@@ -12,6 +12,8 @@ from rich.table import Table
 from hazardvision.cli.common import JsonOption, fail, out
 from hazardvision.errors import HazardVisionError, UnknownModel
 from hazardvision.model_pack import CARD_FILE, active_version, default_models_dir
+from hazardvision.registry import DEFAULT_TOLERANCE
+from hazardvision.registry import promote as promote_version
 
 models_app = typer.Typer(help="List and inspect model packs.", no_args_is_help=True)
 ModelsDirOption = Annotated[
@@ -67,3 +69,22 @@ def show(
         fail(UnknownModel(f"no pack {pack!r}{' version ' + version if version else ''} in {root}; packs: {known}"))
     except HazardVisionError as error:
         fail(error)
+
+
+@models_app.command()
+def promote(
+    pack: Annotated[str, typer.Argument(help="Pack name, e.g. ppe.")],
+    version: Annotated[str, typer.Argument(help="Version to make active.")],
+    force: Annotated[bool, typer.Option(help="Promote even if the gate refuses.")] = False,
+    tolerance: Annotated[float, typer.Option(min=0, max=1, help="Allowed mAP50 drop per shared test split.")]
+    = DEFAULT_TOLERANCE,
+    models: ModelsDirOption = None,
+) -> None:
+    """Make a version the active one of its pack, if it is not worse on the same test splits."""
+    try:
+        comparisons = promote_version(models or default_models_dir(), pack, version, force=force, tolerance=tolerance)
+    except HazardVisionError as error:
+        fail(error)
+    for c in comparisons:
+        out.print(f"  {c.dataset} (split {c.split_id}): mAP50 {c.active:.3f} -> {c.candidate:.3f} ({c.delta:+.3f})")
+    out.print(f"{pack} {version} is active")
