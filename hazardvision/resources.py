@@ -6,6 +6,7 @@ checkout or editable install reads them from the repository's `samples/` and `mo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -17,3 +18,9 @@ def bundled_path(relative: str) -> Path:
     if installed.exists():
         return installed
     return _PACKAGE.parent / relative
+
+
+def default_datasets() -> Path:
+    """Labelled datasets for evaluation: `HAZARDVISION_DATASETS`, else `../shared/datasets` beside the repository."""
+    override = os.environ.get("HAZARDVISION_DATASETS")
+    return Path(override) if override else (_PACKAGE.parent.parent / "shared" / "datasets")

@@ -14,6 +14,8 @@ from hazardvision.errors import HazardVisionError, UnknownModel
 from hazardvision.model_pack import CARD_FILE, active_version, default_models_dir
 from hazardvision.registry import DEFAULT_TOLERANCE
 from hazardvision.registry import promote as promote_version
+from hazardvision.resources import default_datasets
+from hazardvision.training.recipe import load_recipe, recipe_path
 
 models_app = typer.Typer(help="List and inspect model packs.", no_args_is_help=True)
 ModelsDirOption = Annotated[
@@ -88,3 +90,25 @@ def promote(
     for c in comparisons:
         out.print(f"  {c.dataset} (split {c.split_id}): mAP50 {c.active:.3f} -> {c.candidate:.3f} ({c.delta:+.3f})")
     out.print(f"{pack} {version} is active")
+
+
+@models_app.command()
+def build(
+    weights: Annotated[Path, typer.Option(help="Trained ultralytics weights (best.pt).")],
+    recipe: Annotated[str, typer.Option(help="Recipe file, or a pack name for training/recipes/<name>.yaml.")],
+    version: Annotated[str, typer.Option(help="New version name, e.g. 0.2.0.")],
+    models: ModelsDirOption = None,
+    datasets: Annotated[Path | None, typer.Option(help="Datasets root of the recipe's evaluation sets. "
+                                                  "Default: $HAZARDVISION_DATASETS, else ../shared/datasets.")] = None,
+    int8: Annotated[bool, typer.Option(help="Also make a calibrated int8 model.")] = True,
+) -> None:
+    """Package weights as a new pack version: ONNX float32 and int8, test metrics, speed, card."""
+    from hazardvision.training.packaging import build_pack  # noqa: PLC0415  (needs the [train] extra)
+
+    try:
+        folder = build_pack(weights, load_recipe(recipe_path(recipe)), version, models_dir=models or
+                            default_models_dir(), datasets=datasets or default_datasets(), int8=int8)
+    except HazardVisionError as error:
+        fail(error)
+    print((folder / "README.md").read_text(encoding="utf-8"))
+    out.print(f"built {folder}; `hazardvision models promote {folder.parent.name} {folder.name}` makes it active")

@@ -12,17 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hazardvision.bank.bank import default_home
 from hazardvision.cli.common import err, fail, out
 from hazardvision.errors import HazardVisionError
-from hazardvision.resources import bundled_path
-from hazardvision.training.recipe import Recipe, load_recipe
+from hazardvision.training.recipe import Recipe, load_recipe, recipe_path
 from hazardvision.training.trainer import dataset_yaml, train
-
-
-def _recipe_path(spec: str) -> Path:
-    """A recipe file, or the name of one in the repository's training/recipes/."""
-    path = Path(spec)
-    if path.suffix in {".yaml", ".yml"}:
-        return path
-    return bundled_path(f"training/recipes/{spec}.yaml")
 
 
 def default_run_folder(recipe: Recipe, data: Path) -> Path:
@@ -44,7 +35,7 @@ def train_command(
 ) -> None:
     """Train (or resume) a detector from a recipe on a bank snapshot, offline."""
     try:
-        chosen = load_recipe(_recipe_path(recipe)).with_overrides(
+        chosen = load_recipe(recipe_path(recipe)).with_overrides(
             epochs=epochs, imgsz=imgsz, batch=batch, architecture=architecture)
         folder = run_dir or default_run_folder(chosen, data)
         out.print(f"training {chosen.pack} ({chosen.architecture}, {chosen.imgsz} px) into {folder}")

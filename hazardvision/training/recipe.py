@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hazardvision.errors import HazardVisionError
+from hazardvision.resources import bundled_path
 
 
 class RecipeError(HazardVisionError):
@@ -35,6 +36,17 @@ class Augmentation(BaseModel):
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
+class EvaluationSet(BaseModel):
+    """A labelled dataset whose test split scores the pack, with its classes mapped onto the catalogue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(description="Dataset folder name under the datasets root, e.g. 'hardhat-head'.")
+    split: str = Field(default="test", description="Split to score on.")
+    map: dict[str, str] = Field(default_factory=dict, description="Dataset class to catalogue class.")
+    drop: list[str] = Field(default_factory=list, description="Dataset classes to ignore.")
+
+
 class Recipe(BaseModel):
     """How to train one model pack."""
 
@@ -55,6 +67,13 @@ class Recipe(BaseModel):
     cache: bool = Field(default=True, description="Keep decoded training photos in memory.")
     operating_confidence: float = Field(default=0.25, ge=0, le=1, description="Confidence at which the pack reports.")
     augmentation: Annotated[Augmentation, Field(description="Augmentation settings.")] = Augmentation()
+    evaluation: list[EvaluationSet] = Field(
+        default_factory=list, description="Datasets whose test splits score the pack (and gate its promotion)."
+    )
+    calibration: str | None = Field(
+        default=None, description="Dataset whose training photos calibrate the int8 model (default: the first "
+        "evaluation dataset)."
+    )
 
     def with_overrides(self, **overrides: Any) -> Recipe:
         """A copy with the given fields replaced (None values are ignored), validated again."""
@@ -72,6 +91,14 @@ class Recipe(BaseModel):
             "seed": self.seed, "workers": self.workers, "cache": "ram" if self.cache else False,
             **self.augmentation.model_dump(),
         }
+
+
+def recipe_path(spec: str) -> Path:
+    """A recipe file, or the name of one in the repository's training/recipes/."""
+    path = Path(spec)
+    if path.suffix in {".yaml", ".yml"}:
+        return path
+    return bundled_path(f"training/recipes/{spec}.yaml")
 
 
 def load_recipe(path: Path) -> Recipe:

@@ -1,0 +1,58 @@
+"""Packaging real trained weights: ONNX float32 and int8, metrics through our runtime, speed, card."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hazardvision.model_pack import active_packs, load_pack
+
+SCRIPT = Path(sys.executable).with_name("hazardvision")
+
+
+@pytest.fixture(scope="module")
+def built(datasets, tmp_path_factory) -> tuple[Path, dict]:
+    pytest.importorskip("ultralytics", reason="packaging needs the [train] extra")
+    bundled = next(p for p in active_packs() if p.name == "fire-smoke")
+    models = tmp_path_factory.mktemp("models")
+    done = subprocess.run(
+        [str(SCRIPT), "models", "build", "--weights", str(bundled.folder / "weights.pt"), "--recipe", "fire-smoke",
+         "--version", "9.9.9", "--models", str(models), "--datasets", str(datasets)],
+        capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = models / "fire-smoke" / "9.9.9"
+    return folder, json.loads((bundled.folder / "card.json").read_text())
+
+
+def test_build_pack_writes_both_precisions_and_a_card(built):
+    folder, _ = built
+    for name in ("model.onnx", "model-int8.onnx", "weights.pt", "card.json", "README.md"):
+        assert (folder / name).is_file(), name
+    assert (folder.parent / "ACTIVE").read_text().strip() == "9.9.9"  # first version of the pack
+    pack = load_pack(folder)
+    assert pack.card.classes == ("fire", "smoke")
+    card = json.loads((folder / "card.json").read_text())
+    assert card["data_sources"][0]["licence"] == "CC BY 4.0"
+    assert set(card["speed"]["images_per_second"]) == {"float32", "int8"}
+    assert card["evaluation_sets"][0]["split_id"]
+
+
+def test_build_pack_float_metrics_equal_the_bundled_card_and_int8_stays_close(built):
+    folder, bundled_card = built
+    card = json.loads((folder / "card.json").read_text())
+    ours = card["metrics"]["datasets"]["fire-smoke"]["map50"]
+    assert abs(ours - bundled_card["metrics"]["datasets"]["fire-smoke"]["map50"]) <= 0.01
+    assert card["metrics"]["int8"]["fire-smoke"]["map50"] >= ours - 0.05
+
+
+def test_build_pack_refuses_to_overwrite_a_version(built, datasets):
+    folder, _ = built
+    done = subprocess.run(
+        [str(SCRIPT), "models", "build", "--weights", str(folder / "weights.pt"), "--recipe", "fire-smoke",
+         "--version", "9.9.9", "--models", str(folder.parent.parent), "--datasets", str(datasets)],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2 and "versions are never overwritten" in done.stderr
