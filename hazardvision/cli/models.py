@@ -101,13 +101,16 @@ def build(
     datasets: Annotated[Path | None, typer.Option(help="Datasets root of the recipe's evaluation sets. "
                                                   "Default: $HAZARDVISION_DATASETS, else ../shared/datasets.")] = None,
     int8: Annotated[bool, typer.Option(help="Also make a calibrated int8 model.")] = True,
+    status: Annotated[str, typer.Option(help="How the weights were made, for the card.")]
+    = "trained by `hazardvision train`",
 ) -> None:
     """Package weights as a new pack version: ONNX float32 and int8, test metrics, speed, card."""
     from hazardvision.training.packaging import build_pack  # noqa: PLC0415  (needs the [train] extra)
 
     try:
         folder = build_pack(weights, load_recipe(recipe_path(recipe)), version, models_dir=models or
-                            default_models_dir(), datasets=datasets or default_datasets(), int8=int8)
+                            default_models_dir(), datasets=datasets or default_datasets(), int8=int8,
+                            status=status)
     except HazardVisionError as error:
         fail(error)
     print((folder / "README.md").read_text(encoding="utf-8"))

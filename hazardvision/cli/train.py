@@ -12,6 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hazardvision.bank.bank import default_home
 from hazardvision.cli.common import err, fail, out
 from hazardvision.errors import HazardVisionError
+from hazardvision.model_pack import default_models_dir
+from hazardvision.resources import default_datasets
 from hazardvision.training.recipe import Recipe, load_recipe, recipe_path
 from hazardvision.training.trainer import dataset_yaml, train
 
@@ -32,6 +34,10 @@ def train_command(
     imgsz: Annotated[int | None, typer.Option(min=32, help="Override the recipe's image size.")] = None,
     batch: Annotated[int | None, typer.Option(min=1, help="Override the recipe's batch size.")] = None,
     architecture: Annotated[str | None, typer.Option(help="Override the architecture, e.g. yolo11n.yaml.")] = None,
+    version: Annotated[str | None, typer.Option(help="Then package the best weights as this pack version.")] = None,
+    models: Annotated[Path | None, typer.Option(help="Models folder for --version. Default: the bundled one.")]
+    = None,
+    datasets: Annotated[Path | None, typer.Option(help="Datasets root of the recipe's evaluation sets.")] = None,
 ) -> None:
     """Train (or resume) a detector from a recipe on a bank snapshot, offline."""
     try:
@@ -47,3 +53,12 @@ def train_command(
     except HazardVisionError as error:
         fail(error)
     out.print(f"{'resumed and ' if run.resumed else ''}finished {run.epochs_done} epochs; best weights {run.best}")
+    if version:
+        from hazardvision.training.packaging import build_pack  # noqa: PLC0415
+
+        try:
+            folder = build_pack(run.best, chosen, version, models_dir=models or default_models_dir(),
+                                datasets=datasets or default_datasets())
+        except HazardVisionError as error:
+            fail(error)
+        out.print(f"built {folder}; `hazardvision models promote {chosen.pack} {version}` makes it active")
