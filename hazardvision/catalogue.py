@@ -6,11 +6,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hazardvision.errors import CatalogueError, UnknownClass
 from hazardvision.resources import bundled_path
+from hazardvision.yaml_files import load_yaml_model
 
 
 class Severity(StrEnum):
@@ -112,16 +112,4 @@ DEFAULT_CATALOGUE = "samples/catalogue.yaml"
 def load_catalogue(path: str | Path | None = None) -> Catalogue:
     """Load and validate a catalogue file; the bundled one when `path` is None."""
     file = Path(path) if path is not None else bundled_path(DEFAULT_CATALOGUE)
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise CatalogueError(f"cannot read the hazard catalogue {file}: {error.strerror or error}") from error
-    except yaml.YAMLError as error:
-        raise CatalogueError(f"the hazard catalogue {file} is not valid YAML: {error}") from error
-    try:
-        return Catalogue.model_validate(raw)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in error.errors()
-        )
-        raise CatalogueError(f"the hazard catalogue {file} is invalid: {problems}") from error
+    return load_yaml_model(file, Catalogue, CatalogueError, "the hazard catalogue")

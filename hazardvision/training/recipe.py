@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hazardvision.errors import HazardVisionError
 from hazardvision.resources import bundled_path
+from hazardvision.yaml_files import describe, load_yaml_model
 
 
 class RecipeError(HazardVisionError):
@@ -82,7 +82,7 @@ class Recipe(BaseModel):
         try:
             return Recipe.model_validate(values)
         except ValidationError as error:
-            raise RecipeError(f"invalid recipe override: {_problems(error)}") from error
+            raise RecipeError(f"invalid recipe override: {describe(error)}") from error
 
     def ultralytics_arguments(self) -> dict[str, Any]:
         """Keyword arguments for `YOLO.train`."""
@@ -103,17 +103,4 @@ def recipe_path(spec: str) -> Path:
 
 def load_recipe(path: Path) -> Recipe:
     """Read and validate a recipe file."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise RecipeError(f"cannot read recipe {path}: {error.strerror or error}") from error
-    except yaml.YAMLError as error:
-        raise RecipeError(f"recipe {path} is not valid YAML: {error}") from error
-    try:
-        return Recipe.model_validate(raw)
-    except ValidationError as error:
-        raise RecipeError(f"recipe {path} is invalid: {_problems(error)}") from error
-
-
-def _problems(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in error.errors())
+    return load_yaml_model(path, Recipe, RecipeError, "recipe")
