@@ -56,24 +56,25 @@ class SimilarCase(_Schema):
     score: float = Field(description="Similarity, higher is closer.")
 
 
-class DetectedObject(_Schema):
-    """One detection, hazard or context."""
+class _Detected(_Schema):
+    """What every detection reports."""
 
     class_name: str = Field(description="Catalogue class, e.g. 'no_helmet' or 'helmet'.")
     confidence: float = Field(ge=0, le=1, description="Detector confidence, 0..1.")
-    box: Box = Field(description="Where the object is in the photo.")
+    box: Box = Field(description="Where it is in the photo.")
     pack: str = Field(description="Model pack that detected it.")
+
+
+class DetectedObject(_Detected):
+    """One detection, hazard or context."""
+
     is_hazard: bool = Field(description="Whether the catalogue marks this class as a hazard.")
 
 
-class Finding(_Schema):
+class Finding(_Detected):
     """A hazard found in the photo, explained."""
 
     id: str = Field(description="Finding id, unique across scans; used to review the finding.")
-    class_name: str = Field(description="Catalogue class of the detection, e.g. 'no_helmet'.")
-    confidence: float = Field(ge=0, le=1, description="Detector confidence, 0..1.")
-    box: Box = Field(description="Where the hazard is in the photo.")
-    pack: str = Field(description="Model pack that detected it.")
     hazard: HazardInfo = Field(description="Hazard details from the catalogue.")
     similar_cases: list[SimilarCase] = Field(
         default_factory=list, description="Similar past cases from the sample bank, best first."
