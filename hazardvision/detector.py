@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from hazardvision.boxes import box_area
 from hazardvision.detections import Detections
-from hazardvision.errors import InvalidModel
+from hazardvision.errors import InferenceError, InvalidModel
 from hazardvision.images import BGRImage
 from hazardvision.letterbox import Letterbox, letterbox, target_shape
 
@@ -103,7 +103,10 @@ class OnnxDetector:
             if n > fixed:
                 raise ValueError(f"batch of {n} exceeds the model's fixed batch size {fixed}")
             tensor = np.concatenate([tensor, np.zeros((fixed - n, *tensor.shape[1:]), np.float32)])
-        output = self.session.run(None, {self.input_name: tensor})[0]
+        try:
+            output = self.session.run(None, {self.input_name: tensor})[0]
+        except Exception as error:  # onnxruntime raises its own untyped errors
+            raise InferenceError(f"{self.path} failed on a batch of shape {tensor.shape}: {error}") from error
         return np.asarray(output, dtype=np.float32)[:n]
 
     def postprocess(

@@ -20,6 +20,10 @@ class InvalidModel(HazardVisionError):
     """A model file or model pack cannot be loaded or is not a detection model."""
 
 
+class InferenceError(HazardVisionError):
+    """A loaded model failed while running (a broken or incompatible graph)."""
+
+
 class UnknownModel(HazardVisionError):
     """No model pack or version of that name exists."""
 

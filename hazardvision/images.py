@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,7 +133,11 @@ def _decode_jpeg_fast(data: bytes, image: Image.Image) -> BGRImage | None:
 
 def _loaded_upright(image: Image.Image) -> Image.Image:
     image.load()
-    return ImageOps.exif_transpose(image)
+    try:
+        return ImageOps.exif_transpose(image)
+    except (ValueError, TypeError, KeyError, SyntaxError, struct.error):
+        # A damaged EXIF block should not cost the photo: keep it as stored.
+        return image
 
 
 def _to_bgr(image: Image.Image) -> BGRImage:

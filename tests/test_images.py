@@ -172,3 +172,13 @@ def test_decode_image_unaffected_by_ultralytics_wrapping_pillow_open():
     assert Image.open.__module__ != "PIL.Image"
     with pytest.raises(InvalidImage, match="not a recognised image"):
         decode_image(b"plain text, not a photo\n" * 20)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_decode_image_damaged_exif_still_decodes(photo, fmt):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    damaged = exif.tobytes()[:-7] + b"\xff" * 7
+    data = encode(photo, fmt, exif=damaged, **({"quality": 95} if fmt == "JPEG" else {}))
+    decoded = decode_image(data)
+    assert {decoded.width, decoded.height} == {400, 300}
