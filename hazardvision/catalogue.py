@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
@@ -110,6 +111,7 @@ DEFAULT_CATALOGUE = "samples/catalogue.yaml"
 
 
 def load_catalogue(path: str | Path | None = None) -> Catalogue:
-    """Load and validate a catalogue file; the bundled one when `path` is None."""
-    file = Path(path) if path is not None else bundled_path(DEFAULT_CATALOGUE)
+    """Load and validate a catalogue file: `path`, else `$HAZARDVISION_CATALOGUE`, else the bundled one."""
+    chosen = path if path is not None else os.environ.get("HAZARDVISION_CATALOGUE")
+    file = Path(chosen) if chosen else bundled_path(DEFAULT_CATALOGUE)
     return load_yaml_model(file, Catalogue, CatalogueError, "the hazard catalogue")

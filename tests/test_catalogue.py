@@ -71,3 +71,8 @@ def test_catalogue_entry_unknown_class_lists_known_ones():
 def test_catalogue_require_names_the_source():
     with pytest.raises(UnknownClass, match="pack x emits classes \\['ladder'\\]"):
         load_catalogue().require(("helmet", "ladder"), "pack x")
+
+
+def test_load_catalogue_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("HAZARDVISION_CATALOGUE", str(write(tmp_path, "version: 1\nclasses:" + VALID_ENTRY)))
+    assert [e.class_name for e in load_catalogue().classes] == ["no_helmet"]
