@@ -176,7 +176,9 @@ def build_pack(
         "imgsz": imgsz,
         "status": status,
         "training": {"epochs": train_args.get("epochs"), "imgsz": imgsz, "batch": train_args.get("batch"),
-                     "data": str(train_args.get("data", "")), "recipe": json.loads(recipe.model_dump_json())},
+                     "data": str(train_args.get("data", "")),
+                     "snapshot_id": _snapshot_id(Path(str(train_args.get("data", "")))),
+                     "recipe": json.loads(recipe.model_dump_json())},
         "metrics": {"split": "test", "evaluator": EVALUATOR, "datasets": metrics["float32"],
                     "int8": metrics.get("int8", {})},
         "speed": {"images_per_second": speeds, "photos": len(speed_photos),
@@ -200,6 +202,15 @@ def _speed_photos(datasets: Path, sets: Sequence[EvaluationSet]) -> list[Path]:
         return []
     files = [f.image for f in read_yolo(datasets / sets[0].dataset / "data.yaml").files if f.split == sets[0].split]
     return files[:SPEED_PHOTOS]
+
+
+def _snapshot_id(data_yaml: Path) -> str | None:
+    """The bank snapshot the weights were trained on, when they were (its manifest sits beside data.yaml)."""
+    manifest = data_yaml.parent / "manifest.json"
+    try:
+        return str(json.loads(manifest.read_text(encoding="utf-8"))["id"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _code_version() -> str:
