@@ -223,7 +223,9 @@ def card_markdown(card: dict[str, Any]) -> str:
     """The human page of a card."""
     lines = [f"# Model pack `{card['pack']}` {card['version']}", "", f"{card['status']}.", "",
              f"Architecture {card['architecture']} at {card['imgsz']} px, {card['training'].get('epochs')} epochs. "
-             f"Classes: {', '.join(card['classes'])}. Operating confidence {card['operating_confidence']}.", "",
+             f"Classes: {', '.join(card['classes'])}. Operating confidence {card['operating_confidence']}."
+             + (f" Trained on bank snapshot {card['training']['snapshot_id']}." if card["training"].get("snapshot_id")
+                else ""), "",
              f"## Test-split metrics ({card['metrics']['evaluator']})", ""]
     speeds = card.get("speed", {}).get("images_per_second", {})
     for dataset, result in card["metrics"]["datasets"].items():
