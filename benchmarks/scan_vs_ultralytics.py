@@ -24,7 +24,7 @@ from ultralytics import YOLO
 
 from hazardvision.catalogue import load_catalogue
 from hazardvision.images import load_image
-from hazardvision.model_pack import ModelPack, active_packs, resolve_model
+from hazardvision.model_pack import ModelPack, Precision, active_packs, resolve_model
 from hazardvision.scan import Scanner
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -61,7 +61,7 @@ def time_ultralytics(model: YOLO, photos: list[Path], conf: float, imgsz: int) -
 
 def bench_pack(pack: ModelPack, photos: list[Path], repeat: int) -> None:
     scanner = Scanner([pack], load_catalogue())
-    model_file = str(pack.folder / pack.card.model_file)
+    model_file = str(pack.model_path)
     reference = YOLO(model_file, task="detect")
     conf, imgsz = pack.card.operating_confidence, pack.detector.info.input_height
     time_ours(scanner, photos[:5])  # warm both sessions up
@@ -84,8 +84,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--size", help="re-encode the photos at WIDTHxHEIGHT first, e.g. 1280x720")
     parser.add_argument("--model", action="append", help="ONNX file or pack folder (default: bundled packs)")
+    parser.add_argument("--precision", choices=[p.value for p in Precision], default="float32",
+                        help="which of each pack's models both sides run")
     args = parser.parse_args()
-    packs = [resolve_model(m) for m in args.model] if args.model else active_packs()
+    precision = Precision(args.precision)
+    packs = [resolve_model(m, precision) for m in args.model] if args.model else active_packs(precision=precision)
     with tempfile.TemporaryDirectory() as workdir:
         photos = pick_photos(args.photos, args.size, Path(workdir))
         print(f"cpu cores available: {len(os.sched_getaffinity(0))}; photos: {len(photos)}"

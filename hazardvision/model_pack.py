@@ -10,6 +10,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
@@ -24,6 +25,13 @@ from hazardvision.resources import bundled_path
 
 CARD_FILE = "card.json"
 ACTIVE_FILE = "ACTIVE"
+
+
+class Precision(StrEnum):
+    """Which of a pack's ONNX files to run."""
+
+    FLOAT32 = "float32"
+    INT8 = "int8"
 
 
 class DataSource(BaseModel):
@@ -45,7 +53,8 @@ class ModelCard(BaseModel):
     pack: str = Field(pattern=r"^[a-z][a-z0-9-]*$", description="Pack name, e.g. 'ppe'.")
     version: str = Field(min_length=1, description="Version of this pack.")
     architecture: str = Field(description="Detector architecture, e.g. 'yolo26n'.")
-    model_file: str = Field(default="model.onnx", description="ONNX file served, relative to the card.")
+    model_file: str = Field(default="model.onnx", description="Float32 ONNX file, relative to the card.")
+    model_file_int8: str | None = Field(default=None, description="Int8 ONNX file, if the pack has one.")
     classes: tuple[str, ...] = Field(min_length=1, description="Catalogue classes, in model class order.")
     operating_confidence: float = Field(
         default=0.25, ge=0.0, le=1.0, description="Confidence at which the pack reports findings."
@@ -56,9 +65,15 @@ class ModelCard(BaseModel):
 class ModelPack:
     """One version of a pack, ready to detect; the ONNX session loads on first use."""
 
-    def __init__(self, folder: Path, card: ModelCard) -> None:
+    def __init__(self, folder: Path, card: ModelCard, precision: Precision = Precision.FLOAT32) -> None:
         self.folder = folder
         self.card = card
+        self.precision = precision
+        chosen = card.model_file if precision is Precision.FLOAT32 else card.model_file_int8
+        if chosen is None:
+            raise UnknownModel(f"pack {card.pack} {card.version} has no {precision.value} model; "
+                               f"use --precision {Precision.FLOAT32.value}")
+        self.model_path = folder / chosen
 
     @property
     def name(self) -> str:
@@ -70,7 +85,7 @@ class ModelPack:
 
     @cached_property
     def detector(self) -> OnnxDetector:
-        detector = OnnxDetector(self.folder / self.card.model_file)
+        detector = OnnxDetector(self.model_path)
         if len(detector.class_names) != len(self.card.classes):
             raise InvalidModel(
                 f"{detector.path} has {len(detector.class_names)} classes but its card lists "
@@ -88,7 +103,7 @@ class ModelPack:
         ]
 
 
-def load_pack(folder: str | Path) -> ModelPack:
+def load_pack(folder: str | Path, precision: Precision = Precision.FLOAT32) -> ModelPack:
     """Load a pack version folder (the one holding `card.json`)."""
     folder = Path(folder)
     card_path = folder / CARD_FILE
@@ -98,7 +113,7 @@ def load_pack(folder: str | Path) -> ModelPack:
         raise UnknownModel(f"no model pack at {folder}: cannot read {CARD_FILE}") from error
     except (json.JSONDecodeError, ValidationError) as error:
         raise InvalidModel(f"the model card {card_path} is invalid: {error}") from error
-    return ModelPack(folder, card)
+    return ModelPack(folder, card, precision)
 
 
 def active_version(pack_folder: Path) -> Path:
@@ -123,19 +138,19 @@ def default_models_dir() -> Path:
     return Path(override) if override else bundled_path("models")
 
 
-def active_packs(models_dir: Path | None = None) -> list[ModelPack]:
+def active_packs(models_dir: Path | None = None, precision: Precision = Precision.FLOAT32) -> list[ModelPack]:
     """The active version of every pack under `models_dir` (the bundled packs by default)."""
     root = models_dir or default_models_dir()
     if not root.is_dir():
         raise UnknownModel(f"no model packs: {root} is not a folder")
-    packs = [load_pack(active_version(p)) for p in sorted(root.iterdir()) if p.is_dir()]
+    packs = [load_pack(active_version(p), precision) for p in sorted(root.iterdir()) if p.is_dir()]
     if not packs:
         raise UnknownModel(f"no model packs under {root}")
     return packs
 
 
-def resolve_model(spec: str | Path) -> ModelPack:
-    """A pack from `--model`: a pack version folder, a pack folder, or a bare ONNX file."""
+def resolve_model(spec: str | Path, precision: Precision = Precision.FLOAT32) -> ModelPack:
+    """A pack from `--model`: a pack version folder, a pack folder, or a bare ONNX file (run as it is)."""
     path = Path(spec)
     if path.is_file() and path.suffix == ".onnx":
         detector = OnnxDetector(path)
@@ -146,7 +161,7 @@ def resolve_model(spec: str | Path) -> ModelPack:
         pack.__dict__["detector"] = detector  # reuse the session opened to read the class names
         return pack
     if (path / CARD_FILE).is_file():
-        return load_pack(path)
+        return load_pack(path, precision)
     if path.is_dir():
-        return load_pack(active_version(path))
+        return load_pack(active_version(path), precision)
     raise UnknownModel(f"--model {spec}: no such ONNX file, pack folder or pack version folder")

@@ -36,6 +36,7 @@ class ModelRef(_Schema):
 
     pack: str = Field(description="Model pack name, e.g. 'ppe'.")
     version: str = Field(description="Version of the pack.")
+    precision: str = Field(default="float32", description="float32 or int8: which of the pack's models ran.")
 
 
 class HazardInfo(_Schema):

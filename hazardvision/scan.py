@@ -100,7 +100,7 @@ class Scanner:
         return ScanResult(
             source=source,
             image=ImageInfo(width=image.width, height=image.height, sha256=image.sha256),
-            models=[ModelRef(pack=p.name, version=p.version) for p in self.packs],
+            models=[ModelRef(pack=p.name, version=p.version, precision=p.precision.value) for p in self.packs],
             findings=findings,
             objects=objects,
             timings_ms={},

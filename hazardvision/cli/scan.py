@@ -17,7 +17,7 @@ from hazardvision.catalogue import load_catalogue
 from hazardvision.cli.common import err, fail
 from hazardvision.errors import HazardVisionError
 from hazardvision.images import DecodedImage, load_image
-from hazardvision.model_pack import ModelPack, active_packs, resolve_model
+from hazardvision.model_pack import ModelPack, Precision, active_packs, resolve_model
 from hazardvision.results import ScanError, ScanResult
 from hazardvision.scan import Scanner, result_detections
 
@@ -41,11 +41,16 @@ def scan(
     catalogue: Annotated[
         Path | None, typer.Option("--catalogue", help="Hazard catalogue YAML. Default: the bundled one.")
     ] = None,
+    precision: Annotated[
+        Precision, typer.Option(help="Run the packs' float32 or int8 models (see each card for both).")
+    ] = Precision.FLOAT32,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON scan result per line.")] = False,
 ) -> None:
     """Scan site photos for hazards. Exit code 1 if any photo could not be scanned."""
     try:
-        packs: list[ModelPack] = [resolve_model(m) for m in model] if model else active_packs()
+        packs: list[ModelPack] = (
+            [resolve_model(m, precision) for m in model] if model else active_packs(precision=precision)
+        )
         scanner = Scanner(packs, load_catalogue(catalogue))
     except HazardVisionError as error:
         fail(error)

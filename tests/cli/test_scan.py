@@ -78,4 +78,12 @@ def test_scan_with_explicit_onnx_model(photos):
     pack = next(p for p in active_packs() if p.name == "fire-smoke")
     done = run("scan", str(photos[0]), "--model", str(pack.folder / pack.card.model_file), "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["models"] == [{"pack": "model", "version": "file"}]
+    assert json.loads(done.stdout)["models"] == [{"pack": "model", "version": "file", "precision": "float32"}]
+
+
+def test_scan_int8_runs_each_packs_quantised_model(photos):
+    done = run("scan", str(photos[0]), "--precision", "int8", "--json", "--conf", "0.01")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert {m["precision"] for m in result["models"]} == {"int8"}
+    assert result["objects"]
