@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections import defaultdict
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from hazardvision.bank.groups import DEFAULT_DISTANCE, Member, assign_groups
@@ -20,12 +22,23 @@ from hazardvision.bank.views import AnnotationView, BankStats, CaseView, SourceS
 from hazardvision.errors import BankError, UnknownCase
 
 DATABASE = "bank.sqlite3"
+WRITER_LOCK = ".writer.lock"
+SCHEMA_LOCK = ".schema.lock"
 
 
 def default_home() -> Path:
     """`HAZARDVISION_HOME`, else `~/.local/share/hazardvision`."""
     override = os.environ.get("HAZARDVISION_HOME")
     return Path(override) if override else Path.home() / ".local" / "share" / "hazardvision"
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """Database failures (locked, full disk, unreachable server) as a `BankError` a user can read."""
+    try:
+        yield
+    except (OperationalError, DatabaseError) as error:
+        raise BankError(f"the bank database failed: {getattr(error, 'orig', None) or error}") from error
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -56,26 +69,53 @@ class SampleBank:
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        migrate(self.engine)
+        # Two processes opening a new bank at once must not both create its tables.
+        with open(self.home / SCHEMA_LOCK, "a+b") as handle, _database_errors():
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            migrate(self.engine)
         self.recover()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session that commits on success and rolls back on error."""
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        with _database_errors(), Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """The right to add cases: one writer at a time, waiting for the one at work.
+
+        The lock is an flock on `home/.writer.lock`, so the kernel releases it when a writer dies.
+        """
+        with open(self.home / WRITER_LOCK, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def recover(self) -> int:
-        """Remove photos of writes that never committed; return how many were removed."""
-        removed = 0
-        with self.session() as session:
-            for pending in session.scalars(select(PendingImage)).all():
-                if session.get(Image, pending.sha256) is None:
-                    self.store.remove(pending.sha256)
-                    removed += 1
-                session.delete(pending)
-        self.store.clear_incoming()
-        return removed
+        """Remove photos of writes that never committed; return how many were removed.
+
+        Skipped while a writer is at work: its pending photos are not orphans yet.
+        """
+        with open(self.home / WRITER_LOCK, "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0
+            try:
+                removed = 0
+                with self.session() as session:
+                    for pending in session.scalars(select(PendingImage)).all():
+                        if session.get(Image, pending.sha256) is None:
+                            self.store.remove(pending.sha256)
+                            removed += 1
+                        session.delete(pending)
+                self.store.clear_incoming()
+                return removed
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def source(self, session: Session, name: str, *, kind: str, origin: str | None, licence: str | None) -> Source:
         found = session.scalar(select(Source).where(Source.name == name))

@@ -89,16 +89,17 @@ def import_dataset(
     """Import every readable file of `dataset` (its cases at `site` of `enterprise`, if given);
     report what was skipped and why."""
     tally = _Tally()
-    with bank.session() as session:
-        source_id = bank.source(session, dataset.name, kind="dataset", origin=dataset.origin,
-                                licence=dataset.licence).id
-        place = _Place(source_id, *bank.place(session, site, enterprise))
-    for start in range(0, len(dataset.files), batch_size):
-        batch = dataset.files[start : start + batch_size]
-        _import_batch(bank, batch, class_map, place, tally)
-        if on_progress:
-            on_progress(len(batch))
-    groups = bank.regroup()
+    with bank.writer():
+        with bank.session() as session:
+            source_id = bank.source(session, dataset.name, kind="dataset", origin=dataset.origin,
+                                    licence=dataset.licence).id
+            place = _Place(source_id, *bank.place(session, site, enterprise))
+        for start in range(0, len(dataset.files), batch_size):
+            batch = dataset.files[start : start + batch_size]
+            _import_batch(bank, batch, class_map, place, tally)
+            if on_progress:
+                on_progress(len(batch))
+        groups = bank.regroup()
     return ImportReport(
         source=dataset.name, files=len(dataset.files), imported=tally.imported,
         already_in_bank=tally.duplicates, failed=tally.failed, backgrounds=tally.backgrounds,

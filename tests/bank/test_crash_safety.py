@@ -84,3 +84,27 @@ def test_import_killed_at_many_points_stays_consistent_and_resumes(datasets, tmp
     assert stats.cases == PHOTOS == stats.images
     assert stats.annotations == {k: v for k, v in expected.items() if v}
     assert len(list(bank.store.files())) == PHOTOS
+
+
+def test_bank_opened_during_an_import_leaves_its_pending_photos_alone(datasets, tmp_path):
+    """Readers open (and would recover) the bank while an import writes: nothing may be lost."""
+    data = subset(tmp_path / "data")
+    home = tmp_path / "bank"
+    process = start_import(data, home)
+    opened = 0
+    while process.poll() is None:
+        SampleBank(home).engine.dispose()
+        opened += 1
+    assert process.returncode == 0, process.stderr.read().decode() if process.stderr else ""
+    bank = SampleBank(home)
+    assert opened > 10
+    assert bank.verify() == [] and bank.stats().cases == PHOTOS
+
+
+def test_two_imports_at_once_both_finish_without_duplicates(datasets, tmp_path):
+    data = subset(tmp_path / "data")
+    home = tmp_path / "bank"
+    first, second = start_import(data, home), start_import(data, home)
+    assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0
+    bank = SampleBank(home)
+    assert bank.verify() == [] and bank.stats().cases == PHOTOS
