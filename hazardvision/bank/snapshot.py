@@ -205,4 +205,9 @@ def _write(bank: SampleBank, folder: Path, rows: list[_Row], manifest: SnapshotM
         f"test: images/test\nnames: {json.dumps(manifest.classes)}\n")
     (temporary / "manifest.json").write_text(manifest.model_dump_json(indent=2))
     folder.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(temporary, folder)
+    try:
+        os.replace(temporary, folder)
+    except OSError:
+        if not (folder / "manifest.json").is_file():
+            raise
+        shutil.rmtree(temporary)  # another process wrote the same snapshot first: same content
