@@ -21,7 +21,7 @@ from hazardvision.bank.classmap import ClassMap
 from hazardvision.bank.groups import dhash
 from hazardvision.bank.readers import Dataset, SampleFile
 from hazardvision.bank.schema import Annotation, Case, Image, Origin, PendingImage
-from hazardvision.errors import InvalidImage
+from hazardvision.errors import BankError, InvalidImage
 from hazardvision.images import decode_image
 
 DEFAULT_BATCH = 64
@@ -145,8 +145,11 @@ def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap
         return
     with bank.session() as session:  # step 1: journal the files about to be written
         session.add_all(PendingImage(sha256=sha) for sha in prepared)
-    for sha, item in prepared.items():  # step 2: write them
-        bank.store.put(sha, item.image.format, item.data)
+    try:
+        for sha, item in prepared.items():  # step 2: write them
+            bank.store.put(sha, item.image.format, item.data)
+    except OSError as error:  # the journal lets the next open remove what was written
+        raise BankError(f"cannot write photos into {bank.store.root}: {error.strerror or error}") from error
     with bank.session() as session:  # step 3: the cases, atomically, and clear the journal
         for sha, item in prepared.items():
             session.add(item.image)

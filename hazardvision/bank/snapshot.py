@@ -120,7 +120,10 @@ def make_snapshot(
     )
     if (folder / "manifest.json").is_file():
         return SnapshotManifest.model_validate_json((folder / "manifest.json").read_text())
-    _write(bank, folder, rows, manifest)
+    try:
+        _write(bank, folder, rows, manifest)
+    except OSError as error:
+        raise BankError(f"cannot write the snapshot to {folder}: {error.strerror or error}") from error
     with bank.session() as session:
         if session.get(SnapshotRecord, snapshot_id) is None:
             session.add(SnapshotRecord(id=snapshot_id, path=str(folder), manifest=json.loads(
