@@ -118,17 +118,7 @@ class _Place:
 
 def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap, place: _Place,
                   tally: _Tally) -> None:
-    read: list[tuple[SampleFile, bytes, str]] = []
-    for sample in batch:
-        if sample.errors:
-            _fail(tally, sample, sample.errors)
-            continue
-        try:
-            data = sample.image.read_bytes()
-        except OSError as error:
-            _fail(tally, sample, [f"cannot read the image: {error.strerror or error}"])
-            continue
-        read.append((sample, data, hashlib.sha256(data).hexdigest()))
+    read = _read(batch, tally)
     with bank.session() as session:
         known = bank.known_images(session, [sha for _, _, sha in read])
     prepared: dict[str, _Prepared] = {}
@@ -141,8 +131,30 @@ def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap
             _fail(tally, sample, item)
         else:
             prepared[sha] = item
-    if not prepared:
-        return
+    if prepared:
+        _store(bank, prepared, place)
+    for item in prepared.values():
+        _count(tally, item, class_map)
+
+
+def _read(batch: list[SampleFile], tally: _Tally) -> list[tuple[SampleFile, bytes, str]]:
+    """Bytes and SHA-256 of each file that has no known problem and can be read."""
+    read = []
+    for sample in batch:
+        if sample.errors:
+            _fail(tally, sample, sample.errors)
+            continue
+        try:
+            data = sample.image.read_bytes()
+        except OSError as error:
+            _fail(tally, sample, [f"cannot read the image: {error.strerror or error}"])
+            continue
+        read.append((sample, data, hashlib.sha256(data).hexdigest()))
+    return read
+
+
+def _store(bank: SampleBank, prepared: dict[str, _Prepared], place: _Place) -> None:
+    """Journal, write, then commit a batch (see the module docstring for why in this order)."""
     with bank.session() as session:  # step 1: journal the files about to be written
         session.add_all(PendingImage(sha256=sha) for sha in prepared)
     try:
@@ -159,8 +171,6 @@ def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap
         session.flush()
         for pending in session.query(PendingImage).filter(PendingImage.sha256.in_(list(prepared))):
             session.delete(pending)
-    for item in prepared.values():
-        _count(tally, item, class_map)
 
 
 def _prepare(sample: SampleFile, data: bytes, class_map: ClassMap) -> _Prepared | list[str]:
