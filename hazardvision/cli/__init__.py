@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated
 
 import typer
 
 from hazardvision import __version__
 from hazardvision.cli.bank import bank_app
+from hazardvision.cli.common import err
 from hazardvision.cli.models import models_app
 from hazardvision.cli.scan import scan
 from hazardvision.cli.train import train_command
@@ -41,4 +44,12 @@ def _root(
 
 
 def main() -> None:
-    app()
+    """Run the CLI; a bug shows one line, not a traceback (set HAZARDVISION_DEBUG=1 for it)."""
+    try:
+        app()
+    except Exception as error:  # the last line of defence: domain errors are handled per command
+        if os.environ.get("HAZARDVISION_DEBUG"):
+            raise
+        err.print(f"[red]internal error:[/red] {type(error).__name__}: {error} "
+                  "(this is a bug; rerun with HAZARDVISION_DEBUG=1 for the traceback and report it)", highlight=False)
+        sys.exit(3)
