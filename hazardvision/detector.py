@@ -8,7 +8,6 @@ stride from the ONNX metadata that ultralytics writes; never imports torch.
 from __future__ import annotations
 
 import ast
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +184,3 @@ def _read_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
         metadata=metadata,
     )
 
-
-def default_threads() -> int:
-    """Threads for one ONNX session: every core this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
