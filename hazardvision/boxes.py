@@ -8,6 +8,9 @@ from numpy.typing import NDArray
 FloatArray = NDArray[np.float32]
 IntArray = NDArray[np.int64]
 
+CLASS_OFFSET = 7680.0
+"""Per-class coordinate shift in class-aware NMS: larger than any model input side."""
+
 
 def box_area(xyxy: FloatArray) -> FloatArray:
     """Area of each box of an (n, 4) array; inverted boxes count as empty."""
@@ -35,9 +38,11 @@ def non_max_suppression(
     order = np.argsort(-scores, kind="stable")
     if len(order) == 0:
         return order.astype(np.int64)
-    # Shifting each class to its own region makes one pass suppress within classes only.
-    offset = class_id.astype(np.float32)[:, None] * (float(xyxy.max()) + 1.0)
-    boxes = (xyxy + offset)[order]
+    # Shifting each class to its own region makes one pass suppress within classes only. The
+    # shift is ultralytics' (7680 px per class, in float32), so that IoUs within a hair of the
+    # threshold round the same way and our boxes match ultralytics' one to one.
+    offset = class_id.astype(np.float32)[:, None] * np.float32(CLASS_OFFSET)
+    boxes = (xyxy.astype(np.float32) + offset)[order]
     keep: list[int] = []
     alive = np.ones(len(order), dtype=bool)
     for i in range(len(order)):

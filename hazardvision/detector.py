@@ -89,9 +89,12 @@ class OnnxDetector:
         boxes = []
         for i, image in enumerate(images):
             canvas, placement = letterbox(image, info.input_height, info.input_width, out_h, out_w)
-            # BGR to RGB, HWC to CHW and 0..1 scaling in one C++ pass.
-            tensor[i] = cv2.dnn.blobFromImage(canvas, 1 / 255, swapRB=True)[0]
+            # BGR to RGB and HWC to CHW in one C++ pass.
+            tensor[i] = cv2.dnn.blobFromImage(canvas, 1.0, swapRB=True)[0]
             boxes.append(placement)
+        # Divide, as ultralytics does: multiplying by 1/255 differs in the last bit, and YOLO26's
+        # top-k head can turn such noise into a different box near its cut-off.
+        tensor /= np.float32(255)
         return Batch(tensor, tuple(boxes))
 
     def predict(self, tensor: NDArray[np.float32]) -> NDArray[np.float32]:

@@ -1,7 +1,7 @@
 """The ONNX detector: parity with ultralytics on real photos, and clear errors for bad models.
 
 Parity runs every bundled pack's own weights through several ONNX exports (fixed batch 1,
-fixed batch 4, dynamic shape; NMS in the graph for packs whose head needs NMS) and compares
+fixed batch 4, dynamic shape; YOLO26's end-to-end head, or NMS in the graph for other heads) and compares
 our detections with `ultralytics.YOLO(same_onnx).predict` one to one at confidence 0.001.
 """
 
@@ -60,7 +60,10 @@ def exports(request, tmp_path_factory) -> Iterator[list[Export]]:
     shutil.copy(weights, local)
     imgsz = YOLO(str(local)).ckpt["train_args"]["imgsz"]
     variants = [("fixed-b1", {"batch": 1}, 1), ("fixed-b4", {"batch": 4}, 4), ("dynamic", {"dynamic": True}, 4)]
-    if not architecture.startswith("yolo26"):
+    if architecture.startswith("yolo26"):
+        # YOLO26's NMS-free head: the graph itself picks its top 300 boxes.
+        variants.append(("end2end-b4", {"batch": 4, "end2end": True}, 4))
+    else:
         # The graph's own NMS keeps boxes above the export-time conf; keep it at the parity level.
         variants.append(("nms-in-graph-b4", {"batch": 4, "nms": True, "conf": PARITY_CONF}, 4))
     made = []

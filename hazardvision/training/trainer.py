@@ -113,9 +113,17 @@ def _finished(last: Path) -> bool:
     return int(_checkpoint(last).get("epoch", -1)) == -1
 
 
-def _result(run_folder: Path, *, resumed: bool) -> TrainingRun:
+def epochs_logged(run_folder: Path) -> int:
+    """Distinct epochs in the run's results.csv (a resumed epoch may appear twice)."""
     results = run_folder / "results.csv"
-    epochs = max(0, len(results.read_text().splitlines()) - 1) if results.is_file() else 0
+    if not results.is_file():
+        return 0
+    rows = results.read_text(encoding="utf-8").splitlines()[1:]
+    return len({row.split(",", 1)[0].strip() for row in rows if row.strip()})
+
+
+def _result(run_folder: Path, *, resumed: bool) -> TrainingRun:
+    epochs = epochs_logged(run_folder)
     best = run_folder / "weights" / "best.pt"
     if not best.is_file():
         raise TrainingError(f"{run_folder} holds no weights/best.pt; the run did not complete an epoch")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hazardvision.training.recipe import RecipeError, load_recipe
+from hazardvision.training.trainer import epochs_logged
 from tests.conftest import DATASETS, test_photos
 
 SCRIPT = Path(sys.executable).with_name("hazardvision")
@@ -20,7 +21,7 @@ pack: tiny
 classes: [helmet, vest, no_helmet, no_vest]
 architecture: yolo26n.yaml
 imgsz: 96
-epochs: 3
+epochs: 5
 batch: 4
 workers: 0
 cache: false
@@ -44,11 +45,6 @@ def tiny_data(datasets, tmp_path) -> Path:
     return root
 
 
-def epochs_logged(run: Path) -> int:
-    results = run / "results.csv"
-    return max(0, len(results.read_text().splitlines()) - 1) if results.is_file() else 0
-
-
 def test_train_interrupted_after_first_epoch_resumes_to_the_end(tiny_data, tmp_path):
     pytest.importorskip("ultralytics", reason="training needs the [train] extra")
     run = tmp_path / "run"
@@ -56,22 +52,23 @@ def test_train_interrupted_after_first_epoch_resumes_to_the_end(tiny_data, tmp_p
                "--run-dir", str(run)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
-    checkpoint = run / "weights" / "last.pt"
-    while not (epochs_logged(run) >= 1 and checkpoint.is_file()) and process.poll() is None:
+    # best.pt is written right after last.pt at the end of an epoch, so once it exists the
+    # checkpoint is complete and the kill lands in a later epoch.
+    best = run / "weights" / "best.pt"
+    while not best.is_file() and process.poll() is None:
         assert time.monotonic() < deadline, "the first epoch never finished"
-        time.sleep(0.2)
-    time.sleep(0.5)  # let the checkpoint's write finish; the kill lands in epoch 2
+        time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert 1 <= epochs_logged(run) < 3, "the kill must land after epoch 1 and before the end"
+    assert 1 <= epochs_logged(run) < 5, "the kill must land after epoch 1 and before the end"
 
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resumed and finished 3 epochs" in resumed.stdout
-    assert epochs_logged(run) == 3 and (run / "weights" / "best.pt").is_file()
+    assert "resumed and finished 5 epochs" in resumed.stdout
+    assert epochs_logged(run) == 5 and (run / "weights" / "best.pt").is_file()
 
     again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert again.returncode == 0 and "finished 3 epochs" in again.stdout  # a finished run is not retrained
+    assert again.returncode == 0 and "finished 5 epochs" in again.stdout  # a finished run is not retrained
 
 
 def test_train_refuses_data_whose_classes_differ_from_the_recipe(tiny_data, tmp_path):
