@@ -65,10 +65,15 @@ def bundled_evaluation_sets():
                                id=f"{pack.name}-{spec['dataset']}")
 
 
+# First floors of test-split mAP50 (issue 4); they will rise.
+FLOORS = {("ppe", "ppe-vest"): 0.60, ("fire-smoke", "fire-smoke"): 0.45}
+
+
 @pytest.mark.parametrize(("pack", "spec", "reported"), list(bundled_evaluation_sets()))
 def test_bundled_pack_metrics_match_its_card(datasets, pack, spec, reported):
     result = evaluate_dataset(pack, DATASETS / spec["dataset"] / "data.yaml", split=spec["split"],
                               mapping=spec["map"], drop=spec["drop"])
     assert abs(result.map50 - reported["map50"]) <= 0.01
+    assert result.map50 >= FLOORS.get((pack.name, spec["dataset"]), 0.0)
     for name, metrics in reported["per_class"].items():
         assert abs(result.per_class[name].map50 - metrics["map50"]) <= 0.01
