@@ -167,7 +167,6 @@ def _truth(sample: SampleFile, width: int, height: int, class_map: ClassMap, cla
     for box in sample.boxes:
         target = class_map.target(box.source_class)
         if target in classes:
-            scale = (width, height, width, height) if box.normalised else (1, 1, 1, 1)
-            boxes.append([box.x1 * scale[0], box.y1 * scale[1], box.x2 * scale[2], box.y2 * scale[3]])
+            boxes.append(list(box.pixels(width, height)))
             names.append(target)
     return GroundTruth(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(names, dtype=np.str_))

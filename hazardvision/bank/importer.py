@@ -187,11 +187,9 @@ def _prepare(sample: SampleFile, data: bytes, class_map: ClassMap) -> _Prepared 
         target = class_map.target(box.source_class)
         if target is None:
             continue
-        scale_x, scale_y = (decoded.width, decoded.height) if box.normalised else (1, 1)
-        annotations.append(Annotation(
-            class_name=target, source_class=box.source_class, origin=Origin.IMPORTED.value,
-            x1=box.x1 * scale_x, y1=box.y1 * scale_y, x2=box.x2 * scale_x, y2=box.y2 * scale_y,
-        ))
+        x1, y1, x2, y2 = box.pixels(decoded.width, decoded.height)
+        annotations.append(Annotation(class_name=target, source_class=box.source_class,
+                                      origin=Origin.IMPORTED.value, x1=x1, y1=y1, x2=x2, y2=y2))
     area_hash, bilinear_hash = dhash(decoded.pixels)
     image = Image(sha256=decoded.sha256, width=decoded.width, height=decoded.height, format=decoded.format,
                   size_bytes=len(data), dhash=area_hash, dhash_bilinear=bilinear_hash)

@@ -32,6 +32,11 @@ class RawBox:
     y2: float
     normalised: bool
 
+    def pixels(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """x1, y1, x2, y2 in pixels of a photo of that size."""
+        sx, sy = (width, height) if self.normalised else (1, 1)
+        return self.x1 * sx, self.y1 * sy, self.x2 * sx, self.y2 * sy
+
 
 @dataclass
 class SampleFile:
@@ -85,15 +90,7 @@ def read_dataset(path: Path, name: str | None = None, images: Path | None = None
 
 def read_yolo(data_yaml: Path, name: str | None = None) -> Dataset:
     """Read a YOLO dataset described by `data_yaml` (Ultralytics layout)."""
-    try:
-        spec = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise DatasetError(f"cannot read {data_yaml}: {error}") from error
-    except yaml.YAMLError as error:
-        raise DatasetError(f"{data_yaml} is not valid YAML: {error}") from error
-    if not isinstance(spec, dict) or "names" not in spec:
-        raise DatasetError(f"{data_yaml} must be a mapping with a 'names' list of classes")
-    classes = _class_names(spec["names"], data_yaml)
+    spec, classes = _yolo_spec(data_yaml)
     root = (data_yaml.parent / str(spec.get("path") or ".")).resolve()
     dataset = Dataset(name or data_yaml.parent.name, root, classes, [])
     splits = [s for s in SPLITS if spec.get(s)]
@@ -126,6 +123,23 @@ def _label_dir(image_dir: Path) -> Path:
             parts[i] = "labels"
             return Path(*parts)
     return image_dir.parent / "labels" / image_dir.name
+
+
+def _yolo_spec(data_yaml: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
+    try:
+        spec = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"cannot read {data_yaml}: {error}") from error
+    except yaml.YAMLError as error:
+        raise DatasetError(f"{data_yaml} is not valid YAML: {error}") from error
+    if not isinstance(spec, dict) or "names" not in spec:
+        raise DatasetError(f"{data_yaml} must be a mapping with a 'names' list of classes")
+    return spec, _class_names(spec["names"], data_yaml)
+
+
+def yolo_class_names(data_yaml: Path) -> tuple[str, ...]:
+    """The class names a YOLO data.yaml declares, without listing its files."""
+    return _yolo_spec(data_yaml)[1]
 
 
 def _class_names(names: Any, source: Path) -> tuple[str, ...]:
@@ -263,14 +277,18 @@ def _relative(path: Path, root: Path) -> str:
         return path.name
 
 
-def _read_source_notes(dataset: Dataset) -> None:
-    """Pick up origin and licence from a SOURCE.md beside the data, where there is one."""
-    notes = dataset.root / "SOURCE.md"
-    if not notes.is_file():
-        return
-    for line in notes.read_text(encoding="utf-8").splitlines():
-        if line.startswith("- Origin:"):
-            dataset.origin = line.split(":", 1)[1].strip()
-        elif line.startswith("- License:"):
-            dataset.licence = line.split(":", 1)[1].split("(")[0].strip()
+def source_notes(root: Path) -> tuple[str | None, str | None]:
+    """Origin and licence from a SOURCE.md in a dataset folder, where there is one."""
+    origin = licence = None
+    notes = root / "SOURCE.md"
+    if notes.is_file():
+        for line in notes.read_text(encoding="utf-8").splitlines():
+            if line.startswith("- Origin:"):
+                origin = line.split(":", 1)[1].strip()
+            elif line.startswith("- License:"):
+                licence = line.split(":", 1)[1].split("(")[0].strip()
+    return origin, licence
 
+
+def _read_source_notes(dataset: Dataset) -> None:
+    dataset.origin, dataset.licence = source_notes(dataset.root)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hazardvision.bank.readers import read_dataset, read_yolo
+from hazardvision.bank.readers import read_yolo, source_notes
 from hazardvision.errors import InvalidModel
 from hazardvision.evaluation import Evaluation, evaluate_dataset
 from hazardvision.images import load_image
@@ -109,11 +109,10 @@ def images_per_second(packs: Sequence[ModelPack], photos: Sequence[Path], repeat
 
 
 def _credit(datasets: Path, name: str) -> dict[str, str]:
-    dataset = read_dataset(datasets / name)
-    origin = dataset.origin or name
-    return {"name": name, "origin": origin, "licence": dataset.licence or "unknown",
-            "credit": f"{origin}, licensed {dataset.licence or 'unknown'}; labels remapped to the hazardvision "
-                      "catalogue."}
+    origin, licence = source_notes(datasets / name)
+    origin, licence = origin or name, licence or "unknown"
+    return {"name": name, "origin": origin, "licence": licence,
+            "credit": f"{origin}, licensed {licence}; labels remapped to the hazardvision catalogue."}
 
 
 def build_pack(

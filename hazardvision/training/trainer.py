@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from hazardvision.bank.readers import yolo_class_names
 from hazardvision.errors import DatasetError, HazardVisionError
 from hazardvision.training.recipe import Recipe
 
@@ -41,16 +40,6 @@ def dataset_yaml(data: Path) -> Path:
     return path
 
 
-def _names(data_yaml: Path) -> list[str]:
-    spec = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
-    names = spec.get("names") if isinstance(spec, dict) else None
-    if isinstance(names, dict):
-        return [str(names[i]) for i in range(len(names))]
-    if isinstance(names, list):
-        return [str(n) for n in names]
-    raise DatasetError(f"{data_yaml} has no 'names' list")
-
-
 def train(
     recipe: Recipe,
     data: Path,
@@ -65,9 +54,10 @@ def train(
     checkpoint with the run's own settings; a finished one is returned as it is.
     """
     data_yaml = dataset_yaml(data)
-    if _names(data_yaml) != recipe.classes:
+    classes = list(yolo_class_names(data_yaml))
+    if classes != recipe.classes:
         raise TrainingError(
-            f"{data_yaml} has classes {_names(data_yaml)} but recipe {recipe.pack} needs {recipe.classes} in that "
+            f"{data_yaml} has classes {classes} but recipe {recipe.pack} needs {recipe.classes} in that "
             f"order; make the snapshot with --classes {','.join(recipe.classes)}"
         )
     os.environ["YOLO_OFFLINE"] = "1"  # before ultralytics is imported: no update checks, no downloads
