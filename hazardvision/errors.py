@@ -54,3 +54,35 @@ class UnknownCase(BankError):
 
 class PromotionRefused(HazardVisionError):
     """A candidate model is worse than the active one (or cannot be compared with it)."""
+
+
+class InvalidFrame(HazardVisionError):
+    """A video frame arrived out of order: its timestamp is older than the camera's last frame."""
+
+
+class InvalidWebhook(HazardVisionError):
+    """A webhook cannot be sent as given (not an http or https URL, or no signing secret)."""
+
+
+class AuditError(HazardVisionError):
+    """The audit log cannot be written or read, or its tail does not match its anchor."""
+
+
+class Unauthenticated(HazardVisionError):
+    """No API key was given, or the key is unknown or revoked."""
+
+
+class Forbidden(HazardVisionError):
+    """The API key's role does not hold the permission the request needs."""
+
+
+class ApiKeyError(HazardVisionError):
+    """An API key cannot be created or revoked as asked (for example, an invalid name)."""
+
+
+class UnknownApiKey(ApiKeyError):
+    """No active API key of that name or id exists."""
+
+
+class ApiKeyConflict(ApiKeyError):
+    """An active API key of that name already exists."""

@@ -27,7 +27,15 @@ def _initial(connection: Connection) -> None:
     Base.metadata.create_all(connection)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+def _api_keys(connection: Connection) -> None:
+    # Only the new table; checkfirst because `_initial` creates every table the schema has today.
+    Base.metadata.tables["api_keys"].create(connection, checkfirst=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial),
+    Migration(2, "api keys of the service", _api_keys),
+)
 LATEST = MIGRATIONS[-1].version
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -144,3 +144,24 @@ class SnapshotRecord(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     path: Mapped[str] = mapped_column(Text)
     manifest: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+class ApiKey(Base):
+    """An API key of the service: only the SHA-256 of the key is kept, never the key."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(8))
+    """The key's first characters, enough to tell keys apart in a listing."""
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# A name is free again once its key is revoked, so uniqueness covers the active keys only.
+Index("uq_api_keys_active_name", ApiKey.name, unique=True,
+      sqlite_where=ApiKey.revoked_at.is_(None), postgresql_where=ApiKey.revoked_at.is_(None))

@@ -1,0 +1,194 @@
+"""API keys and roles: who may call which part of the service.
+
+A key is `hv_` and 32 random bytes; the bank keeps only its SHA-256, so a copy of the database
+gives nobody a working key. Each key has one role, and PERMISSIONS below is the whole policy.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from hazardvision.audit import AuditLog
+from hazardvision.bank.bank import SampleBank
+from hazardvision.bank.schema import ApiKey, utcnow
+from hazardvision.errors import ApiKeyConflict, ApiKeyError, Forbidden, Unauthenticated, UnknownApiKey
+
+
+class Role(StrEnum):
+    INSPECTOR = "inspector"
+    """Uploads site photos and reviews findings."""
+    PIPELINE = "pipeline"
+    """A video monitoring pipeline sending frames."""
+    ML = "ml"
+    """ML staff: models and the training data behind them."""
+    ADMIN = "admin"
+    """Everything, including keys."""
+
+
+class Permission(StrEnum):
+    SCAN = "scan"
+    REVIEW = "review"
+    FRAMES = "frames"
+    ALERTS_READ = "alerts.read"
+    MODELS_READ = "models.read"
+    MODELS_ACTIVATE = "models.activate"
+    MODELS_FORCE = "models.force"
+    KEYS_MANAGE = "keys.manage"
+    AUDIT_READ = "audit.read"
+
+
+_EVERY_ROLE = frozenset(Role)
+
+# The access policy, all of it: which roles hold each permission.
+PERMISSIONS: Mapping[Permission, frozenset[Role]] = MappingProxyType({
+    Permission.SCAN: _EVERY_ROLE,
+    Permission.REVIEW: frozenset({Role.INSPECTOR, Role.ML, Role.ADMIN}),
+    Permission.FRAMES: frozenset({Role.PIPELINE, Role.ADMIN}),
+    Permission.ALERTS_READ: _EVERY_ROLE,
+    Permission.MODELS_READ: _EVERY_ROLE,
+    Permission.MODELS_ACTIVATE: frozenset({Role.ML, Role.ADMIN}),
+    Permission.MODELS_FORCE: frozenset({Role.ADMIN}),
+    Permission.KEYS_MANAGE: frozenset({Role.ADMIN}),
+    Permission.AUDIT_READ: frozenset({Role.ML, Role.ADMIN}),
+})
+
+
+def allowed(role: Role, permission: Permission) -> bool:
+    return role in PERMISSIONS[permission]
+
+
+KEY_PREFIX = "hv_"
+KEY_BYTES = 32
+PREFIX_CHARS = 8
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)  # a busy key is not written to the database on every request
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:+-]{0,99}")
+
+
+class KeyRecord(BaseModel):
+    """An API key as it is shown: never the key itself, only its first characters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: int = Field(description="Key id.")
+    name: str = Field(description="Who or what holds the key, unique among the active keys.")
+    role: Role = Field(description="What the key may do: inspector, pipeline, ml or admin.")
+    prefix: str = Field(description="The key's first characters, to tell keys apart.")
+    created_at: dt.datetime = Field(description="When the key was created (UTC).")
+    revoked_at: dt.datetime | None = Field(default=None, description="When the key was revoked, if it was.")
+    last_used_at: dt.datetime | None = Field(default=None, description="Last use, to the minute; None if never used.")
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def key_digest(key: str) -> str:
+    """What the bank keeps of a key: its SHA-256 in hex."""
+    return hashlib.sha256(key.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; every time stored here is UTC."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def _record(row: ApiKey) -> KeyRecord:
+    return KeyRecord(
+        id=row.id, name=row.name, role=Role(row.role), prefix=row.prefix, created_at=_utc(row.created_at),
+        revoked_at=_utc(row.revoked_at) if row.revoked_at else None,
+        last_used_at=_utc(row.last_used_at) if row.last_used_at else None,
+    )
+
+
+def check(record: KeyRecord, permission: Permission) -> None:
+    """Raise `Forbidden` unless the key's role holds `permission`."""
+    if not allowed(record.role, permission):
+        needed = " or ".join(role.value for role in Role if role in PERMISSIONS[permission])
+        raise Forbidden(f"the key {record.name!r} has role {record.role.value}; {permission.value} needs role "
+                        f"{needed}")
+
+
+class ApiKeys:
+    """The service's API keys, kept hashed in the bank database; creating and revoking one is audited."""
+
+    check = staticmethod(check)
+
+    def __init__(self, bank: SampleBank, audit: AuditLog | None = None) -> None:
+        self.bank = bank
+        self.audit = audit or AuditLog(bank.home)
+
+    def create(self, name: str, role: Role, *, actor: str = "cli") -> tuple[KeyRecord, str]:
+        """A new key: its record and the key itself, which nobody can see again."""
+        if not _NAME.fullmatch(name) or name.isdigit():
+            raise ApiKeyError(f"a key name is 1 to 100 letters, digits or ._@:+- starting with a letter or digit, and "
+                              f"not a number alone (numbers are key ids); {name!r} is not")
+        role = Role(role)
+        key = KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
+        taken = ApiKeyConflict(f"an active key is named {name!r}; revoke it first or choose another name")
+        with self.bank.session() as session:
+            if session.scalar(select(ApiKey.id).where(ApiKey.name == name, ApiKey.revoked_at.is_(None))):
+                raise taken
+            row = ApiKey(name=name, role=role.value, key_hash=key_digest(key), prefix=key[:PREFIX_CHARS])
+            session.add(row)
+            try:
+                session.flush()
+            except IntegrityError as error:  # created by another process since the check above
+                raise taken from error
+            record = _record(row)
+            # Inside the transaction: a key whose creation cannot be audited is not created.
+            self.audit.append(actor, "key.create", name,
+                              details={"id": record.id, "role": role.value, "prefix": record.prefix})
+        return record, key
+
+    def revoke(self, name_or_id: str, *, actor: str = "cli") -> KeyRecord:
+        """Revoke the active key of that name (or id); it is refused from now on."""
+        # Names are never all digits, so a number is an id.
+        is_id = name_or_id.isascii() and name_or_id.isdigit() and len(name_or_id) <= 18
+        which = ApiKey.id == int(name_or_id) if is_id else ApiKey.name == name_or_id
+        query = select(ApiKey).where(which, ApiKey.revoked_at.is_(None))
+        with self.bank.session() as session:
+            row = session.scalar(query)
+            if row is None:
+                raise UnknownApiKey(f"no active key {name_or_id!r}; `hazardvision keys list` shows them")
+            row.revoked_at = utcnow()
+            session.flush()
+            record = _record(row)
+            self.audit.append(actor, "key.revoke", row.name, details={"id": row.id, "prefix": row.prefix})
+        return record
+
+    def authenticate(self, key: str | None) -> KeyRecord:
+        """The active key's record; `Unauthenticated` for a missing, unknown or revoked key."""
+        if not key:
+            raise Unauthenticated("no API key given; an admin creates one with `hazardvision keys create`")
+        digest = key_digest(key)
+        with self.bank.session() as session:
+            row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+            if row is None or not hmac.compare_digest(row.key_hash, digest):
+                raise Unauthenticated("unknown API key; check that it was copied whole, or ask an admin for a new one")
+            if row.revoked_at is not None:
+                raise Unauthenticated(f"the API key {row.prefix}... ({row.name!r}) was revoked; ask an admin for a "
+                                      "new one")
+            now = utcnow()
+            if row.last_used_at is None or now - _utc(row.last_used_at) >= LAST_USED_RESOLUTION:
+                row.last_used_at = now
+            return _record(row)
+
+    def list(self, *, include_revoked: bool = True) -> builtins.list[KeyRecord]:
+        """Keys, oldest first."""
+        query = select(ApiKey).order_by(ApiKey.id)
+        if not include_revoked:
+            query = query.where(ApiKey.revoked_at.is_(None))
+        with self.bank.session() as session:
+            return [_record(row) for row in session.scalars(query)]

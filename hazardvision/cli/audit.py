@@ -1,0 +1,66 @@
+"""`hazardvision audit`: check and read the tamper-evident audit log."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from hazardvision.audit import AuditLog
+from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out
+from hazardvision.errors import HazardVisionError
+
+audit_app = typer.Typer(help="Check and read the tamper-evident audit log (HOME/audit).", no_args_is_help=True)
+
+
+@audit_app.command()
+def verify(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Check the log's hash chain, MACs and anchor; exit code 1 if anything is wrong."""
+    log = AuditLog(home)
+    try:
+        problems = log.verify()
+        count = log.count()
+    except HazardVisionError as error:
+        fail(error)
+    if as_json:
+        print(json.dumps({"log": str(log.path), "intact": not problems, "records": count, "problems": problems},
+                         indent=2))
+    else:
+        for problem in problems:
+            err.print(problem, style="red", markup=False, highlight=False)
+        if not problems:
+            out.print(f"audit log {log.path} is intact: {count} records", markup=False, highlight=False)
+    if problems:
+        raise typer.Exit(1)
+
+
+@audit_app.command("list")
+def list_command(
+    home: HomeOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show the last N records.")] = 50,
+    action: Annotated[str | None, typer.Option(help='Only this action and its sub-actions ("key": key.*).')] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The latest records, oldest first."""
+    try:
+        records = AuditLog(home).records(action=action, last=limit)
+    except HazardVisionError as error:
+        fail(error)
+    if as_json:
+        print(json.dumps([r.model_dump(mode="json") for r in records], indent=2, ensure_ascii=False))
+        return
+    columns = ["seq", "at (UTC)", "actor", "action", "subject", "input", "models", "details"]
+    rows = [
+        [str(r.seq), r.at[:19].replace("T", " "), r.actor, r.action, r.subject or "", (r.input_sha256 or "")[:12],
+         ", ".join(f"{pack} {version}" for pack, version in (r.model_versions or {}).items()),
+         json.dumps(r.details, ensure_ascii=False) if r.details else ""]
+        for r in records
+    ]
+    shown = [i for i, _ in enumerate(columns) if i < 5 or any(row[i] for row in rows)]  # no empty optional columns
+    table = Table(*(columns[i] for i in shown))
+    for row in rows:
+        table.add_row(*(escape(row[i]) for i in shown))
+    out.print(table)

@@ -1,0 +1,395 @@
+"""`WebhookSender`: HMAC-signed webhook delivery in background threads, off the frame path.
+
+Every delivery is an HTTP POST of the payload as canonical JSON
+(`json.dumps(payload, separators=(",", ":"), sort_keys=True)`) with these headers:
+
+- `X-Hazardvision-Timestamp`: unix seconds when the attempt was made;
+- `X-Hazardvision-Signature`: `sha256=` and the hex HMAC-SHA256, keyed with the shared secret,
+  of `f"{timestamp}.{body}"`;
+- `X-Hazardvision-Delivery`: a uuid that stays the same over retries, so that a receiver can
+  ignore a delivery it has already handled.
+
+A receiver checks a request with `verify_signature(secret, timestamp, body, signature)` on the
+raw body bytes, and should refuse timestamps more than a few minutes old (`tolerance_seconds`)
+so that a captured request cannot be replayed later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from email.message import Message
+from enum import StrEnum
+from heapq import heapify, heappop, heappush
+from typing import IO, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hazardvision.errors import InvalidWebhook
+
+TIMESTAMP_HEADER = "X-Hazardvision-Timestamp"
+SIGNATURE_HEADER = "X-Hazardvision-Signature"
+DELIVERY_HEADER = "X-Hazardvision-Delivery"
+_SCHEME = "sha256="
+
+
+def canonical_body(payload: dict[str, Any]) -> bytes:
+    """The JSON bytes that are sent and signed: compact, keys sorted."""
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def sign(secret: str | bytes, timestamp: int | str, body: str | bytes) -> str:
+    """The signature header value: `sha256=` and the hex HMAC-SHA256 of `f"{timestamp}.{body}"`."""
+    message = _as_bytes(str(timestamp)) + b"." + _as_bytes(body)
+    return _SCHEME + hmac.new(_as_bytes(secret), message, hashlib.sha256).hexdigest()
+
+
+def verify_signature(
+    secret: str | bytes,
+    timestamp: int | str,
+    body: str | bytes,
+    signature: str,
+    *,
+    tolerance_seconds: float | None = None,
+    now: float | None = None,
+) -> bool:
+    """True if `signature` (the `X-Hazardvision-Signature` header) signs this timestamp and body.
+
+    Pass the raw request body, not re-serialised JSON. With `tolerance_seconds`, a timestamp
+    further than that from `now` (default: the current time) is refused too, against replays.
+    The comparison takes constant time (`hmac.compare_digest`).
+    """
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        return False
+    if tolerance_seconds is not None and abs((time.time() if now is None else now) - sent_at) > tolerance_seconds:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body).encode(), signature.encode())
+
+
+def _checked_url(url: str) -> str:
+    """The URL, if it is an absolute http or https URL; otherwise an `InvalidWebhook`."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError as error:
+        raise InvalidWebhook(f"webhook URL {url!r} cannot be parsed: {error}") from error
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidWebhook(f"webhook URL {url!r} must be an absolute http:// or https:// URL with a host")
+    return url
+
+
+def _redacted(url: str) -> str:
+    """The URL without credentials, query or fragment, which may carry tokens, for outcomes and logs."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class WebhookSettings(BaseModel):
+    """How webhooks are queued and retried."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(default=5, ge=1, description="Attempts per delivery, the first included.")
+    base_delay_seconds: float = Field(default=0.5, ge=0, description="Wait before the first retry; doubles after.")
+    max_delay_seconds: float = Field(default=30.0, ge=0, description="Longest wait between two attempts.")
+    timeout_seconds: float = Field(default=5.0, gt=0, description="Time limit of one HTTP request.")
+    queue_size: int = Field(
+        default=1000, ge=1, description="Deliveries waiting at most; when full, the oldest is dropped."
+    )
+    workers: int = Field(default=2, ge=1, le=32, description="Threads that send deliveries in parallel.")
+    history: int = Field(default=100, ge=0, description="Finished deliveries kept for `recent()`.")
+
+
+class DeliveryStatus(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    DROPPED = "dropped"
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """How one delivery ended."""
+
+    delivery_id: str
+    url: str
+    """The target without credentials, query or fragment."""
+    status: DeliveryStatus
+    attempts: int
+    http_status: int | None
+    """The last response's status code; None when no response came (or the delivery was dropped)."""
+    error: str | None
+    finished_at: float
+    """Unix time."""
+
+
+@dataclass(frozen=True)
+class WebhookStats:
+    """Counters since the sender started, for metrics."""
+
+    delivered: int
+    failed: int
+    dropped: int
+    retries: int
+    pending: int
+
+
+@dataclass
+class _Delivery:
+    delivery_id: str
+    url: str
+    secret: bytes
+    body: bytes
+    sequence: int
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    http_status: int | None
+    error: str | None
+    retry_after: float | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.http_status is not None and 200 <= self.http_status < 300
+
+    @property
+    def retryable(self) -> bool:
+        """Connection errors, timeouts, 429 and 5xx may pass; other answers will not change."""
+        return self.http_status is None or self.http_status == 429 or self.http_status >= 500
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects fail the delivery: following one would drop the body or resend it to another host."""
+
+    def redirect_request(  # noqa: PLR0917  # the standard library's signature
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: Message,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        return None
+
+
+def _retry_after(headers: Message | None) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+class WebhookSender:
+    """Sends signed webhooks from background threads; `submit` never waits for the network.
+
+    Deliveries wait in a bounded queue; when it is full, the oldest waiting delivery is dropped
+    and counted. Failed attempts (connection errors, timeouts, 429, 5xx) are retried with
+    exponential backoff and jitter; other 4xx answers and redirects fail at once. Call `close`
+    at shutdown to give waiting deliveries a chance to finish.
+    """
+
+    def __init__(self, settings: WebhookSettings | None = None) -> None:
+        self.settings = settings or WebhookSettings()
+        self._opener = urllib.request.build_opener(_RefuseRedirects())
+        self._random = random.Random()
+        self._condition = threading.Condition()
+        self._fresh: deque[_Delivery] = deque()
+        self._retrying: list[tuple[float, int, _Delivery]] = []  # heap by due time (monotonic)
+        self._in_flight = 0
+        self._sequence = 0
+        self._closing = False
+        self._stopped = False
+        self._counts = dict.fromkeys(("delivered", "failed", "dropped", "retries"), 0)
+        self._recent: deque[DeliveryOutcome] = deque(maxlen=self.settings.history)
+        self._threads = [
+            threading.Thread(target=self._work, name=f"hazardvision-webhook-{i}", daemon=True)
+            for i in range(self.settings.workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, url: str, secret: str | bytes, payload: dict[str, Any]) -> str:
+        """Queue a delivery of `payload` to `url` and return its delivery id at once.
+
+        Raises `InvalidWebhook` for a URL that is not http or https or an empty secret, and
+        `TypeError` for a payload that JSON cannot encode.
+        """
+        _checked_url(url)
+        if not secret:
+            raise InvalidWebhook("a webhook needs a non-empty secret to sign its deliveries")
+        body = canonical_body(payload)  # now, so that later changes to the payload are not sent
+        with self._condition:
+            if self._closing:
+                raise RuntimeError("the webhook sender is closed")
+            self._sequence += 1
+            delivery = _Delivery(uuid.uuid4().hex, url, _as_bytes(secret), body, self._sequence)
+            if len(self._fresh) + len(self._retrying) >= self.settings.queue_size:
+                self._drop_oldest()
+            self._fresh.append(delivery)
+            self._condition.notify()
+        return delivery.delivery_id
+
+    def stats(self) -> WebhookStats:
+        """Delivered, failed, dropped and retry counts, and the deliveries not finished yet."""
+        with self._condition:
+            pending = len(self._fresh) + len(self._retrying) + self._in_flight
+            return WebhookStats(**self._counts, pending=pending)
+
+    def recent(self) -> list[DeliveryOutcome]:
+        """The last finished deliveries (`settings.history` at most), oldest first."""
+        with self._condition:
+            return list(self._recent)
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Stop taking deliveries, wait up to `timeout` seconds for those queued; returns how many were dropped."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            self._closing = True
+            while self._fresh or self._retrying or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._condition.wait(remaining)
+            abandoned = [*self._fresh, *(entry[2] for entry in self._retrying)]
+            self._fresh.clear()
+            self._retrying.clear()
+            for delivery in abandoned:
+                self._finish(delivery, DeliveryStatus.DROPPED, _Attempt(None, "the sender closed first"))
+            self._stopped = True
+            self._condition.notify_all()
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        return len(abandoned)
+
+    def __enter__(self) -> WebhookSender:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _drop_oldest(self) -> None:
+        """Drop the oldest waiting delivery; the lock is held.
+
+        Deliveries waiting for a retry left the FIFO queue before any still in it, so they are
+        the oldest when there are any.
+        """
+        if self._retrying:
+            oldest = min(range(len(self._retrying)), key=lambda i: self._retrying[i][1])
+            victim = self._retrying.pop(oldest)[2]
+            heapify(self._retrying)
+        else:
+            victim = self._fresh.popleft()
+        self._finish(victim, DeliveryStatus.DROPPED, _Attempt(None, "the queue was full"))
+
+    def _finish(self, delivery: _Delivery, status: DeliveryStatus, attempt: _Attempt) -> None:
+        """Count and remember a finished delivery; the lock is held."""
+        self._counts[status.value] += 1
+        self._recent.append(
+            DeliveryOutcome(
+                delivery.delivery_id,
+                _redacted(delivery.url),
+                status,
+                delivery.attempts,
+                attempt.http_status,
+                attempt.error,
+                time.time(),
+            )
+        )
+        self._condition.notify_all()
+
+    def _next(self) -> _Delivery | None:
+        """Wait for a delivery that is due (retries first); None when the sender stops."""
+        with self._condition:
+            while not self._stopped:
+                now = time.monotonic()
+                if self._retrying and self._retrying[0][0] <= now:
+                    delivery = heappop(self._retrying)[2]
+                elif self._fresh:
+                    delivery = self._fresh.popleft()
+                else:
+                    self._condition.wait(self._retrying[0][0] - now if self._retrying else None)
+                    continue
+                self._in_flight += 1
+                return delivery
+            return None
+
+    def _work(self) -> None:
+        while (delivery := self._next()) is not None:
+            delivery.attempts += 1
+            try:
+                attempt = self._attempt(delivery)
+            except Exception as error:  # a worker must outlive any one delivery's failure
+                attempt = _Attempt(None, f"{type(error).__name__}: {error}")
+            with self._condition:
+                self._in_flight -= 1
+                if attempt.delivered:
+                    self._finish(delivery, DeliveryStatus.DELIVERED, attempt)
+                elif attempt.retryable and delivery.attempts < self.settings.max_attempts and not self._stopped:
+                    self._counts["retries"] += 1
+                    due = time.monotonic() + self._backoff(delivery.attempts, attempt.retry_after)
+                    heappush(self._retrying, (due, delivery.sequence, delivery))
+                    self._condition.notify_all()
+                else:
+                    self._finish(delivery, DeliveryStatus.FAILED, attempt)
+
+    def _backoff(self, attempts: int, retry_after: float | None) -> float:
+        """Seconds before the next attempt: doubling, capped, with jitter so that retries spread out."""
+        settings = self.settings
+        delay = min(settings.max_delay_seconds, settings.base_delay_seconds * 2.0 ** min(attempts - 1, 60))
+        # "Equal jitter": at least half the delay, so a struggling receiver gets a real pause.
+        jittered = delay / 2 + self._random.uniform(0, delay / 2)
+        if retry_after is not None:
+            jittered = max(jittered, min(retry_after, settings.max_delay_seconds))
+        return jittered
+
+    def _attempt(self, delivery: _Delivery) -> _Attempt:
+        """One HTTP POST; signed afresh, so that a retry carries a current timestamp."""
+        timestamp = str(int(time.time()))
+        request = urllib.request.Request(
+            delivery.url,
+            data=delivery.body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                TIMESTAMP_HEADER: timestamp,
+                SIGNATURE_HEADER: sign(delivery.secret, timestamp, delivery.body),
+                DELIVERY_HEADER: delivery.delivery_id,
+                "User-Agent": "hazardvision-webhooks",
+            },
+        )
+        try:
+            with self._opener.open(request, timeout=self.settings.timeout_seconds) as response:
+                return _Attempt(int(response.status), None)
+        except urllib.error.HTTPError as error:
+            try:
+                return _Attempt(error.code, f"HTTP {error.code} {error.reason}", _retry_after(error.headers))
+            finally:
+                error.close()
+        except urllib.error.URLError as error:
+            return _Attempt(None, f"cannot reach the receiver: {error.reason}")
+        except (OSError, http.client.HTTPException) as error:
+            return _Attempt(None, f"{type(error).__name__}: {error}")

@@ -1,0 +1,69 @@
+"""`hazardvision audit ...` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from hazardvision.audit import AuditLog
+from hazardvision.cli import app
+
+runner = CliRunner(env={"COLUMNS": "200"})  # tables as wide as they need
+
+
+def audit(*args: str):
+    return runner.invoke(app, ["audit", *args])
+
+
+@pytest.fixture
+def home(tmp_path):
+    log = AuditLog(tmp_path)
+    log.append("key:dock3", "scan", "scan-1", input_sha256="ab" * 32, model_versions={"ppe": "v1"})
+    log.append("cli:ann", "key.create", "ml-bob", details={"role": "ml"})
+    log.append("key:ann", "review.confirm", "scan-1", details={"finding": 0})
+    log.append("cli:ann", "key.revoke", "ml-bob")
+    return tmp_path
+
+
+def test_audit_verify_intact_log(home):
+    done = audit("verify", "--home", str(home))
+    assert done.exit_code == 0, done.output
+    assert "is intact: 4 records" in done.stdout
+    report = json.loads(audit("verify", "--home", str(home), "--json").stdout)
+    assert report["intact"] and report["records"] == 4 and report["problems"] == []
+
+
+def test_audit_verify_tampered_log_exits_1_with_each_problem(home):
+    log = AuditLog(home)
+    text = log.path.read_text().replace('"scan-1"', '"scan-9"', 1)
+    log.path.write_text("".join(text.splitlines(keepends=True)[:3]))
+    done = audit("verify", "--home", str(home))
+    assert done.exit_code == 1
+    assert "record 1 (line 1) does not match its hash: it was edited" in done.stderr
+    assert "its tail was cut (record 4 is missing)" in done.stderr
+    report = json.loads(audit("verify", "--home", str(home), "--json").stdout)
+    assert not report["intact"] and len(report["problems"]) == 2
+
+
+def test_audit_verify_of_a_home_without_a_log(tmp_path):
+    done = audit("verify", "--home", str(tmp_path))
+    assert done.exit_code == 0 and "intact: 0 records" in done.stdout
+
+
+def test_audit_list_filters_and_limits(home):
+    listed = json.loads(audit("list", "--home", str(home), "--json").stdout)
+    assert [r["seq"] for r in listed] == [1, 2, 3, 4]
+    assert listed[0]["model_versions"] == {"ppe": "v1"} and listed[0]["input_sha256"] == "ab" * 32
+    keys = json.loads(audit("list", "--home", str(home), "--action", "key", "--limit", "1", "--json").stdout)
+    assert [(r["seq"], r["action"]) for r in keys] == [(4, "key.revoke")]
+    table = audit("list", "--home", str(home))
+    assert table.exit_code == 0 and "review.confirm" in table.stdout and "ppe v1" in table.stdout
+
+
+def test_audit_list_of_a_damaged_log_is_one_clear_line(home):
+    AuditLog(home).path.write_text("not json\n")
+    done = audit("list", "--home", str(home))
+    assert done.exit_code == 2
+    assert "line 1 of" in done.stderr and "audit verify" in done.stderr and "Traceback" not in done.output
