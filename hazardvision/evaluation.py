@@ -3,7 +3,8 @@
 COCO-style matching (each detection, in descending confidence, takes the best unclaimed ground
 truth box of its class at each IoU threshold 0.50:0.95), AP by 101-point interpolation of the
 precision envelope, mAP as the mean over classes present in the ground truth. Precision and
-recall are reported at the pack's operating confidence, the threshold users actually see.
+recall are reported at the pack's operating confidence, the threshold users actually see, and so
+is the confusion matrix (boxes paired at IoU 0.45 whatever their class, as ultralytics does).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from hazardvision.model_pack import ModelPack
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 EVALUATION_CONFIDENCE = 0.001
+CONFUSION_IOU = 0.45
 _RECALL_POINTS = np.linspace(0, 1, 101)
 
 
@@ -70,6 +72,48 @@ def match(detections: Detections, truth: GroundTruth) -> NDArray[np.bool_]:
     return correct
 
 
+def confusion_matrix(
+    detections: Detections, truth: GroundTruth, class_names: Sequence[str], *, confidence: float,
+    iou: float = CONFUSION_IOU,
+) -> NDArray[np.int64]:
+    """(k + 1, k + 1) box counts of one photo: row the true class, column the predicted one, background last.
+
+    Detections below `confidence` are ignored. The others are paired with truth boxes at IoU >= `iou`
+    whatever their classes (so a no_helmet taken for a helmet lands off the diagonal), highest IoU
+    first, then highest confidence, each box at most once. An unpaired truth box is a miss
+    (background column), an unpaired detection a false alarm (background row). Classes outside
+    `class_names` are left out.
+    """
+    k = len(class_names)
+    index = {name: i for i, name in enumerate(class_names)}
+    matrix = np.zeros((k + 1, k + 1), np.int64)
+    shown = detections[detections.confidence >= confidence]
+    shown = shown[np.argsort(-shown.confidence, kind="stable")]  # of equal IoUs, the surer detection pairs
+    predicted = np.array([index.get(str(n), -1) for n in shown.class_name], np.int64)
+    actual = np.array([index.get(str(n), -1) for n in truth.class_name], np.int64)
+    shown, predicted = shown[predicted >= 0], predicted[predicted >= 0]
+    boxes, actual = truth.xyxy[actual >= 0], actual[actual >= 0]
+    paired_truth = np.zeros(len(actual), bool)
+    paired_detection = np.zeros(len(predicted), bool)
+    if len(actual) and len(predicted):
+        overlap = box_iou(boxes, shown.xyxy)
+        candidates = np.argwhere(overlap >= iou)
+        for t, d in candidates[np.argsort(-overlap[tuple(candidates.T)], kind="stable")]:
+            if not paired_truth[t] and not paired_detection[d]:
+                paired_truth[t] = paired_detection[d] = True
+                matrix[actual[t], predicted[d]] += 1
+    matrix[:k, k] += np.bincount(actual[~paired_truth], minlength=k)
+    matrix[k, :k] += np.bincount(predicted[~paired_detection], minlength=k)
+    return matrix
+
+
+def normalise_rows(matrix: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Each row as shares of its total (a row without boxes stays zero)."""
+    totals = matrix.sum(axis=1, keepdims=True)
+    shares: NDArray[np.float64] = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    return shares
+
+
 def average_precision(recall: NDArray[np.float64], precision: NDArray[np.float64]) -> float:
     """Area under the precision envelope, sampled at 101 recall points."""
     last = recall[-1] if len(recall) else 1.0
@@ -77,6 +121,29 @@ def average_precision(recall: NDArray[np.float64], precision: NDArray[np.float64
     mpre = np.concatenate(([1.0], precision, [0.0], [0.0]))
     envelope = np.flip(np.maximum.accumulate(np.flip(mpre)))
     return float(np.trapezoid(np.interp(_RECALL_POINTS, mrec, envelope), _RECALL_POINTS))
+
+
+@dataclass(frozen=True)
+class PrecisionRecall:
+    """One class's precision-recall curve at IoU 0.5: a point per detection, in descending confidence."""
+
+    instances: int
+    confidence: NDArray[np.float32]
+    recall: NDArray[np.float64]
+    precision: NDArray[np.float64]
+    ap50: float
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """A class's detections in descending confidence, with their correctness at each IoU threshold."""
+
+    instances: int
+    confidence: NDArray[np.float32]
+    hits: NDArray[np.bool_]
+    recall: NDArray[np.float64]
+    precision: NDArray[np.float64]
+    aps: list[float]
 
 
 @dataclass
@@ -88,6 +155,8 @@ class Accumulator:
     confidence: list[NDArray[np.float32]] = field(default_factory=list)
     predicted: list[NDArray[np.str_]] = field(default_factory=list)
     truth: list[NDArray[np.str_]] = field(default_factory=list)
+    photos: list[tuple[Detections, GroundTruth]] = field(default_factory=list)
+    """Kept for the confusion matrix, whose threshold is only known when it is asked for."""
     images: int = 0
 
     def add(self, detections: Detections, truth: GroundTruth) -> None:
@@ -97,32 +166,51 @@ class Accumulator:
         self.confidence.append(detections.confidence)
         self.predicted.append(detections.class_name)
         self.truth.append(truth.class_name)
+        self.photos.append((detections, truth))
         self.images += 1
 
-    def result(self, operating_confidence: float) -> Evaluation:
+    def confusion(self, confidence: float, iou: float = CONFUSION_IOU) -> NDArray[np.int64]:
+        """Confusion matrix summed over the photos (see `confusion_matrix`)."""
+        total = np.zeros((len(self.class_names) + 1,) * 2, np.int64)
+        for detections, truth in self.photos:
+            total += confusion_matrix(detections, truth, self.class_names, confidence=confidence, iou=iou)
+        return total
+
+    def curves(self) -> dict[str, PrecisionRecall]:
+        """Each class's precision-recall curve at IoU 0.5, with its AP50."""
+        return {name: PrecisionRecall(c.instances, c.confidence, c.recall[:, 0], c.precision[:, 0], c.aps[0])
+                for name, c in self._ranked().items()}
+
+    def _ranked(self) -> dict[str, _Ranked]:
         correct = np.concatenate(self.correct) if self.correct else np.zeros((0, 10), bool)
         confidence = np.concatenate(self.confidence) if self.confidence else np.zeros(0, np.float32)
         predicted = np.concatenate(self.predicted) if self.predicted else np.zeros(0, np.str_)
         truth = np.concatenate(self.truth) if self.truth else np.zeros(0, np.str_)
-        per_class = {}
+        ranked = {}
         for name in self.class_names:
             instances = int((truth == name).sum())
             mine = predicted == name
             order = np.argsort(-confidence[mine], kind="stable")
-            hits = correct[mine][order].astype(np.float64)
-            true_positives = hits.cumsum(axis=0)
-            false_positives = (1 - hits).cumsum(axis=0)
+            hits = correct[mine][order]
+            true_positives = hits.cumsum(axis=0, dtype=np.float64)
+            false_positives = (~hits).cumsum(axis=0, dtype=np.float64)
             recall = true_positives / max(instances, 1)
             precision = true_positives / np.maximum(true_positives + false_positives, 1e-16)
             aps = [average_precision(recall[:, t], precision[:, t]) for t in range(len(IOU_THRESHOLDS))]
             if not instances or not len(hits):
                 aps = [0.0] * len(IOU_THRESHOLDS)
-            shown = confidence[mine] >= operating_confidence
-            shown_hits = int(correct[mine][shown, 0].sum())
+            ranked[name] = _Ranked(instances, confidence[mine][order], hits, recall, precision, aps)
+        return ranked
+
+    def result(self, operating_confidence: float) -> Evaluation:
+        per_class = {}
+        for name, c in self._ranked().items():
+            shown = c.confidence >= operating_confidence
+            shown_hits = int(c.hits[shown, 0].sum())
             per_class[name] = ClassMetrics(
-                instances=instances, map50=round(aps[0], 4), map50_95=round(float(np.mean(aps)), 4),
+                instances=c.instances, map50=round(c.aps[0], 4), map50_95=round(float(np.mean(c.aps)), 4),
                 precision=round(shown_hits / max(int(shown.sum()), 1), 4),
-                recall=round(shown_hits / max(instances, 1), 4),
+                recall=round(shown_hits / max(c.instances, 1), 4),
             )
         present = [m for m in per_class.values() if m.instances]
         return Evaluation(
@@ -142,7 +230,21 @@ def evaluate_dataset(
     drop: Sequence[str] = (),
     batch: int = 8,
 ) -> Evaluation:
-    """Evaluate `pack` on one split of a YOLO dataset whose classes map onto the catalogue.
+    """Evaluate `pack` on one split of a YOLO dataset whose classes map onto the catalogue."""
+    accumulator = score_dataset(pack, data_yaml, split=split, mapping=mapping, drop=drop, batch=batch)
+    return accumulator.result(pack.card.operating_confidence)
+
+
+def score_dataset(
+    pack: ModelPack,
+    data_yaml: Path,
+    *,
+    split: str = "test",
+    mapping: dict[str, str] | None = None,
+    drop: Sequence[str] = (),
+    batch: int = 8,
+) -> Accumulator:
+    """Run `pack` over one split and collect its matches (for metrics, curves and the confusion matrix).
 
     Ground-truth classes outside the pack's classes are ignored (a ppe pack is not scored on a
     dataset's `person` boxes); detections are made at confidence 0.001, as mAP needs.
@@ -159,7 +261,7 @@ def evaluate_dataset(
         found = pack.detect([p.pixels for p in photos], confidence=EVALUATION_CONFIDENCE)
         for sample, photo, detections in zip(chunk, photos, found, strict=True):
             accumulator.add(detections, _truth(sample, photo.width, photo.height, class_map, pack.card.classes))
-    return accumulator.result(pack.card.operating_confidence)
+    return accumulator
 
 
 def _truth(sample: SampleFile, width: int, height: int, class_map: ClassMap, classes: Sequence[str]) -> GroundTruth:

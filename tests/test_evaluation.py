@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from hazardvision.detections import Detections
-from hazardvision.evaluation import Accumulator, GroundTruth, average_precision, evaluate_dataset, match
+from hazardvision.evaluation import (
+    Accumulator,
+    GroundTruth,
+    average_precision,
+    confusion_matrix,
+    evaluate_dataset,
+    match,
+    normalise_rows,
+)
 from hazardvision.model_pack import active_packs
 from tests.conftest import DATASETS
 
@@ -55,6 +63,55 @@ def test_accumulator_precision_and_recall_at_operating_confidence():
     assert (fire.instances, fire.precision, fire.recall) == (2, 1.0, 0.5)
     assert fire.map50 == pytest.approx(0.5, abs=0.01)
     assert result.per_class["smoke"].instances == 0 and result.map50 == fire.map50
+
+
+def confusion_case() -> tuple[Detections, GroundTruth]:
+    """Two fires and two smokes; one of each class is found, a fire is taken for smoke, a smoke is missed."""
+    gt = truth([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50], [60, 60, 70, 70]],
+               ["fire", "fire", "smoke", "smoke"])
+    found = detections(
+        [[0, 0, 10, 10],  # fire found
+         [20, 20, 30, 30],  # the second fire, called smoke
+         [40, 40, 50, 61],  # smoke found at IoU 0.48: paired at 0.45
+         [100, 100, 110, 110],  # a fire where there is none
+         [60, 60, 70, 70],  # the second smoke, below the operating confidence: a miss
+         [0, 0, 10, 10]],  # a second fire on the first one, which is taken: a false alarm
+        [0.9, 0.8, 0.7, 0.6, 0.1, 0.5], [0, 1, 1, 0, 1, 0])
+    return found, gt
+
+
+def test_confusion_matrix_counts_pairs_misses_and_false_alarms():
+    matrix = confusion_matrix(*confusion_case(), NAMES, confidence=0.25)
+    #                        predicted: fire, smoke, background
+    assert matrix.tolist() == [[1, 1, 0],  # true fire
+                               [0, 1, 1],  # true smoke
+                               [2, 0, 0]]  # background
+
+
+def test_confusion_matrix_pairs_the_highest_iou_first_whatever_the_class():
+    gt = truth([[0, 0, 10, 10]], ["fire"])
+    found = detections([[0, 0, 10, 8], [0, 0, 10, 10]], [0.9, 0.3], [0, 1])  # IoU 0.8 (fire), 1.0 (smoke)
+    assert confusion_matrix(found, gt, NAMES, confidence=0.25).tolist() == [[0, 1, 0], [0, 0, 0], [1, 0, 0]]
+
+
+def test_accumulator_confusion_sums_photos_and_rows_normalise():
+    accumulator = Accumulator(NAMES)
+    accumulator.add(*confusion_case())
+    accumulator.add(*confusion_case())
+    matrix = accumulator.confusion(0.25)
+    assert matrix.tolist() == [[2, 2, 0], [0, 2, 2], [4, 0, 0]]
+    assert normalise_rows(matrix).tolist() == [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [1.0, 0.0, 0.0]]
+    assert normalise_rows(np.zeros((2, 2), np.int64)).tolist() == [[0.0, 0.0], [0.0, 0.0]]
+
+
+def test_accumulator_curves_carry_the_ap50_of_the_metrics():
+    accumulator = Accumulator(NAMES)
+    accumulator.add(*confusion_case())
+    curves, result = accumulator.curves(), accumulator.result(0.25)
+    for name in NAMES:
+        assert round(curves[name].ap50, 4) == result.per_class[name].map50
+        assert len(curves[name].recall) == len(curves[name].precision) == len(curves[name].confidence)
+    assert curves["fire"].instances == 2 and (np.diff(curves["fire"].confidence) <= 0).all()
 
 
 def bundled_evaluation_sets():

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hazardvision.cli.common import JsonOption, fail, out
+from hazardvision.cli.common import JsonOption, err, fail, out
 from hazardvision.errors import HazardVisionError, UnknownModel
 from hazardvision.model_pack import CARD_FILE, active_version, default_models_dir
 from hazardvision.registry import DEFAULT_TOLERANCE
@@ -115,3 +115,28 @@ def build(
         fail(error)
     print((folder / "README.md").read_text(encoding="utf-8"))
     out.print(f"built {folder}; `hazardvision models promote {folder.parent.name} {folder.name}` makes it active")
+
+
+@models_app.command()
+def plots(
+    pack: Annotated[str, typer.Argument(help="Pack name, e.g. ppe.")],
+    version: Annotated[str | None, typer.Argument(help="Version. Default: the active one.")] = None,
+    models: ModelsDirOption = None,
+    datasets: Annotated[Path | None, typer.Option(help="Datasets root of the pack's evaluation sets. "
+                                                  "Default: $HAZARDVISION_DATASETS, else ../shared/datasets.")] = None,
+) -> None:
+    """(Re)draw a pack version's confusion matrix and precision-recall PNGs on its test splits (float32)."""
+    from hazardvision.training.packaging import plot_pack  # noqa: PLC0415  (matplotlib: the [train] extra)
+
+    root = models or default_models_dir()
+    try:
+        folder = root / pack / version if version else active_version(root / pack)
+        with err.status(f"evaluating {folder}"):
+            scores = plot_pack(folder, datasets or default_datasets())
+    except FileNotFoundError:
+        fail(UnknownModel(f"no pack {pack!r} in {root}"))
+    except HazardVisionError as error:
+        fail(error)
+    for dataset, map50 in scores.items():
+        out.print(f"  {dataset}: mAP50 {map50:.3f}; {folder / 'plots' / dataset}-confusion.png, -pr.png")
+    out.print(f"plots of {pack} {folder.name} written; its README.md links them")

@@ -7,28 +7,55 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from hazardvision.bank.bank import default_home
-from hazardvision.cli.common import err, fail, out
+from hazardvision.bank.bank import SampleBank, default_home
+from hazardvision.bank.readers import Dataset
+from hazardvision.cli.common import HomeOption, err, fail, out
 from hazardvision.errors import HazardVisionError
 from hazardvision.model_pack import default_models_dir
 from hazardvision.resources import default_datasets
+from hazardvision.training.data import build_training_data
 from hazardvision.training.recipe import Recipe, load_recipe, recipe_path
 from hazardvision.training.trainer import dataset_yaml, train
 
 
-def default_run_folder(recipe: Recipe, data: Path) -> Path:
+def default_run_folder(recipe: Recipe, data: Path, home: Path | None = None) -> Path:
     """HOME/runs/<pack>-<hash of recipe and data>: the same command finds, and resumes, the same run."""
     key = hashlib.sha256((recipe.model_dump_json() + str(dataset_yaml(data).resolve())).encode()).hexdigest()[:10]
-    return default_home() / "runs" / f"{recipe.pack}-{key}"
+    return (home or default_home()) / "runs" / f"{recipe.pack}-{key}"
+
+
+def snapshot_from_recipe(recipe: Recipe, home: Path | None, datasets: Path) -> Path:
+    """Import the recipe's datasets into the bank and snapshot them, showing progress; the snapshot folder."""
+    with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(dataset: Dataset, handled: int) -> None:
+            if dataset.name not in tasks:
+                tasks[dataset.name] = progress.add_task(dataset.name, total=len(dataset.files))
+            progress.advance(tasks[dataset.name], handled)
+
+        built = build_training_data(recipe, SampleBank(home), datasets, on_progress=advance)
+    for report in built.imports:
+        out.print(f"{report.source}: {report.imported} imported, {report.already_in_bank} already in the bank, "
+                  f"{report.failed} failed")
+    for warning in built.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    counts = ", ".join(f"{split} {c.images}" for split, c in built.manifest.counts.items())
+    out.print(f"snapshot {built.manifest.id} at {built.manifest.path} (photos: {counts})")
+    return Path(built.manifest.path)
 
 
 def train_command(
     recipe: Annotated[str, typer.Option(help="Recipe file, or a pack name for training/recipes/<name>.yaml.")],
-    data: Annotated[Path, typer.Option(help="Bank snapshot folder, or a YOLO data.yaml.")],
-    run_dir: Annotated[Path | None, typer.Option(help="Run folder (resumed if interrupted). Default: under "
-                                                 "$HAZARDVISION_HOME/runs, keyed by recipe and data.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Bank snapshot folder, or a YOLO data.yaml. Default: import the "
+                                              "recipe's datasets from --datasets into the bank and snapshot them.")]
+    = None,
+    home: HomeOption = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Run folder (resumed if interrupted). Default: under the "
+                                                 "bank home's runs/ (see --home), keyed by recipe and data.")] = None,
     device: Annotated[str, typer.Option(help="cpu, or a CUDA device such as 0.")] = "cpu",
     epochs: Annotated[int | None, typer.Option(min=1, help="Override the recipe's epochs.")] = None,
     imgsz: Annotated[int | None, typer.Option(min=32, help="Override the recipe's image size.")] = None,
@@ -37,19 +64,22 @@ def train_command(
     version: Annotated[str | None, typer.Option(help="Then package the best weights as this pack version.")] = None,
     models: Annotated[Path | None, typer.Option(help="Models folder for --version. Default: the bundled one.")]
     = None,
-    datasets: Annotated[Path | None, typer.Option(help="Datasets root of the recipe's evaluation sets.")] = None,
+    datasets: Annotated[Path | None, typer.Option(help="Datasets root of the recipe's datasets (training data "
+                                                  "without --data, and evaluation). Default: $HAZARDVISION_DATASETS, "
+                                                  "else ../shared/datasets.")] = None,
 ) -> None:
-    """Train (or resume) a detector from a recipe on a bank snapshot, offline."""
+    """Train (or resume) a detector from a recipe on a bank snapshot, offline; the same command resumes."""
     try:
         chosen = load_recipe(recipe_path(recipe)).with_overrides(
             epochs=epochs, imgsz=imgsz, batch=batch, architecture=architecture)
-        folder = run_dir or default_run_folder(chosen, data)
+        data = data or snapshot_from_recipe(chosen, home, datasets or default_datasets())
+        folder = run_dir or default_run_folder(chosen, data, home)
         out.print(f"training {chosen.pack} ({chosen.architecture}, {chosen.imgsz} px) into {folder}")
         with Progress(TextColumn("epochs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err) as progress:
             task = progress.add_task("train", total=chosen.epochs)
             run = train(chosen, data, folder, device=device,
-                        on_epoch=lambda done, total: progress.update(task, completed=done, total=total))
+                        on_epoch=lambda done, total: progress.update(task, completed=min(done, total), total=total))
     except HazardVisionError as error:
         fail(error)
     out.print(f"{'resumed and ' if run.resumed else ''}finished {run.epochs_done} epochs; best weights {run.best}")

@@ -1,8 +1,9 @@
 """Turning trained weights into a model pack: ONNX float32 and int8, evaluation, card.
 
     weights.pt -> model.onnx (dynamic shape) -> model-int8.onnx (static quantisation, calibrated on
-    training photos) -> both scored on every evaluation set through our own runtime, and timed on
-    the same photos -> card.json + README.md in models/<pack>/<version>/.
+    training photos) -> both scored on every evaluation set through our own runtime (float32 also
+    drawn as plots/<dataset>-confusion.png and -pr.png), and timed on the same photos -> card.json +
+    README.md in models/<pack>/<version>/.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from hazardvision.bank.readers import read_yolo, source_notes
-from hazardvision.errors import InvalidModel
-from hazardvision.evaluation import Evaluation, evaluate_dataset
+from hazardvision.errors import DatasetError, InvalidModel
+from hazardvision.evaluation import score_dataset
+from hazardvision.evaluation_plots import write_evaluation_plots
 from hazardvision.images import load_image
-from hazardvision.model_pack import ACTIVE_FILE, ModelCard, ModelPack, load_pack
+from hazardvision.model_pack import ACTIVE_FILE, CARD_FILE, ModelCard, ModelPack, load_pack
 from hazardvision.registry import split_id
 from hazardvision.resources import bundled_path
-from hazardvision.training.recipe import EvaluationSet, Recipe
+from hazardvision.training.recipe import EvaluationSet, Recipe, load_recipe, recipe_path
 
 CALIBRATION_PHOTOS = 64
 SPEED_PHOTOS = 50
@@ -157,13 +159,17 @@ def build_pack(
             "classes": names, "operating_confidence": recipe.operating_confidence}
     packs = {p: ModelPack(scratch, ModelCard.model_validate({**base, "model_file": f})) for p, f in variants.items()}
     metrics: dict[str, dict[str, Any]] = {p: {} for p in variants}
-    evaluation_sets = []
+    evaluation_sets, plots = [], {}
     for spec in sets:
         data_yaml = datasets / spec.dataset / "data.yaml"
         evaluation_sets.append({**spec.model_dump(), "split_id": split_id(data_yaml, spec.split)})
         for precision, pack in packs.items():
-            result: Evaluation = evaluate_dataset(pack, data_yaml, split=spec.split, mapping=spec.map, drop=spec.drop)
-            metrics[precision][spec.dataset] = json.loads(result.model_dump_json())
+            scored = score_dataset(pack, data_yaml, split=spec.split, mapping=spec.map, drop=spec.drop)
+            metrics[precision][spec.dataset] = json.loads(scored.result(recipe.operating_confidence).model_dump_json())
+            if precision == "float32":
+                plots[spec.dataset] = write_evaluation_plots(
+                    scored, scratch, spec.dataset, operating_confidence=recipe.operating_confidence,
+                    label=f"{recipe.pack} {version} float32", split=spec.split)
     speed_photos = _speed_photos(datasets, sets)
     speeds = dict(zip(variants, images_per_second(list(packs.values()), speed_photos), strict=True)) \
         if speed_photos else {}
@@ -183,6 +189,7 @@ def build_pack(
         "speed": {"images_per_second": speeds, "photos": len(speed_photos),
                   "note": "one photo per call on the machine that built the pack, same photos for both"},
         "evaluation_sets": evaluation_sets,
+        "plots": plots,
         "data_sources": [_credit(datasets, s.dataset) for s in sets],
         "code_version": _code_version(),
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -194,6 +201,39 @@ def build_pack(
     if not (models_dir / recipe.pack / ACTIVE_FILE).exists():
         (models_dir / recipe.pack / ACTIVE_FILE).write_text(version + "\n", encoding="utf-8")
     return folder
+
+
+def plot_pack(folder: Path, datasets: Path) -> dict[str, float]:
+    """(Re)draw a pack version's float32 evaluation plots, link them from its card and page; mAP50 per set.
+
+    The sets are those the card's metrics were computed on (else its recipe's); a test split that
+    changed since is refused, since its plots would not match the card.
+    """
+    pack = load_pack(folder)
+    card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+    specs = [EvaluationSet.model_validate({k: v for k, v in s.items() if k != "split_id"}) for s in
+             card.get("evaluation_sets", [])] or load_recipe(recipe_path(pack.name)).evaluation
+    expected = {s["dataset"]: s.get("split_id") for s in card.get("evaluation_sets", [])}
+    if not specs:
+        raise InvalidModel(f"{folder} names no evaluation sets, and neither does recipe {pack.name}")
+    card["plots"], scores = {}, {}
+    for spec in specs:
+        data_yaml = datasets / spec.dataset / "data.yaml"
+        if not data_yaml.is_file():
+            raise DatasetError(f"{data_yaml} not found; pass --datasets DIR holding {spec.dataset}/")
+        if expected.get(spec.dataset) and split_id(data_yaml, spec.split) != expected[spec.dataset]:
+            raise DatasetError(f"the {spec.split} split of {data_yaml} differs from the one {pack.name} "
+                               f"{pack.version} was scored on (split id {expected[spec.dataset]})")
+        scored = score_dataset(pack, data_yaml, split=spec.split, mapping=spec.map, drop=spec.drop)
+        card["plots"][spec.dataset] = write_evaluation_plots(
+            scored, folder, spec.dataset, operating_confidence=pack.card.operating_confidence,
+            label=f"{pack.name} {pack.version} float32", split=spec.split)
+        scores[spec.dataset] = scored.result(pack.card.operating_confidence).map50
+    for name, text in ((CARD_FILE, json.dumps(card, indent=2, ensure_ascii=False) + "\n"),
+                       ("README.md", card_markdown(card))):
+        (folder / f".{name}.tmp").write_text(text, encoding="utf-8")
+        (folder / f".{name}.tmp").replace(folder / name)  # a reloading service never reads half a card
+    return scores
 
 
 def _speed_photos(datasets: Path, sets: Sequence[EvaluationSet]) -> list[Path]:
@@ -237,6 +277,10 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines += [f"| {n} | {m['instances']} | {m['map50']:.3f} | {m['map50_95']:.3f} | {m['precision']:.3f} | "
                   f"{m['recall']:.3f} |" for n, m in result["per_class"].items()]
         lines.append("")
+        if plots := card.get("plots", {}).get(dataset):
+            lines += [f"![float32 confusion matrix on {dataset}, IoU 0.45 at the operating confidence]"
+                      f"({plots['confusion']})", "",
+                      f"![float32 precision-recall curves on {dataset}, IoU 0.5]({plots['pr']})", ""]
     if speeds:
         lines += ["## Speed", "", ", ".join(f"{k}: {v:.1f} images/s" for k, v in speeds.items())
                   + f" ({card['speed']['photos']} test photos, {card['speed']['note']}).", ""]

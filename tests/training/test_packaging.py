@@ -39,6 +39,11 @@ def test_build_pack_writes_both_precisions_and_a_card(built):
     assert card["data_sources"][0]["licence"] == "CC BY 4.0"
     assert set(card["speed"]["images_per_second"]) == {"float32", "int8"}
     assert card["evaluation_sets"][0]["split_id"]
+    assert card["plots"]["fire-smoke"] == {"confusion": "plots/fire-smoke-confusion.png",
+                                           "pr": "plots/fire-smoke-pr.png"}
+    for relative in card["plots"]["fire-smoke"].values():
+        assert (folder / relative).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"({relative})" in (folder / "README.md").read_text()
 
 
 def test_build_pack_float_metrics_equal_the_bundled_card_and_int8_stays_close(built):

@@ -1,0 +1,87 @@
+"""The training data of a recipe: its datasets imported into the sample bank, then frozen as one snapshot.
+
+The recipe's `evaluation` list names each dataset with its class `map` and `drop`; those datasets
+also train the pack (their train and val splits train it, their test split scores it). Importing
+is idempotent, since the bank identifies a photo by its bytes, so building the data again, to
+resume a run, adds nothing and gives the same snapshot id.
+
+On import a recipe's `drop` removes only classes the catalogue does not know (fire-smoke's
+`default`) or that the pack itself trains. A catalogue class the pack does not train (hardhat-head's
+`person`) is kept, as `hazardvision bank import` keeps it: the bank stores a photo once, with the
+labels of its first import, so dropping it here would make the bank depend on which command ran
+first. The snapshot takes only the recipe's classes, so the training data is the same either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from hazardvision.bank.bank import SampleBank
+from hazardvision.bank.classmap import ClassMap, build_class_map
+from hazardvision.bank.importer import ImportReport, import_dataset
+from hazardvision.bank.readers import Dataset, read_dataset
+from hazardvision.bank.snapshot import SnapshotManifest, SplitRule, make_snapshot
+from hazardvision.catalogue import Catalogue, load_catalogue
+from hazardvision.errors import DatasetError
+from hazardvision.training.recipe import EvaluationSet, Recipe, RecipeError
+
+ImportProgress = Callable[[Dataset, int], None]
+"""Called with (dataset being imported, files handled since the last call)."""
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The snapshot a recipe trains on, and what building it did."""
+
+    manifest: SnapshotManifest
+    imports: list[ImportReport]
+    warnings: list[str]
+
+    @property
+    def data_yaml(self) -> Path:
+        return Path(self.manifest.path) / "data.yaml"
+
+
+def import_class_map(spec: EvaluationSet, dataset: Dataset, catalogue: Catalogue, recipe: Recipe) -> ClassMap:
+    """The recipe's map for `dataset`, with its drop limited as the module docstring explains."""
+    known = {entry.class_name for entry in catalogue.classes}
+    drop = [name for name in spec.drop if name not in known or name in recipe.classes]
+    return build_class_map(dataset.classes, catalogue, spec.map, drop)
+
+
+def build_training_data(
+    recipe: Recipe,
+    bank: SampleBank,
+    datasets: Path,
+    *,
+    on_progress: ImportProgress | None = None,
+) -> TrainingData:
+    """Import the recipe's datasets from `datasets` into `bank` and snapshot them with its classes."""
+    if not recipe.evaluation:
+        raise RecipeError(f"recipe {recipe.pack} names no datasets (its evaluation list is empty); "
+                          "make a snapshot with `hazardvision bank snapshot` and pass it with --data")
+    missing = [s.dataset for s in recipe.evaluation if not (datasets / s.dataset / "data.yaml").is_file()]
+    if missing:
+        where = f"{datasets} does not exist" if not datasets.is_dir() else f"{datasets} lacks them"
+        raise DatasetError(f"recipe {recipe.pack} trains on {missing}, but {where} (a folder per dataset with its "
+                           "data.yaml); pass --datasets DIR or set HAZARDVISION_DATASETS")
+    catalogue = load_catalogue()
+    # Read and map every dataset before importing any, so that a bad map stops the command up front.
+    planned = []
+    for spec in recipe.evaluation:
+        dataset = read_dataset(datasets / spec.dataset)
+        planned.append((dataset, import_class_map(spec, dataset, catalogue, recipe)))
+    reports = [import_dataset(bank, dataset, class_map, on_progress=partial(on_progress, dataset) if on_progress
+                              else None) for dataset, class_map in planned]
+    manifest = make_snapshot(bank, classes=recipe.classes, sources=[d.name for d, _ in planned],
+                             split_rule=SplitRule.SOURCE)
+    held = {source.name: source.images for source in manifest.sources}
+    warnings = [
+        f"{r.source}: {r.imported + r.already_in_bank - held.get(r.source, 0)} photos are in the bank under "
+        "another source name (an earlier import of a copy), so the snapshot leaves them out"
+        for r in reports if held.get(r.source, 0) < r.imported + r.already_in_bank
+    ]
+    return TrainingData(manifest, reports, warnings)
