@@ -8,12 +8,14 @@ stride from the ONNX metadata that ultralytics writes; never imports torch.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import onnxruntime as ort
 from numpy.typing import NDArray
 
@@ -56,7 +58,12 @@ class ModelInfo:
 class OnnxDetector:
     """Runs one ultralytics ONNX detection export on BGR photos."""
 
-    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, *, threads: int | None = None, features: bool = False) -> None:
+        """Load an export; with `features`, the graph also returns the feature maps its head reads.
+
+        Those maps (one per stride) are what similar-case embeddings pool from, so that one
+        forward pass serves both detection and search.
+        """
         self.path = Path(path)
         if not self.path.is_file():
             raise InvalidModel(f"model file not found: {self.path}")
@@ -64,10 +71,12 @@ class OnnxDetector:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
+        model: str | bytes = str(self.path)
+        self.feature_names: tuple[str, ...] = ()
+        if features:
+            model, self.feature_names = with_feature_outputs(self.path)
         try:
-            self.session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own untyped errors for bad graphs
             raise InvalidModel(f"{self.path} is not a loadable ONNX model: {error}") from error
         self.info = _read_info(self.session, self.path)
@@ -99,6 +108,10 @@ class OnnxDetector:
 
     def predict(self, tensor: NDArray[np.float32]) -> NDArray[np.float32]:
         """Run the graph; pads a short batch with zeros when the graph's batch size is fixed."""
+        return self.run(tensor)[0]
+
+    def run(self, tensor: NDArray[np.float32]) -> list[NDArray[np.float32]]:
+        """The detection output, then the feature maps when the detector was loaded with `features`."""
         fixed = self.info.batch_size
         n = tensor.shape[0]
         if fixed is not None and n != fixed:
@@ -106,10 +119,10 @@ class OnnxDetector:
                 raise ValueError(f"batch of {n} exceeds the model's fixed batch size {fixed}")
             tensor = np.concatenate([tensor, np.zeros((fixed - n, *tensor.shape[1:]), np.float32)])
         try:
-            output = self.session.run(None, {self.input_name: tensor})[0]
+            outputs = self.session.run(None, {self.input_name: tensor})
         except Exception as error:  # onnxruntime raises its own untyped errors
             raise InferenceError(f"{self.path} failed on a batch of shape {tensor.shape}: {error}") from error
-        return np.asarray(output, dtype=np.float32)[:n]
+        return [np.asarray(output, dtype=np.float32)[:n] for output in outputs]
 
     def postprocess(
         self,
@@ -150,6 +163,51 @@ class OnnxDetector:
                 self.postprocess(output, batch.letterboxes, confidence=confidence, iou=iou, max_det=max_det)
             )
         return results
+
+
+def with_feature_outputs(path: Path) -> tuple[bytes, tuple[str, ...]]:
+    """The graph of `path` with the feature maps entering its detection head added as outputs.
+
+    ultralytics names every node after its module (`/model.<i>/...`); the head is the last
+    module, and the tensors it reads from earlier modules are the neck's maps, finest first.
+    """
+    try:
+        model = onnx.load(str(path))
+    except Exception as error:  # onnx raises protobuf's untyped decode errors
+        raise InvalidModel(f"{path} is not a loadable ONNX model: {error}") from error
+    graph = model.graph
+    module_of = {}
+    for node in graph.node:
+        found = _MODULE.match(node.name)
+        if found:
+            for output in node.output:
+                module_of[output] = int(found.group(1))
+    if not module_of:
+        raise InvalidModel(f"{path} has no ultralytics module names; similar-case search needs an ultralytics export")
+    head = max(module_of.values())
+    inputs: dict[str, int] = {}
+    for node in graph.node:
+        found = _MODULE.match(node.name)
+        if found and int(found.group(1)) == head:
+            for name in node.input:
+                if module_of.get(name, head) != head:
+                    inputs[name] = module_of[name]
+    if not inputs:
+        raise InvalidModel(f"{path}: cannot find the feature maps that its detection head reads")
+    names = tuple(sorted(inputs, key=lambda name: inputs[name]))
+    # The head's class branch (`cv3.<level>`) ends in a 1x1 convolution to the class scores; the
+    # maps it reads are the most class-specific features of the graph.
+    branch = re.compile(rf"^/model\.{head}/(?:one2one_)?cv3\.(\d+)/(?:one2one_)?cv3\.\1\.2/Conv$")
+    levels = {int(found.group(1)): node.input[0] for node in graph.node if (found := branch.match(node.name))}
+    names += tuple(levels[level] for level in sorted(levels))
+    known = {output.name for output in graph.output}
+    for name in names:
+        if name not in known:
+            graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    return model.SerializeToString(), names
+
+
+_MODULE = re.compile(r"^/model\.(\d+)/")
 
 
 def _read_info(session: ort.InferenceSession, path: Path) -> ModelInfo:

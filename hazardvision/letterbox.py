@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from hazardvision.boxes import FloatArray
 from hazardvision.images import BGRImage
@@ -29,6 +31,13 @@ class Letterbox:
         boxes = xyxy.copy()
         boxes[:, [0, 2]] = ((boxes[:, [0, 2]] - self.left) / self.scale).clip(0, self.original_width)
         boxes[:, [1, 3]] = ((boxes[:, [1, 3]] - self.top) / self.scale).clip(0, self.original_height)
+        return boxes
+
+    def to_input(self, xyxy: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
+        """Map boxes from the original photo into model-input pixels."""
+        boxes = np.asarray(xyxy, dtype=np.float64) * self.scale
+        boxes[:, [0, 2]] += self.left
+        boxes[:, [1, 3]] += self.top
         return boxes
 
 

@@ -6,6 +6,7 @@ scan and the service use (or the only version, when there is one).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -18,10 +19,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hazardvision.detections import Detections
-from hazardvision.detector import OnnxDetector
+from hazardvision.detector import MAX_DYNAMIC_BATCH, OnnxDetector
 from hazardvision.errors import InvalidModel, UnknownModel
 from hazardvision.images import BGRImage
 from hazardvision.resources import bundled_path
+from hazardvision.similar.embedding import FeatureMaps, split_batch
 
 CARD_FILE = "card.json"
 ACTIVE_FILE = "ACTIVE"
@@ -93,14 +95,50 @@ class ModelPack:
             )
         return detector
 
+    @cached_property
+    def feature_detector(self) -> OnnxDetector:
+        """The same model, also returning the feature maps that similar-case embeddings pool from."""
+        return OnnxDetector(self.model_path, features=True)
+
+    @cached_property
+    def sha256(self) -> str:
+        """SHA-256 of the ONNX file that runs: it names the embedding model of a similar-case index."""
+        return hashlib.sha256(self.model_path.read_bytes()).hexdigest()
+
     def detect(self, images: Sequence[BGRImage], *, confidence: float | None = None) -> list[Detections]:
         """Detections over catalogue class names, tagged with this pack's name."""
         threshold = self.card.operating_confidence if confidence is None else confidence
-        return [
-            Detections(found.xyxy, found.confidence, found.class_id, self.card.classes,
-                       data={"pack": np.full(len(found), self.name)})
-            for found in self.detector.detect(images, confidence=threshold)
-        ]
+        return [self._tagged(found) for found in self.detector.detect(images, confidence=threshold)]
+
+    def detect_with_features(
+        self, images: Sequence[BGRImage], *, confidence: float | None = None
+    ) -> list[tuple[Detections, FeatureMaps]]:
+        """Detections and the feature maps of each photo, from one forward pass."""
+        threshold = self.card.operating_confidence if confidence is None else confidence
+        detector = self.feature_detector
+        chunk = detector.info.batch_size or MAX_DYNAMIC_BATCH
+        results: list[tuple[Detections, FeatureMaps]] = []
+        for start in range(0, len(images), chunk):
+            batch = detector.preprocess(images[start : start + chunk])
+            output, *maps = detector.run(batch.tensor)
+            found = detector.postprocess(output, batch.letterboxes, confidence=threshold)
+            height, width = batch.tensor.shape[2:]
+            features = split_batch(maps, batch.letterboxes, height, width)
+            results.extend((self._tagged(d), f) for d, f in zip(found, features, strict=True))
+        return results
+
+    def feature_maps(self, images: Sequence[BGRImage]) -> list[FeatureMaps]:
+        """The feature maps of each photo (for indexing the bank)."""
+        return [maps for _, maps in self.detect_with_features(images)]
+
+    @cached_property
+    def embedding_dim(self) -> int:
+        """Length of this pack's instance vectors."""
+        return self.feature_maps([np.zeros((64, 64, 3), np.uint8)])[0].dim
+
+    def _tagged(self, found: Detections) -> Detections:
+        return Detections(found.xyxy, found.confidence, found.class_id, self.card.classes,
+                          data={"pack": np.full(len(found), self.name)})
 
 
 def load_pack(folder: str | Path, precision: Precision = Precision.FLOAT32) -> ModelPack:

@@ -5,6 +5,8 @@ Every field carries a description, which lands in the service's OpenAPI schema.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from hazardvision.catalogue import Category, Rule, Severity, Text
@@ -51,10 +53,24 @@ class HazardInfo(_Schema):
 
 
 class SimilarCase(_Schema):
-    """A past case from the sample bank that looks like this finding (filled in by the bank)."""
+    """A past case from the sample bank that looks like this finding."""
 
-    case_id: str = Field(description="Id of the case in the sample bank.")
-    score: float = Field(description="Similarity, higher is closer.")
+    case_id: int = Field(description="Id of the case in the sample bank.")
+    annotation_id: int | None = Field(
+        default=None, description="Id of the matched instance (box) in the case; null for a whole-photo match.")
+    score: float = Field(description="Cosine similarity of the embeddings, -1..1; higher is closer.")
+    class_name: str | None = Field(default=None, description="Class of the matched instance.")
+    hazard_code: str | None = Field(default=None, description="Catalogue hazard code of that class, if a hazard.")
+    box: Box | None = Field(default=None, description="The matched instance's box in the case's photo.")
+    thumbnail: str | None = Field(
+        default=None, description="Thumbnail of the matched instance: a file path in the CLI, "
+        "`/v1/cases/{case_id}/thumbnail?annotation={annotation_id}` in the service.")
+    source: str = Field(description="Dataset or scan source the case came from.")
+    site: str | None = Field(default=None, description="Site of the case.")
+    enterprise: str | None = Field(default=None, description="Enterprise of the case.")
+    captured_at: dt.datetime | None = Field(default=None, description="When the case's photo was taken.")
+    description: str | None = Field(default=None, description="What the case shows.")
+    rectification: str | None = Field(default=None, description="How the hazard was rectified.")
 
 
 class _Detected(_Schema):

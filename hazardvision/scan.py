@@ -8,6 +8,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from hazardvision.catalogue import Catalogue, Severity
 from hazardvision.detections import Detections
@@ -22,34 +25,56 @@ from hazardvision.results import (
     ModelRef,
     ScanResult,
 )
+from hazardvision.similar.embedding import FeatureMaps
+from hazardvision.similar.query import SimilarQuery
+
+if TYPE_CHECKING:  # the search needs faiss and the bank; a plain scan loads neither
+    from hazardvision.similar.search import SimilarCaseSearch
 
 SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
 
 
 class Scanner:
-    """Runs the active model packs on photos and explains what they find with the catalogue."""
+    """Runs the active model packs on photos and explains what they find with the catalogue.
 
-    def __init__(self, packs: Sequence[ModelPack], catalogue: Catalogue) -> None:
+    With `similar`, each finding also gets the past cases that look like it; the detector's
+    forward pass then returns the feature maps that the search embeds, so it runs only once.
+    """
+
+    def __init__(
+        self, packs: Sequence[ModelPack], catalogue: Catalogue, *,
+        similar: SimilarCaseSearch | None = None, similar_query: SimilarQuery | None = None,
+    ) -> None:
         if not packs:
             raise ValueError("a scanner needs at least one model pack")
         for pack in packs:
             catalogue.require(pack.card.classes, f"model pack {pack.name} {pack.version}")
         self.packs = list(packs)
         self.catalogue = catalogue
+        self.similar = similar
+        self.similar_query = similar_query
 
     def detect(
         self, images: Sequence[DecodedImage], *, confidence: float | None = None
-    ) -> tuple[list[Detections], dict[str, float]]:
-        """Detections of every pack, merged per photo, and the milliseconds each pack took."""
+    ) -> tuple[list[Detections], dict[str, float], list[dict[str, FeatureMaps]]]:
+        """Detections of every pack merged per photo, the milliseconds each pack took, and (when
+        searching similar cases) each photo's feature maps per pack."""
         per_pack: list[list[Detections]] = []
+        maps: list[dict[str, FeatureMaps]] = [{} for _ in images]
         timings: dict[str, float] = {}
         pixels = [image.pixels for image in images]
         for pack in self.packs:
             start = time.perf_counter()
-            per_pack.append(pack.detect(pixels, confidence=confidence))
+            if self.similar is None:
+                per_pack.append(pack.detect(pixels, confidence=confidence))
+            else:
+                found = pack.detect_with_features(pixels, confidence=confidence)
+                per_pack.append([detections for detections, _ in found])
+                for photo_maps, (_, features) in zip(maps, found, strict=True):
+                    photo_maps[pack.name] = features
             timings[f"detect_{pack.name}"] = (time.perf_counter() - start) * 1000 / max(len(images), 1)
         merged = [Detections.merge(found) for found in zip(*per_pack, strict=True)]
-        return merged, timings
+        return merged, timings, maps
 
     def scan(
         self,
@@ -63,18 +88,36 @@ class Scanner:
 
         `confidence` overrides every pack's operating threshold, for objects and findings alike.
         """
-        detections, timings = self.detect(images, confidence=confidence)
+        detections, timings, maps = self.detect(images, confidence=confidence)
         results = []
         for i, (image, source, found) in enumerate(zip(images, sources, detections, strict=True)):
             start = time.perf_counter()
             result = self.explain(image, source, found)
             result.timings_ms.update(timings)
             result.timings_ms["explain"] = (time.perf_counter() - start) * 1000
+            if self.similar is not None:
+                start = time.perf_counter()
+                self.attach_similar(result.findings, maps[i])
+                result.timings_ms["similar"] = (time.perf_counter() - start) * 1000
             if decode_ms is not None:
                 result.timings_ms["decode"] = decode_ms[i]
             result.timings_ms["total"] = sum(result.timings_ms.values())
             results.append(result)
         return results
+
+    def attach_similar(self, findings: Sequence[Finding], maps: dict[str, FeatureMaps]) -> None:
+        """Fill each finding's `similar_cases` from the index of the pack that found it."""
+        if self.similar is None:
+            return
+        query = self.similar_query or SimilarQuery()
+        for pack, features in maps.items():
+            mine = [finding for finding in findings if finding.pack == pack]
+            if not mine:
+                continue
+            boxes = np.array([[f.box.x1, f.box.y1, f.box.x2, f.box.y2] for f in mine], np.float64)
+            found = self.similar.for_boxes(pack, features, boxes, [f.class_name for f in mine], query)
+            for finding, cases in zip(mine, found, strict=True):
+                finding.similar_cases = cases
 
     def explain(self, image: DecodedImage, source: str, detections: Detections) -> ScanResult:
         """Turn one photo's detections into findings (hazards) and objects (everything)."""

@@ -161,6 +161,37 @@ class SampleBank:
                 image.group_id = groups.get(image.sha256)
             return len(set(groups.values()))
 
+    def delete_cases(self, case_ids: list[int]) -> int:
+        """Delete cases with their annotations and photos; return how many were deleted.
+
+        The photos are journalled as pending in the same transaction, so a crash before their
+        files are gone leaves work that the next opening of the bank finishes.
+        """
+        with self.writer():
+            with self.session() as session:
+                cases = session.scalars(select(Case).where(Case.id.in_(case_ids))).all()
+                missing = sorted(set(case_ids) - {case.id for case in cases})
+                if missing:
+                    raise UnknownCase(f"no case {', '.join(map(str, missing))} in the bank at {self.home}; "
+                                      "nothing was deleted")
+                hashes = [case.image_sha256 for case in cases]
+                for case in cases:
+                    session.delete(case)
+                session.flush()
+                for sha in hashes:
+                    image = session.get(Image, sha)
+                    if image is not None:
+                        session.delete(image)
+                    session.add(PendingImage(sha256=sha))
+            for sha in hashes:
+                self.store.remove(sha)
+            with self.session() as session:
+                for sha in hashes:
+                    pending = session.get(PendingImage, sha)
+                    if pending is not None:
+                        session.delete(pending)
+        return len(cases)
+
     def case(self, case_id: int) -> CaseView:
         with self.session() as session:
             found = session.scalar(

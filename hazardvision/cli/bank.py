@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from hazardvision.bank.bank import SampleBank
@@ -18,6 +18,9 @@ from hazardvision.bank.snapshot import SplitRule, make_snapshot
 from hazardvision.catalogue import load_catalogue
 from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out
 from hazardvision.errors import HazardVisionError
+from hazardvision.model_pack import active_packs
+from hazardvision.similar.case_index import SyncReport
+from hazardvision.similar.maintenance import sync_indexes, verify_indexes
 
 bank_app = typer.Typer(help="Import, inspect and snapshot the sample bank.", no_args_is_help=True)
 
@@ -52,6 +55,7 @@ def import_command(
             task = progress.add_task(dataset.name, total=len(dataset.files))
             report = import_dataset(bank, dataset, class_map, batch_size=batch_size, site=site,
                                     enterprise=enterprise, on_progress=lambda n: progress.advance(task, n))
+        _sync_existing_indexes(bank, quiet=as_json)
     except HazardVisionError as error:
         fail(error)
     if as_json:
@@ -171,9 +175,10 @@ def snapshot(
 
 @bank_app.command()
 def verify(home: HomeOption = None) -> None:
-    """Check the bank's invariants; exit code 1 if any is broken."""
+    """Check the bank's invariants and its similar-case indexes; exit code 1 if any is broken."""
     try:
-        problems = SampleBank(home).verify()
+        bank = SampleBank(home)
+        problems = bank.verify() + verify_indexes(bank, active_packs())
     except HazardVisionError as error:
         fail(error)
     for problem in problems:
@@ -181,3 +186,52 @@ def verify(home: HomeOption = None) -> None:
     if problems:
         raise typer.Exit(1)
     out.print("bank is consistent")
+
+
+@bank_app.command()
+def reindex(
+    home: HomeOption = None,
+    rebuild: Annotated[bool, typer.Option(help="Re-embed everything instead of repairing what differs.")] = False,
+) -> None:
+    """Build or repair the similar-case index of every active model pack from the bank."""
+    try:
+        bank = SampleBank(home)
+        reports = _sync_indexes(bank, rebuild=rebuild, only_existing=False, quiet=False)
+    except HazardVisionError as error:
+        fail(error)
+    for pack, report in reports.items():
+        out.print(f"{pack}: added {report.added}, removed {report.removed}; {report.photos_embedded} photos embedded",
+                  highlight=False)
+
+
+@bank_app.command()
+def delete(
+    case_ids: Annotated[list[int], typer.Argument(help="Ids of the cases to delete.")],
+    home: HomeOption = None,
+) -> None:
+    """Delete cases with their annotations and photos (and their similar-case vectors)."""
+    try:
+        bank = SampleBank(home)
+        deleted = bank.delete_cases(case_ids)
+        _sync_existing_indexes(bank, quiet=True)
+    except HazardVisionError as error:
+        fail(error)
+    out.print(f"deleted {deleted} case(s)")
+
+
+def _sync_existing_indexes(bank: SampleBank, *, quiet: bool) -> None:
+    """After a change to the bank, bring the indexes that exist up to date (new ones need `reindex`)."""
+    _sync_indexes(bank, rebuild=False, only_existing=True, quiet=quiet)
+
+
+def _sync_indexes(bank: SampleBank, *, rebuild: bool, only_existing: bool, quiet: bool) -> dict[str, SyncReport]:
+    with Progress(TextColumn("indexing {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, disable=quiet) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def step(pack: str, done: int, total: int) -> None:
+            if pack not in tasks:
+                tasks[pack] = progress.add_task(pack, total=total)
+            progress.update(tasks[pack], completed=done, total=total)
+
+        return sync_indexes(bank, active_packs(), rebuild=rebuild, only_existing=only_existing, progress=step)

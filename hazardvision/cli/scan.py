@@ -14,12 +14,14 @@ from rich.table import Table
 
 from hazardvision.annotate import HazardAnnotator
 from hazardvision.catalogue import load_catalogue
-from hazardvision.cli.common import err, fail
+from hazardvision.cli.common import HomeOption, err, fail
 from hazardvision.errors import HazardVisionError
 from hazardvision.images import DecodedImage, load_image
 from hazardvision.model_pack import ModelPack, Precision, active_packs, resolve_model
 from hazardvision.results import ScanError, ScanResult
 from hazardvision.scan import Scanner, result_detections
+from hazardvision.similar.query import SimilarQuery
+from hazardvision.similar.search import open_search
 
 
 def scan(
@@ -45,13 +47,30 @@ def scan(
         Precision, typer.Option(help="Run the packs' float32 or int8 models (see each card for both).")
     ] = Precision.FLOAT32,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON scan result per line.")] = False,
+    home: HomeOption = None,
+    similar: Annotated[int, typer.Option(min=0, max=100, help="Similar past cases per finding, from the "
+                                         "sample bank's index (0: none).")] = 5,
+    similar_any_class: Annotated[bool, typer.Option(help="Similar cases of any class, not only the "
+                                                    "finding's own.")] = False,
+    similar_site: Annotated[str | None, typer.Option(help="Similar cases from this site only.")] = None,
+    similar_enterprise: Annotated[str | None, typer.Option(help="Similar cases of this enterprise only.")] = None,
+    similar_min_score: Annotated[float | None, typer.Option(min=-1, max=1, help="Similar cases at least this "
+                                                             "similar (cosine).")] = None,
 ) -> None:
-    """Scan site photos for hazards. Exit code 1 if any photo could not be scanned."""
+    """Scan site photos for hazards. Exit code 1 if any photo could not be scanned.
+
+    Findings carry similar past cases when the sample bank has an index for the packs
+    (`hazardvision bank reindex` builds it).
+    """
     try:
         packs: list[ModelPack] = (
             [resolve_model(m, precision) for m in model] if model else active_packs(precision=precision)
         )
-        scanner = Scanner(packs, load_catalogue(catalogue))
+        chosen = load_catalogue(catalogue)
+        search = open_search(home, packs, chosen) if similar else None
+        query = SimilarQuery(k=similar or 1, same_class=not similar_any_class, site=similar_site,
+                             enterprise=similar_enterprise, min_score=similar_min_score)
+        scanner = Scanner(packs, chosen, similar=search, similar_query=query)
     except HazardVisionError as error:
         fail(error)
     failed = 0
@@ -111,4 +130,10 @@ def _print_table(result: ScanResult) -> None:
                       f"{finding.confidence:.2f}", f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
                       finding.hazard.rules[0].ref if finding.hazard.rules else "", finding.hazard.advice.en)
     console.print(table)
+    for number, finding in enumerate(result.findings, 1):
+        for case in finding.similar_cases:
+            where = ", ".join(filter(None, [case.site, case.enterprise, case.source]))
+            console.print(f"  finding {number} ({finding.class_name}) looks like case {case.case_id} "
+                          f"[{case.class_name}, score {case.score:.2f}; {where}] {case.thumbnail or ''}",
+                          highlight=False, markup=False)
     console.print(summary, highlight=False)

@@ -1,0 +1,1 @@
+"""Similar-case search: embeddings of hazard instances, their index beside the bank, and queries."""

@@ -1,0 +1,255 @@
+"""The similar-case index of one embedding model, kept beside the bank and checked against it.
+
+`HOME/similar/<embedding model>/index.npz` holds three vector indexes made by one detector:
+- `instances`: every imported or confirmed annotation of the pack's classes;
+- `rejected`: findings an inspector rejected, kept apart as known false alarms;
+- `photos`: one vector per case for whole-photo search.
+The folder name says which model made the vectors, so a new model (or pack version) gets a new
+index beside the old one and never a mix of both. Every write replaces the file atomically; the
+bank stays the source of truth: `verify` compares the two and `sync` repairs the index.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from hazardvision.bank.bank import SampleBank
+from hazardvision.bank.schema import Annotation, Case, Image, Origin
+from hazardvision.errors import BankError, HazardVisionError
+from hazardvision.images import load_image
+from hazardvision.model_pack import ModelPack
+from hazardvision.similar.embedding import METHOD, PHOTO_REGIONS
+from hazardvision.similar.thumbnails import thumbnail_path, write_thumbnail
+from hazardvision.similar.vector_index import VectorIndex, load_indexes, save_indexes
+
+INDEX_FILE = "index.npz"
+MANIFEST_FILE = "manifest.json"
+LOCK_FILE = ".lock"
+KINDS = ("instances", "rejected", "photos")
+BATCH = 8
+"""Photos embedded per forward pass while indexing."""
+
+Progress = Callable[[int, int], None]
+"""Called with (photos embedded, photos to embed)."""
+
+
+class IndexError_(HazardVisionError):  # noqa: N801  (IndexError is a builtin)
+    """A similar-case index is missing, unreadable or made by another model."""
+
+
+@dataclass(frozen=True)
+class EmbeddingModel:
+    """What made an index's vectors: a pack version's ONNX file and the pooling recipe."""
+
+    pack: str
+    version: str
+    precision: str
+    sha256: str
+    method: str = METHOD
+
+    @property
+    def key(self) -> str:
+        return f"{self.pack}-{self.version}-{self.precision}-{self.sha256[:12]}-{self.method}"
+
+    @classmethod
+    def of(cls, pack: ModelPack) -> EmbeddingModel:
+        return cls(pack.name, pack.version, pack.precision.value, pack.sha256)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the bank says one vector should be: its case and class."""
+
+    case_id: int
+    class_name: str
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    added: dict[str, int]
+    removed: dict[str, int]
+    photos_embedded: int
+
+
+class CaseIndex:
+    """The vectors of one pack's detector over the bank's cases."""
+
+    def __init__(self, home: Path, pack: ModelPack) -> None:
+        self.pack = pack
+        self.model = EmbeddingModel.of(pack)
+        self.folder = home / "similar" / self.model.key
+        self.home = home
+        self.indexes: dict[str, VectorIndex] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the index file again (another process may have updated it).
+
+        An unreadable file leaves the index empty and `damage` set: searches find nothing,
+        `verify` reports it and only a rebuild replaces it.
+        """
+        self.indexes = {}
+        self.damage: str | None = None
+        if (self.folder / INDEX_FILE).is_file():
+            try:
+                self.indexes = load_indexes(str(self.folder / INDEX_FILE), KINDS)
+            except (OSError, ValueError, KeyError) as error:
+                self.damage = (f"{self.model.key}: the index file cannot be read ({error}); "
+                               "run `hazardvision bank reindex --rebuild`")
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.indexes)
+
+    def __getitem__(self, kind: str) -> VectorIndex:
+        if not self.indexes:
+            raise IndexError_(f"no similar-case index for {self.model.pack} {self.model.version} at {self.folder}; "
+                              "run `hazardvision bank reindex`")
+        return self.indexes[kind]
+
+    def expected(self, bank: SampleBank) -> dict[str, dict[int, Entry]]:
+        """What each index should hold, read from the bank."""
+        classes = list(self.pack.card.classes)
+        wanted: dict[str, dict[int, Entry]] = {kind: {} for kind in KINDS}
+        with bank.session() as session:
+            rows = session.execute(
+                select(Annotation.id, Annotation.case_id, Annotation.class_name, Annotation.origin)
+                .where(Annotation.class_name.in_(classes))
+            )
+            for annotation_id, case_id, class_name, origin in rows:
+                if origin in (Origin.IMPORTED.value, Origin.CONFIRMED.value):
+                    wanted["instances"][annotation_id] = Entry(case_id, class_name)
+                elif origin == Origin.REJECTED.value:
+                    wanted["rejected"][annotation_id] = Entry(case_id, class_name)
+            for (case_id,) in session.execute(select(Case.id)):
+                wanted["photos"][case_id] = Entry(case_id, "")
+        return wanted
+
+    def verify(self, bank: SampleBank) -> list[str]:
+        """Differences between the bank and this index (empty when they agree)."""
+        if self.damage:
+            return [self.damage]
+        if not self.exists:
+            return [f"{self.model.key}: no index; run `hazardvision bank reindex`"]
+        problems = []
+        for kind, wanted in self.expected(bank).items():
+            held = self.indexes[kind]
+            missing, extra = set(wanted) - held.ids(), held.ids() - set(wanted)
+            changed = {i for i in set(wanted) & held.ids()
+                       if (held.case_of[i], held.class_of[i]) != (wanted[i].case_id, wanted[i].class_name)}
+            for label, ids in (("missing from", missing), ("in the index but not in the bank:", extra),
+                               ("changed in the bank since indexing:", changed)):
+                if ids:
+                    shown = ", ".join(str(i) for i in sorted(ids)[:5]) + (" ..." if len(ids) > 5 else "")
+                    what = "case" if kind == "photos" else "annotation"
+                    problems.append(f"{self.model.key}: {len(ids)} {kind} {label} the index ({what} ids {shown})"
+                                    if label == "missing from" else
+                                    f"{self.model.key}: {len(ids)} {kind} {label} {what} ids {shown}")
+        return problems
+
+    def sync(self, bank: SampleBank, *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
+        """Make the index hold exactly what the bank says: embed what is missing, drop what is gone.
+
+        One process at a time updates an index (an flock beside it); it starts from the file as
+        the previous writer left it.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / LOCK_FILE, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self.reload()
+            if self.damage and not rebuild:
+                raise IndexError_(self.damage)
+            return self._sync(bank, rebuild=rebuild, progress=progress)
+
+    def _sync(self, bank: SampleBank, *, rebuild: bool, progress: Progress | None) -> SyncReport:
+        wanted = self.expected(bank)
+        if rebuild or not self.exists:
+            self.indexes = {}
+        held = {kind: self.indexes[kind].ids() if self.indexes else set() for kind in KINDS}
+        stale = {kind: {i for i in set(wanted[kind]) & held[kind]
+                        if (self.indexes[kind].case_of[i], self.indexes[kind].class_of[i])
+                        != (wanted[kind][i].case_id, wanted[kind][i].class_name)} for kind in KINDS}
+        removed = {kind: (held[kind] - set(wanted[kind])) | stale[kind] for kind in KINDS}
+        added = {kind: (set(wanted[kind]) - held[kind]) | stale[kind] for kind in KINDS}
+        cases = sorted({wanted[kind][i].case_id for kind in KINDS for i in added[kind]})
+        vectors = self._embed(bank, cases, added, progress)
+        if not self.indexes:
+            dim = self.pack.embedding_dim
+            self.indexes = {kind: VectorIndex(dim * len(PHOTO_REGIONS) if kind == "photos" else dim) for kind in KINDS}
+        for kind in KINDS:
+            self.indexes[kind].remove(np.fromiter(removed[kind], np.int64))
+            ids = sorted(added[kind])
+            if ids:
+                self.indexes[kind].add(np.stack([vectors[kind][i] for i in ids]), np.array(ids, np.int64),
+                                       np.array([wanted[kind][i].case_id for i in ids], np.int64),
+                                       [wanted[kind][i].class_name for i in ids])
+        self.save()
+        return SyncReport({k: len(v) for k, v in added.items()}, {k: len(v) for k, v in removed.items()}, len(cases))
+
+    def save(self) -> None:
+        """Write the index file and its manifest, each atomically."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        temporary = self.folder / f".{INDEX_FILE}.{os.getpid()}"
+        try:
+            with open(temporary, "wb") as handle:
+                save_indexes(handle, self.indexes)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.folder / INDEX_FILE)
+            manifest = {
+                "embedding_model": self.model.__dict__ | {"key": self.model.key},
+                "counts": {kind: len(index) for kind, index in self.indexes.items()},
+                "approximate": {kind: index.approximate for kind, index in self.indexes.items()},
+            }
+            (self.folder / f".{MANIFEST_FILE}").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+            os.replace(self.folder / f".{MANIFEST_FILE}", self.folder / MANIFEST_FILE)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise BankError(f"cannot write the similar-case index {self.folder}: {error.strerror}") from error
+
+    def _embed(
+        self, bank: SampleBank, cases: list[int], added: dict[str, set[int]], progress: Progress | None
+    ) -> dict[str, dict[int, np.ndarray]]:
+        """Vectors of the added annotations and photos, one forward pass per photo; writes thumbnails."""
+        out: dict[str, dict[int, np.ndarray]] = {kind: {} for kind in KINDS}
+        done = 0
+        for chunk in _chunks(cases, BATCH):
+            with bank.session() as session:
+                rows = session.execute(
+                    select(Case.id, Image.sha256, Image.format).join(Image, Image.sha256 == Case.image_sha256)
+                    .where(Case.id.in_(chunk))
+                ).all()
+                boxes = session.execute(
+                    select(Annotation.id, Annotation.case_id, Annotation.x1, Annotation.y1, Annotation.x2,
+                           Annotation.y2).where(Annotation.case_id.in_(chunk))
+                ).all()
+            photos = [load_image(bank.store.path(sha, fmt)) for _, sha, fmt in rows]
+            maps = self.pack.feature_maps([photo.pixels for photo in photos])
+            for (case_id, _, _), photo, features in zip(rows, photos, maps, strict=True):
+                if case_id in added["photos"]:
+                    out["photos"][case_id] = features.embed_photo()[0]
+                wanted = added["instances"] | added["rejected"]
+                mine = [b for b in boxes if b[1] == case_id and b[0] in wanted]
+                if mine:
+                    vectors = features.embed_boxes(np.array([b[2:] for b in mine], np.float64))
+                    for (annotation_id, *_rest), vector in zip(mine, vectors, strict=True):
+                        kind = "instances" if annotation_id in added["instances"] else "rejected"
+                        out[kind][annotation_id] = vector
+                        write_thumbnail(photo.pixels, tuple(_rest[1:]), thumbnail_path(self.home, annotation_id))
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(cases))
+        return out
+
+
+def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

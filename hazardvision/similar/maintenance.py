@@ -1,0 +1,38 @@
+"""Keeping the similar-case indexes of the active packs in step with the bank."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from hazardvision.bank.bank import SampleBank
+from hazardvision.model_pack import ModelPack
+from hazardvision.similar.case_index import CaseIndex, SyncReport
+
+PackProgress = Callable[[str, int, int], None]
+"""Called with (pack, photos embedded, photos to embed)."""
+
+
+def verify_indexes(bank: SampleBank, packs: Sequence[ModelPack], *, required: bool = False) -> list[str]:
+    """Differences between the bank and the index of each pack; packs without an index are skipped
+    unless `required` (an index is optional: without one, scans carry no similar cases)."""
+    problems = []
+    for pack in packs:
+        index = CaseIndex(bank.home, pack)
+        if index.exists or index.damage or required:
+            problems.extend(index.verify(bank))
+    return problems
+
+
+def sync_indexes(
+    bank: SampleBank, packs: Sequence[ModelPack], *, rebuild: bool = False, only_existing: bool = False,
+    progress: PackProgress | None = None,
+) -> dict[str, SyncReport]:
+    """Bring each pack's index in step with the bank (build it when missing, unless `only_existing`)."""
+    reports = {}
+    for pack in packs:
+        index = CaseIndex(bank.home, pack)
+        if only_existing and not index.exists:
+            continue
+        step = None if progress is None else (lambda done, total, name=pack.name: progress(name, done, total))
+        reports[pack.name] = index.sync(bank, rebuild=rebuild, progress=step)
+    return reports

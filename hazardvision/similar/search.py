@@ -1,0 +1,180 @@
+"""Queries: the past cases that look like a finding, a box or a whole photo."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from hazardvision.bank.bank import SampleBank, default_home
+from hazardvision.bank.schema import Annotation, Case, Enterprise, Site
+from hazardvision.catalogue import Catalogue
+from hazardvision.model_pack import ModelPack
+from hazardvision.results import Box, SimilarCase
+from hazardvision.similar.case_index import CaseIndex
+from hazardvision.similar.embedding import FeatureMaps
+from hazardvision.similar.query import SimilarQuery
+from hazardvision.similar.thumbnails import thumbnail_path
+from hazardvision.similar.vector_index import Hit, VectorIndex
+
+CANDIDATES = 50
+"""Whole-photo candidates taken from each pack before their scores are averaged."""
+DEFAULT_QUERY = SimilarQuery()
+
+Thumbnail = Callable[[int, int], str]
+"""How a similar case points at its thumbnail, given (case id, annotation id): a path or a URL."""
+
+
+class SimilarCaseSearch:
+    """Similar past cases from the bank, through the index of each pack's embedding model."""
+
+    def __init__(
+        self, bank: SampleBank, catalogue: Catalogue, indexes: Mapping[str, CaseIndex],
+        thumbnail: Thumbnail | None = None,
+    ) -> None:
+        self.bank = bank
+        self.catalogue = catalogue
+        self.indexes = {name: index for name, index in indexes.items() if index.exists}
+        self.packs = [index.pack for index in self.indexes.values()]
+        self.thumbnail = thumbnail or (lambda _case_id, annotation_id: str(thumbnail_path(bank.home, annotation_id)))
+
+    @classmethod
+    def open(cls, bank: SampleBank, packs: Sequence[ModelPack], catalogue: Catalogue,
+             thumbnail: Thumbnail | None = None) -> SimilarCaseSearch:
+        """Search through the indexes of these pack versions (packs without one find nothing)."""
+        return cls(bank, catalogue, {pack.name: CaseIndex(bank.home, pack) for pack in packs}, thumbnail)
+
+    def for_boxes(
+        self, pack: str, maps: FeatureMaps, xyxy: NDArray[np.floating[Any]], class_names: Sequence[str | None],
+        query: SimilarQuery = DEFAULT_QUERY,
+    ) -> list[list[SimilarCase]]:
+        """Similar instances for each box of a photo, embedded from that photo's feature maps of `pack`."""
+        if pack not in self.indexes or len(xyxy) == 0:
+            return [[] for _ in range(len(xyxy))]
+        index = self.indexes[pack]["instances"]
+        vectors = maps.embed_boxes(xyxy)
+        cases = self._cases_at(query)
+        results = []
+        for vector, class_name in zip(vectors, class_names, strict=True):
+            allowed = None
+            if (query.same_class and class_name) or cases is not None:
+                allowed = index.ids_where(class_name=class_name if query.same_class else None, case_ids=cases)
+            hits = index.search(vector[None], query.k, allowed)[0]
+            results.append(self._hydrate([h for h in hits if query.min_score is None or h.score >= query.min_score]))
+        return results
+
+    def for_box(
+        self, views: Sequence[tuple[Mapping[str, FeatureMaps], tuple[float, float, float, float]]],
+        class_name: str | None, query: SimilarQuery = DEFAULT_QUERY,
+    ) -> list[SimilarCase]:
+        """Instances like one box, seen in one or more views of its photo (each with the box's place in
+        that view): every pack's index is asked, and each instance keeps its best score."""
+        found = [
+            cases[0]
+            for maps, box in views for pack, features in maps.items()
+            for cases in [self.for_boxes(pack, features, np.array([box], np.float64), [class_name], query)]
+        ]
+        return _best(found, query.k, key=lambda case: case.annotation_id)
+
+    def for_photo(
+        self, views: Sequence[Mapping[str, FeatureMaps]], query: SimilarQuery = DEFAULT_QUERY
+    ) -> list[SimilarCase]:
+        """Cases whose whole photo looks like this one, seen in one or more views: a case scores the
+        mean of the packs' cosines, in the view where that mean is highest."""
+        found = [self._for_view(maps, query) for maps in views]
+        return _best(found, query.k, key=lambda case: case.case_id)
+
+    def _for_view(self, maps: Mapping[str, FeatureMaps], query: SimilarQuery) -> list[SimilarCase]:
+        packs = [name for name in maps if name in self.indexes]
+        if not packs:
+            return []
+        queries = {name: maps[name].embed_photo() for name in packs}
+        cases = self._cases_at(query)
+        allowed = None if cases is None else np.fromiter(cases, np.int64)
+        candidates: set[int] = set()
+        for name in packs:
+            hits = self.indexes[name]["photos"].search(queries[name], max(CANDIDATES, query.k), allowed)[0]
+            candidates.update(hit.case_id for hit in hits)
+        ids = np.fromiter(candidates, np.int64)
+        scores = np.mean([_scores(self.indexes[name]["photos"], queries[name][0], ids) for name in packs], axis=0)
+        order = np.argsort(-scores, kind="stable")[: query.k]
+        hits = [Hit(int(ids[i]), int(ids[i]), "", float(scores[i])) for i in order
+                if query.min_score is None or scores[i] >= query.min_score]
+        return self._hydrate(hits, whole_photo=True)
+
+    def _cases_at(self, query: SimilarQuery) -> set[int] | None:
+        """Case ids at the query's site and enterprise, or None when it names neither."""
+        if not query.site and not query.enterprise:
+            return None
+        statement = select(Case.id)
+        if query.site:
+            statement = statement.where(Case.site.has(Site.name == query.site))
+        if query.enterprise:
+            statement = statement.where(Case.enterprise.has(Enterprise.name == query.enterprise))
+        with self.bank.session() as session:
+            return set(session.scalars(statement))
+
+    def _hydrate(self, hits: list[Hit], *, whole_photo: bool = False) -> list[SimilarCase]:
+        """Hits with what the bank knows about their cases, in the hits' order."""
+        if not hits:
+            return []
+        with self.bank.session() as session:
+            found = session.scalars(select(Case).where(Case.id.in_({hit.case_id for hit in hits})).options(
+                selectinload(Case.site), selectinload(Case.enterprise), selectinload(Case.source)))
+            cases = {case.id: case for case in found}
+            boxes = {} if whole_photo else {
+                a.id: a for a in session.scalars(select(Annotation).where(Annotation.id.in_([h.id for h in hits])))
+            }
+        results = []
+        for hit in hits:
+            case = cases.get(hit.case_id)
+            if case is None:  # deleted from the bank since the index was written; `bank verify` tells
+                continue
+            annotation = boxes.get(hit.id)
+            class_name = hit.class_name or None
+            entry = self.catalogue.entry(class_name) if class_name else None
+            results.append(SimilarCase(
+                case_id=case.id, annotation_id=None if whole_photo else hit.id, score=round(hit.score, 5),
+                class_name=class_name, hazard_code=entry.code if entry and entry.hazard else None,
+                box=Box(x1=annotation.x1, y1=annotation.y1, x2=annotation.x2, y2=annotation.y2) if annotation else None,
+                thumbnail=None if whole_photo else self.thumbnail(case.id, hit.id),
+                source=case.source.name, site=case.site.name if case.site else None,
+                enterprise=case.enterprise.name if case.enterprise else None, captured_at=case.captured_at,
+                description=case.description, rectification=case.rectification,
+            ))
+        return results
+
+
+def _best(found: Sequence[Sequence[SimilarCase]], k: int, key: Callable[[SimilarCase], object]) -> list[SimilarCase]:
+    """The `k` best of several result lists, each item once (at its best score)."""
+    best: dict[object, SimilarCase] = {}
+    for cases in found:
+        for case in cases:
+            if key(case) not in best or case.score > best[key(case)].score:
+                best[key(case)] = case
+    return sorted(best.values(), key=lambda case: -case.score)[:k]
+
+
+def _scores(index: VectorIndex, query: NDArray[np.float32], ids: NDArray[np.int64]) -> NDArray[np.float32]:
+    """Cosine of `query` with the stored vectors of `ids` (0 where an id is not stored)."""
+    return np.array([float(index.vector(int(i)) @ query) if int(i) in index.case_of else 0.0 for i in ids],
+                    np.float32)
+
+
+
+
+def open_search(
+    home: Path | None, packs: Sequence[ModelPack], catalogue: Catalogue,
+    thumbnail: Thumbnail | None = None,
+) -> SimilarCaseSearch | None:
+    """The search over the bank at `home` (default: the usual one), or None when no bank or index is there."""
+    folder = (home or default_home()).resolve()
+    if not (folder / "similar").is_dir():
+        return None
+    search = SimilarCaseSearch.open(SampleBank(folder), packs, catalogue, thumbnail)
+    return search if search.indexes else None

@@ -1,0 +1,181 @@
+"""A FAISS inner-product index of L2-normalised vectors, each with an id, a case and a class.
+
+Exact search (a flat index) while the index is small; an inverted-file index (IVF, flat lists)
+from `APPROXIMATE_FROM` vectors on, where exact search stops meeting the latency target
+(`benchmarks/similar_speed.py` measures both).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import faiss as _faiss
+import numpy as np
+from numpy.typing import NDArray
+
+from hazardvision.similar.embedding import Vectors
+
+faiss: Any = _faiss  # its bundled stubs miss DirectMap and the keyword arguments of SearchParameters
+
+APPROXIMATE_FROM = 50_000
+"""Vectors from which a built index is approximate (IVF): exact top-10 search of 640-d vectors
+takes about 2 ms at 50,000 and 4.5 ms at 100,000 on this project's 2-core machine, against a
+budget of 5 ms at p99 (see `benchmarks/similar_speed.py`)."""
+TRAINING_PER_LIST = 64
+"""Training vectors per inverted list for the IVF's k-means (FAISS wants at least 39)."""
+PROBE_FRACTION = 1 / 32
+"""Share of the inverted lists searched per query: recall@10 against exact search >= 0.95."""
+
+IntArray = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result."""
+
+    id: int
+    case_id: int
+    class_name: str
+    score: float
+
+
+class VectorIndex:
+    """Vectors under int64 ids, each tagged with its case id and class name, searchable by cosine."""
+
+    def __init__(self, dim: int, index: Any = None) -> None:
+        self.dim = dim
+        self.index: Any = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.case_of: dict[int, int] = {}
+        self.class_of: dict[int, str] = {}
+
+    @classmethod
+    def build(
+        cls, vectors: Vectors, ids: IntArray, case_ids: IntArray, class_names: list[str],
+        *, approximate: bool | None = None,
+    ) -> VectorIndex:
+        """A new index of `vectors`; approximate from `APPROXIMATE_FROM` vectors unless told."""
+        dim = vectors.shape[1]
+        if approximate is None:
+            approximate = len(vectors) >= APPROXIMATE_FROM
+        built = cls(dim, _ivf(vectors) if approximate else None)
+        built.add(vectors, ids, case_ids, class_names)
+        return built
+
+    @property
+    def approximate(self) -> bool:
+        return isinstance(self.index, faiss.IndexIVF)
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def ids(self) -> set[int]:
+        return set(self.case_of)
+
+    def add(self, vectors: Vectors, ids: IntArray, case_ids: IntArray, class_names: list[str]) -> None:
+        if len(vectors) == 0:
+            return
+        if vectors.shape[1] != self.dim:
+            raise ValueError(f"vectors of dimension {vectors.shape[1]} added to an index of dimension {self.dim}")
+        self.remove(ids)  # a re-added id replaces its old vector
+        self.index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.asarray(ids, np.int64))
+        for vector_id, case_id, class_name in zip(ids.tolist(), case_ids.tolist(), class_names, strict=True):
+            self.case_of[vector_id] = case_id
+            self.class_of[vector_id] = class_name
+
+    def remove(self, ids: IntArray) -> None:
+        present = [i for i in np.asarray(ids, np.int64).tolist() if i in self.case_of]
+        if not present:
+            return
+        # An IVF's hash-table id map removes only through an IDSelectorArray.
+        selected = np.asarray(present, np.int64)
+        self.index.remove_ids(faiss.IDSelectorArray(len(selected), faiss.swig_ptr(selected)))
+        for vector_id in present:
+            del self.case_of[vector_id]
+            del self.class_of[vector_id]
+
+    def search(self, queries: Vectors, k: int, allowed: IntArray | None = None) -> list[list[Hit]]:
+        """The `k` nearest vectors to each query, best first; only ids in `allowed` when given."""
+        if len(self) == 0 or len(queries) == 0 or (allowed is not None and len(allowed) == 0):
+            return [[] for _ in range(len(queries))]
+        selector = faiss.IDSelectorBatch(np.asarray(allowed, np.int64)) if allowed is not None else None
+        if self.approximate:
+            params: Any = faiss.SearchParametersIVF(sel=selector, nprobe=self._nprobe())
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        scores, found = self.index.search(np.ascontiguousarray(queries, np.float32), k, params=params)
+        return [
+            [Hit(int(i), self.case_of[int(i)], self.class_of[int(i)], float(s))
+             for s, i in zip(row_scores, row_ids, strict=True) if i >= 0]
+            for row_scores, row_ids in zip(scores, found, strict=True)
+        ]
+
+    def vector(self, vector_id: int) -> Vectors:
+        """The stored vector of an id."""
+        return np.asarray(self.index.reconstruct(vector_id), np.float32)
+
+    def ids_where(self, *, class_name: str | None = None, case_ids: set[int] | None = None) -> IntArray:
+        """Ids whose class is `class_name` and whose case is in `case_ids` (each when given)."""
+        return np.fromiter(
+            (i for i, c in self.case_of.items()
+             if (class_name is None or self.class_of[i] == class_name) and (case_ids is None or c in case_ids)),
+            dtype=np.int64,
+        )
+
+    def to_bytes(self) -> dict[str, NDArray[np.generic]]:
+        """Arrays that `from_arrays` restores (stored together in one file by the caller)."""
+        ids = np.fromiter(self.case_of, dtype=np.int64, count=len(self.case_of))
+        return {
+            "index": faiss.serialize_index(self.index),
+            "ids": ids,
+            "case_ids": np.array([self.case_of[i] for i in ids.tolist()], np.int64),
+            "class_names": np.array([self.class_of[i] for i in ids.tolist()], dtype=np.str_),
+            "dim": np.array([self.dim]),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, NDArray[np.generic]]) -> VectorIndex:
+        loaded = cls(int(arrays["dim"][0]), faiss.deserialize_index(arrays["index"]))
+        if isinstance(loaded.index, faiss.IndexIVF):
+            loaded.index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        ids = arrays["ids"].tolist()
+        loaded.case_of = dict(zip(ids, arrays["case_ids"].tolist(), strict=True))
+        loaded.class_of = dict(zip(ids, [str(c) for c in arrays["class_names"].tolist()], strict=True))
+        if len(loaded.case_of) != loaded.index.ntotal:
+            raise ValueError(f"index holds {loaded.index.ntotal} vectors but lists {len(loaded.case_of)} ids")
+        return loaded
+
+    def _nprobe(self) -> int:
+        return max(1, math.ceil(int(self.index.nlist) * PROBE_FRACTION))
+
+
+def _ivf(vectors: Vectors) -> Any:
+    """A trained IVF index sized for `vectors`: about sqrt(n) lists."""
+    dim = vectors.shape[1]
+    nlist = max(1, min(int(math.sqrt(len(vectors))), len(vectors) // 39))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(0)
+    sample = vectors[rng.choice(len(vectors), min(len(vectors), nlist * TRAINING_PER_LIST), replace=False)]
+    index.train(np.ascontiguousarray(sample, np.float32))
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    return index
+
+
+def save_indexes(path: io.BufferedWriter | str, indexes: dict[str, VectorIndex]) -> None:
+    """Write several named indexes into one `.npz` (the caller makes the write atomic)."""
+    arrays: dict[str, NDArray[np.generic]] = {}
+    for name, index in indexes.items():
+        arrays.update({f"{name}.{key}": value for key, value in index.to_bytes().items()})
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+
+
+def load_indexes(path: str, names: tuple[str, ...]) -> dict[str, VectorIndex]:
+    with np.load(path, allow_pickle=False) as stored:
+        return {
+            name: VectorIndex.from_arrays({key: stored[f"{name}.{key}"]
+                                           for key in ("index", "ids", "case_ids", "class_names", "dim")})
+            for name in names
+        }

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hazardvision.catalogue import load_catalogue
+from hazardvision.images import load_image
+from hazardvision.scan import Scanner
+from hazardvision.similar.query import SimilarQuery
+from hazardvision.similar.search import SimilarCaseSearch, open_search
+from hazardvision.similar.views import quarter_turn, rotated_views
+
+
+@pytest.fixture(scope="module")
+def search(bank, packs) -> SimilarCaseSearch:
+    return SimilarCaseSearch.open(bank, packs, load_catalogue())
+
+
+def first_case(bank):
+    return bank.cases(limit=1)[0]
+
+
+def query_case(search, case, query, annotation=0):
+    pack = next(p for p in search.packs if p.name == "ppe")
+    maps = pack.feature_maps([load_image(case.image_path).pixels])[0]
+    box = case.annotations[annotation]
+    return search.for_boxes("ppe", maps, np.array([box.box]), [box.class_name], query)[0]
+
+
+def test_for_boxes_finds_the_instance_itself_first_with_its_case_details(bank, search):
+    case = first_case(bank)
+    found = query_case(search, case, SimilarQuery(k=3))
+    best = found[0]
+    assert best.case_id == case.id and best.annotation_id == case.annotations[0].id
+    assert best.score == pytest.approx(1, abs=1e-4)
+    assert best.class_name == case.annotations[0].class_name
+    assert (best.site, best.enterprise, best.source) == ("Dock 3", "Acme Steel", "ppe-sample")
+    assert best.thumbnail and load_image(best.thumbnail).width > 0
+    assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+
+
+def test_for_boxes_keeps_to_the_class_unless_told_otherwise(bank, search):
+    case = first_case(bank)
+    own = case.annotations[0].class_name
+    same = query_case(search, case, SimilarQuery(k=20))
+    assert same and all(c.class_name == own for c in same)
+    anything = query_case(search, case, SimilarQuery(k=20, same_class=False))
+    assert {c.class_name for c in anything} - {own}
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    (SimilarQuery(site="Dock 3"), True),
+    (SimilarQuery(site="Elsewhere"), False),
+    (SimilarQuery(enterprise="Acme Steel"), True),
+    (SimilarQuery(enterprise="Other Corp"), False),
+    (SimilarQuery(min_score=0.999), True),
+])
+def test_for_boxes_filters_by_site_enterprise_and_score(bank, search, query, expected):
+    found = query_case(search, first_case(bank), query)
+    assert bool(found) is expected
+    if query.min_score:
+        assert all(c.score >= query.min_score for c in found)
+
+
+def test_for_photo_ranks_the_photo_itself_first_then_its_siblings(bank, search):
+    case = first_case(bank)
+    pixels = load_image(case.image_path).pixels
+    maps = {p.name: p.feature_maps([pixels])[0] for p in search.packs}
+    found = search.for_photo([maps], SimilarQuery(k=4))
+    assert found[0].case_id == case.id and found[0].score == pytest.approx(1, abs=1e-4)
+    assert found[0].annotation_id is None and found[0].thumbnail is None
+    assert len(found) == 4
+
+
+def test_a_scan_attaches_similar_cases_to_each_finding(bank, packs, search):
+    case = first_case(bank)
+    scanner = Scanner(packs, load_catalogue(), similar=search, similar_query=SimilarQuery(k=2))
+    result = scanner.scan([load_image(case.image_path)], ["photo"], confidence=0.1)[0]
+    ppe = [finding for finding in result.findings if finding.pack == "ppe"]
+    assert ppe
+    for finding in result.findings:
+        if finding.pack != "ppe":  # the bank holds no fire or smoke instance to match
+            assert finding.similar_cases == []
+            continue
+        assert finding.similar_cases and len(finding.similar_cases) <= 2
+        assert all(c.class_name == finding.class_name for c in finding.similar_cases)
+    assert "similar" in result.timings_ms
+
+
+def test_open_search_without_a_bank_or_an_index_finds_nothing(tmp_path, packs):
+    assert open_search(tmp_path / "nowhere", packs, load_catalogue()) is None
+    assert not (tmp_path / "nowhere").exists()  # looking does not create a bank
+
+
+def test_four_views_find_a_quarter_turned_copy_of_a_photo_and_of_a_box(bank, search):
+    case = first_case(bank)
+    turned, box = quarter_turn(load_image(case.image_path).pixels, case.annotations[0].box)
+    views = rotated_views(turned, box)
+    maps = [{p.name: p.feature_maps([view])[0] for p in search.packs} for view, _ in views]
+    photo = search.for_photo(maps, SimilarQuery(k=1))
+    assert photo[0].case_id == case.id and photo[0].score == pytest.approx(1, abs=1e-3)
+    instance = search.for_box([(m, b) for m, (_, b) in zip(maps, views, strict=True)], None, SimilarQuery(k=1))
+    assert instance[0].annotation_id == case.annotations[0].id
+
+
+def test_quarter_turns_move_the_box_with_the_photo():
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[5:15, 10:30] = 255  # the box (10, 5, 30, 15) is white
+    for view, box in rotated_views(image, (10, 5, 30, 15)):
+        x1, y1, x2, y2 = (int(v) for v in box)
+        assert view[y1:y2, x1:x2].min() == 255 and view.sum() == image.sum()
+    four_turns, back = quarter_turn(*rotated_views(image, (10, 5, 30, 15))[-1])
+    assert back == (10, 5, 30, 15) and np.array_equal(four_turns, image)
