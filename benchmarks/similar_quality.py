@@ -84,7 +84,7 @@ def build_bank(home: Path) -> tuple[SampleBank, dict[str, list[SampleFile]], dic
                        origin=dataset.origin, licence=dataset.licence)
         class_map = build_class_map(dataset.classes, catalogue, mapping, drop)
         report = import_dataset(bank, kept, class_map)
-        print(f"{name}: {report.imported} train photos in the bank, {len(out)} copies held out, "
+        print(f"{name}: {report.imported + report.already_in_bank} train photos in the bank, {len(out)} copies held out, "
               f"{len(tests[name])} test photos", flush=True)
     return bank, held, tests
 

@@ -86,3 +86,43 @@ class UnknownApiKey(ApiKeyError):
 
 class ApiKeyConflict(ApiKeyError):
     """An active API key of that name already exists."""
+
+
+class UnknownScan(HazardVisionError):
+    """No scan of that id was recorded by the service."""
+
+
+class UnknownFinding(HazardVisionError):
+    """No finding of that id was recorded by the service."""
+
+
+class ReviewConflict(HazardVisionError):
+    """The finding was reviewed already; a review is final."""
+
+
+class InvalidReview(HazardVisionError):
+    """A review cannot be recorded as given (for example, a corrected box outside the photo)."""
+
+
+class PlaceConflict(HazardVisionError):
+    """A site is named with an enterprise other than the one the sample bank files it under."""
+
+
+class InvalidUpload(HazardVisionError):
+    """The request does not carry its photo as the service expects (a missing `image` field, too many files)."""
+
+
+class UnsupportedUpload(InvalidUpload):
+    """The request body is neither multipart/form-data nor an image/* type."""
+
+
+class UploadTimeout(InvalidUpload):
+    """The client sent its request body too slowly."""
+
+
+class ModelsLoading(HazardVisionError):
+    """The service has not loaded its models yet, or could not load them."""
+
+
+class RequestTimeout(HazardVisionError):
+    """The service could not answer within its request time limit (busy, or a long model swap)."""

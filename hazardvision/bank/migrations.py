@@ -32,9 +32,16 @@ def _api_keys(connection: Connection) -> None:
     Base.metadata.tables["api_keys"].create(connection, checkfirst=True)
 
 
+def _service_records(connection: Connection) -> None:
+    # Only the new tables, in dependency order; checkfirst for the same reason as `_api_keys`.
+    for name in ("scans", "findings", "reviews", "cameras", "alerts"):
+        Base.metadata.tables[name].create(connection, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
+    Migration(3, "scans, findings, reviews, cameras and alerts of the service", _service_records),
 )
 LATEST = MIGRATIONS[-1].version
 

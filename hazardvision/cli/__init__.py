@@ -9,10 +9,14 @@ from typing import Annotated
 import typer
 
 from hazardvision import __version__
+from hazardvision.cli.audit import audit_app
 from hazardvision.cli.bank import bank_app
 from hazardvision.cli.common import err
+from hazardvision.cli.keys import keys_app
 from hazardvision.cli.models import models_app
 from hazardvision.cli.scan import scan
+from hazardvision.cli.serve import serve
+from hazardvision.cli.similar import similar
 from hazardvision.cli.train import train_command
 
 app = typer.Typer(
@@ -23,9 +27,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(scan)
+app.command()(similar)
 app.add_typer(bank_app, name="bank")
 app.add_typer(models_app, name="models")
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 app.command("train")(train_command)
+app.command()(serve)
 
 
 def _print_version(value: bool) -> None:

@@ -14,6 +14,8 @@ from hazardvision.bank.migrations import LATEST
 from hazardvision.bank.schema import Annotation, Base, Case, Image, Source
 from hazardvision.bank.store import ImageStore
 
+LATER_TABLES = {"api_keys", "scans", "findings", "reviews", "cameras", "alerts"}  # added by migrations 2 and 3
+
 
 def make_v1_bank(home: Path) -> int:
     """A bank as hazardvision with schema version 1 left it, holding one annotated case; return its id."""
@@ -23,7 +25,8 @@ def make_v1_bank(home: Path) -> int:
     ImageStore(home / "images").put(sha, "JPEG", photo)
     engine = create_engine(f"sqlite:///{home / DATABASE}")
     with engine.begin() as connection:
-        Base.metadata.create_all(connection, tables=[t for t in Base.metadata.sorted_tables if t.name != "api_keys"])
+        Base.metadata.create_all(connection,
+                                 tables=[t for t in Base.metadata.sorted_tables if t.name not in LATER_TABLES])
         connection.execute(text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
                                 "description TEXT NOT NULL, applied_at TEXT DEFAULT CURRENT_TIMESTAMP)"))
         connection.execute(text("INSERT INTO schema_version (version, description) VALUES (1, 'initial schema')"))
@@ -51,7 +54,7 @@ def tables_and_indexes(home: Path) -> dict[str, set[str]]:
         engine.dispose()
 
 
-def test_migrations_upgrade_a_v1_bank_to_v2_with_its_cases(tmp_path):
+def test_migrations_upgrade_a_v1_bank_to_the_latest_with_its_cases(tmp_path):
     home = tmp_path / "bank"
     case_id = make_v1_bank(home)
     before = tables_and_indexes(home)
@@ -59,9 +62,9 @@ def test_migrations_upgrade_a_v1_bank_to_v2_with_its_cases(tmp_path):
 
     bank = SampleBank(home)
     after = tables_and_indexes(home)
-    assert set(after) - set(before) == {"api_keys"}  # the migration adds only the new table
+    assert set(after) - set(before) == LATER_TABLES  # the migrations add only the new tables
     assert {t: after[t] for t in before} == before
-    assert bank.stats().schema_version == LATEST == 2
+    assert bank.stats().schema_version == LATEST == 3
     case = bank.case(case_id)
     assert (case.source, case.source_file, case.description) == ("site-photos", "images/train/photo000.jpg",
                                                                  "scaffold without guard rail")
@@ -70,7 +73,7 @@ def test_migrations_upgrade_a_v1_bank_to_v2_with_its_cases(tmp_path):
 
     keys = ApiKeys(bank)
     _, key = keys.create("root", Role.ADMIN)
-    assert SampleBank(home).stats().schema_version == 2  # opening it again migrates nothing
+    assert SampleBank(home).stats().schema_version == 3  # opening it again migrates nothing
     assert ApiKeys(SampleBank(home)).authenticate(key).name == "root"
 
 
@@ -78,5 +81,5 @@ def test_migrations_stamp_a_new_bank_with_every_version(tmp_path):
     bank = SampleBank(tmp_path)
     with bank.engine.connect() as connection:
         versions = connection.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all()
-    assert versions == [1, 2]
+    assert versions == [1, 2, 3]
     assert "uq_api_keys_active_name" in tables_and_indexes(tmp_path)["api_keys"]

@@ -1,0 +1,53 @@
+"""The app factory: `create_app(settings)` builds one service instance."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hazardvision import __version__
+from hazardvision.service import errors
+from hazardvision.service.middleware import BodyLimit, Deadline, RequestObserver
+from hazardvision.service.routes import cameras, cases, health, models, reviews, scans
+from hazardvision.service.runtime import Runtime
+from hazardvision.service.settings import Settings
+
+BATCH_PATH = "/v1/scans/batch"
+DESCRIPTION = """Finds hidden safety hazards in site photos and video frames, and backs every finding with similar
+past cases from the sample bank.
+
+Every endpoint except `/healthz`, `/readyz` and (by default) `/metrics` needs an API key:
+`Authorization: Bearer hv_...`; `hazardvision keys create --role inspector --name NAME` makes one.
+Errors answer `{"error": ..., "message": ...}`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A service instance; the bank, keys and audit log open now, the models load in the background once it starts."""
+    settings = settings or Settings()
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(title="hazardvision", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.runtime = runtime
+    for router in (scans.router, reviews.router, cameras.router, models.router, cases.router, health.router):
+        app.include_router(router)
+    errors.install(app)
+
+    def limit_for(path: str) -> int:
+        single = settings.max_upload_bytes
+        return single * settings.max_batch_images if path == BATCH_PATH else single
+
+    # The last added runs first: observe everything, then the deadline, then the body limit.
+    app.add_middleware(BodyLimit, limit_for=limit_for)
+    app.add_middleware(Deadline, seconds=settings.request_timeout_seconds)
+    app.add_middleware(RequestObserver, metrics=runtime.metrics)
+    return app

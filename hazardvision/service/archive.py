@@ -1,0 +1,106 @@
+"""`ScanArchive`: every scan the service made, its photo and its findings, for reading back and reviewing.
+
+Photos go to a content-addressed store at `HOME/scans/` beside the bank's own (written
+atomically; a photo scanned twice is kept once). They join the bank's store only when a review
+turns them into a case, so the bank holds reviewed photos only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from hazardvision.audit import AuditLog
+from hazardvision.bank.bank import SampleBank
+from hazardvision.bank.schema import Enterprise, FindingRecord, ScanRecord, Site, utcnow
+from hazardvision.bank.store import ImageStore
+from hazardvision.errors import BankError, PlaceConflict, UnknownScan
+from hazardvision.images import DecodedImage
+from hazardvision.results import ScanResult
+from hazardvision.service.schemas.common import as_utc
+from hazardvision.service.schemas.scans import ScanContext, ScanResponse
+
+SCANS_FOLDER = "scans"
+
+
+@dataclass(frozen=True)
+class StoredScan:
+    """A recorded scan with where its photo is."""
+
+    response: ScanResponse
+    image_sha256: str
+    image_format: str
+    actor: str
+
+
+class ScanArchive:
+    """Scans in the bank database (tables `scans`, `findings`) and their photos in `HOME/scans/`."""
+
+    def __init__(self, bank: SampleBank, audit: AuditLog) -> None:
+        self.bank = bank
+        self.audit = audit
+        self.photos = ImageStore(bank.home / SCANS_FOLDER)
+
+    def check_place(self, context: ScanContext) -> None:
+        """Refuse a site the bank already files under another enterprise (it could never become a case)."""
+        if not (context.site and context.enterprise):
+            return
+        with self.bank.session() as session:
+            owner = session.scalar(select(Enterprise.name).join(Site, Site.enterprise_id == Enterprise.id)
+                                   .where(Site.name == context.site))
+        if owner is not None and owner != context.enterprise:
+            raise PlaceConflict(f"site {context.site!r} belongs to enterprise {owner!r} in the sample bank, not "
+                                f"{context.enterprise!r}; correct the site or the enterprise")
+
+    def record(self, scan_id: str, actor: str, context: ScanContext, *, image: DecodedImage, data: bytes,
+               result: ScanResult) -> ScanResponse:
+        """Keep the photo, the scan and its findings, and audit it; the scan exists only if all of that worked."""
+        try:
+            self.photos.put(image.sha256, image.format, data)
+        except OSError as error:
+            raise BankError(f"cannot keep the scanned photo in {self.photos.root}: {error.strerror}") from error
+        versions = {model.pack: model.version for model in result.models}
+        created_at = utcnow()
+        with self.bank.session() as session:
+            session.add(ScanRecord(
+                id=scan_id, created_at=created_at, actor=actor, source=result.source, site=context.site,
+                enterprise=context.enterprise, camera=context.camera, note=context.note,
+                captured_at=context.captured_at, image_sha256=image.sha256, image_format=image.format,
+                result=result.model_dump(mode="json"), model_versions=versions,
+                findings=[FindingRecord(id=f.id, position=i, class_name=f.class_name, x1=f.box.x1, y1=f.box.y1,
+                                        x2=f.box.x2, y2=f.box.y2, confidence=f.confidence, pack=f.pack)
+                          for i, f in enumerate(result.findings)],
+            ))
+            session.flush()
+            # Inside the transaction: a scan that cannot be audited is not recorded.
+            self.audit.append(actor, "scan", scan_id, input_sha256=image.sha256, model_versions=versions,
+                              details={"findings": [f.class_name for f in result.findings], "site": context.site,
+                                       "enterprise": context.enterprise, "camera": context.camera})
+        return ScanResponse(**result.model_dump(), scan_id=scan_id, created_at=created_at, context=context)
+
+    def get(self, scan_id: str) -> StoredScan:
+        with self.bank.session() as session:
+            row = session.scalar(select(ScanRecord).where(ScanRecord.id == scan_id)
+                                 .options(selectinload(ScanRecord.findings)))
+            if row is None:
+                raise UnknownScan(f"no scan {scan_id!r}; scan ids are returned by POST /v1/scans")
+            return stored(row)
+
+    def photo(self, scan: StoredScan) -> bytes:
+        try:
+            return self.photos.path(scan.image_sha256, scan.image_format).read_bytes()
+        except OSError as error:
+            raise BankError(f"the photo of scan {scan.response.scan_id} is missing from {self.photos.root}") \
+                from error
+
+
+def stored(row: ScanRecord) -> StoredScan:
+    context = ScanContext(site=row.site, enterprise=row.enterprise, camera=row.camera, note=row.note,
+                          captured_at=as_utc(row.captured_at))
+    result = ScanResult.model_validate(row.result)
+    created_at = as_utc(row.created_at) or dt.datetime.now(dt.UTC)
+    response = ScanResponse(**result.model_dump(), scan_id=row.id, created_at=created_at, context=context)
+    return StoredScan(response, row.image_sha256, row.image_format, row.actor)

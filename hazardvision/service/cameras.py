@@ -1,0 +1,164 @@
+"""`CameraHub`: each camera's tracker and alert aggregator, its settings, and its alerts.
+
+Trackers live in memory, one per camera (the least recently used is forgotten past
+`max_cameras`); settings and alerts live in the bank database. Alerts go to the camera's webhook
+through one `WebhookSender`, whose `submit` returns at once: the frame path never waits on a
+receiver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from hazardvision.alerts import Alert, AlertAggregator, AlertRule
+from hazardvision.audit import AuditLog
+from hazardvision.bank.bank import SampleBank
+from hazardvision.bank.schema import AlertRecord, CameraRecord, utcnow
+from hazardvision.catalogue import Catalogue
+from hazardvision.detections import Detections
+from hazardvision.errors import HazardVisionError
+from hazardvision.service.schemas.cameras import AlertView, CameraConfig, CameraView
+from hazardvision.service.schemas.common import as_utc
+from hazardvision.tracking import Tracker, TrackerSettings
+from hazardvision.webhooks import WebhookSender
+
+log = logging.getLogger("hazardvision.service")
+
+
+@dataclass
+class CameraSettings:
+    """A camera's webhook and rule, as stored."""
+
+    webhook_url: str | None
+    webhook_secret: str | None
+    rule: AlertRule
+    configured: bool
+
+    def view(self, camera_id: str) -> CameraView:
+        return CameraView(camera_id=camera_id, configured=self.configured, webhook_url=self.webhook_url,
+                          rule=self.rule)
+
+
+@dataclass
+class CameraStream:
+    """What the service remembers of one camera between its frames."""
+
+    camera_id: str
+    settings: CameraSettings
+    tracker: Tracker
+    aggregator: AlertAggregator
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held from detection to alerts, so that a camera's frames are tracked one at a time, in arrival order."""
+
+    def update(self, detections: Detections, timestamp: float) -> tuple[Detections, list[Alert]]:
+        tracked = self.tracker.update(detections, timestamp)
+        return tracked, self.aggregator.update(self.camera_id, tracked, timestamp)
+
+
+class CameraHub:
+    """Cameras by id: streams in memory, settings and alerts in the bank."""
+
+    def __init__(self, bank: SampleBank, audit: AuditLog, catalogue: Catalogue, webhooks: WebhookSender, *,
+                 tracker: TrackerSettings, default_rule: AlertRule, max_cameras: int) -> None:
+        self.bank = bank
+        self.audit = audit
+        self.hazards = tuple(entry.class_name for entry in catalogue.classes if entry.hazard)
+        self.webhooks = webhooks
+        self.tracker_settings = tracker
+        self.default_rule = default_rule
+        self.max_cameras = max_cameras
+        self._streams: OrderedDict[str, CameraStream] = OrderedDict()
+
+    def settings(self, camera_id: str) -> CameraSettings:
+        """The stored settings of a camera, or the defaults."""
+        with self.bank.session() as session:
+            row = session.get(CameraRecord, camera_id)
+            if row is None:
+                return CameraSettings(None, None, self.default_rule, configured=False)
+            return CameraSettings(row.webhook_url, row.webhook_secret, AlertRule.model_validate(row.rule),
+                                  configured=True)
+
+    def stream(self, camera_id: str, settings: CameraSettings) -> CameraStream:
+        """The camera's stream, made with `settings` unless it is in memory; call on the event loop."""
+        stream = self.known(camera_id)
+        if stream is None:
+            stream = self._streams[camera_id] = CameraStream(
+                camera_id, settings, Tracker(self.tracker_settings), AlertAggregator(self.hazards, settings.rule))
+            while len(self._streams) > self.max_cameras:
+                oldest, _ = self._streams.popitem(last=False)
+                log.info("forgot the tracks of idle camera %s", oldest)
+        return stream
+
+    def known(self, camera_id: str) -> CameraStream | None:
+        """The camera's stream if it is in memory (and now the most recently used)."""
+        stream = self._streams.get(camera_id)
+        if stream is not None:
+            self._streams.move_to_end(camera_id)
+        return stream
+
+    def configure(self, camera_id: str, config: CameraConfig, actor: str) -> CameraSettings:
+        """Store a camera's settings (audited); the caller applies them to the stream in memory."""
+        rule = config.rule or self.default_rule
+        AlertAggregator(self.hazards, rule)  # UnknownClass now, not on the next frame
+        url = str(config.webhook_url) if config.webhook_url is not None else None
+        with self.bank.session() as session:
+            row = session.get(CameraRecord, camera_id) or CameraRecord(id=camera_id, rule={})
+            row.webhook_url, row.webhook_secret = url, config.webhook_secret
+            row.rule = rule.model_dump(mode="json")
+            row.updated_at = utcnow()
+            session.add(row)
+            session.flush()
+            self.audit.append(actor, "camera.configure", camera_id,
+                              details={"webhook": url is not None, "rule": row.rule})
+        return CameraSettings(url, config.webhook_secret, rule, configured=True)
+
+    def apply(self, camera_id: str, settings: CameraSettings) -> None:
+        """Use new settings from the next frame on: a new rule starts a new aggregator, the tracks stay."""
+        stream = self._streams.get(camera_id)
+        if stream is not None:
+            stream.settings = settings
+            stream.aggregator = AlertAggregator(self.hazards, settings.rule)
+
+    def record_alerts(self, stream: CameraStream, alerts: Sequence[Alert], actor: str, image_sha256: str,
+                      versions: dict[str, str]) -> None:
+        """Keep and audit the alerts, then queue their webhooks (never waiting for the receiver)."""
+        with self.bank.session() as session:
+            for alert in alerts:
+                x1, y1, x2, y2 = alert.box
+                session.add(AlertRecord(
+                    id=alert.alert_id, camera_id=alert.camera_id, class_name=alert.class_name,
+                    tracker_id=alert.tracker_id, first_seen=alert.first_seen, raised_at=alert.raised_at,
+                    frames=alert.frames, x1=x1, y1=y1, x2=x2, y2=y2, confidence=alert.confidence,
+                    image_sha256=image_sha256, model_versions=versions))
+                self.audit.append(actor, "alert", alert.alert_id, input_sha256=image_sha256, model_versions=versions,
+                                  details={"camera_id": alert.camera_id, "class_name": alert.class_name,
+                                           "tracker_id": alert.tracker_id, "raised_at": alert.raised_at})
+        settings = stream.settings
+        if settings.webhook_url and settings.webhook_secret:
+            for alert in alerts:
+                payload = {"event": "alert", "alert": alert.model_dump(mode="json"), "model_versions": versions}
+                try:
+                    self.webhooks.submit(settings.webhook_url, settings.webhook_secret, payload)
+                except (HazardVisionError, RuntimeError) as error:  # the alert is recorded; delivery is best effort
+                    log.warning("webhook of alert %s not queued: %s", alert.alert_id, error)
+
+    def alerts(self, *, camera_id: str | None, since: dt.datetime | None, limit: int, offset: int) -> list[AlertView]:
+        query = select(AlertRecord).order_by(AlertRecord.created_at.desc(), AlertRecord.id).limit(limit).offset(offset)
+        if camera_id:
+            query = query.where(AlertRecord.camera_id == camera_id)
+        if since is not None:
+            query = query.where(AlertRecord.created_at >= as_utc(since))
+        with self.bank.session() as session:
+            return [AlertView(
+                alert_id=row.id, camera_id=row.camera_id, class_name=row.class_name, tracker_id=row.tracker_id,
+                first_seen=row.first_seen, raised_at=row.raised_at, frames=row.frames,
+                box=(row.x1, row.y1, row.x2, row.y2), confidence=row.confidence,
+                created_at=as_utc(row.created_at) or dt.datetime.now(dt.UTC), model_versions=row.model_versions,
+            ) for row in session.scalars(query)]

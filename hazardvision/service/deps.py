@@ -1,0 +1,61 @@
+"""Dependencies of the routes, as `Annotated` aliases: `RuntimeDep`, `SettingsDep`, `CurrentKey`, `ScanKey`..."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from hazardvision.access import KeyRecord, Permission, check
+from hazardvision.service.runtime import Runtime
+from hazardvision.service.settings import Settings
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer hv_...` "
+                    "(`hazardvision keys create` makes one).")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_settings(runtime: RuntimeDep) -> Settings:
+    return runtime.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def current_key(
+    request: Request, runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> KeyRecord:
+    """The caller's API key; 401 when missing, unknown or revoked."""
+    record = await runtime.authenticate(credentials.credentials if credentials else None)
+    request.state.key_name = record.name  # for the request log
+    return record
+
+
+CurrentKey = Annotated[KeyRecord, Depends(current_key)]
+
+
+def permitted(permission: Permission) -> Callable[[KeyRecord], Awaitable[KeyRecord]]:
+    """A dependency that lets through keys whose role holds `permission` (403 otherwise)."""
+    async def dependency(key: CurrentKey) -> KeyRecord:
+        check(key, permission)
+        return key
+    dependency.__name__ = f"requires_{permission.value.replace('.', '_')}"
+    return dependency
+
+
+ScanKey = Annotated[KeyRecord, Depends(permitted(Permission.SCAN))]
+ReviewKey = Annotated[KeyRecord, Depends(permitted(Permission.REVIEW))]
+FramesKey = Annotated[KeyRecord, Depends(permitted(Permission.FRAMES))]
+AlertsKey = Annotated[KeyRecord, Depends(permitted(Permission.ALERTS_READ))]
+ModelsKey = Annotated[KeyRecord, Depends(permitted(Permission.MODELS_READ))]
+ActivateKey = Annotated[KeyRecord, Depends(permitted(Permission.MODELS_ACTIVATE))]

@@ -1,0 +1,127 @@
+"""Domain errors as HTTP answers: the one table of status codes, and the handlers that use it.
+
+Every answer is JSON `{"error": ..., "message": ...}`; nothing answers with a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from hazardvision import errors as e
+from hazardvision.service.schemas.common import ErrorBody
+
+log = logging.getLogger("hazardvision.service")
+
+STATUS: Mapping[type[e.HazardVisionError], int] = {
+    e.InvalidImage: 400,
+    e.ImageTooLarge: 413,
+    e.InvalidUpload: 422,
+    e.UnsupportedUpload: 415,
+    e.UploadTimeout: 408,
+    e.Unauthenticated: 401,
+    e.Forbidden: 403,
+    e.UnknownModel: 404,
+    e.UnknownCase: 404,
+    e.UnknownScan: 404,
+    e.UnknownFinding: 404,
+    e.UnknownApiKey: 404,
+    e.ReviewConflict: 409,
+    e.PlaceConflict: 409,
+    e.PromotionRefused: 409,
+    e.InvalidFrame: 409,
+    e.ApiKeyConflict: 409,
+    e.InvalidModel: 422,
+    e.CatalogueError: 422,
+    e.DatasetError: 422,
+    e.ClassMappingError: 422,
+    e.InvalidWebhook: 422,
+    e.InvalidReview: 422,
+    e.ApiKeyError: 422,
+    e.InferenceError: 503,
+    e.BankError: 503,
+    e.AuditError: 503,
+    e.ModelsLoading: 503,
+    e.RequestTimeout: 503,
+    e.HazardVisionError: 503,
+}
+"""Status of each domain error; a subclass not listed takes its nearest listed base's."""
+
+
+def status_of(error: e.HazardVisionError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 503
+
+
+def error_body(kind: str, message: str, details: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return ErrorBody(error=kind, message=message, details=list(details) if details else None).model_dump(
+        exclude_none=True)
+
+
+def _domain(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, e.HazardVisionError)
+    status = status_of(error)
+    if status >= 500:
+        log.warning("request failed: %s: %s", type(error).__name__, error)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return JSONResponse(error_body(type(error).__name__, str(error)), status, headers=headers)
+
+
+def readable(errors: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """A one-line message and JSON-safe details of pydantic / FastAPI validation errors."""
+    details = []
+    for item in errors:
+        loc = tuple(item.get("loc", ()))
+        msg = str(item.get("msg", "")).removeprefix("Value error, ")
+        if item.get("type") == "json_invalid":  # loc holds the character position, not a field
+            msg = f"the body is not valid JSON ({item.get('ctx', {}).get('error', 'decode error')} at character " \
+                  f"{loc[-1] if loc else '?'})"
+            loc = loc[:1]
+        where = ".".join(str(part) for part in loc)
+        details.append({"loc": where, "msg": msg, "type": str(item.get("type", ""))})
+    message = "; ".join(f"{d['loc']}: {d['msg']}" if d["loc"] else d["msg"] for d in details)
+    return message or "the request is invalid", details
+
+
+def _validation(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    message, details = readable(error.errors())
+    return JSONResponse(error_body("ValidationError", message, details), 422)
+
+
+_HTTP_KINDS = {400: "InvalidUpload", 404: "NotFound", 405: "MethodNotAllowed", 413: "ImageTooLarge",
+               415: "UnsupportedUpload"}
+
+
+def _http(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    if error.status_code == 404 and error.detail == "Not Found":
+        message = f"no route {request.method} {request.url.path}; see /docs for the API"
+    elif error.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}; see /docs for the API"
+    else:
+        message = str(error.detail)
+    kind = _HTTP_KINDS.get(error.status_code, "HTTPError")
+    return JSONResponse(error_body(kind, message), error.status_code, headers=error.headers)
+
+
+def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+    log.error("internal error: %s: %s", type(error).__name__, error, exc_info=error)
+    return JSONResponse(error_body("InternalError", "the service failed unexpectedly; this is a bug, the log has "
+                                   "the details"), 500)
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error with the JSON body above."""
+    app.add_exception_handler(e.HazardVisionError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,153 @@
+"""ASGI middleware: request log and metrics, the request deadline, and the body size limit.
+
+Plain ASGI rather than Starlette's BaseHTTPMiddleware, so that bodies stream through untouched
+and a limit can answer before the body has arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hazardvision.errors import HazardVisionError, ImageTooLarge, RequestTimeout, UploadTimeout
+from hazardvision.service.errors import error_body, status_of
+from hazardvision.service.metrics import ServiceMetrics
+
+access_log = logging.getLogger("hazardvision.service.access")
+
+
+async def send_error(send: Send, error: HazardVisionError) -> None:
+    """Answer with a domain error's status and JSON body, from outside the app."""
+    body = json.dumps(error_body(type(error).__name__, str(error))).encode()
+    await send({"type": "http.response.start", "status": status_of(error), "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestObserver:
+    """One JSON log line and the metrics of every request: method, path, route, status, ms, key name."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            seconds = time.perf_counter() - start
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.request(scope["method"], route, status, seconds)
+            state = scope.get("state") or {}
+            access_log.info("request", extra={
+                "method": scope["method"], "path": scope["path"], "route": route, "status": status,
+                "ms": round(seconds * 1000, 1), "key": state.get("key_name"),
+            })
+
+
+class Deadline:
+    """A request not answered within `seconds` gets 408 (body still arriving) or 503 (still working).
+
+    A response that has started is left to finish: its status line is already sent.
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+        body_done = scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS")
+
+        async def receiving() -> Message:
+            nonlocal body_done
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.seconds) as deadline:
+                await self.app(scope, receiving, sending)
+        except TimeoutError:
+            if not deadline.expired() or started:
+                raise
+            error: HazardVisionError = (
+                RequestTimeout(f"no answer within {self.seconds:g} s; the service is busy, retry later")
+                if body_done else UploadTimeout(f"the request body did not arrive within {self.seconds:g} s"))
+            await send_error(send, error)
+
+
+class BodyLimit:
+    """Refuses bodies over the limit with 413: at once from Content-Length, else as soon as the count passes it.
+
+    `limit_for(path)` gives the limit of a path (a batch of photos may be larger than one photo).
+    """
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        too_large = ImageTooLarge(f"the request body exceeds the limit of {limit} bytes; send a smaller photo "
+                                  "(or fewer photos per batch)")
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await send_error(send, too_large)
+            return
+        received = 0
+        refused = False
+
+        async def counting() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit and not refused:
+                    refused = True
+                    await send_error(send, too_large)
+                    return {"type": "http.disconnect"}  # the app stops reading; its own answer is dropped below
+            return message
+
+        async def sending(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, counting, sending)
+        except ClientDisconnect:
+            if not refused:
+                raise

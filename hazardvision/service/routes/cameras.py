@@ -1,0 +1,65 @@
+"""/v1/cameras and /v1/alerts: video frames in, one alert per hazard out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from hazardvision.service.deps import AlertsKey, FramesKey, RuntimeDep
+from hazardvision.service.schemas.cameras import (
+    CAMERA_PATTERN,
+    AlertFilter,
+    AlertList,
+    CameraConfig,
+    CameraView,
+    FrameFields,
+    FrameQuery,
+    FrameResponse,
+)
+from hazardvision.service.schemas.common import responses
+from hazardvision.service.uploads import read_photos, with_fields
+
+router = APIRouter(tags=["cameras"], responses=responses())
+
+CameraId = Annotated[str, Path(pattern=CAMERA_PATTERN, description="Camera id: letters, digits and ._:@-.")]
+_FRAME = {"type": "string", "format": "binary", "description": "The frame: JPEG, PNG, WebP, BMP or TIFF."}
+_TIMESTAMP = {"type": "number", "description": "When the frame was taken, in seconds."}
+_FRAME_BODY: dict[str, Any] = {"requestBody": {
+    "required": True, "description": "The frame as multipart/form-data (file field 'image', field 'timestamp') or as "
+    "a raw image/* body (timestamp as a query parameter).",
+    "content": {"multipart/form-data": {"schema": {"type": "object", "required": ["image"],
+                                                   "properties": {"image": _FRAME, "timestamp": _TIMESTAMP}}},
+                "image/*": {"schema": _FRAME}}}}
+
+
+@router.post("/v1/cameras/{camera_id}/frames", response_model=FrameResponse, openapi_extra=_FRAME_BODY,
+             responses=responses(400, 409, 413, 415), summary="Send one video frame")
+async def post_frame(camera_id: CameraId, request: Request, runtime: RuntimeDep, key: FramesKey,
+                     query: Annotated[FrameQuery, Query()]) -> FrameResponse:
+    """Tracked detections of the frame, and the alerts it raised: a hazard alerts once, when it has held."""
+    photos = await read_photos(request, max_files=1, filename=f"{camera_id}-frame")
+    frame = with_fields(FrameFields, query, photos.fields)
+    return await runtime.frame(camera_id, photos.uploads[0], frame.timestamp, key.name)
+
+
+@router.put("/v1/cameras/{camera_id}", response_model=CameraView, responses=responses(),
+            summary="Set a camera's webhook and alert rule")
+async def put_camera(camera_id: CameraId, config: CameraConfig, runtime: RuntimeDep, key: FramesKey) -> CameraView:
+    """Applies from the camera's next frame; a new rule starts its alert counting afresh."""
+    return await runtime.configure_camera(camera_id, config, key.name)
+
+
+@router.get("/v1/cameras/{camera_id}", response_model=CameraView, responses=responses(),
+            summary="A camera's webhook and alert rule")
+async def get_camera(camera_id: CameraId, runtime: RuntimeDep, _key: FramesKey) -> CameraView:
+    """The secret is never shown."""
+    return (await runtime.offload(runtime.cameras.settings, camera_id)).view(camera_id)
+
+
+@router.get("/v1/alerts", response_model=AlertList, summary="List alerts")
+async def list_alerts(runtime: RuntimeDep, _key: AlertsKey, query: Annotated[AlertFilter, Query()]) -> AlertList:
+    """Newest first; filtered by camera and by time."""
+    found = await runtime.offload(runtime.cameras.alerts, camera_id=query.camera, since=query.since,
+                                  limit=query.limit, offset=query.offset)
+    return AlertList(alerts=found)

@@ -1,0 +1,44 @@
+"""Liveness, readiness and metrics: no API key needed (except /metrics when `metrics_public` is off)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from hazardvision.service.deps import RuntimeDep
+from hazardvision.service.metrics import CONTENT_TYPE
+from hazardvision.service.schemas.common import ErrorBody
+from hazardvision.service.schemas.health import Health, Readiness
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness")
+async def healthz() -> Health:
+    """The process answers."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Readiness, summary="Readiness",
+            responses={503: {"model": Readiness, "description": "Models not loaded (yet)."}})
+async def readyz(runtime: RuntimeDep) -> Response:
+    """200 once the models are loaded, 503 before (or when they failed to load: see `message`)."""
+    host = runtime.host
+    if not host.ready:
+        body = Readiness(ready=False, models={}, similar_cases=False,
+                         message=host.load_error or "loading the models")
+        return JSONResponse(body.model_dump(), 503, headers={"Retry-After": "2"})
+    state = host.current
+    return JSONResponse(Readiness(ready=True, models=state.versions, similar_cases=state.search is not None)
+                        .model_dump())
+
+
+@router.get("/metrics", response_class=Response, summary="Prometheus metrics",
+            responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Text exposition format."},
+                       401: {"model": ErrorBody, "description": "A key is required (metrics_public off)."}})
+async def metrics(request: Request, runtime: RuntimeDep) -> Response:
+    """Requests by route and status, latency, findings per hazard, alerts, batch sizes, model versions in use."""
+    if not runtime.settings.metrics_public:
+        header = request.headers.get("authorization", "")
+        await runtime.authenticate(header[7:] if header.lower().startswith("bearer ") else None)
+    return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE)

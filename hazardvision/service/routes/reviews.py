@@ -1,0 +1,32 @@
+"""/v1/findings/{id}/review and /v1/reviews: inspectors' verdicts on findings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from hazardvision.service.deps import ReviewKey, RuntimeDep
+from hazardvision.service.schemas.common import responses
+from hazardvision.service.schemas.reviews import ReviewFilter, ReviewList, ReviewRequest, ReviewResponse
+
+router = APIRouter(tags=["reviews"], responses=responses())
+
+
+@router.post("/v1/findings/{finding_id}/review", response_model=ReviewResponse, status_code=201,
+             responses=responses(404, 409), summary="Confirm or reject a finding")
+async def review_finding(
+    finding_id: Annotated[str, Path(min_length=1, max_length=64, description="Finding id, from a scan's findings.")],
+    review: ReviewRequest, runtime: RuntimeDep, key: ReviewKey,
+) -> ReviewResponse:
+    """A confirmed finding becomes a case in the sample bank (and a similar case for later scans); a rejected one
+    is kept as a known false alarm. A finding is reviewed once: a second review gets 409."""
+    return await runtime.offload(runtime.reviews.review, finding_id, review, key.name)
+
+
+@router.get("/v1/reviews", response_model=ReviewList, summary="List reviews")
+async def list_reviews(runtime: RuntimeDep, _key: ReviewKey, query: Annotated[ReviewFilter, Query()]) -> ReviewList:
+    """Newest first; filtered by scan, or by the site or enterprise of the scans."""
+    found = await runtime.offload(runtime.reviews.list, scan_id=query.scan_id, site=query.site,
+                                  enterprise=query.enterprise, limit=query.limit, offset=query.offset)
+    return ReviewList(reviews=found)

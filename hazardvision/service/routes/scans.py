@@ -1,0 +1,64 @@
+"""/v1/scans: scan a photo (or several), read a scan back, see it annotated."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from hazardvision.service.deps import RuntimeDep, ScanKey, SettingsDep
+from hazardvision.service.schemas.common import responses
+from hazardvision.service.schemas.scans import BatchResponse, ScanContext, ScanQuery, ScanResponse
+from hazardvision.service.uploads import read_photos, with_fields
+
+router = APIRouter(prefix="/v1/scans", tags=["scans"], responses=responses())
+
+_PHOTO = {"type": "string", "format": "binary", "description": "The photo: JPEG, PNG, WebP, BMP or TIFF."}
+
+
+def _photo_body(many: bool) -> dict[str, Any]:
+    fields = {name: {k: v for k, v in spec.items() if k != "title"}
+              for name, spec in ScanContext.model_json_schema()["properties"].items()}
+    image = {"type": "array", "items": _PHOTO, "description": "The photos, one file part each."} if many else _PHOTO
+    form = {"type": "object", "required": ["image"], "properties": {"image": image, **fields}}
+    return {"requestBody": {"required": True, "description": "The photo as multipart/form-data (file field "
+                            "'image', context as form fields) or as a raw image/* body (context as query parameters).",
+                            "content": {"multipart/form-data": {"schema": form},
+                                        "image/*": {"schema": _PHOTO}}}}
+
+
+ScanId = Annotated[str, Path(min_length=1, max_length=64, description="Scan id, from POST /v1/scans.")]
+
+
+@router.post("", response_model=ScanResponse, openapi_extra=_photo_body(False),
+             responses=responses(400, 409, 413, 415), summary="Scan one site photo for hazards")
+async def create_scan(request: Request, runtime: RuntimeDep, key: ScanKey,
+                      query: Annotated[ScanQuery, Query()]) -> ScanResponse:
+    """Findings (with rules, advice and similar past cases) and every detected object; the scan is recorded."""
+    photos = await read_photos(request, max_files=1, filename=query.filename)
+    context = with_fields(ScanContext, query, photos.fields, exclude={"filename"})
+    return await runtime.scan(photos.uploads[0], context, key.name)
+
+
+@router.post("/batch", response_model=BatchResponse, openapi_extra=_photo_body(True),
+             responses=responses(409, 413, 415), summary="Scan several photos in one request")
+async def create_scans(request: Request, runtime: RuntimeDep, settings: SettingsDep, key: ScanKey,
+                       query: Annotated[ScanQuery, Query()]) -> BatchResponse:
+    """Each photo gets its recorded scan or its own error; one bad photo does not fail the others."""
+    photos = await read_photos(request, max_files=settings.max_batch_images, filename=query.filename)
+    context = with_fields(ScanContext, query, photos.fields, exclude={"filename"})
+    return await runtime.scan_batch(photos.uploads, context, key.name)
+
+
+@router.get("/{scan_id}", response_model=ScanResponse, responses=responses(404), summary="Read a recorded scan")
+async def get_scan(scan_id: ScanId, runtime: RuntimeDep, _key: ScanKey) -> ScanResponse:
+    """The scan as it was answered, with its context."""
+    return (await runtime.offload(runtime.archive.get, scan_id)).response
+
+
+@router.get("/{scan_id}/annotated", response_class=Response, summary="The scanned photo with its detections drawn",
+            responses={**responses(404), 200: {"content": {"image/jpeg": {}}, "description": "A JPEG."}})
+async def get_annotated(scan_id: ScanId, runtime: RuntimeDep, _key: ScanKey) -> Response:
+    """Hazards boxed in their severity's colour, other objects in green."""
+    return Response(await runtime.annotated(scan_id), media_type="image/jpeg")

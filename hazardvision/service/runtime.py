@@ -1,0 +1,260 @@
+"""`Runtime`: everything one service instance works with, and the flows the routes call.
+
+Blocking work never runs on the event loop: inference (and decoding) in a bounded thread pool
+through the micro-batchers, database and file work in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import anyio.to_thread
+
+from hazardvision.access import ApiKeys, KeyRecord, Permission, check
+from hazardvision.annotate import HazardAnnotator, encode_jpeg
+from hazardvision.audit import AuditLog
+from hazardvision.bank.bank import SampleBank
+from hazardvision.bank.schema import Annotation
+from hazardvision.catalogue import load_catalogue
+from hazardvision.detections import Detections
+from hazardvision.errors import HazardVisionError, ImageTooLarge, UnknownCase
+from hazardvision.images import DecodedImage, decode_image
+from hazardvision.model_pack import default_models_dir
+from hazardvision.results import Box, ModelRef, ScanResult
+from hazardvision.scan import result_detections
+from hazardvision.service.archive import ScanArchive
+from hazardvision.service.batcher import MicroBatcher
+from hazardvision.service.cameras import CameraHub
+from hazardvision.service.errors import error_body, status_of
+from hazardvision.service.metrics import ServiceMetrics
+from hazardvision.service.review import FindingReviews
+from hazardvision.service.schemas.cameras import CameraConfig, CameraView, FrameResponse, TrackedObject
+from hazardvision.service.schemas.common import ErrorBody
+from hazardvision.service.schemas.models import ActivateRequest, ActivateResponse, Comparison
+from hazardvision.service.schemas.scans import BatchItem, BatchResponse, ScanContext, ScanResponse
+from hazardvision.service.serving import ModelHost, ServingState
+from hazardvision.service.settings import Settings
+from hazardvision.service.uploads import Upload
+from hazardvision.similar.query import SimilarQuery
+from hazardvision.similar.thumbnails import thumbnail_path
+from hazardvision.webhooks import WebhookSender
+
+log = logging.getLogger("hazardvision.service")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Photo:
+    image: DecodedImage
+    source: str
+    decode_ms: float
+
+
+def _scan_batch(state: ServingState, photos: Sequence[_Photo]) -> list[ScanResult]:
+    return state.scanner.scan([p.image for p in photos], [p.source for p in photos],
+                              decode_ms=[p.decode_ms for p in photos])
+
+
+class Runtime:
+    """The bank, keys, audit log, models, batchers, cameras and metrics of one service instance."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bank = SampleBank(settings.home, url=settings.database_url)
+        self.audit = AuditLog(self.bank.home)
+        self.keys = ApiKeys(self.bank, self.audit)
+        self.catalogue = load_catalogue(settings.catalogue)
+        self.models_dir = settings.models or default_models_dir()
+        query = (SimilarQuery(k=settings.similar_cases, min_score=settings.similar_min_score)
+                 if settings.similar_cases else None)
+        self.host = ModelHost(self.models_dir, self.catalogue, self.bank, precision=settings.precision, query=query)
+        self.metrics = ServiceMetrics()
+        self.inference = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="hazardvision-inference")
+        window = settings.batch_window_ms / 1000
+        self.scan_batches: MicroBatcher[ServingState, _Photo, ScanResult] = MicroBatcher(
+            _scan_batch, self.inference, window_seconds=window, max_size=settings.max_batch_size,
+            max_concurrent=settings.inference_workers, observe=self.metrics.batch("scan"))
+        self.frame_batches: MicroBatcher[ServingState, DecodedImage, Detections] = MicroBatcher(
+            self._frame_batch, self.inference, window_seconds=window, max_size=settings.max_batch_size,
+            max_concurrent=settings.inference_workers, observe=self.metrics.batch("frame"))
+        self.archive = ScanArchive(self.bank, self.audit)
+        self.reviews = FindingReviews(self.bank, self.archive, self.audit, self.catalogue,
+                                      on_change=self._after_review)
+        self.webhooks = WebhookSender(settings.webhooks)
+        self.metrics.watch_webhooks(self.webhooks.stats)
+        self.cameras = CameraHub(self.bank, self.audit, self.catalogue, self.webhooks, tracker=settings.tracker,
+                                 default_rule=settings.alert_rule, max_cameras=settings.max_cameras)
+        self.annotator = HazardAnnotator(self.catalogue)
+        self._loading: asyncio.Future[ServingState] | None = None
+
+    # -- life cycle
+
+    def start(self) -> None:
+        """Load the models in the background; /readyz says when they are in."""
+        self._loading = asyncio.get_running_loop().run_in_executor(self.inference, self.host.load)
+        self._loading.add_done_callback(self._loaded)
+
+    def _loaded(self, future: asyncio.Future[ServingState]) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            log.error("models not loaded: %s: %s", type(error).__name__, error)
+            return
+        self.metrics.serving(future.result().versions)
+
+    async def close(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            await asyncio.wait([self._loading])
+        await self.offload(self.webhooks.close, 5.0)
+        self.inference.shutdown(wait=True, cancel_futures=True)
+        self.bank.engine.dispose()
+
+    async def offload(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking work (database, files) in a worker thread.
+
+        A request that times out stops waiting at once; the work itself finishes in its thread.
+        """
+        return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs), abandon_on_cancel=True)
+
+    async def authenticate(self, key: str | None) -> KeyRecord:
+        return await self.offload(self.keys.authenticate, key)
+
+    # -- scans
+
+    def _decode(self, upload: Upload) -> _Photo:
+        if len(upload.data) > self.settings.max_upload_bytes:
+            raise ImageTooLarge(f"{upload.filename} is {len(upload.data)} bytes, above the limit of "
+                                f"{self.settings.max_upload_bytes} bytes per photo")
+        start = time.perf_counter()
+        image = decode_image(upload.data, max_pixels=self.settings.max_pixels)
+        return _Photo(image, upload.filename, (time.perf_counter() - start) * 1000)
+
+    async def scan(self, upload: Upload, context: ScanContext, actor: str) -> ScanResponse:
+        """Scan one photo on the state current when the request came, and record it."""
+        state = self.host.current
+        if context.site and context.enterprise:
+            await self.offload(self.archive.check_place, context)
+        photo = await asyncio.get_running_loop().run_in_executor(self.inference, self._decode, upload)
+        result = await self.scan_batches.submit(state, photo)
+        response = await self.offload(self.archive.record, uuid.uuid4().hex, actor, context, image=photo.image,
+                                      data=upload.data, result=result)
+        self.metrics.scanned(result)
+        return response
+
+    async def scan_batch(self, uploads: Sequence[Upload], context: ScanContext, actor: str) -> BatchResponse:
+        """Scan several photos at once; each gets its result or its own error."""
+        _ = self.host.current  # while the models load, the whole batch gets the 503
+        outcomes = await asyncio.gather(*(self.scan(upload, context, actor) for upload in uploads),
+                                        return_exceptions=True)
+        items = []
+        for upload, outcome in zip(uploads, outcomes, strict=True):
+            if isinstance(outcome, HazardVisionError):
+                body = ErrorBody.model_validate(error_body(type(outcome).__name__, str(outcome)))
+                items.append(BatchItem(source=upload.filename, status=status_of(outcome), error=body))
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                items.append(BatchItem(source=upload.filename, status=200, scan=outcome))
+        return BatchResponse(results=items)
+
+    async def annotated(self, scan_id: str) -> bytes:
+        """The scan's photo with its detections drawn, as JPEG."""
+        scan = await self.offload(self.archive.get, scan_id)
+        data = await self.offload(self.archive.photo, scan)
+
+        def draw() -> bytes:
+            image = decode_image(data, max_pixels=self.settings.max_pixels)
+            return encode_jpeg(self.annotator.annotate(image.pixels, result_detections(scan.response)))
+
+        return await asyncio.get_running_loop().run_in_executor(self.inference, draw)
+
+    def thumbnail(self, case_id: int, annotation_id: int) -> Path:
+        with self.bank.session() as session:
+            annotation = session.get(Annotation, annotation_id)
+            if annotation is None or annotation.case_id != case_id:
+                raise UnknownCase(f"case {case_id} has no annotation {annotation_id}")
+        path = thumbnail_path(self.bank.home, annotation_id)
+        if not path.is_file():
+            raise UnknownCase(f"annotation {annotation_id} of case {case_id} has no thumbnail yet (it is made when "
+                              "the similar-case index takes the annotation in)")
+        return path
+
+    # -- reviews
+
+    def _after_review(self) -> None:
+        if self.host.ready:
+            self.host.refresh_search()
+
+    # -- frames
+
+    def _frame_batch(self, state: ServingState, images: Sequence[DecodedImage]) -> list[Detections]:
+        return state.detect(images, self.settings.frame_confidence)
+
+    async def frame(self, camera_id: str, upload: Upload, timestamp: float, actor: str) -> FrameResponse:
+        """Detect, track and aggregate one frame; record and send the alerts it raises."""
+        state = self.host.current
+        stream = self.cameras.known(camera_id) or self.cameras.stream(
+            camera_id, await self.offload(self.cameras.settings, camera_id))
+        photo = await asyncio.get_running_loop().run_in_executor(self.inference, self._decode, upload)
+        async with stream.lock:
+            detections = await self.frame_batches.submit(state, photo.image)
+            tracked, alerts = stream.update(detections, timestamp)
+            if alerts:
+                await self.offload(self.cameras.record_alerts, stream, alerts, actor, photo.image.sha256,
+                                   state.versions)
+                self.metrics.alerted(alerts)
+        return FrameResponse(camera_id=camera_id, timestamp=timestamp, objects=self._tracked(tracked), alerts=alerts,
+                             models=[ModelRef(pack=p.name, version=p.version, precision=p.precision.value)
+                                     for p in state.packs])
+
+    def _tracked(self, tracked: Detections) -> list[TrackedObject]:
+        packs = tracked.data.get("pack")
+        ids = tracked.tracker_id if tracked.tracker_id is not None else [0] * len(tracked)
+        objects = []
+        for i, class_name in enumerate(tracked.class_name.tolist()):
+            x1, y1, x2, y2 = (round(float(v), 2) for v in tracked.xyxy[i])
+            objects.append(TrackedObject(
+                class_name=class_name, confidence=round(float(tracked.confidence[i]), 5),
+                box=Box(x1=x1, y1=y1, x2=x2, y2=y2), pack=str(packs[i]) if packs is not None else "",
+                tracker_id=int(ids[i]), is_hazard=self.catalogue.entry(class_name).hazard))
+        return objects
+
+    async def configure_camera(self, camera_id: str, config: CameraConfig, actor: str) -> CameraView:
+        settings = await self.offload(self.cameras.configure, camera_id, config, actor)
+        stream = self.cameras.known(camera_id)
+        if stream is not None:
+            async with stream.lock:  # not in the middle of one of its frames
+                self.cameras.apply(camera_id, settings)
+        return settings.view(camera_id)
+
+    # -- models
+
+    async def activate(self, pack: str, request: ActivateRequest, key: KeyRecord) -> ActivateResponse:
+        """Activate a version through the promotion gate and swap the serving state; audited."""
+        if request.force:
+            check(key, Permission.MODELS_FORCE)
+        previous = self.host.current.versions.get(pack)
+        state, comparisons = await self.offload(self.host.activate, pack, request.version, force=request.force)
+        self.metrics.serving(state.versions)
+        await self.offload(
+            self.audit.append, key.name, "model.activate", f"{pack} {request.version}",
+            model_versions=state.versions,
+            details={"pack": pack, "version": request.version, "previous": previous, "forced": request.force,
+                     "comparisons": [{"dataset": c.dataset, "active": c.active, "candidate": c.candidate}
+                                     for c in comparisons]})
+        return ActivateResponse(
+            pack=pack, version=request.version, previous_version=previous, forced=request.force,
+            comparisons=[Comparison(dataset=c.dataset, split_id=c.split_id, active=c.active, candidate=c.candidate)
+                         for c in comparisons],
+            serving=state.versions)

@@ -1,0 +1,1 @@
+"""Request and response schemas of the service, one module per resource."""

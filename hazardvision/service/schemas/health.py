@@ -1,0 +1,24 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Health(BaseModel):
+    """The process answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: str = Field(description="Always 'ok'.")
+
+
+class Readiness(BaseModel):
+    """Whether the models are loaded and scans can be served."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ready: bool = Field(description="True once the models are loaded.")
+    models: dict[str, str] = Field(description="Pack -> version served (empty while loading).")
+    similar_cases: bool = Field(description="Whether findings get similar cases (the bank has an index).")
+    message: str | None = Field(default=None, description="Why the service is not ready, if it is not.")

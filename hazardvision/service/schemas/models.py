@@ -1,0 +1,70 @@
+"""Model packs: what is installed, what is active, and activating another version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+PACK_PATTERN = r"^[a-z][a-z0-9-]*$"
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PackVersion(_Schema):
+    """One version of a pack, from its model card."""
+
+    version: str = Field(description="Version name.")
+    architecture: str | None = Field(default=None, description="Detector architecture, e.g. 'yolo26n'.")
+    classes: list[str] = Field(description="Catalogue classes the model detects.")
+    operating_confidence: float | None = Field(default=None, description="Confidence at which findings are reported.")
+    status: str | None = Field(default=None, description="How the model was made, from its card.")
+    metrics: dict[str, Any] = Field(description="Test metrics from the card (per dataset: mAP50, precision, ...).")
+    active: bool = Field(description="Whether the pack's ACTIVE file names this version.")
+    serving: bool = Field(description="Whether this service is scanning with this version now.")
+
+
+class PackView(_Schema):
+    """A model pack and its versions."""
+
+    pack: str = Field(description="Pack name, e.g. 'ppe'.")
+    active_version: str | None = Field(description="Version the ACTIVE file names.")
+    serving_version: str | None = Field(description="Version this service scans with.")
+    versions: list[PackVersion] = Field(description="Every installed version, by name.")
+
+
+class ModelsResponse(_Schema):
+    """The installed model packs."""
+
+    packs: list[PackView] = Field(description="Every pack, by name.")
+
+
+class ActivateRequest(_Schema):
+    """Which version to make active."""
+
+    version: str = Field(min_length=1, max_length=100, pattern=VERSION_PATTERN, description="Version to activate.")
+    force: bool = Field(default=False, description="Activate even if the promotion gate refuses (role admin only).")
+
+
+class Comparison(_Schema):
+    """mAP50 of the active and the new version on one test split they share."""
+
+    dataset: str = Field(description="Dataset of the split.")
+    split_id: str = Field(description="Content id of the split.")
+    active: float = Field(description="mAP50 of the version that was active.")
+    candidate: float = Field(description="mAP50 of the activated version.")
+
+
+class ActivateResponse(_Schema):
+    """The activation, and what the service serves with now."""
+
+    pack: str = Field(description="Pack name.")
+    version: str = Field(description="The version now active.")
+    previous_version: str | None = Field(description="The version served before.")
+    forced: bool = Field(description="Whether the gate was bypassed.")
+    comparisons: list[Comparison] = Field(description="The gate's comparisons (empty when forced past no "
+                                          "shared split, or when the version was active already).")
+    serving: dict[str, str] = Field(description="Pack -> version the service scans with now.")

@@ -1,0 +1,61 @@
+"""Scans: what a photo's upload may say about it, and what comes back."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hazardvision.results import ScanResult
+from hazardvision.service.schemas.common import ErrorBody, UtcDatetime
+
+
+class ScanContext(BaseModel):
+    """Where and how the photo was taken: query parameters or form fields of the upload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site: str | None = Field(default=None, min_length=1, max_length=200, description="Site the photo was taken at.")
+    enterprise: str | None = Field(default=None, min_length=1, max_length=200,
+                                   description="Enterprise the site belongs to.")
+    camera: str | None = Field(default=None, min_length=1, max_length=200,
+                               description="Camera or phone that took the photo.")
+    note: str | None = Field(default=None, max_length=4000, description="The inspector's note about the photo.")
+    captured_at: UtcDatetime | None = Field(
+        default=None, description="When the photo was taken, ISO 8601; without a zone it is taken as UTC.")
+
+
+class ScanQuery(ScanContext):
+    """Query parameters of a scan: the context, and a name for a raw image/* body."""
+
+    filename: str | None = Field(
+        default=None, min_length=1, max_length=255,
+        description="Name of the photo, reported as the result's `source`. Default: the multipart file name, "
+        "else 'upload'.")
+
+
+class ScanResponse(ScanResult):
+    """A scan's result, as recorded by the service."""
+
+    scan_id: str = Field(description="Id of the recorded scan: GET /v1/scans/{scan_id}.")
+    created_at: dt.datetime = Field(description="When the service recorded the scan (UTC).")
+    context: ScanContext = Field(description="The context the upload gave.")
+
+
+class BatchItem(BaseModel):
+    """One photo of a batch: its scan, or why it could not be scanned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(description="The photo's file name.")
+    status: int = Field(description="The HTTP status this photo alone would have got (200, or a 4xx).")
+    scan: ScanResponse | None = Field(default=None, description="The recorded scan, when it succeeded.")
+    error: ErrorBody | None = Field(default=None, description="What went wrong, when it failed.")
+
+
+class BatchResponse(BaseModel):
+    """The photos of a batch, in the order they were sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    results: list[BatchItem] = Field(description="One entry per photo, in upload order.")

@@ -1,0 +1,194 @@
+"""What the service serves with: the active packs, their scanner and their similar-case search.
+
+`ServingState` is immutable; `ModelHost.current` is replaced by reference, never changed in
+place, so that a request keeps the state it started with while a model swap or an index
+refresh builds the next one beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hazardvision.bank.bank import SampleBank
+from hazardvision.catalogue import Catalogue
+from hazardvision.detections import Detections
+from hazardvision.errors import ModelsLoading, UnknownModel
+from hazardvision.images import DecodedImage
+from hazardvision.model_pack import CARD_FILE, ModelPack, Precision, active_version, load_pack
+from hazardvision.registry import Comparison, promote
+from hazardvision.scan import Scanner
+from hazardvision.similar.case_index import CaseIndex
+from hazardvision.similar.maintenance import sync_indexes
+from hazardvision.similar.query import SimilarQuery
+from hazardvision.similar.search import SimilarCaseSearch
+
+log = logging.getLogger("hazardvision.service")
+
+CACHED_PACKS = 8
+"""Loaded pack versions kept in memory, so that switching back and forth loads nothing."""
+
+
+def thumbnail_url(case_id: int, annotation_id: int) -> str:
+    """Where the service serves a similar case's thumbnail."""
+    return f"/v1/cases/{case_id}/thumbnail?annotation={annotation_id}"
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """The packs in use and what is built on them; never changed once made."""
+
+    packs: tuple[ModelPack, ...]
+    scanner: Scanner
+    search: SimilarCaseSearch | None
+    generation: int
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {pack.name: pack.version for pack in self.packs}
+
+    def detect(self, images: Sequence[DecodedImage], confidence: float) -> list[Detections]:
+        """Detections of every pack, merged per frame (no similar-case search)."""
+        pixels = [image.pixels for image in images]
+        per_pack = [pack.detect(pixels, confidence=confidence) for pack in self.packs]
+        return [Detections.merge(found) for found in zip(*per_pack, strict=True)]
+
+
+@dataclass
+class PackCache:
+    """Loaded pack versions by folder, precision and file times (a rewritten folder loads afresh)."""
+
+    features: bool = True
+    """Whether packs also run with feature maps (for similar cases); their sessions are opened on load too."""
+    size: int = CACHED_PACKS
+    _packs: OrderedDict[tuple[str, str, float, float], ModelPack] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, folder: Path, precision: Precision) -> ModelPack:
+        card = folder / CARD_FILE
+        pack = load_pack(folder, precision)
+        key = (str(folder.resolve()), precision.value, card.stat().st_mtime, pack.model_path.stat().st_mtime)
+        with self._lock:
+            if key in self._packs:
+                self._packs.move_to_end(key)
+                return self._packs[key]
+        _warm(pack, features=self.features)
+        with self._lock:
+            self._packs[key] = pack
+            while len(self._packs) > self.size:
+                self._packs.popitem(last=False)
+        return pack
+
+
+def _warm(pack: ModelPack, *, features: bool) -> None:
+    """Open the ONNX sessions now, so that the first request on a new state does not pay for it."""
+    blank = np.zeros((64, 64, 3), np.uint8)
+    pack.detect([blank])
+    if features:
+        pack.detect_with_features([blank])
+
+
+class ModelHost:
+    """Holds the current `ServingState` and replaces it: on activation, and when the bank's index changes.
+
+    One replacement at a time (a lock); readers never wait, they take `current` as it is.
+    """
+
+    def __init__(
+        self, models_dir: Path, catalogue: Catalogue, bank: SampleBank, *, precision: Precision,
+        query: SimilarQuery | None,
+    ) -> None:
+        """`query`: which similar cases each finding gets; None turns similar cases off."""
+        self.models_dir = models_dir
+        self.catalogue = catalogue
+        self.bank = bank
+        self.precision = precision
+        self.query = query
+        self.cache = PackCache(features=query is not None)
+        self._lock = threading.Lock()
+        self._state: ServingState | None = None
+        self._generation = 0
+        self.load_error: str | None = None
+
+    @property
+    def current(self) -> ServingState:
+        state = self._state
+        if state is None:
+            raise ModelsLoading(self.load_error or "the service is still loading its models; retry in a few seconds")
+        return state
+
+    @property
+    def ready(self) -> bool:
+        return self._state is not None
+
+    def load(self) -> ServingState:
+        """Load the active version of every pack and serve with it."""
+        with self._lock:
+            try:
+                return self._install(self._active_packs())
+            except Exception as error:
+                self.load_error = f"the models could not be loaded: {type(error).__name__}: {error}"
+                raise
+
+    def refresh_search(self) -> ServingState:
+        """Bring the current packs' existing similar-case indexes in step with the bank, and serve with them."""
+        with self._lock:
+            state = self.current
+            if not sync_indexes(self.bank, state.packs, only_existing=True) and state.search is None:
+                return state  # no index to update or to start reading
+            return self._install(state.packs)
+
+    def activate(self, pack: str, version: str, *, force: bool) -> tuple[ServingState, list[Comparison]]:
+        """Make `version` the active version of `pack` through the registry's gate, then serve with it.
+
+        The new version is loaded, and its similar-case index built when the bank has indexes,
+        before the ACTIVE file changes, so a version that cannot serve is never made active.
+        """
+        folder = self.models_dir / pack / version
+        if not (folder / CARD_FILE).is_file():
+            known = sorted(p.name for p in (self.models_dir / pack).iterdir() if (p / CARD_FILE).is_file()) \
+                if (self.models_dir / pack).is_dir() else []
+            raise UnknownModel(f"no version {version!r} of pack {pack!r} in {self.models_dir}; versions: {known}")
+        with self._lock:
+            current = self.current  # ModelsLoading before anything changes
+            candidate = self.cache.get(folder, self.precision)
+            if self._has_indexes():
+                sync_indexes(self.bank, [candidate])
+            comparisons = promote(self.models_dir, pack, version, force=force)
+            packs = [candidate if p.name == pack else p for p in current.packs]
+            if pack not in {p.name for p in packs}:
+                packs.append(candidate)
+            return self._install(packs), comparisons
+
+    def _has_indexes(self) -> bool:
+        state = self._state
+        return state is not None and any(CaseIndex(self.bank.home, p).exists for p in state.packs)
+
+    def _active_packs(self) -> list[ModelPack]:
+        if not self.models_dir.is_dir():
+            raise UnknownModel(f"no model packs: {self.models_dir} is not a folder")
+        folders = [active_version(p) for p in sorted(self.models_dir.iterdir()) if p.is_dir()]
+        if not folders:
+            raise UnknownModel(f"no model packs under {self.models_dir}")
+        return [self.cache.get(folder, self.precision) for folder in folders]
+
+    def _install(self, packs: Sequence[ModelPack]) -> ServingState:
+        search = None
+        if self.query is not None and (self.bank.home / "similar").is_dir():
+            found = SimilarCaseSearch.open(self.bank, packs, self.catalogue, thumbnail_url)
+            search = found if found.indexes else None
+        scanner = Scanner(packs, self.catalogue, similar=search, similar_query=self.query)
+        self._generation += 1
+        state = ServingState(tuple(packs), scanner, search, self._generation)
+        self._state = state  # the swap: one reference assignment
+        self.load_error = None
+        log.info("serving %s (generation %d, similar cases %s)",
+                 ", ".join(f"{k} {v}" for k, v in state.versions.items()), state.generation,
+                 "on" if search else "off")
+        return state

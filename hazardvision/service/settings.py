@@ -1,0 +1,99 @@
+"""The service's settings: one object, read from `HAZARDVISION_*` environment variables or a `.env` file.
+
+Nested settings take a double underscore: `HAZARDVISION_WEBHOOKS__MAX_ATTEMPTS=3`. Environment
+variables win over the file; a misspelt key in the file is an error, not a silent default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hazardvision.alerts import AlertRule
+from hazardvision.images import DEFAULT_MAX_PIXELS
+from hazardvision.model_pack import Precision
+from hazardvision.tracking import TrackerSettings
+from hazardvision.webhooks import WebhookSettings
+
+MIB = 1024 * 1024
+
+
+def _default_workers() -> int:
+    # onnxruntime already spreads one inference over every core; a few concurrent runs keep the
+    # cores busy between the Python steps without thrashing them.
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HAZARDVISION_", env_nested_delimiter="__", extra="forbid", frozen=True,
+    )
+
+    home: Path | None = Field(
+        default=None, description="Bank folder (sample bank, API keys, audit log, scans). "
+        "Default: ~/.local/share/hazardvision.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the bank database. Default: SQLite in the bank folder.")
+    models: Path | None = Field(
+        default=None, description="Folder of model packs (`<pack>/<version>/`, `<pack>/ACTIVE`). "
+        "Default: the bundled packs.")
+    catalogue: Path | None = Field(default=None, description="Hazard catalogue YAML. Default: the bundled one.")
+    precision: Precision = Field(default=Precision.FLOAT32, description="Run the packs' float32 or int8 models.")
+    host: str = Field(default="127.0.0.1", description="Address `hazardvision serve` listens on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port `hazardvision serve` listens on (0: any free).")
+    max_upload_bytes: int = Field(
+        default=20 * MIB, ge=1024, le=1024 * MIB,
+        description="Largest request body, in bytes (a photo with its form fields); a batch may carry "
+        "`max_batch_images` times this. Larger bodies get 413 while they are read.")
+    max_pixels: int = Field(
+        default=DEFAULT_MAX_PIXELS, ge=10_000, le=400_000_000,
+        description="Largest photo, in pixels, read from its header before decoding (413 above).")
+    max_batch_images: int = Field(default=16, ge=1, le=256, description="Most photos in one POST /v1/scans/batch.")
+    request_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=3600,
+        description="A request still unanswered after this long gets 503 (408 while its body is still arriving).")
+    inference_workers: int = Field(
+        default_factory=_default_workers, ge=1, le=64,
+        description="Model runs at once, in their own threads (onnxruntime releases the GIL). Default: the cores, "
+        "at most 4.")
+    batch_window_ms: float = Field(
+        default=0.0, ge=0, le=1000,
+        description="How long a photo waits for others to share its model run, in milliseconds. At 0, photos "
+        "still share runs while every inference worker is busy (no added wait); more fills batches when idle.")
+    max_batch_size: int = Field(
+        default=8, ge=1, le=64, description="Most photos scanned in one model run (1 turns batching off).")
+    similar_cases: int = Field(
+        default=5, ge=0, le=100, description="Similar past cases per finding (0: none).")
+    similar_min_score: float | None = Field(
+        default=None, ge=-1, le=1, description="Only similar cases at least this similar (cosine).")
+    frame_confidence: float = Field(
+        default=0.1, ge=0, le=1,
+        description="Detector threshold for video frames: low, because the tracker uses weak detections to "
+        "keep tracks alive.")
+    tracker: TrackerSettings = Field(default_factory=TrackerSettings, description="How frames' detections "
+                                     "become tracks (ByteTrack's defaults).")
+    alert_rule: AlertRule = Field(default_factory=AlertRule, description="Alert rule of a camera that was "
+                                  "never configured with PUT /v1/cameras/{camera_id}.")
+    max_cameras: int = Field(
+        default=256, ge=1, le=100_000,
+        description="Cameras tracked in memory at once; the one idle longest is forgotten first.")
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings, description="How alert webhooks are "
+                                      "queued and retried.")
+    metrics_public: bool = Field(
+        default=True, description="Serve /metrics without an API key (for a Prometheus scraper on a private "
+        "network); false asks for any valid key.")
+    log_level: str = Field(
+        default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="DEBUG, INFO, WARNING or ERROR.")
+
+
+def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, then `env_file` (a `.env` file of HAZARDVISION_* lines), then defaults;
+    `overrides` (command-line options) win over all of them."""
+    chosen: dict[str, Any] = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(_env_file=env_file, **chosen)  # type: ignore[call-arg]  # pydantic-settings' own keyword

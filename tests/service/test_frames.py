@@ -1,0 +1,152 @@
+"""Video frames through a real server: a hazard held over many frames alerts once, and the alert reaches a
+real webhook receiver with a signature the receiver can check."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from hazardvision.access import Role
+from hazardvision.audit import AuditLog
+from tests.conftest import test_photos
+from tests.service.conftest import assert_error, live_server
+
+SECRET = "a-long-shared-secret-for-tests"
+TRACK_FROM = 0.6  # the tracker's default `new_track_threshold`
+NOISE_BELOW = 0.3  # every other hazard of the test photo is below this: it cannot start or keep a track
+
+
+class Receiver(ThreadingHTTPServer):
+    """A webhook receiver that keeps what it was sent."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.deliveries: list[tuple[dict[str, str], bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hooks/alerts"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.deliveries.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, datasets):
+    with live_server(tmp_path_factory.mktemp("frames-home"), similar_cases=0) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def pipeline(server):
+    with server.client(Role.PIPELINE) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def one_hazard_photo(server):
+    """A real photo with exactly one hazard confident enough to start a track, and no other near that."""
+    with server.client(Role.INSPECTOR) as inspector:
+        for photo in test_photos("fire-smoke")[:30]:
+            scan = inspector.post("/v1/scans", files={"image": (photo.name, photo.read_bytes())}).json()
+            hazards = [o["confidence"] for o in scan["objects"] if o["is_hazard"]]
+            if len([c for c in hazards if c >= TRACK_FROM + 0.05]) == 1 and \
+                    all(c < NOISE_BELOW or c >= TRACK_FROM + 0.05 for c in hazards):
+                return photo.read_bytes()
+    pytest.skip("no photo among the first 30 of fire-smoke's test split has exactly one clear hazard")
+
+
+def send(client, camera, data, timestamp):
+    return client.post(f"/v1/cameras/{camera}/frames", files={"image": ("frame.jpg", data)},
+                       data={"timestamp": str(timestamp)})
+
+
+def test_frames_a_held_hazard_raises_exactly_one_alert(pipeline, receiver, one_hazard_photo):
+    config = {"webhook_url": receiver.url, "webhook_secret": SECRET,
+              "rule": {"min_frames": 3, "cooldown_seconds": 600}}
+    put = pipeline.put("/v1/cameras/gate-1", json=config)
+    assert put.status_code == 200, put.text
+    assert put.json()["webhook_url"] == receiver.url and "webhook_secret" not in put.json()
+    alerts = []
+    for i in range(12):
+        response = send(pipeline, "gate-1", one_hazard_photo, 100 + i * 0.2)
+        assert response.status_code == 200, response.text
+        alerts += response.json()["alerts"]
+        if i == 0:
+            assert any(o["is_hazard"] for o in response.json()["objects"])
+    assert len(alerts) == 1
+    assert alerts[0]["camera_id"] == "gate-1" and alerts[0]["frames"] == 3 and alerts[0]["raised_at"] == 100.4
+    listed = pipeline.get("/v1/alerts", params={"camera": "gate-1"}).json()["alerts"]
+    assert [a["alert_id"] for a in listed] == [alerts[0]["alert_id"]]
+    assert pipeline.get("/v1/alerts", params={"camera": "another"}).json()["alerts"] == []
+    assert pipeline.get("/v1/alerts", params={"since": "2100-01-01T00:00:00Z"}).json()["alerts"] == []
+
+
+def test_frames_alert_webhook_is_signed_for_the_receiver(receiver, pipeline):
+    deadline = time.monotonic() + 30
+    while not receiver.deliveries and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(receiver.deliveries) == 1
+    headers, body = receiver.deliveries[0]
+    timestamp = headers["x-hazardvision-timestamp"]
+    expected = "sha256=" + hmac.new(SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(expected, headers["x-hazardvision-signature"])
+    payload = json.loads(body)
+    assert payload["event"] == "alert" and payload["alert"]["camera_id"] == "gate-1"
+    assert payload["model_versions"]["ppe"] == "0.1.0"
+
+
+def test_frames_out_of_order_is_a_conflict(pipeline, one_hazard_photo):
+    assert send(pipeline, "gate-2", one_hazard_photo, 50).status_code == 200
+    assert_error(send(pipeline, "gate-2", one_hazard_photo, 49), 409, "InvalidFrame")
+
+
+def test_frames_need_a_timestamp_and_a_frames_key(server, pipeline, one_hazard_photo):
+    missing = pipeline.post("/v1/cameras/gate-3/frames", files={"image": ("f.jpg", one_hazard_photo)})
+    assert "timestamp" in assert_error(missing, 422, "ValidationError")["message"]
+    raw = pipeline.post("/v1/cameras/gate-3/frames", content=one_hazard_photo,
+                        headers={"Content-Type": "image/jpeg"}, params={"timestamp": 1.5})
+    assert raw.status_code == 200 and raw.json()["timestamp"] == 1.5
+    with server.client(Role.INSPECTOR) as inspector:
+        assert_error(send(inspector, "gate-3", one_hazard_photo, 2), 403, "Forbidden")
+        assert_error(inspector.put("/v1/cameras/gate-3", json={}), 403, "Forbidden")
+
+
+def test_frames_camera_settings_are_checked(pipeline):
+    assert_error(pipeline.put("/v1/cameras/gate-4", json={"webhook_url": "http://example.test/x"}), 422)
+    assert_error(pipeline.put("/v1/cameras/gate-4", json={"webhook_url": "ftp://x/y", "webhook_secret": SECRET}),
+                 422)
+    assert_error(pipeline.put("/v1/cameras/gate-4", json={"rule": {"classes": ["helmet"]}}), 422, "UnknownClass")
+    assert pipeline.get("/v1/cameras/gate-4").json()["configured"] is False
+
+
+def test_frames_every_alert_is_audited(server):
+    log = AuditLog(server.home)
+    assert log.verify() == []
+    alerts = log.records(action="alert")
+    assert len(alerts) == 1
+    assert alerts[0].actor == "test-pipeline" and alerts[0].input_sha256 and alerts[0].model_versions
+    assert [r.subject for r in log.records(action="camera.configure")] == ["gate-1"]

@@ -1,0 +1,135 @@
+"""Activating model versions through a real server while clients scan: the gate, the swap, no failed request."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from hazardvision.access import Role
+from hazardvision.audit import AuditLog
+from hazardvision.bank.bank import SampleBank
+from hazardvision.model_pack import load_pack
+from hazardvision.resources import bundled_path
+from hazardvision.similar.case_index import CaseIndex
+from hazardvision.similar.maintenance import sync_indexes
+from tests.service.conftest import assert_error, labelled_bank, live_server
+
+CLIENTS = 4
+SWAPS = 12
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    """The bundled ppe pack as 0.1.0, and a copy as 0.1.1 whose card claims a worse mAP50 (the gate refuses it)."""
+    root = tmp_path_factory.mktemp("models")
+    source = bundled_path("models") / "ppe" / "0.1.0"
+    for version in ("0.1.0", "0.1.1"):
+        folder = root / "ppe" / version
+        folder.mkdir(parents=True)
+        card = json.loads((source / "card.json").read_text())
+        card["version"] = version
+        if version == "0.1.1":
+            for scores in card["metrics"]["datasets"].values():
+                scores["map50"] -= 0.2
+        (folder / "card.json").write_text(json.dumps(card))
+        for name in (card["model_file"], card["model_file_int8"]):
+            (folder / name).symlink_to(source / name)
+    (root / "ppe" / "ACTIVE").write_text("0.1.0\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, models_dir, datasets):
+    with live_server(tmp_path_factory.mktemp("swap-home"), models=models_dir) as running:
+        yield running
+
+
+def test_models_lists_versions_with_metrics(server):
+    with server.client(Role.INSPECTOR) as inspector:
+        packs = inspector.get("/v1/models").json()["packs"]
+    assert [p["pack"] for p in packs] == ["ppe"]
+    ppe = packs[0]
+    assert (ppe["active_version"], ppe["serving_version"]) == ("0.1.0", "0.1.0")
+    assert [v["version"] for v in ppe["versions"]] == ["0.1.0", "0.1.1"]
+    assert ppe["versions"][0]["metrics"]["datasets"]["ppe-vest"]["map50"] > 0.5
+    assert ppe["versions"][0]["serving"] and not ppe["versions"][1]["serving"]
+
+
+def test_models_activation_goes_through_the_gate(server, models_dir):
+    with server.client(Role.ML) as ml:
+        refused = assert_error(ml.post("/v1/models/ppe/activate", json={"version": "0.1.1"}), 409, "PromotionRefused")
+        assert "worse" in refused["message"]
+        assert_error(ml.post("/v1/models/ppe/activate", json={"version": "0.1.1", "force": True}), 403, "Forbidden")
+        assert_error(ml.post("/v1/models/ppe/activate", json={"version": "9.9.9"}), 404, "UnknownModel")
+        assert_error(ml.post("/v1/models/nopack/activate", json={"version": "0.1.0"}), 404, "UnknownModel")
+        assert ml.post("/v1/models/ppe/activate", json={"version": "0.1.0"}).status_code == 200
+    with server.client(Role.INSPECTOR) as inspector:
+        assert_error(inspector.post("/v1/models/ppe/activate", json={"version": "0.1.0"}), 403, "Forbidden")
+    assert (models_dir / "ppe" / "ACTIVE").read_text().strip() == "0.1.0"
+
+
+def test_models_swap_under_load_fails_no_request(server, models_dir, ppe_photos):
+    photos = [p.read_bytes() for p in ppe_photos[:4]]
+    seen: set[str] = set()
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def scan_continuously(index: int) -> None:
+        with server.client(Role.INSPECTOR) as client:
+            while not stop.is_set():
+                response = client.post("/v1/scans", files={"image": ("p.jpg", photos[index % len(photos)])})
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+                    continue
+                seen.update(m["version"] for m in response.json()["models"])
+
+    threads = [threading.Thread(target=scan_continuously, args=(i,)) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    try:
+        with server.client(Role.ADMIN) as admin:
+            for swap in range(SWAPS):
+                version = "0.1.1" if swap % 2 == 0 else "0.1.0"
+                response = admin.post("/v1/models/ppe/activate", json={"version": version, "force": version == "0.1.1"})
+                assert response.status_code == 200, response.text
+                assert response.json()["serving"] == {"ppe": version}
+                time.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    assert failures == []
+    assert seen == {"0.1.0", "0.1.1"}
+    assert (models_dir / "ppe" / "ACTIVE").read_text().strip() == "0.1.0"
+
+
+def test_models_every_activation_is_audited(server):
+    log = AuditLog(server.home)
+    assert log.verify() == []
+    records = log.records(action="model.activate")
+    assert len(records) == SWAPS + 1
+    assert [r.model_versions for r in records[-2:]] == [{"ppe": "0.1.1"}, {"ppe": "0.1.0"}]
+    assert records[-2].actor == "test-admin" and records[-2].details["forced"] is True
+
+
+def test_models_activation_builds_the_new_versions_index_before_serving_it(server, models_dir, ppe_photos,
+                                                                          tmp_path):
+    bank = SampleBank(server.home)
+    labelled_bank_photos = ppe_photos[6:10]  # photos with confident findings
+    labelled_bank(bank, tmp_path, labelled_bank_photos)
+    sync_indexes(bank, [load_pack(models_dir / "ppe" / "0.1.0")])
+    new_version = load_pack(models_dir / "ppe" / "0.1.1")
+    assert not CaseIndex(server.home, new_version).exists
+    with server.client(Role.ADMIN) as admin:
+        response = admin.post("/v1/models/ppe/activate", json={"version": "0.1.1", "force": True})
+        assert response.status_code == 200, response.text
+        assert CaseIndex(server.home, new_version).verify(bank) == []
+        assert admin.get("/readyz").json()["similar_cases"] is True
+        scans = [admin.post("/v1/scans", files={"image": ("p.jpg", photo.read_bytes())}).json()
+                 for photo in labelled_bank_photos]
+    cases = [case for scan in scans for finding in scan["findings"] for case in finding["similar_cases"]]
+    assert cases and all(case["source"] == "ppe-sample" for case in cases)
+    bank.engine.dispose()
