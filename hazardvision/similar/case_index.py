@@ -88,6 +88,8 @@ class CaseIndex:
         self.folder = home / "similar" / self.model.key
         self.home = home
         self.indexes: dict[str, VectorIndex] = {}
+        self.damage: str | None = None
+        self.signature: tuple[int, int, int] | None = None
         self.reload()
 
     def reload(self) -> None:
@@ -96,14 +98,23 @@ class CaseIndex:
         An unreadable file leaves the index empty and `damage` set: searches find nothing,
         `verify` reports it and only a rebuild replaces it.
         """
-        self.indexes = {}
-        self.damage: str | None = None
-        if (self.folder / INDEX_FILE).is_file():
+        path = self.folder / INDEX_FILE
+        indexes: dict[str, VectorIndex] = {}
+        damage = None
+        signature = _signature(path)
+        if signature is not None:
             try:
-                self.indexes = load_indexes(str(self.folder / INDEX_FILE), KINDS)
+                indexes = load_indexes(str(path), KINDS)
             except (OSError, ValueError, KeyError) as error:
-                self.damage = (f"{self.model.key}: the index file cannot be read ({error}); "
-                               "run `hazardvision bank reindex --rebuild`")
+                damage = (f"{self.model.key}: the index file cannot be read ({error}); "
+                          "run `hazardvision bank reindex --rebuild`")
+        # Swapped in whole, so that a search running in another thread sees the old or the new index.
+        self.indexes, self.damage, self.signature = indexes, damage, signature
+
+    def refresh(self) -> None:
+        """Reload when another process (`bank import`, `bank reindex`) has replaced the index file."""
+        if _signature(self.folder / INDEX_FILE) != self.signature:
+            self.reload()
 
     @property
     def exists(self) -> bool:
@@ -211,6 +222,7 @@ class CaseIndex:
             }
             (self.folder / f".{MANIFEST_FILE}").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
             os.replace(self.folder / f".{MANIFEST_FILE}", self.folder / MANIFEST_FILE)
+            self.signature = _signature(self.folder / INDEX_FILE)
         except OSError as error:
             temporary.unlink(missing_ok=True)
             raise BankError(f"cannot write the similar-case index {self.folder}: {error.strerror}") from error
@@ -248,6 +260,15 @@ class CaseIndex:
             if progress is not None:
                 progress(done, len(cases))
         return out
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes when the index file is replaced: inode, size and modification time."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:

@@ -39,9 +39,20 @@ class SimilarCaseSearch:
     ) -> None:
         self.bank = bank
         self.catalogue = catalogue
-        self.indexes = {name: index for name, index in indexes.items() if index.exists}
-        self.packs = [index.pack for index in self.indexes.values()]
+        self._indexes = dict(indexes)
         self.thumbnail = thumbnail or (lambda _case_id, annotation_id: str(thumbnail_path(bank.home, annotation_id)))
+
+    @property
+    def indexes(self) -> dict[str, CaseIndex]:
+        """The packs' indexes that exist, re-read when another process has replaced them (a long-running
+        service sees what `bank import` and `bank reindex` wrote)."""
+        for index in self._indexes.values():
+            index.refresh()
+        return {name: index for name, index in self._indexes.items() if index.exists}
+
+    @property
+    def packs(self) -> list[ModelPack]:
+        return [index.pack for index in self.indexes.values()]
 
     @classmethod
     def open(cls, bank: SampleBank, packs: Sequence[ModelPack], catalogue: Catalogue,
@@ -54,9 +65,10 @@ class SimilarCaseSearch:
         query: SimilarQuery = DEFAULT_QUERY,
     ) -> list[list[SimilarCase]]:
         """Similar instances for each box of a photo, embedded from that photo's feature maps of `pack`."""
-        if pack not in self.indexes or len(xyxy) == 0:
+        live = self.indexes
+        if pack not in live or len(xyxy) == 0:
             return [[] for _ in range(len(xyxy))]
-        index = self.indexes[pack]["instances"]
+        index = live[pack]["instances"]
         vectors = maps.embed_boxes(xyxy)
         cases = self._cases_at(query)
         results = []
@@ -90,7 +102,8 @@ class SimilarCaseSearch:
         return _best(found, query.k, key=lambda case: case.case_id)
 
     def _for_view(self, maps: Mapping[str, FeatureMaps], query: SimilarQuery) -> list[SimilarCase]:
-        packs = [name for name in maps if name in self.indexes]
+        live = self.indexes
+        packs = [name for name in maps if name in live]
         if not packs:
             return []
         queries = {name: maps[name].embed_photo() for name in packs}
@@ -98,10 +111,10 @@ class SimilarCaseSearch:
         allowed = None if cases is None else np.fromiter(cases, np.int64)
         candidates: set[int] = set()
         for name in packs:
-            hits = self.indexes[name]["photos"].search(queries[name], max(CANDIDATES, query.k), allowed)[0]
+            hits = live[name]["photos"].search(queries[name], max(CANDIDATES, query.k), allowed)[0]
             candidates.update(hit.case_id for hit in hits)
         ids = np.fromiter(candidates, np.int64)
-        scores = np.mean([_scores(self.indexes[name]["photos"], queries[name][0], ids) for name in packs], axis=0)
+        scores = np.mean([_scores(live[name]["photos"], queries[name][0], ids) for name in packs], axis=0)
         order = np.argsort(-scores, kind="stable")[: query.k]
         hits = [Hit(int(ids[i]), int(ids[i]), "", float(scores[i])) for i in order
                 if query.min_score is None or scores[i] >= query.min_score]

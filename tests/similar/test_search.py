@@ -111,3 +111,15 @@ def test_quarter_turns_move_the_box_with_the_photo():
         assert view[y1:y2, x1:x2].min() == 255 and view.sum() == image.sum()
     four_turns, back = quarter_turn(*rotated_views(image, (10, 5, 30, 15))[-1])
     assert back == (10, 5, 30, 15) and np.array_equal(four_turns, image)
+
+
+def test_a_search_sees_an_index_that_another_process_rewrote(tmp_path, ppe_photos, packs):
+    from hazardvision.similar.maintenance import sync_indexes
+    from tests.similar.conftest import indexed_bank
+
+    bank = indexed_bank(tmp_path, ppe_photos, packs[:0])  # a bank without any index yet
+    search = SimilarCaseSearch.open(bank, packs, load_catalogue())
+    assert search.indexes == {}
+    sync_indexes(bank, packs)  # as `hazardvision bank reindex` would, from outside
+    assert set(search.indexes) == {p.name for p in packs}
+    assert query_case(search, first_case(bank), SimilarQuery(k=1))
