@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from hazardvision import errors as e
 from hazardvision.service.schemas.common import ErrorBody
@@ -101,8 +102,18 @@ _HTTP_KINDS = {400: "InvalidUpload", 404: "NotFound", 405: "MethodNotAllowed", 4
                415: "UnsupportedUpload"}
 
 
+_BODY_UNPARSED = "There was an error parsing the body"
+"""FastAPI's 400 for a JSON body it cannot read at all (e.g. bytes that are not UTF-8)."""
+
+
 def _http(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
+    if error.status_code == 400 and error.detail == _BODY_UNPARSED:
+        # Answered like any other malformed JSON body (422), which is what the routes document.
+        reason = "it is not UTF-8 text" if isinstance(error.__cause__, UnicodeDecodeError) else "it cannot be parsed"
+        message = f"the body is not valid JSON ({reason}); send UTF-8 JSON with Content-Type application/json"
+        return JSONResponse(error_body("ValidationError", message, [{"loc": "body", "msg": message,
+                                                                     "type": "json_invalid"}]), 422)
     if error.status_code == 404 and error.detail == "Not Found":
         message = f"no route {request.method} {request.url.path}; see /docs for the API"
     elif error.status_code == 405:
@@ -110,7 +121,20 @@ def _http(request: Request, error: Exception) -> JSONResponse:
     else:
         message = str(error.detail)
     kind = _HTTP_KINDS.get(error.status_code, "HTTPError")
-    return JSONResponse(error_body(kind, message), error.status_code, headers=error.headers)
+    headers = error.headers
+    if error.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    return JSONResponse(error_body(kind, message), error.status_code, headers=headers)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Methods some route answers on the request's path (Starlette's own 405 names only the first route's)."""
+    routes = request.app.router.routes
+    return [method for method in _METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)]
 
 
 def _unexpected(_request: Request, error: Exception) -> JSONResponse:

@@ -29,7 +29,8 @@ _FRAME_BODY: dict[str, Any] = {"requestBody": {
     "required": True, "description": "The frame as multipart/form-data (file field 'image', field 'timestamp') or as "
     "a raw image/* body (timestamp as a query parameter).",
     "content": {"multipart/form-data": {"schema": {"type": "object", "required": ["image"],
-                                                   "properties": {"image": _FRAME, "timestamp": _TIMESTAMP}}},
+                                                   "properties": {"image": _FRAME, "timestamp": _TIMESTAMP},
+                                                   "additionalProperties": False}},
                 "image/*": {"schema": _FRAME}}}}
 
 

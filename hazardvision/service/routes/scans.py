@@ -21,7 +21,8 @@ def _photo_body(many: bool) -> dict[str, Any]:
     fields = {name: {k: v for k, v in spec.items() if k != "title"}
               for name, spec in ScanContext.model_json_schema()["properties"].items()}
     image = {"type": "array", "items": _PHOTO, "description": "The photos, one file part each."} if many else _PHOTO
-    form = {"type": "object", "required": ["image"], "properties": {"image": image, **fields}}
+    form = {"type": "object", "required": ["image"], "properties": {"image": image, **fields},
+            "additionalProperties": False}  # an unknown form field gets 422
     return {"requestBody": {"required": True, "description": "The photo as multipart/form-data (file field "
                             "'image', context as form fields) or as a raw image/* body (context as query parameters).",
                             "content": {"multipart/form-data": {"schema": form},

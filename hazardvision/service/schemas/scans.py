@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hazardvision.results import ScanResult
+from hazardvision.results import ImageInfo, ScanResult
 from hazardvision.service.schemas.common import ErrorBody, UtcDatetime
 
 
@@ -37,6 +37,9 @@ class ScanQuery(ScanContext):
 class ScanResponse(ScanResult):
     """A scan's result, as recorded by the service."""
 
+    # Restated: pydantic leaves out a field's description that repeats its model's docstring.
+    image: ImageInfo = Field(description="The decoded photo: its size after EXIF orientation and the SHA-256 of "
+                             "the uploaded bytes.")
     scan_id: str = Field(description="Id of the recorded scan: GET /v1/scans/{scan_id}.")
     created_at: dt.datetime = Field(description="When the service recorded the scan (UTC).")
     context: ScanContext = Field(description="The context the upload gave.")

@@ -1,0 +1,319 @@
+"""Service load: `hazardvision serve` under concurrent clients, against a plain ultralytics loop, same run.
+
+Prepares real photos (../shared/datasets test splits, letterboxed to 1280x720, JPEG) in memory
+once. Then, in one run:
+
+1. a plain loop of `ultralytics.YOLO(<pack onnx>).predict` over the same JPEGs (decoded in the
+   loop), running every active pack on every photo, for --seconds: the baseline, timed half
+   before the service runs and half after them;
+2. the service started as a subprocess (temporary home, an inspector key, the bundled packs,
+   float32), driven by --clients threads with keep-alive connections posting the photos to
+   POST /v1/scans (multipart) for --seconds; then again for each of --batch-configs
+   (`off`: HAZARDVISION_MAX_BATCH_SIZE=1; `window5`: HAZARDVISION_BATCH_WINDOW_MS=5).
+
+Prints images/s, p50/p99 latency, errors (must be 0), the mean photos per model run and the
+server's peak RSS for each service run, and the ratio service / plain loop. A fresh home has no
+similar-case index, so these scans skip the similar-case search (said in the output).
+
+    python benchmarks/service_load.py [--seconds 60] [--clients 8] [--batch-configs off,window5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_VERBOSE", "False")  # no model-loading chatter among the figures
+
+import cv2
+import numpy as np
+
+from hazardvision.access import ApiKeys, Role
+from hazardvision.bank.bank import SampleBank
+from hazardvision.images import load_image
+from hazardvision.model_pack import Precision, active_packs
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+NAMES = ("ppe-vest", "fire-smoke", "forklift-person", "hardhat-head")
+WIDTH, HEIGHT = 1280, 720
+READY_SECONDS = 300
+CONFIGS = {
+    "default": {},
+    "off": {"HAZARDVISION_MAX_BATCH_SIZE": "1"},
+    "window5": {"HAZARDVISION_BATCH_WINDOW_MS": "5"},
+}
+"""Environment of each service configuration, on top of the service's defaults."""
+
+
+def letterboxed_jpegs(count: int) -> list[bytes]:
+    """`count` real photos, interleaved across the datasets, letterboxed to WIDTHxHEIGHT, as JPEG bytes."""
+    per = [sorted((DATASETS / name / "images" / "test").iterdir()) for name in NAMES]
+    photos = [p for group in zip(*per, strict=False) for p in group][:count]
+    jpegs = []
+    for photo in photos:
+        pixels = load_image(photo).pixels
+        scale = min(WIDTH / pixels.shape[1], HEIGHT / pixels.shape[0])
+        w, h = round(pixels.shape[1] * scale), round(pixels.shape[0] * scale)
+        canvas = np.full((HEIGHT, WIDTH, 3), 114, np.uint8)
+        top, left = (HEIGHT - h) // 2, (WIDTH - w) // 2
+        canvas[top : top + h, left : left + w] = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA)
+        jpegs.append(cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+    return jpegs
+
+
+class PlainLoop:
+    """Decode + every active pack's `YOLO(onnx).predict`, one photo at a time: the baseline."""
+
+    def __init__(self) -> None:
+        from ultralytics import YOLO  # noqa: PLC0415  # after YOLO_OFFLINE is set
+
+        packs = active_packs(precision=Precision.FLOAT32)
+        self.models = [(YOLO(str(p.model_path), task="detect"), p.detector.info.input_height,
+                        p.card.operating_confidence) for p in packs]
+        self.described = [f"{p.name} {p.version} ({p.model_path}, imgsz {imgsz}, conf {conf})"
+                          for p, (_, imgsz, conf) in zip(packs, self.models, strict=True)]
+
+    def one(self, data: bytes) -> None:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        for model, imgsz, conf in self.models:
+            model.predict(image, imgsz=imgsz, conf=conf, iou=0.7, verbose=False)
+
+    def images_per_second(self, jpegs: list[bytes], seconds: float) -> float:
+        for data in jpegs[:2]:  # warm the sessions up
+            self.one(data)
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            self.one(jpegs[done % len(jpegs)])
+            done += 1
+        return done / (time.perf_counter() - start)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A `hazardvision serve` subprocess on loopback with its own home and an inspector key."""
+
+    env: dict[str, str]
+    home: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    key: str = ""
+
+    def start(self, log: Path) -> None:
+        bank = SampleBank(self.home)
+        self.key = ApiKeys(bank).create("load-benchmark", Role.INSPECTOR)[1]
+        bank.engine.dispose()
+        script = Path(sys.executable).with_name("hazardvision")
+        command = [str(script)] if script.exists() else [sys.executable, "-c",
+                                                         "from hazardvision.cli import main; main()"]
+        # Batching variables of the caller's shell would blur what each configuration measures.
+        tuned = {key for config in CONFIGS.values() for key in config}
+        env = {**{k: v for k, v in os.environ.items() if k not in tuned}, **self.env}
+        with log.open("wb") as sink:
+            self.process = subprocess.Popen([*command, "serve", "--home", str(self.home), "--port", str(self.port)],
+                                            env=env, stdout=sink, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + READY_SECONDS
+        while self.get("/readyz")[0] != 200:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the service did not get ready; its log:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+
+    def get(self, path: str) -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.read().decode()
+        except OSError:
+            return 0, ""
+        finally:
+            connection.close()
+
+    def peak_rss_mib(self) -> float:
+        assert self.process is not None
+        found = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{self.process.pid}/status").read_text())
+        return int(found.group(1)) / 1024 if found else float("nan")
+
+    def batches(self) -> tuple[float, float]:
+        """(photos, model runs) of scans so far, from /metrics."""
+        text = self.get("/metrics")[1]
+        found = dict(re.findall(r'hazardvision_inference_batch_size_(sum|count)\{kind="scan"\} ([0-9.e+]+)', text))
+        return float(found.get("sum", 0)), float(found.get("count", 0))
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def multipart(jpeg: bytes, name: str) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + jpeg + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@dataclass
+class Load:
+    """What the clients saw during the timed window."""
+
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def images_per_second(self) -> float:
+        return len(self.latencies) / self.seconds
+
+
+def drive(server: Server, bodies: list[tuple[bytes, str]], clients: int, seconds: float) -> Load:
+    """`clients` threads, one keep-alive connection each, posting photos in turn until `seconds` have passed."""
+    load = Load(seconds)
+    window: dict[str, float] = {}
+    # The window opens once every client has warmed up; the barrier's action sets its end before anyone passes.
+    ready = threading.Barrier(clients + 1, action=lambda: window.update(end=time.perf_counter() + seconds))
+
+    def client(index: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+        headers = {"Authorization": f"Bearer {server.key}"}
+
+        def post(body: bytes, content_type: str) -> tuple[int, bytes]:
+            connection.request("POST", "/v1/scans", body=body, headers={**headers, "Content-Type": content_type})
+            response = connection.getresponse()
+            return response.status, response.read()
+
+        post(*bodies[index % len(bodies)])  # warm-up, outside the window
+        ready.wait()
+        sent = index
+        while True:
+            start = time.perf_counter()
+            if start >= window["end"]:
+                break
+            try:
+                status, text = post(*bodies[sent % len(bodies)])
+            except (OSError, http.client.HTTPException) as error:
+                status, text = 0, repr(error).encode()
+                connection.close()
+            end = time.perf_counter()
+            sent += clients
+            if end > window["end"]:
+                break  # finished after the window: not counted
+            with load.lock:
+                if status == 200:
+                    load.latencies.append(end - start)
+                else:
+                    load.errors.append(f"{status} {text[:200]!r}")
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    for thread in threads:
+        thread.join()
+    return load
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def run_service(name: str, jpegs: list[bytes], clients: int, seconds: float, workdir: Path) -> Load:
+    bodies = [multipart(jpeg, f"photo-{i:03d}.jpg") for i, jpeg in enumerate(jpegs)]
+    env = {"HAZARDVISION_PRECISION": "float32", **CONFIGS[name]}
+    server = Server(env, workdir / f"home-{name}")
+    try:
+        server.start(workdir / f"serve-{name}.log")
+        readiness = server.get("/readyz")[1]
+        photos_before, runs_before = server.batches()
+        load = drive(server, bodies, clients, seconds)
+        photos_after, runs_after = server.batches()
+        rss = server.peak_rss_mib()
+    finally:
+        server.stop()
+    runs = runs_after - runs_before
+    mean_batch = (photos_after - photos_before) / runs if runs else float("nan")
+    settings = " ".join(f"{k}={v}" for k, v in CONFIGS[name].items()) or "service defaults"
+    print(f"service [{name}: {settings}]  {clients} clients, {seconds:g} s")
+    print(f"  readiness                 {readiness}")
+    print(f"  images/s                  {load.images_per_second:8.2f}   ({len(load.latencies)} scans)")
+    print(f"  latency p50 / p99         {percentile(load.latencies, 50) * 1000:8.0f} / "
+          f"{percentile(load.latencies, 99) * 1000:.0f} ms")
+    print(f"  errors                    {len(load.errors):8d}" + (f"   first: {load.errors[0]}" if load.errors else ""))
+    print(f"  photos per model run      {mean_batch:8.2f}   (mean, from /metrics)")
+    print(f"  server peak RSS           {rss:8.0f} MiB   (VmHWM)")
+    return load
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60, help="length of each timed run (default 60)")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--photos", type=int, default=48, help="distinct photos the clients cycle through")
+    parser.add_argument("--batch-configs", default="off,window5",
+                        help=f"further service runs after the default one, comma-separated from {sorted(CONFIGS)}; "
+                        "'' for none")
+    args = parser.parse_args()
+    configs = [c for c in args.batch_configs.split(",") if c]
+    unknown = set(configs) - set(CONFIGS)
+    if unknown:
+        parser.error(f"unknown --batch-configs {sorted(unknown)}; choose from {sorted(CONFIGS)}")
+    if not all((DATASETS / name / "images" / "test").is_dir() for name in NAMES):
+        raise SystemExit(f"real photos not found: {DATASETS} needs {', '.join(NAMES)}")
+
+    jpegs = letterboxed_jpegs(args.photos)
+    print(f"cpu cores available: {len(os.sched_getaffinity(0))}; photos: {len(jpegs)} real test-split photos "
+          f"letterboxed to {WIDTH}x{HEIGHT} JPEG (mean {statistics.mean(map(len, jpegs)) / 1024:.0f} KiB)")
+    print("similar cases: off in these runs (a fresh home has no similar-case index); with an index each finding "
+          "also gets an embedding search")
+
+    # Half of the baseline before the service runs and half after, so that a drift in the machine's load
+    # (a training in the background) weighs on both sides alike.
+    loop = PlainLoop()
+    before = loop.images_per_second(jpegs, args.seconds / 2)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="hv-load-") as workdir:
+        for name in ["default", *configs]:
+            results[name] = run_service(name, jpegs, args.clients, args.seconds, Path(workdir))
+    after = loop.images_per_second(jpegs, args.seconds / 2)
+    plain = (before + after) / 2
+    print(f"plain ultralytics loop  {args.seconds:g} s (half before the service runs, half after), decode + "
+          "YOLO(onnx).predict of every pack per photo, one photo at a time")
+    for line in loop.described:
+        print(f"  {line}")
+    print(f"  images/s                  {plain:8.2f}   (before {before:.2f}, after {after:.2f})")
+
+    print("summary")
+    print(f"  plain ultralytics loop    {plain:8.2f} images/s")
+    for name, load in results.items():
+        print(f"  service [{name:<8}]        {load.images_per_second:8.2f} images/s   "
+              f"ratio service/plain {load.images_per_second / plain:5.2f}   errors {len(load.errors)}")
+    if any(load.errors for load in results.values()):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
