@@ -16,7 +16,9 @@ from hazardvision.model_pack import active_packs
 from hazardvision.results import SimilarCase
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.search import SimilarCaseSearch, open_search
-from hazardvision.similar.views import Box, rotated_views
+from hazardvision.similar.views import photo_views
+
+Box = tuple[float, float, float, float]
 
 
 def _box(value: str | None) -> Box | None:
@@ -76,10 +78,9 @@ def similar(
 def _query(
     search: SimilarCaseSearch, pixels: BGRImage, region: Box | None, class_name: str | None, query: SimilarQuery,
 ) -> list[SimilarCase]:
-    """Look at the photo four ways (quarter turns), through every pack, and keep each case's best score."""
-    views = rotated_views(pixels, region)
-    maps = [{pack.name: pack.feature_maps([view])[0] for pack in search.packs} for view, _ in views]
-    if region is None:
-        return search.for_photo(maps, query)
-    return search.for_box([(m, box) for m, (_, box) in zip(maps, views, strict=True) if box is not None],
-                          class_name, query)
+    """A box is searched in the upright photo; a whole photo in its eight views (turns and mirrors)."""
+    if region is not None:
+        return search.for_box({pack.name: pack.feature_maps([pixels])[0] for pack in search.packs}, region,
+                              class_name, query)
+    views = [(view, {pack.name: pack.feature_maps([view])[0] for pack in search.packs}) for view in photo_views(pixels)]
+    return search.for_photo(views, query)

@@ -26,7 +26,7 @@ from hazardvision.bank.schema import Annotation, Case, Image, Origin
 from hazardvision.errors import BankError, HazardVisionError
 from hazardvision.images import load_image
 from hazardvision.model_pack import ModelPack
-from hazardvision.similar.embedding import METHOD, PHOTO_REGIONS
+from hazardvision.similar.embedding import METHOD, photo_dim
 from hazardvision.similar.thumbnails import thumbnail_path, write_thumbnail
 from hazardvision.similar.vector_index import VectorIndex, load_indexes, save_indexes
 
@@ -194,7 +194,7 @@ class CaseIndex:
         vectors = self._embed(bank, cases, added, progress)
         if not self.indexes:
             dim = self.pack.embedding_dim
-            self.indexes = {kind: VectorIndex(dim * len(PHOTO_REGIONS) if kind == "photos" else dim) for kind in KINDS}
+            self.indexes = {kind: VectorIndex(photo_dim(dim) if kind == "photos" else dim) for kind in KINDS}
         for kind in KINDS:
             self.indexes[kind].remove(np.fromiter(removed[kind], np.int64))
             ids = sorted(added[kind])
@@ -247,7 +247,7 @@ class CaseIndex:
             maps = self.pack.feature_maps([photo.pixels for photo in photos])
             for (case_id, _, _), photo, features in zip(rows, photos, maps, strict=True):
                 if case_id in added["photos"]:
-                    out["photos"][case_id] = features.embed_photo()[0]
+                    out["photos"][case_id] = features.embed_photo(photo.pixels)[0]
                 wanted = added["instances"] | added["rejected"]
                 mine = [b for b in boxes if b[1] == case_id and b[0] in wanted]
                 if mine:

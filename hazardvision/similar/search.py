@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 from hazardvision.bank.bank import SampleBank, default_home
 from hazardvision.bank.schema import Annotation, Case, Enterprise, Site
 from hazardvision.catalogue import Catalogue
+from hazardvision.images import BGRImage
 from hazardvision.model_pack import ModelPack
 from hazardvision.results import Box, SimilarCase
 from hazardvision.similar.case_index import CaseIndex
@@ -81,32 +82,28 @@ class SimilarCaseSearch:
         return results
 
     def for_box(
-        self, views: Sequence[tuple[Mapping[str, FeatureMaps], tuple[float, float, float, float]]],
-        class_name: str | None, query: SimilarQuery = DEFAULT_QUERY,
+        self, maps: Mapping[str, FeatureMaps], box: tuple[float, float, float, float], class_name: str | None,
+        query: SimilarQuery = DEFAULT_QUERY,
     ) -> list[SimilarCase]:
-        """Instances like one box, seen in one or more views of its photo (each with the box's place in
-        that view): every pack's index is asked, and each instance keeps its best score."""
-        found = [
-            cases[0]
-            for maps, box in views for pack, features in maps.items()
-            for cases in [self.for_boxes(pack, features, np.array([box], np.float64), [class_name], query)]
-        ]
+        """Instances like one box of a photo (its maps per pack): every pack's index is asked, best first."""
+        found = [self.for_boxes(pack, features, np.array([box], np.float64), [class_name], query)[0]
+                 for pack, features in maps.items()]
         return _best(found, query.k, key=lambda case: case.annotation_id)
 
     def for_photo(
-        self, views: Sequence[Mapping[str, FeatureMaps]], query: SimilarQuery = DEFAULT_QUERY
+        self, views: Sequence[tuple[BGRImage, Mapping[str, FeatureMaps]]], query: SimilarQuery = DEFAULT_QUERY
     ) -> list[SimilarCase]:
-        """Cases whose whole photo looks like this one, seen in one or more views: a case scores the
-        mean of the packs' cosines, in the view where that mean is highest."""
-        found = [self._for_view(maps, query) for maps in views]
+        """Cases whose whole photo looks like this one, given one or more views of it (pixels and maps per
+        pack): a case scores the mean of the packs' cosines, in the view where that mean is highest."""
+        found = [self._for_view(pixels, maps, query) for pixels, maps in views]
         return _best(found, query.k, key=lambda case: case.case_id)
 
-    def _for_view(self, maps: Mapping[str, FeatureMaps], query: SimilarQuery) -> list[SimilarCase]:
+    def _for_view(self, pixels: BGRImage, maps: Mapping[str, FeatureMaps], query: SimilarQuery) -> list[SimilarCase]:
         live = self.indexes
         packs = [name for name in maps if name in live]
         if not packs:
             return []
-        queries = {name: maps[name].embed_photo() for name in packs}
+        queries = {name: maps[name].embed_photo(pixels) for name in packs}
         cases = self._cases_at(query)
         allowed = None if cases is None else np.fromiter(cases, np.int64)
         candidates: set[int] = set()

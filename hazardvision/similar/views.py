@@ -1,9 +1,12 @@
-"""Rotated views of a query photo: explicit similar-case queries look at the photo four ways.
+"""The eight views of a query photo (quarter turns, each also mirrored) for whole-photo queries.
 
 Copies of one scene often reach the bank turned by quarter turns or flipped (phone photos without
-EXIF, augmented copies); pooled detector features are not invariant to that, so a query compares
-each view and keeps the best score per case. A scan's findings use the single upright view: there
-the forward pass is shared with detection and must stay cheap.
+EXIF, augmented copies); neither pooled detector features nor a thumbnail are invariant to that,
+so a whole-photo query compares each view and keeps the best score per case (near-duplicate
+recall@1 0.62 with the upright view alone, 0.97 with the eight, in `benchmarks/similar_quality.py`'s
+first measurement). Box queries and scans use the upright view only: turning the photo did not help
+box queries there (0.955 upright, 0.903 with quarter turns) and a scan's forward pass is shared
+with detection.
 """
 
 from __future__ import annotations
@@ -12,24 +15,11 @@ import numpy as np
 
 from hazardvision.images import BGRImage
 
-Box = tuple[float, float, float, float]
 
-QUARTER_TURNS = (0, 1, 2, 3)
-
-
-def quarter_turn(image: BGRImage, box: Box | None = None) -> tuple[BGRImage, Box | None]:
-    """The photo turned 90 degrees anticlockwise, and where `box` lands on it."""
-    turned = np.ascontiguousarray(np.rot90(image))
-    if box is None:
-        return turned, None
-    width = image.shape[1]
-    x1, y1, x2, y2 = box
-    return turned, (y1, width - x2, y2, width - x1)
-
-
-def rotated_views(image: BGRImage, box: Box | None = None) -> list[tuple[BGRImage, Box | None]]:
-    """The photo (and box) as it is and turned by one, two and three quarter turns."""
-    views = [(image, box)]
-    for _ in QUARTER_TURNS[1:]:
-        views.append(quarter_turn(*views[-1]))
+def photo_views(image: BGRImage) -> list[BGRImage]:
+    """The photo turned by 0 to 3 quarter turns, each as it is and mirrored left to right."""
+    views = []
+    for turns in range(4):
+        turned = np.rot90(image, turns)
+        views += [np.ascontiguousarray(turned), np.ascontiguousarray(turned[:, ::-1])]
     return views

@@ -8,7 +8,7 @@ from hazardvision.images import load_image
 from hazardvision.scan import Scanner
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.search import SimilarCaseSearch, open_search
-from hazardvision.similar.views import quarter_turn, rotated_views
+from hazardvision.similar.views import photo_views
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_for_photo_ranks_the_photo_itself_first_then_its_siblings(bank, search):
     case = first_case(bank)
     pixels = load_image(case.image_path).pixels
     maps = {p.name: p.feature_maps([pixels])[0] for p in search.packs}
-    found = search.for_photo([maps], SimilarQuery(k=4))
+    found = search.for_photo([(pixels, maps)], SimilarQuery(k=4))
     assert found[0].case_id == case.id and found[0].score == pytest.approx(1, abs=1e-4)
     assert found[0].annotation_id is None and found[0].thumbnail is None
     assert len(found) == 4
@@ -92,25 +92,28 @@ def test_open_search_without_a_bank_or_an_index_finds_nothing(tmp_path, packs):
     assert not (tmp_path / "nowhere").exists()  # looking does not create a bank
 
 
-def test_four_views_find_a_quarter_turned_copy_of_a_photo_and_of_a_box(bank, search):
+def test_eight_views_find_a_turned_and_mirrored_copy_of_a_photo(bank, search):
     case = first_case(bank)
-    turned, box = quarter_turn(load_image(case.image_path).pixels, case.annotations[0].box)
-    views = rotated_views(turned, box)
-    maps = [{p.name: p.feature_maps([view])[0] for p in search.packs} for view, _ in views]
-    photo = search.for_photo(maps, SimilarQuery(k=1))
-    assert photo[0].case_id == case.id and photo[0].score == pytest.approx(1, abs=1e-3)
-    instance = search.for_box([(m, b) for m, (_, b) in zip(maps, views, strict=True)], None, SimilarQuery(k=1))
-    assert instance[0].annotation_id == case.annotations[0].id
+    copy = np.ascontiguousarray(np.rot90(load_image(case.image_path).pixels)[:, ::-1])
+    views = [(view, {p.name: p.feature_maps([view])[0] for p in search.packs}) for view in photo_views(copy)]
+    found = search.for_photo(views, SimilarQuery(k=1))
+    assert found[0].case_id == case.id and found[0].score == pytest.approx(1, abs=1e-3)
 
 
-def test_quarter_turns_move_the_box_with_the_photo():
-    image = np.zeros((40, 60, 3), np.uint8)
-    image[5:15, 10:30] = 255  # the box (10, 5, 30, 15) is white
-    for view, box in rotated_views(image, (10, 5, 30, 15)):
-        x1, y1, x2, y2 = (int(v) for v in box)
-        assert view[y1:y2, x1:x2].min() == 255 and view.sum() == image.sum()
-    four_turns, back = quarter_turn(*rotated_views(image, (10, 5, 30, 15))[-1])
-    assert back == (10, 5, 30, 15) and np.array_equal(four_turns, image)
+def test_photo_views_are_the_eight_turns_and_mirrors():
+    image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    views = photo_views(image)
+    assert len(views) == 8 and np.array_equal(views[0], image)
+    assert len({view.tobytes() for view in views}) == 8
+    assert all(view.flags.c_contiguous for view in views)
+
+
+def test_for_box_asks_every_pack_and_keeps_the_best(bank, search):
+    case = first_case(bank)
+    pixels = load_image(case.image_path).pixels
+    maps = {p.name: p.feature_maps([pixels])[0] for p in search.packs}
+    found = search.for_box(maps, case.annotations[0].box, None, SimilarQuery(k=3, same_class=False))
+    assert found[0].annotation_id == case.annotations[0].id and len(found) == 3
 
 
 def test_a_search_sees_an_index_that_another_process_rewrote(tmp_path, ppe_photos, packs):
