@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from hazardvision.bank.bank import SampleBank, default_home
-from hazardvision.bank.schema import Annotation, Case, Enterprise, Site
+from hazardvision.bank.schema import Annotation, Case, Enterprise, Site, Source
 from hazardvision.catalogue import Catalogue
 from hazardvision.images import BGRImage
 from hazardvision.model_pack import ModelPack
@@ -72,14 +71,12 @@ class SimilarCaseSearch:
         index = live[pack]["instances"]
         vectors = maps.embed_boxes(xyxy)
         cases = self._cases_at(query)
-        results = []
+        found = []
         for vector, class_name in zip(vectors, class_names, strict=True):
-            allowed = None
-            if (query.same_class and class_name) or cases is not None:
-                allowed = index.ids_where(class_name=class_name if query.same_class else None, case_ids=cases)
-            hits = index.search(vector[None], query.k, allowed)[0]
-            results.append(self._hydrate([h for h in hits if query.min_score is None or h.score >= query.min_score]))
-        return results
+            allowed = None if cases is None else index.ids_where(case_ids=cases)
+            hits = index.search(vector[None], query.k, allowed, class_name=class_name if query.same_class else None)[0]
+            found.append([h for h in hits if query.min_score is None or h.score >= query.min_score])
+        return self._hydrate_all(found)
 
     def for_box(
         self, maps: Mapping[str, FeatureMaps], box: tuple[float, float, float, float], class_name: str | None,
@@ -130,34 +127,40 @@ class SimilarCaseSearch:
             return set(session.scalars(statement))
 
     def _hydrate(self, hits: list[Hit], *, whole_photo: bool = False) -> list[SimilarCase]:
-        """Hits with what the bank knows about their cases, in the hits' order."""
+        return self._hydrate_all([hits], whole_photo=whole_photo)[0]
+
+    def _hydrate_all(self, groups: list[list[Hit]], *, whole_photo: bool = False) -> list[list[SimilarCase]]:
+        """Hits with what the bank knows about their cases, in the hits' order; one query for all groups."""
+        hits = [hit for group in groups for hit in group]
         if not hits:
-            return []
+            return [[] for _ in groups]
         with self.bank.session() as session:
-            found = session.scalars(select(Case).where(Case.id.in_({hit.case_id for hit in hits})).options(
-                selectinload(Case.site), selectinload(Case.enterprise), selectinload(Case.source)))
-            cases = {case.id: case for case in found}
-            boxes = {} if whole_photo else {
-                a.id: a for a in session.scalars(select(Annotation).where(Annotation.id.in_([h.id for h in hits])))
-            }
-        results = []
-        for hit in hits:
-            case = cases.get(hit.case_id)
-            if case is None:  # deleted from the bank since the index was written; `bank verify` tells
-                continue
-            annotation = boxes.get(hit.id)
-            class_name = hit.class_name or None
-            entry = self.catalogue.entry(class_name) if class_name else None
-            results.append(SimilarCase(
-                case_id=case.id, annotation_id=None if whole_photo else hit.id, score=round(hit.score, 5),
-                class_name=class_name, hazard_code=entry.code if entry and entry.hazard else None,
-                box=Box(x1=annotation.x1, y1=annotation.y1, x2=annotation.x2, y2=annotation.y2) if annotation else None,
-                thumbnail=None if whole_photo else self.thumbnail(case.id, hit.id),
-                source=case.source.name, site=case.site.name if case.site else None,
-                enterprise=case.enterprise.name if case.enterprise else None, captured_at=case.captured_at,
-                description=case.description, rectification=case.rectification,
-            ))
-        return results
+            cases = {row.id: row for row in session.execute(
+                select(Case.id, Case.captured_at, Case.description, Case.rectification,
+                       Source.name.label("source"), Site.name.label("site"), Enterprise.name.label("enterprise"))
+                .join(Source, Source.id == Case.source_id)
+                .outerjoin(Site, Site.id == Case.site_id).outerjoin(Enterprise, Enterprise.id == Case.enterprise_id)
+                .where(Case.id.in_({hit.case_id for hit in hits}))
+            )}
+            boxes = {} if whole_photo else {row.id: row for row in session.execute(
+                select(Annotation.id, Annotation.x1, Annotation.y1, Annotation.x2, Annotation.y2)
+                .where(Annotation.id.in_({hit.id for hit in hits}))
+            )}
+        return [[self._similar_case(hit, cases[hit.case_id], boxes.get(hit.id), whole_photo)
+                 for hit in group if hit.case_id in cases]  # a case deleted since indexing is left out
+                for group in groups]
+
+    def _similar_case(self, hit: Hit, case: Any, annotation: Any, whole_photo: bool) -> SimilarCase:
+        class_name = hit.class_name or None
+        entry = self.catalogue.entry(class_name) if class_name else None
+        return SimilarCase(
+            case_id=case.id, annotation_id=None if whole_photo else hit.id, score=round(hit.score, 5),
+            class_name=class_name, hazard_code=entry.code if entry and entry.hazard else None,
+            box=Box(x1=annotation.x1, y1=annotation.y1, x2=annotation.x2, y2=annotation.y2) if annotation else None,
+            thumbnail=None if whole_photo else self.thumbnail(case.id, hit.id),
+            source=case.source, site=case.site, enterprise=case.enterprise, captured_at=case.captured_at,
+            description=case.description, rectification=case.rectification,
+        )
 
 
 def _best(found: Sequence[Sequence[SimilarCase]], k: int, key: Callable[[SimilarCase], object]) -> list[SimilarCase]:

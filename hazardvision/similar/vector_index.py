@@ -20,14 +20,19 @@ from hazardvision.similar.embedding import Vectors
 
 faiss: Any = _faiss  # its bundled stubs miss DirectMap and the keyword arguments of SearchParameters
 
-APPROXIMATE_FROM = 50_000
-"""Vectors from which a built index is approximate (IVF): exact top-10 search of 640-d vectors
-takes about 2 ms at 50,000 and 4.5 ms at 100,000 on this project's 2-core machine, against a
-budget of 5 ms at p99 (see `benchmarks/similar_speed.py`)."""
+APPROXIMATE_FROM = 10_000
+"""Vectors from which a built index is approximate (IVF). Exact search reads every vector for each
+query, so it is bound by memory bandwidth: top-10 over 640-d vectors took 69 ms (p50) at 100,000
+and 585 ms at 1,000,000 on this project's 2-core machine, against 1.4 ms and 10 ms for the IVF
+index with recall@10 1.000 (`benchmarks/similar_speed.py`). Below about 10,000 vectors (25 MB)
+exact search stays within a few milliseconds and needs no training."""
 TRAINING_PER_LIST = 64
 """Training vectors per inverted list for the IVF's k-means (FAISS wants at least 39)."""
 PROBE_FRACTION = 1 / 32
-"""Share of the inverted lists searched per query: recall@10 against exact search >= 0.95."""
+"""Share of the inverted lists searched per query (at least MIN_PROBES): recall@10 against exact
+search was 1.000 at 100,000 and 1,000,000 vectors."""
+MIN_PROBES = 8
+"""Lists searched at least, so that a small IVF index (few, large lists) keeps its recall."""
 
 IntArray = NDArray[np.int64]
 
@@ -50,6 +55,9 @@ class VectorIndex:
         self.index: Any = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self.case_of: dict[int, int] = {}
         self.class_of: dict[int, str] = {}
+        self._ids_of_class: dict[str, IntArray] | None = None
+        self._class_vectors: dict[str, tuple[Vectors, IntArray]] | None = None
+        """Ids per class, made on the first class-filtered search after a change (a scan filters each finding)."""
 
     @classmethod
     def build(
@@ -80,6 +88,7 @@ class VectorIndex:
         if vectors.shape[1] != self.dim:
             raise ValueError(f"vectors of dimension {vectors.shape[1]} added to an index of dimension {self.dim}")
         self.remove(ids)  # a re-added id replaces its old vector
+        self._ids_of_class = self._class_vectors = None
         self.index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.asarray(ids, np.int64))
         for vector_id, case_id, class_name in zip(ids.tolist(), case_ids.tolist(), class_names, strict=True):
             self.case_of[vector_id] = case_id
@@ -95,9 +104,17 @@ class VectorIndex:
         for vector_id in present:
             del self.case_of[vector_id]
             del self.class_of[vector_id]
+        self._ids_of_class = self._class_vectors = None
 
-    def search(self, queries: Vectors, k: int, allowed: IntArray | None = None) -> list[list[Hit]]:
-        """The `k` nearest vectors to each query, best first; only ids in `allowed` when given."""
+    def search(
+        self, queries: Vectors, k: int, allowed: IntArray | None = None, *, class_name: str | None = None
+    ) -> list[list[Hit]]:
+        """The `k` nearest vectors to each query, best first; only ids in `allowed` and of `class_name` when given."""
+        if class_name is not None and allowed is None and not self.approximate:
+            return self._search_class(queries, k, class_name)
+        if class_name is not None:
+            same = self.ids_where(class_name=class_name)
+            allowed = same if allowed is None else np.intersect1d(allowed, same)
         if len(self) == 0 or len(queries) == 0 or (allowed is not None and len(allowed) == 0):
             return [[] for _ in range(len(queries))]
         selector = faiss.IDSelectorBatch(np.asarray(allowed, np.int64)) if allowed is not None else None
@@ -112,12 +129,36 @@ class VectorIndex:
             for row_scores, row_ids in zip(scores, found, strict=True)
         ]
 
+    def _search_class(self, queries: Vectors, k: int, class_name: str) -> list[list[Hit]]:
+        """Exact search among one class's vectors with numpy: a scan filters every finding by its class,
+        and FAISS's id selector made that several times slower than the search itself."""
+        if self._class_vectors is None:
+            ids = np.fromiter(self.case_of, np.int64, count=len(self.case_of))
+            matrix = np.stack([self.vector(int(i)) for i in ids]) if len(ids) else np.empty((0, self.dim), np.float32)
+            names = np.array([self.class_of[int(i)] for i in ids])
+            self._class_vectors = {name: (np.ascontiguousarray(matrix[names == name]), ids[names == name])
+                                   for name in set(names.tolist())}
+        matrix, ids = self._class_vectors.get(class_name, (np.empty((0, self.dim), np.float32), np.empty(0, np.int64)))
+        results = []
+        for scores in np.asarray(queries, np.float32) @ matrix.T:
+            best = np.argsort(-scores, kind="stable")[:k] if len(scores) <= 4 * k else \
+                (top := np.argpartition(-scores, k)[:k])[np.argsort(-scores[top], kind="stable")]
+            results.append([Hit(int(ids[j]), self.case_of[int(ids[j])], class_name, float(scores[j])) for j in best])
+        return results
+
     def vector(self, vector_id: int) -> Vectors:
         """The stored vector of an id."""
         return np.asarray(self.index.reconstruct(vector_id), np.float32)
 
     def ids_where(self, *, class_name: str | None = None, case_ids: set[int] | None = None) -> IntArray:
         """Ids whose class is `class_name` and whose case is in `case_ids` (each when given)."""
+        if case_ids is None and class_name is not None:
+            if self._ids_of_class is None:
+                grouped: dict[str, list[int]] = {}
+                for i, name in self.class_of.items():
+                    grouped.setdefault(name, []).append(i)
+                self._ids_of_class = {name: np.array(ids, np.int64) for name, ids in grouped.items()}
+            return self._ids_of_class.get(class_name, np.empty(0, np.int64))
         return np.fromiter(
             (i for i, c in self.case_of.items()
              if (class_name is None or self.class_of[i] == class_name) and (case_ids is None or c in case_ids)),
@@ -148,7 +189,7 @@ class VectorIndex:
         return loaded
 
     def _nprobe(self) -> int:
-        return max(1, math.ceil(int(self.index.nlist) * PROBE_FRACTION))
+        return min(int(self.index.nlist), max(MIN_PROBES, math.ceil(int(self.index.nlist) * PROBE_FRACTION)))
 
 
 def _ivf(vectors: Vectors) -> Any:

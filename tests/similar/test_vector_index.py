@@ -74,3 +74,16 @@ def test_save_and_load_indexes_round_trip(clustered, approximate):
     assert loaded["instances"].search(vectors[7:8], 1)[0][0].case_id == 14
     loaded["instances"].remove(np.array([7]))  # the id map survives a round trip
     assert len(loaded["instances"]) == 1999
+
+
+def test_vector_index_class_search_equals_the_selector_search(clustered):
+    vectors, labels = clustered
+    ids = np.arange(2000)
+    index = VectorIndex.build(vectors, ids, ids, [f"c{label}" for label in labels])
+    by_class = index.search(vectors[:3], 10, class_name="c3")
+    by_selector = index.search(vectors[:3], 10, index.ids_where(class_name="c3"))
+    assert [[h.id for h in row] for row in by_class] == [[h.id for h in row] for row in by_selector]
+    np.testing.assert_allclose([h.score for h in by_class[0]], [h.score for h in by_selector[0]], atol=1e-5)
+    index.remove(np.array([by_class[0][0].id]))  # the per-class copy follows changes
+    assert by_class[0][0].id not in [h.id for h in index.search(vectors[:1], 10, class_name="c3")[0]]
+    assert index.search(vectors[:1], 10, class_name="unknown") == [[]]
