@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import select
+from threadpoolctl import threadpool_limits
 
 from hazardvision.bank.bank import SampleBank, default_home
 from hazardvision.bank.schema import Annotation, Case, Enterprise, Site, Source
@@ -21,6 +22,11 @@ from hazardvision.similar.embedding import FeatureMaps
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.thumbnails import thumbnail_path
 from hazardvision.similar.vector_index import Hit, VectorIndex
+
+# numpy's BLAS threads spin for a while after each small matrix product and took the cores from
+# onnxruntime's own thread pool: with them the similar-case step added 74% to a 1280x720 scan,
+# with one BLAS thread 10% (benchmarks/similar_speed.py). Serving needs no threaded BLAS.
+threadpool_limits(limits=1, user_api="blas")
 
 CANDIDATES = 50
 """Whole-photo candidates taken from each pack before their scores are averaged."""

@@ -22,15 +22,16 @@ faiss: Any = _faiss  # its bundled stubs miss DirectMap and the keyword argument
 
 APPROXIMATE_FROM = 10_000
 """Vectors from which a built index is approximate (IVF). Exact search reads every vector for each
-query, so it is bound by memory bandwidth: top-10 over 640-d vectors took 69 ms (p50) at 100,000
-and 585 ms at 1,000,000 on this project's 2-core machine, against 1.4 ms and 10 ms for the IVF
-index with recall@10 1.000 (`benchmarks/similar_speed.py`). Below about 10,000 vectors (25 MB)
-exact search stays within a few milliseconds and needs no training."""
+query, so it is bound by memory bandwidth: top-10 over 640-d vectors took 1.3 ms (p50; p99 3.1 ms)
+at 10,000, 28 ms at 100,000 and 218 ms at 1,000,000 on this project's 2-core machine, against
+0.3, 1.1 and 10 ms for the IVF index with recall@10 0.98, 1.00 and 1.00
+(`benchmarks/similar_speed.py`). Below 10,000 vectors exact search needs no training and stays
+under the 5 ms budget."""
 TRAINING_PER_LIST = 64
 """Training vectors per inverted list for the IVF's k-means (FAISS wants at least 39)."""
 PROBE_FRACTION = 1 / 32
 """Share of the inverted lists searched per query (at least MIN_PROBES): recall@10 against exact
-search was 1.000 at 100,000 and 1,000,000 vectors."""
+search was 0.978 at 10,000, 1.000 at 100,000 and 1,000,000 vectors."""
 MIN_PROBES = 8
 """Lists searched at least, so that a small IVF index (few, large lists) keeps its recall."""
 
