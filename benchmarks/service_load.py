@@ -44,6 +44,7 @@ import numpy as np
 from hazardvision.access import ApiKeys, Role
 from hazardvision.bank.bank import SampleBank
 from hazardvision.images import load_image
+from hazardvision.letterbox import letterbox
 from hazardvision.model_pack import Precision, active_packs
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -64,12 +65,7 @@ def letterboxed_jpegs(count: int) -> list[bytes]:
     photos = [p for group in zip(*per, strict=False) for p in group][:count]
     jpegs = []
     for photo in photos:
-        pixels = load_image(photo).pixels
-        scale = min(WIDTH / pixels.shape[1], HEIGHT / pixels.shape[0])
-        w, h = round(pixels.shape[1] * scale), round(pixels.shape[0] * scale)
-        canvas = np.full((HEIGHT, WIDTH, 3), 114, np.uint8)
-        top, left = (HEIGHT - h) // 2, (WIDTH - w) // 2
-        canvas[top : top + h, left : left + w] = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA)
+        canvas, _ = letterbox(load_image(photo).pixels, HEIGHT, WIDTH, HEIGHT, WIDTH)
         jpegs.append(cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
     return jpegs
 

@@ -23,6 +23,7 @@ import numpy as np
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import load_catalogue
 from hazardvision.images import decode_image
+from hazardvision.letterbox import letterbox
 from hazardvision.model_pack import active_packs
 from hazardvision.scan import Scanner
 from hazardvision.similar.case_index import CaseIndex
@@ -121,12 +122,7 @@ def main() -> None:
 
 def site_photo(data: bytes) -> bytes:
     """A photo letterboxed into a 1280x720 JPEG."""
-    pixels = decode_image(data).pixels
-    scale = min(1280 / pixels.shape[1], 720 / pixels.shape[0])
-    resized = cv2.resize(pixels, (round(pixels.shape[1] * scale), round(pixels.shape[0] * scale)))
-    canvas = np.full((720, 1280, 3), 114, np.uint8)
-    top, left = (720 - resized.shape[0]) // 2, (1280 - resized.shape[1]) // 2
-    canvas[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
+    canvas, _ = letterbox(decode_image(data).pixels, 720, 1280, 720, 1280)
     return cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,15 +154,19 @@ class OnnxDetector:
         max_det: int = DEFAULT_MAX_DET,
     ) -> list[Detections]:
         """Detect objects in each photo, in batches the graph accepts."""
-        chunk = self.info.batch_size or MAX_DYNAMIC_BATCH
         results: list[Detections] = []
-        for start in range(0, len(images), chunk):
-            batch = self.preprocess(images[start : start + chunk])
-            output = self.predict(batch.tensor)
+        for batch, outputs in self.runs(images):
             results.extend(
-                self.postprocess(output, batch.letterboxes, confidence=confidence, iou=iou, max_det=max_det)
+                self.postprocess(outputs[0], batch.letterboxes, confidence=confidence, iou=iou, max_det=max_det)
             )
         return results
+
+    def runs(self, images: Sequence[BGRImage]) -> Iterator[tuple[Batch, list[NDArray[np.float32]]]]:
+        """Each batch the graph accepts and its outputs (see `run`)."""
+        chunk = self.info.batch_size or MAX_DYNAMIC_BATCH
+        for start in range(0, len(images), chunk):
+            batch = self.preprocess(images[start : start + chunk])
+            yield batch, self.run(batch.tensor)
 
 
 def with_feature_outputs(path: Path) -> tuple[bytes, tuple[str, ...]]:

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hazardvision.detections import Detections
-from hazardvision.detector import MAX_DYNAMIC_BATCH, OnnxDetector
+from hazardvision.detector import OnnxDetector
 from hazardvision.errors import InvalidModel, UnknownModel
 from hazardvision.images import BGRImage
 from hazardvision.resources import bundled_path
@@ -116,11 +116,8 @@ class ModelPack:
         """Detections and the feature maps of each photo, from one forward pass."""
         threshold = self.card.operating_confidence if confidence is None else confidence
         detector = self.feature_detector
-        chunk = detector.info.batch_size or MAX_DYNAMIC_BATCH
         results: list[tuple[Detections, FeatureMaps]] = []
-        for start in range(0, len(images), chunk):
-            batch = detector.preprocess(images[start : start + chunk])
-            output, *maps = detector.run(batch.tensor)
+        for batch, (output, *maps) in detector.runs(images):
             found = detector.postprocess(output, batch.letterboxes, confidence=threshold)
             height, width = batch.tensor.shape[2:]
             features = split_batch(maps, batch.letterboxes, height, width)

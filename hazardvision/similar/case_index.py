@@ -152,10 +152,7 @@ class CaseIndex:
             return [f"{self.model.key}: no index; run `hazardvision bank reindex`"]
         problems = []
         for kind, wanted in self.expected(bank).items():
-            held = self.indexes[kind]
-            missing, extra = set(wanted) - held.ids(), held.ids() - set(wanted)
-            changed = {i for i in set(wanted) & held.ids()
-                       if (held.case_of[i], held.class_of[i]) != (wanted[i].case_id, wanted[i].class_name)}
+            missing, extra, changed = _differences(wanted, self.indexes[kind])
             for label, ids in (("missing from", missing), ("in the index but not in the bank:", extra),
                                ("changed in the bank since indexing:", changed)):
                 if ids:
@@ -184,12 +181,11 @@ class CaseIndex:
         wanted = self.expected(bank)
         if rebuild or not self.exists:
             self.indexes = {}
-        held = {kind: self.indexes[kind].ids() if self.indexes else set() for kind in KINDS}
-        stale = {kind: {i for i in set(wanted[kind]) & held[kind]
-                        if (self.indexes[kind].case_of[i], self.indexes[kind].class_of[i])
-                        != (wanted[kind][i].case_id, wanted[kind][i].class_name)} for kind in KINDS}
-        removed = {kind: (held[kind] - set(wanted[kind])) | stale[kind] for kind in KINDS}
-        added = {kind: (set(wanted[kind]) - held[kind]) | stale[kind] for kind in KINDS}
+        added: dict[str, set[int]] = {}
+        removed: dict[str, set[int]] = {}
+        for kind in KINDS:
+            missing, extra, changed = _differences(wanted[kind], self.indexes.get(kind))
+            added[kind], removed[kind] = missing | changed, extra | changed
         cases = sorted({wanted[kind][i].case_id for kind in KINDS for i in added[kind]})
         vectors = self._embed(bank, cases, added, progress)
         if not self.indexes:
@@ -232,6 +228,7 @@ class CaseIndex:
     ) -> dict[str, dict[int, np.ndarray]]:
         """Vectors of the added annotations and photos, one forward pass per photo; writes thumbnails."""
         out: dict[str, dict[int, np.ndarray]] = {kind: {} for kind in KINDS}
+        boxed = added["instances"] | added["rejected"]
         done = 0
         for chunk in _chunks(cases, BATCH):
             with bank.session() as session:
@@ -248,8 +245,7 @@ class CaseIndex:
             for (case_id, _, _), photo, features in zip(rows, photos, maps, strict=True):
                 if case_id in added["photos"]:
                     out["photos"][case_id] = features.embed_photo(photo.pixels)[0]
-                wanted = added["instances"] | added["rejected"]
-                mine = [b for b in boxes if b[1] == case_id and b[0] in wanted]
+                mine = [b for b in boxes if b[1] == case_id and b[0] in boxed]
                 if mine:
                     vectors = features.embed_boxes(np.array([b[2:] for b in mine], np.float64))
                     for (annotation_id, *_rest), vector in zip(mine, vectors, strict=True):
@@ -260,6 +256,19 @@ class CaseIndex:
             if progress is not None:
                 progress(done, len(cases))
         return out
+
+
+def _differences(
+    wanted: dict[int, Entry], held: VectorIndex | None
+) -> tuple[set[int], set[int], set[int]]:
+    """Ids the bank has and the index lacks, ids the index has and the bank lacks, and ids whose case
+    or class changed in the bank since they were indexed."""
+    if held is None:
+        return set(wanted), set(), set()
+    have = held.ids()
+    changed = {i for i in set(wanted) & have
+               if (held.case_of[i], held.class_of[i]) != (wanted[i].case_id, wanted[i].class_name)}
+    return set(wanted) - have, have - set(wanted), changed
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:
