@@ -61,6 +61,8 @@ def train_command(
     imgsz: Annotated[int | None, typer.Option(min=32, help="Override the recipe's image size.")] = None,
     batch: Annotated[int | None, typer.Option(min=1, help="Override the recipe's batch size.")] = None,
     architecture: Annotated[str | None, typer.Option(help="Override the architecture, e.g. yolo11n.yaml.")] = None,
+    save_period: Annotated[int | None, typer.Option(min=0, help="Keep every n-th epoch's weights as "
+                                                    "weights/epoch<n>.pt (override the recipe).")] = None,
     version: Annotated[str | None, typer.Option(help="Then package the best weights as this pack version.")] = None,
     models: Annotated[Path | None, typer.Option(help="Models folder for --version. Default: the bundled one.")]
     = None,
@@ -71,7 +73,7 @@ def train_command(
     """Train (or resume) a detector from a recipe on a bank snapshot, offline; the same command resumes."""
     try:
         chosen = load_recipe(recipe_path(recipe)).with_overrides(
-            epochs=epochs, imgsz=imgsz, batch=batch, architecture=architecture)
+            epochs=epochs, imgsz=imgsz, batch=batch, architecture=architecture, save_period=save_period)
         data = data or snapshot_from_recipe(chosen, home, datasets or default_datasets())
         folder = run_dir or default_run_folder(chosen, data, home)
         out.print(f"training {chosen.pack} ({chosen.architecture}, {chosen.imgsz} px) into {folder}")

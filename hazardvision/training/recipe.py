@@ -65,6 +65,8 @@ class Recipe(BaseModel):
     seed: int = Field(default=0, description="Random seed.")
     workers: int = Field(default=2, ge=0, description="Data-loading processes.")
     cache: bool = Field(default=True, description="Keep decoded training photos in memory.")
+    save_period: int = Field(default=0, ge=0, description="Also keep the weights of every n-th epoch as "
+                             "weights/epoch<n>.pt, e.g. to compare runs at an equal budget (0: never).")
     operating_confidence: float = Field(default=0.25, ge=0, le=1, description="Confidence at which the pack reports.")
     augmentation: Annotated[Augmentation, Field(description="Augmentation settings.")] = Augmentation()
     evaluation: list[EvaluationSet] = Field(
@@ -89,6 +91,7 @@ class Recipe(BaseModel):
         return {
             "imgsz": self.imgsz, "epochs": self.epochs, "batch": self.batch, "patience": self.patience or 10_000,
             "seed": self.seed, "workers": self.workers, "cache": "ram" if self.cache else False,
+            "save_period": self.save_period or -1,
             **self.augmentation.model_dump(),
         }
 
