@@ -19,14 +19,10 @@ from hazardvision.bank.importer import import_dataset
 from hazardvision.bank.readers import read_dataset
 from hazardvision.bank.snapshot import SplitRule, make_snapshot
 from hazardvision.catalogue import load_catalogue
+from hazardvision.training.data import bundled_mapping
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-MAPPINGS = {
-    "ppe-vest": ({}, []),
-    "fire-smoke": ({}, ["default"]),
-    "forklift-person": ({}, []),
-    "hardhat-head": ({"hard_hat": "helmet", "no_hard_hat": "no_helmet", "no_head_wear": "no_helmet"}, []),
-}
+MAPPINGS = {name: bundled_mapping(name) for name in ("ppe-vest", "fire-smoke", "forklift-person", "hardhat-head")}
 
 
 def timed_import(bank: SampleBank, name: str) -> tuple[int, float]:

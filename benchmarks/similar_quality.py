@@ -42,14 +42,10 @@ from hazardvision.similar.maintenance import sync_indexes
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.search import SimilarCaseSearch
 from hazardvision.similar.views import photo_views
+from hazardvision.training.data import bundled_mapping
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-MAPPINGS = {
-    "ppe-vest": ({}, []),
-    "fire-smoke": ({}, ["default"]),
-    "forklift-person": ({}, []),
-    "hardhat-head": ({"hard_hat": "helmet", "no_hard_hat": "no_helmet", "no_head_wear": "no_helmet"}, []),
-}
+MAPPINGS = {name: bundled_mapping(name) for name in ("ppe-vest", "fire-smoke", "forklift-person", "hardhat-head")}
 ANY_CLASS = SimilarQuery(k=5, same_class=False)
 TOP = SimilarQuery(k=1, same_class=False)
 COPIES = ("ppe-vest", "forklift-person")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from hazardvision.model_pack import active_version, default_models_dir
+
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before any test imports ultralytics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,6 +23,11 @@ def test_photos(dataset: str) -> list[Path]:
 
 
 test_photos.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+def bundled_version(pack: str) -> str:
+    """The active version of a bundled model pack, e.g. the one the service reports."""
+    return active_version(default_models_dir() / pack).name
 
 
 @pytest.fixture(scope="session")

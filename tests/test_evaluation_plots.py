@@ -49,6 +49,7 @@ def fire_pack(datasets, tmp_path) -> Path:
     for name in ("model.onnx", "card.json"):
         shutil.copy(bundled / name, folder)
     card = json.loads((folder / "card.json").read_text())
+    card["version"] = "0.1.0"
     card["evaluation_sets"] = [{"dataset": "fire-smoke", "split": "test", "map": {}, "drop": ["default"],
                                 "split_id": split_id(root / "data.yaml", "test")}]
     (folder / "card.json").write_text(json.dumps(card))

@@ -26,7 +26,8 @@ from hazardvision.bank.readers import Dataset, read_dataset
 from hazardvision.bank.snapshot import SnapshotManifest, SplitRule, make_snapshot
 from hazardvision.catalogue import Catalogue, load_catalogue
 from hazardvision.errors import DatasetError
-from hazardvision.training.recipe import EvaluationSet, Recipe, RecipeError
+from hazardvision.resources import bundled_path
+from hazardvision.training.recipe import EvaluationSet, Recipe, RecipeError, load_recipe
 
 ImportProgress = Callable[[Dataset, int], None]
 """Called with (dataset being imported, files handled since the last call)."""
@@ -50,6 +51,20 @@ def import_class_map(spec: EvaluationSet, dataset: Dataset, catalogue: Catalogue
     known = {entry.class_name for entry in catalogue.classes}
     drop = [name for name in spec.drop if name not in known or name in recipe.classes]
     return build_class_map(dataset.classes, catalogue, spec.map, drop)
+
+
+def bundled_mapping(dataset: str, catalogue: Catalogue | None = None) -> tuple[dict[str, str], list[str]]:
+    """(map, drop) that the bundled recipes import `dataset` with; none for a dataset no recipe names.
+
+    The one place that says how the shared datasets' vocabularies meet the catalogue, for the
+    benchmarks and tests that import them outside a recipe.
+    """
+    known = {entry.class_name for entry in (catalogue or load_catalogue()).classes}
+    for path in sorted(bundled_path("training/recipes").glob("*.yaml")):
+        for spec in load_recipe(path).evaluation:
+            if spec.dataset == dataset:
+                return dict(spec.map), [name for name in spec.drop if name not in known]
+    return {}, []
 
 
 def build_training_data(

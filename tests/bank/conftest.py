@@ -12,15 +12,11 @@ from hazardvision.bank.classmap import build_class_map
 from hazardvision.bank.importer import ImportReport, import_dataset
 from hazardvision.bank.readers import read_dataset
 from hazardvision.catalogue import load_catalogue
-from tests.conftest import DATASETS
+from hazardvision.training.data import bundled_mapping
+from tests.conftest import DATASET_NAMES, DATASETS
 
-# How each shared dataset maps onto the catalogue.
-MAPPINGS: dict[str, tuple[dict[str, str], list[str]]] = {
-    "ppe-vest": ({}, []),
-    "fire-smoke": ({}, ["default"]),
-    "forklift-person": ({}, []),
-    "hardhat-head": ({"hard_hat": "helmet", "no_hard_hat": "no_helmet", "no_head_wear": "no_helmet"}, []),
-}
+# How each shared dataset maps onto the catalogue: as the bundled recipes import it.
+MAPPINGS = {name: bundled_mapping(name) for name in DATASET_NAMES}
 
 
 def import_path(bank: SampleBank, path: Path, name: str | None = None, mapping: dict[str, str] | None = None,

@@ -14,7 +14,7 @@ import pytest
 
 from hazardvision.access import Role
 from hazardvision.audit import AuditLog
-from tests.conftest import test_photos
+from tests.conftest import bundled_version, test_photos
 from tests.service.conftest import assert_error, live_server
 
 SECRET = "a-long-shared-secret-for-tests"
@@ -116,7 +116,7 @@ def test_frames_alert_webhook_is_signed_for_the_receiver(receiver, pipeline):
     assert hmac.compare_digest(expected, headers["x-hazardvision-signature"])
     payload = json.loads(body)
     assert payload["event"] == "alert" and payload["alert"]["camera_id"] == "gate-1"
-    assert payload["model_versions"]["ppe"] == "0.1.0"
+    assert payload["model_versions"]["ppe"] == bundled_version("ppe")
 
 
 def test_frames_out_of_order_is_a_conflict(pipeline, one_hazard_photo):

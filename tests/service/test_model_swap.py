@@ -11,7 +11,7 @@ import pytest
 from hazardvision.access import Role
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
-from hazardvision.model_pack import load_pack
+from hazardvision.model_pack import active_version, load_pack
 from hazardvision.resources import bundled_path
 from hazardvision.similar.case_index import CaseIndex
 from hazardvision.similar.maintenance import sync_indexes
@@ -25,7 +25,7 @@ SWAPS = 12
 def models_dir(tmp_path_factory):
     """The bundled ppe pack as 0.1.0, and a copy as 0.1.1 whose card claims a worse mAP50 (the gate refuses it)."""
     root = tmp_path_factory.mktemp("models")
-    source = bundled_path("models") / "ppe" / "0.1.0"
+    source = active_version(bundled_path("models") / "ppe")
     for version in ("0.1.0", "0.1.1"):
         folder = root / "ppe" / version
         folder.mkdir(parents=True)

@@ -9,6 +9,7 @@ import pytest
 from hazardvision.access import Role
 from hazardvision.audit import AuditLog
 from hazardvision.results import ScanResult
+from tests.conftest import bundled_version
 from tests.service.conftest import jpeg_bytes, live_server
 
 
@@ -88,7 +89,7 @@ def test_scan_health_and_metrics_need_no_key(server, inspector):
         assert ready["ready"] and set(ready["models"]) == {"ppe", "fire-smoke"}
         metrics = anonymous.get("/metrics").text
     assert 'hazardvision_http_requests_total{method="POST",route="/v1/scans",status="200"}' in metrics
-    assert 'hazardvision_model_active{pack="ppe",version="0.1.0"} 1.0' in metrics
+    assert f'hazardvision_model_active{{pack="ppe",version="{bundled_version("ppe")}"}} 1.0' in metrics
     assert "hazardvision_inference_batch_size_bucket" in metrics
     assert "hazardvision_http_request_duration_seconds_bucket" in metrics
 
@@ -118,5 +119,5 @@ def test_scan_every_scan_is_audited(server, inspector):
     assert log.verify() == []
     scans = log.records(action="scan")
     assert len(scans) >= 5
-    assert all(r.actor == "test-inspector" and r.input_sha256 and r.model_versions == {"ppe": "0.1.0",
-               "fire-smoke": "0.1.0"} for r in scans)
+    assert all(r.actor == "test-inspector" and r.input_sha256 and r.model_versions == {"ppe": bundled_version("ppe"),
+               "fire-smoke": bundled_version("fire-smoke")} for r in scans)

@@ -15,7 +15,7 @@ from hazardvision.bank.importer import import_dataset
 from hazardvision.bank.readers import Dataset, read_dataset
 from hazardvision.catalogue import load_catalogue
 from hazardvision.errors import DatasetError
-from hazardvision.training.data import build_training_data, import_class_map
+from hazardvision.training.data import build_training_data, bundled_mapping, import_class_map
 from hazardvision.training.recipe import EvaluationSet, Recipe, load_recipe
 from tests.conftest import DATASETS
 from tests.training.test_trainer import SCRIPT, TINY_RECIPE
@@ -134,3 +134,10 @@ def test_train_without_data_builds_the_snapshot_trains_and_resumes(tiny_datasets
     assert again.returncode == 0, again.stderr[-2000:]
     assert f"snapshot {snapshot}" in again.stdout and "0 imported, 11 already in the bank" in again.stdout
     assert "finished 1 epochs" in again.stdout and len(list(home.glob("runs/tiny-*"))) == 1
+
+
+def test_bundled_mapping_reads_the_recipes_and_keeps_catalogue_classes():
+    assert bundled_mapping("hardhat-head") == (
+        {"hard_hat": "helmet", "no_hard_hat": "no_helmet", "no_head_wear": "no_helmet"}, [])  # person is kept
+    assert bundled_mapping("fire-smoke") == ({}, ["default"])
+    assert bundled_mapping("forklift-person") == ({}, [])
