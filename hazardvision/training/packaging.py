@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import shutil
 import statistics
@@ -82,11 +83,17 @@ def quantize_int8(model: Path, target: Path, calibration: Sequence[Path]) -> Pat
         if not modules:
             raise InvalidModel(f"{model} does not look like an ultralytics export (no /model.N/ nodes)")
         head = f"/model.{max(modules)}/"
-        quantize_static(
-            str(prepared), str(target), Photos(), quant_format=QuantFormat.QOperator, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=[node.name for node in graph.graph.node if node.name.startswith(head)],
-        )
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # onnxruntime warns, through the root logger, of every tensor it leaves float
+        try:
+            quantize_static(
+                str(prepared), str(target), Photos(), quant_format=QuantFormat.QOperator, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                nodes_to_exclude=[node.name for node in graph.graph.node if node.name.startswith(head)],
+            )
+        finally:
+            root.setLevel(level)
     quantized = onnx.load(str(target))
     del quantized.metadata_props[:]  # carry names, imgsz and stride over from the float model
     for prop in onnx.load(str(model)).metadata_props:
@@ -273,9 +280,12 @@ def card_markdown(card: dict[str, Any]) -> str:
                   f"float32: mAP50 {result['map50']:.3f}, mAP50-95 {result['map50_95']:.3f}"
                   + (f"; int8: mAP50 {quantized['map50']:.3f}, mAP50-95 {quantized['map50_95']:.3f}" if quantized
                      else ""), "",
-                  "| class | boxes | mAP50 | mAP50-95 | precision | recall |", "|---|---|---|---|---|---|"]
+                  "| class | boxes | mAP50 | mAP50-95 | precision | recall | int8 mAP50 |",
+                  "|---|---|---|---|---|---|---|"]
         lines += [f"| {n} | {m['instances']} | {m['map50']:.3f} | {m['map50_95']:.3f} | {m['precision']:.3f} | "
-                  f"{m['recall']:.3f} |" for n, m in result["per_class"].items()]
+                  f"{m['recall']:.3f} | {quantized['per_class'][n]['map50']:.3f} |" if quantized else
+                  f"| {n} | {m['instances']} | {m['map50']:.3f} | {m['map50_95']:.3f} | {m['precision']:.3f} | "
+                  f"{m['recall']:.3f} | |" for n, m in result["per_class"].items()]
         lines.append("")
         if plots := card.get("plots", {}).get(dataset):
             lines += [f"![float32 confusion matrix on {dataset}, IoU 0.45 at the operating confidence]"
@@ -284,6 +294,15 @@ def card_markdown(card: dict[str, Any]) -> str:
     if speeds:
         lines += ["## Speed", "", ", ".join(f"{k}: {v:.1f} images/s" for k, v in speeds.items())
                   + f" ({card['speed']['photos']} test photos, {card['speed']['note']}).", ""]
+    recipe = card["training"].get("recipe") or {}
+    lines += ["## Provenance", "",
+              f"Code version {card.get('code_version', 'unknown')}, built {card.get('created', 'unknown')}; recipe "
+              f"`training/recipes/{card['pack']}.yaml` as recorded in `card.json`"
+              + (f" (imgsz {recipe.get('imgsz')}, {recipe.get('epochs')} epochs, batch {recipe.get('batch')})"
+                 if recipe else "") + ".", ""]
+    if card["training"].get("snapshot_id"):
+        lines += [f"Reproduce from the datasets: `hazardvision train --recipe {card['pack']} --version "
+                  f"{card['version']}`.", ""]
     lines += ["## Training data and credits", ""]
     lines += [f"- {s['name']}: {s['origin']} ({s['licence']})" for s in card["data_sources"]]
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hazardvision.model_pack import active_packs, load_pack
+from hazardvision.training.packaging import card_markdown
 
 SCRIPT = Path(sys.executable).with_name("hazardvision")
 
@@ -61,3 +62,15 @@ def test_build_pack_refuses_to_overwrite_a_version(built, datasets):
          "--version", "9.9.9", "--models", str(folder.parent.parent), "--datasets", str(datasets)],
         capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 2 and "versions are never overwritten" in done.stderr
+
+
+def test_card_page_shows_both_precisions_per_class_and_how_to_reproduce():
+    bundled = next(p for p in active_packs() if p.name == "fire-smoke")
+    card = json.loads((bundled.folder / "card.json").read_text())
+    page = card_markdown(card)
+    smoke = card["metrics"]["int8"]["fire-smoke"]["per_class"]["smoke"]["map50"]
+    assert "| class | boxes | mAP50 | mAP50-95 | precision | recall | int8 mAP50 |" in page
+    assert any(line.startswith("| smoke |") and line.endswith(f"| {smoke:.3f} |") for line in page.splitlines())
+    assert f"Code version {card['code_version']}" in page and "CC BY 4.0" in page
+    if card["training"].get("snapshot_id"):
+        assert f"hazardvision train --recipe fire-smoke --version {card['version']}" in page
