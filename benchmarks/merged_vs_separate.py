@@ -24,22 +24,12 @@ from pathlib import Path
 from hazardvision.bank.readers import read_yolo
 from hazardvision.evaluation import score_dataset
 from hazardvision.images import load_image
-from hazardvision.model_pack import ModelCard, ModelPack
+from hazardvision.model_pack import ModelPack
 from hazardvision.resources import bundled_path, default_datasets
-from hazardvision.training.packaging import export_onnx, images_per_second
-from hazardvision.training.recipe import Recipe, load_recipe
+from hazardvision.training.packaging import images_per_second, scratch_pack
+from hazardvision.training.recipe import load_recipe
 
 PHOTOS_PER_DATASET = 25
-
-
-def pack_from_checkpoint(weights: Path, recipe: Recipe, scratch: Path) -> ModelPack:
-    """Export one checkpoint to ONNX and wrap it as a pack with the recipe's classes."""
-    folder = scratch / f"{recipe.pack}-{weights.stem}"
-    folder.mkdir()
-    export_onnx(weights, folder / "model.onnx", recipe.imgsz)
-    card = ModelCard(pack=recipe.pack, version=weights.stem, architecture=recipe.architecture,
-                     classes=tuple(recipe.classes), operating_confidence=recipe.operating_confidence)
-    return ModelPack(folder, card)
 
 
 def test_photos(data_yaml: Path) -> list[Path]:
@@ -71,7 +61,7 @@ def main() -> None:
         "merged": (load_recipe(bundled_path("training/experiments/merged.yaml")), args.merged),
     }
     with tempfile.TemporaryDirectory() as scratch:
-        packs = {name: pack_from_checkpoint(run / "weights" / f"epoch{args.epoch}.pt", recipe, Path(scratch))
+        packs = {name: scratch_pack(run / "weights" / f"epoch{args.epoch}.pt", recipe, Path(scratch) / name)
                  for name, (recipe, run) in recipes.items()}
         merged_recipe = recipes["merged"][0]
         print(f"weights after {args.epoch + 1} epochs (epoch{args.epoch}.pt); test-split mAP50, our runtime")

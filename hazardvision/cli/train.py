@@ -22,7 +22,7 @@ from hazardvision.training.trainer import dataset_yaml, train
 
 def default_run_folder(recipe: Recipe, data: Path, home: Path | None = None) -> Path:
     """HOME/runs/<pack>-<hash of recipe and data>: the same command finds, and resumes, the same run."""
-    key = hashlib.sha256((recipe.model_dump_json() + str(dataset_yaml(data).resolve())).encode()).hexdigest()[:10]
+    key = hashlib.sha256((recipe.run_key() + str(dataset_yaml(data).resolve())).encode()).hexdigest()[:10]
     return (home or default_home()) / "runs" / f"{recipe.pack}-{key}"
 
 
@@ -61,6 +61,8 @@ def train_command(
     imgsz: Annotated[int | None, typer.Option(min=32, help="Override the recipe's image size.")] = None,
     batch: Annotated[int | None, typer.Option(min=1, help="Override the recipe's batch size.")] = None,
     architecture: Annotated[str | None, typer.Option(help="Override the architecture, e.g. yolo11n.yaml.")] = None,
+    serve_imgsz: Annotated[int | None, typer.Option(min=32, help="Override the recipe's serving input size "
+                                                    "(packaging only).")] = None,
     save_period: Annotated[int | None, typer.Option(min=0, help="Keep every n-th epoch's weights as "
                                                     "weights/epoch<n>.pt (override the recipe).")] = None,
     version: Annotated[str | None, typer.Option(help="Then package the best weights as this pack version.")] = None,
@@ -73,7 +75,8 @@ def train_command(
     """Train (or resume) a detector from a recipe on a bank snapshot, offline; the same command resumes."""
     try:
         chosen = load_recipe(recipe_path(recipe)).with_overrides(
-            epochs=epochs, imgsz=imgsz, batch=batch, architecture=architecture, save_period=save_period)
+            epochs=epochs, imgsz=imgsz, batch=batch, architecture=architecture, save_period=save_period,
+            serve_imgsz=serve_imgsz)
         data = data or snapshot_from_recipe(chosen, home, datasets or default_datasets())
         folder = run_dir or default_run_folder(chosen, data, home)
         out.print(f"training {chosen.pack} ({chosen.architecture}, {chosen.imgsz} px) into {folder}")

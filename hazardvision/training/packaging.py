@@ -39,13 +39,28 @@ EVALUATOR = "hazardvision ONNX runtime, conf 0.001, iou 0.7, COCO-style 101-poin
 def export_onnx(weights: Path, target: Path, imgsz: int) -> Path:
     """Export ultralytics weights to a dynamic-shape ONNX file at `target`."""
     from ultralytics import YOLO  # noqa: PLC0415  (the [train] extra)
+    from ultralytics.utils import LOGGER  # noqa: PLC0415
 
-    with tempfile.TemporaryDirectory() as scratch:
-        local = Path(scratch) / "weights.pt"
-        shutil.copy(weights, local)  # export writes beside the weights; keep that out of the pack
-        exported = Path(YOLO(str(local)).export(format="onnx", dynamic=True, imgsz=imgsz, simplify=True))
-        shutil.move(exported, target)
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)  # not ultralytics' export banner and hints to the user of every pack build
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            local = Path(scratch) / "weights.pt"
+            shutil.copy(weights, local)  # export writes beside the weights; keep that out of the pack
+            exported = Path(YOLO(str(local)).export(format="onnx", dynamic=True, imgsz=imgsz, simplify=True))
+            shutil.move(exported, target)
+    finally:
+        LOGGER.setLevel(level)
     return target
+
+
+def scratch_pack(weights: Path, recipe: Recipe, folder: Path, imgsz: int | None = None) -> ModelPack:
+    """`weights` exported to `folder/model.onnx` at `imgsz` (default: the recipe's) as a bare pack, to score it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    export_onnx(weights, folder / "model.onnx", imgsz or recipe.imgsz)
+    card = ModelCard(pack=recipe.pack, version=weights.stem, architecture=recipe.architecture,
+                     classes=tuple(recipe.classes), operating_confidence=recipe.operating_confidence)
+    return ModelPack(folder, card)
 
 
 def quantize_int8(model: Path, target: Path, calibration: Sequence[Path]) -> Path:
@@ -150,7 +165,8 @@ def build_pack(
     if names != recipe.classes:
         raise InvalidModel(f"{weights} predicts {names}, but recipe {recipe.pack} lists {recipe.classes}")
     train_args = dict(model.ckpt.get("train_args", {}))
-    imgsz = int(train_args.get("imgsz", recipe.imgsz))
+    trained_imgsz = int(train_args.get("imgsz", recipe.imgsz))
+    imgsz = recipe.serve_imgsz or trained_imgsz
     export_onnx(scratch / "weights.pt", scratch / "model.onnx", imgsz)
 
     sets = recipe.evaluation
@@ -187,7 +203,7 @@ def build_pack(
         "weights_file": "weights.pt",
         "imgsz": imgsz,
         "status": status,
-        "training": {"epochs": train_args.get("epochs"), "imgsz": imgsz, "batch": train_args.get("batch"),
+        "training": {"epochs": train_args.get("epochs"), "imgsz": trained_imgsz, "batch": train_args.get("batch"),
                      "data": str(train_args.get("data", "")),
                      "snapshot_id": _snapshot_id(Path(str(train_args.get("data", "")))),
                      "recipe": json.loads(recipe.model_dump_json())},
@@ -268,7 +284,8 @@ def _code_version() -> str:
 def card_markdown(card: dict[str, Any]) -> str:
     """The human page of a card."""
     lines = [f"# Model pack `{card['pack']}` {card['version']}", "", f"{card['status']}.", "",
-             f"Architecture {card['architecture']} at {card['imgsz']} px, {card['training'].get('epochs')} epochs. "
+             f"Architecture {card['architecture']}, serving at {card['imgsz']} px, trained at "
+             f"{card['training'].get('imgsz')} px for {card['training'].get('epochs')} epochs. "
              f"Classes: {', '.join(card['classes'])}. Operating confidence {card['operating_confidence']}."
              + (f" Trained on bank snapshot {card['training']['snapshot_id']}." if card["training"].get("snapshot_id")
                 else ""), "",

@@ -34,6 +34,8 @@ class Augmentation(BaseModel):
 
 
 PositiveInt = Annotated[int, Field(ge=1)]
+PACKAGING_ONLY = {"serve_imgsz"}
+"""Recipe fields that change how a run is packaged, not the run: changing them resumes the same run."""
 
 
 class EvaluationSet(BaseModel):
@@ -59,6 +61,10 @@ class Recipe(BaseModel):
         description="ultralytics architecture file, e.g. 'yolo26n.yaml' (built locally; never a hub download).",
     )
     imgsz: PositiveInt = Field(default=320, description="Training and serving input size (pixels, multiple of 32).")
+    serve_imgsz: PositiveInt | None = Field(
+        default=None, description="Input size the packaged ONNX models run at (pixels, multiple of 32); default "
+        "imgsz. Choose it on the validation split (benchmarks/serving_size.py): a detector trained on small inputs "
+        "often finds small, distant objects better at a larger size. Packaging only: it does not change the run.")
     epochs: PositiveInt = Field(default=100, description="Epochs to train.")
     batch: PositiveInt = Field(default=16, description="Photos per batch.")
     patience: int = Field(default=0, ge=0, description="Stop after this many epochs without improvement (0: never).")
@@ -85,6 +91,10 @@ class Recipe(BaseModel):
             return Recipe.model_validate(values)
         except ValidationError as error:
             raise RecipeError(f"invalid recipe override: {describe(error)}") from error
+
+    def run_key(self) -> str:
+        """The settings that identify a training run (packaging-only settings left out), as JSON."""
+        return self.model_dump_json(exclude=PACKAGING_ONLY)
 
     def ultralytics_arguments(self) -> dict[str, Any]:
         """Keyword arguments for `YOLO.train`."""

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from hazardvision.model_pack import active_packs, load_pack
-from hazardvision.training.packaging import card_markdown
+from hazardvision.training.packaging import card_markdown, scratch_pack
+from hazardvision.training.recipe import load_recipe, recipe_path
 
 SCRIPT = Path(sys.executable).with_name("hazardvision")
 
@@ -74,3 +75,12 @@ def test_card_page_shows_both_precisions_per_class_and_how_to_reproduce():
     assert f"Code version {card['code_version']}" in page and "CC BY 4.0" in page
     if card["training"].get("snapshot_id"):
         assert f"hazardvision train --recipe fire-smoke --version {card['version']}" in page
+
+
+def test_scratch_pack_exports_weights_at_the_serving_size(tmp_path):
+    pytest.importorskip("ultralytics", reason="packaging needs the [train] extra")
+    bundled = next(p for p in active_packs() if p.name == "fire-smoke")
+    recipe = load_recipe(recipe_path("fire-smoke"))
+    pack = scratch_pack(bundled.folder / "weights.pt", recipe, tmp_path / "pack", imgsz=416)
+    assert (pack.detector.info.input_height, pack.detector.info.input_width) == (416, 416)
+    assert pack.card.classes == ("fire", "smoke")

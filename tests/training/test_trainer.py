@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hazardvision.training.recipe import RecipeError, load_recipe
+from hazardvision.training.recipe import RecipeError, load_recipe, recipe_path
 from hazardvision.training.trainer import epochs_logged
 from tests.conftest import DATASETS, test_photos
 
@@ -94,3 +94,13 @@ def test_bundled_recipes_are_valid():
     for path in sorted((Path(__file__).resolve().parents[2] / "training" / "recipes").glob("*.yaml")):
         recipe = load_recipe(path)
         assert recipe.pack == path.stem and recipe.architecture.endswith(".yaml")
+    for path in sorted((Path(__file__).resolve().parents[2] / "training" / "experiments").glob("*.yaml")):
+        assert load_recipe(path).evaluation  # an experiment is scored on test splits too
+
+
+def test_serving_size_is_packaging_only_and_does_not_change_the_run():
+    recipe = load_recipe(recipe_path("ppe"))
+    assert recipe.with_overrides(serve_imgsz=416).run_key() == recipe.run_key()
+    assert recipe.with_overrides(epochs=recipe.epochs + 1).run_key() != recipe.run_key()
+    with pytest.raises(RecipeError, match="serve_imgsz"):
+        recipe.with_overrides(serve_imgsz=0)
