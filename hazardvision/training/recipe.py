@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -34,7 +34,7 @@ class Augmentation(BaseModel):
 
 
 PositiveInt = Annotated[int, Field(ge=1)]
-PACKAGING_ONLY = {"serve_imgsz"}
+PACKAGING_ONLY = {"serve_imgsz", "calibration_method"}
 """Recipe fields that change how a run is packaged, not the run: changing them resumes the same run."""
 
 
@@ -82,6 +82,9 @@ class Recipe(BaseModel):
         default=None, description="Dataset whose training photos calibrate the int8 model (default: the first "
         "evaluation dataset)."
     )
+    calibration_method: Literal["minmax", "percentile"] = Field(
+        default="minmax", description="How int8 activation ranges are set from the calibration photos: their "
+        "extremes, or the 99.99th percentile (robust to a few outlying activations). Packaging only.")
 
     def with_overrides(self, **overrides: Any) -> Recipe:
         """A copy with the given fields replaced (None values are ignored), validated again."""
