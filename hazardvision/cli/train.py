@@ -85,6 +85,7 @@ def train_command(
             task = progress.add_task("train", total=chosen.epochs)
             run = train(chosen, data, folder, device=device,
                         on_epoch=lambda done, total: progress.update(task, completed=min(done, total), total=total))
+            progress.update(task, completed=run.epochs_done)  # a run finished earlier reports no epoch
     except HazardVisionError as error:
         fail(error)
     out.print(f"{'resumed and ' if run.resumed else ''}finished {run.epochs_done} epochs; best weights {run.best}")
