@@ -283,7 +283,8 @@ def _snapshot_id(data_yaml: Path) -> str | None:
 
 
 def _code_version() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=bundled_path("."), capture_output=True,
+    # "-dirty" when the working tree differs from the commit: the card then names code no commit holds
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=bundled_path("."), capture_output=True,
                           text=True, check=False)
     return done.stdout.strip() or "unknown"
 
@@ -306,10 +307,10 @@ def card_markdown(card: dict[str, Any]) -> str:
                      else ""), "",
                   "| class | boxes | mAP50 | mAP50-95 | precision | recall | int8 mAP50 |",
                   "|---|---|---|---|---|---|---|"]
-        lines += [f"| {n} | {m['instances']} | {m['map50']:.3f} | {m['map50_95']:.3f} | {m['precision']:.3f} | "
-                  f"{m['recall']:.3f} | {quantized['per_class'][n]['map50']:.3f} |" if quantized else
-                  f"| {n} | {m['instances']} | {m['map50']:.3f} | {m['map50_95']:.3f} | {m['precision']:.3f} | "
-                  f"{m['recall']:.3f} | |" for n, m in result["per_class"].items()]
+        for n, m in result["per_class"].items():
+            int8_map50 = f"{quantized['per_class'][n]['map50']:.3f}" if quantized else ""
+            lines.append(f"| {n} | {m['instances']} | {m['map50']:.3f} | {m['map50_95']:.3f} | {m['precision']:.3f} | "
+                         f"{m['recall']:.3f} | {int8_map50} |")
         lines.append("")
         if plots := card.get("plots", {}).get(dataset):
             lines += [f"![float32 confusion matrix on {dataset}, IoU 0.45 at the operating confidence]"
