@@ -64,7 +64,7 @@ def train_command(
     serve_imgsz: Annotated[int | None, typer.Option(min=32, help="Override the recipe's serving input size "
                                                     "(packaging only).")] = None,
     save_period: Annotated[int | None, typer.Option(min=0, help="Keep every n-th epoch's weights as "
-                                                    "weights/epoch<n>.pt (override the recipe).")] = None,
+                                                    "weights/epoch<i>.pt, i from 0 (override the recipe).")] = None,
     version: Annotated[str | None, typer.Option(help="Then package the best weights as this pack version.")] = None,
     models: Annotated[Path | None, typer.Option(help="Models folder for --version. Default: the bundled one.")]
     = None,

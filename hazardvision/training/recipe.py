@@ -72,7 +72,8 @@ class Recipe(BaseModel):
     workers: int = Field(default=2, ge=0, description="Data-loading processes.")
     cache: bool = Field(default=True, description="Keep decoded training photos in memory.")
     save_period: int = Field(default=0, ge=0, description="Also keep the weights of every n-th epoch as "
-                             "weights/epoch<n>.pt, e.g. to compare runs at an equal budget (0: never).")
+                             "weights/epoch<i>.pt, i counted from 0 (epoch5.pt: after 6 epochs), e.g. to compare "
+                             "runs at an equal budget (0: never).")
     operating_confidence: float = Field(default=0.25, ge=0, le=1, description="Confidence at which the pack reports.")
     augmentation: Annotated[Augmentation, Field(description="Augmentation settings.")] = Augmentation()
     evaluation: list[EvaluationSet] = Field(
