@@ -74,8 +74,8 @@ def test_for_photo_ranks_the_photo_itself_first_then_its_siblings(bank, search):
 
 def test_a_scan_attaches_similar_cases_to_each_finding(bank, packs, search):
     scanner = Scanner(packs, load_catalogue(), similar=search, similar_query=SimilarQuery(k=2))
-    results = scanner.scan([load_image(case.image_path) for case in bank.cases()], ["photo"] * len(bank.cases()),
-                           confidence=0.1)
+    cases = bank.cases()
+    results = scanner.scan([load_image(case.image_path) for case in cases], ["photo"] * len(cases), confidence=0.1)
     # the first bank photo on which the ppe pack finds a hazard (any model version finds one among ten)
     result = next(r for r in results if any(finding.pack == "ppe" for finding in r.findings))
     for finding in result.findings:
