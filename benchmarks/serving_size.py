@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="320,384,416,480,512", help="Comma-separated input sizes.")
     parser.add_argument("--split", default="val", help="Split to score on (default: val).")
     parser.add_argument("--datasets", type=Path, default=default_datasets())
+    parser.add_argument("--per-class", action="store_true", help="Also print AP50 per class of each dataset.")
     args = parser.parse_args()
     recipe = load_recipe(recipe_path(args.recipe))
     sizes = [int(size) for size in args.sizes.split(",")]
@@ -43,11 +44,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for size in sizes:
             pack = scratch_pack(args.weights, recipe, Path(scratch) / str(size), size)
-            scores = [evaluate_dataset(pack, args.datasets / spec.dataset / "data.yaml", split=args.split,
-                                       mapping=spec.map, drop=spec.drop).map50 for spec in recipe.evaluation]
+            results = [evaluate_dataset(pack, args.datasets / spec.dataset / "data.yaml", split=args.split,
+                                        mapping=spec.map, drop=spec.drop) for spec in recipe.evaluation]
+            scores = [result.map50 for result in results]
             speed = images_per_second([pack], photos, repeat=1)[0]
             print(f"{size:>5} " + " ".join(f"{score:>14.3f}" for score in scores)
                   + f" {statistics.mean(scores):>7.3f} {speed:>9.1f}", flush=True)
+            for name, result in zip(names, results, strict=True) if args.per_class else ():
+                print(f"      {name}: " + ", ".join(f"{c} {m.map50:.3f}" for c, m in result.per_class.items()
+                                                  if m.instances), flush=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import math
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,8 +69,12 @@ class Alert(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     alert_id: str = Field(description="Unique id of the alert (uuid4, hex).")
+    kind: Literal["hazard", "camera"] = Field(
+        default="hazard", description="hazard: a tracked hazard; camera: the camera's picture is lost or tampered "
+        "with (class_name is then the frame status: no_signal, view_obstructed or frozen), never a finding.")
     camera_id: str = Field(description="The camera whose frames showed the hazard.")
-    class_name: str = Field(description="Catalogue class of the hazard, e.g. 'no_helmet'.")
+    class_name: str = Field(description="Catalogue class of the hazard, e.g. 'no_helmet' (for a camera alert, "
+                            "the frame status).")
     tracker_id: int = Field(description="Id of the track on that camera.")
     first_seen: float = Field(description="Timestamp (seconds) of the track's first frame.")
     raised_at: float = Field(description="Timestamp (seconds) of the frame that raised the alert.")
@@ -224,3 +229,10 @@ class AlertAggregator:
         stale = [key for key, record in camera.tracks.items() if timestamp - record.last_seen > rule.forget_seconds]
         for key in stale:
             del camera.tracks[key]
+
+
+def camera_alert(camera_id: str, status: str, timestamp: float, *, frames: int, width: int, height: int) -> Alert:
+    """An alert that the camera's picture is lost or tampered with (status: no_signal, view_obstructed, frozen)."""
+    return Alert(alert_id=uuid.uuid4().hex, kind="camera", camera_id=camera_id, class_name=status, tracker_id=0,
+                 first_seen=timestamp, raised_at=timestamp, frames=frames, box=(0.0, 0.0, float(width), float(height)),
+                 confidence=1.0)

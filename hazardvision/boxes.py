@@ -56,3 +56,16 @@ def non_max_suppression(
             overlap = box_iou(boxes[i : i + 1], boxes[rest])[0]
             alive[rest[overlap > iou_threshold]] = False
     return np.asarray(keep, dtype=np.int64)
+
+
+def one_box_per_object(
+    xyxy: FloatArray, scores: FloatArray, class_id: IntArray, group_of_class: IntArray, iou_threshold: float
+) -> IntArray:
+    """Indices of the boxes kept when overlapping boxes of one object are merged, best score first.
+
+    `group_of_class[c]` names the object group of class c: classes of one group are mutually
+    exclusive on one object (helmet and no_helmet on a head), so of two boxes in one group
+    overlapping by more than `iou_threshold`, only the more confident is kept, whatever its class.
+    """
+    groups = group_of_class[class_id] if len(class_id) else class_id
+    return non_max_suppression(xyxy, scores, groups, iou_threshold, max_det=len(xyxy) or 1)

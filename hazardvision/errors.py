@@ -126,3 +126,7 @@ class ModelsLoading(HazardVisionError):
 
 class RequestTimeout(HazardVisionError):
     """The service could not answer within its request time limit (busy, or a long model swap)."""
+
+
+class InvalidSetting(HazardVisionError):
+    """A setting has a value it cannot take (the message names the ones it can)."""

@@ -9,7 +9,7 @@ is the confusion matrix (boxes paired at IoU 0.45 whatever their class, as ultra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from hazardvision.detections import Detections
 from hazardvision.errors import DatasetError
 from hazardvision.images import load_image
 from hazardvision.model_pack import ModelPack
+from hazardvision.tiling import TilingMode
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 EVALUATION_CONFIDENCE = 0.001
@@ -50,7 +51,9 @@ class ClassMetrics(BaseModel):
 
 class Evaluation(BaseModel):
     images: int = Field(description="Photos evaluated.")
-    operating_confidence: float = Field(description="Threshold for precision and recall.")
+    operating_confidence: float = Field(description="Threshold for precision and recall (of classes without one).")
+    class_thresholds: dict[str, float] = Field(default_factory=dict,
+                                               description="Per-class thresholds of precision and recall.")
     map50: float = Field(description="Mean AP at IoU 0.5 over classes with ground truth.")
     map50_95: float = Field(description="Mean AP at IoU 0.50:0.95 over classes with ground truth.")
     per_class: dict[str, ClassMetrics] = Field(description="Metrics per class.")
@@ -202,10 +205,16 @@ class Accumulator:
             ranked[name] = _Ranked(instances, confidence[mine][order], hits, recall, precision, aps)
         return ranked
 
-    def result(self, operating_confidence: float) -> Evaluation:
+    def hits(self, name: str) -> tuple[NDArray[np.float32], NDArray[np.bool_], int]:
+        """One class's detections in descending confidence, whether each is right at IoU 0.5, and its instances."""
+        ranked = self._ranked()[name]
+        return ranked.confidence, ranked.hits[:, 0], ranked.instances
+
+    def result(self, operating_confidence: float, thresholds: Mapping[str, float] | None = None) -> Evaluation:
+        """Metrics; precision and recall at `thresholds[class]` where given, else at `operating_confidence`."""
         per_class = {}
         for name, c in self._ranked().items():
-            shown = c.confidence >= operating_confidence
+            shown = c.confidence >= (thresholds or {}).get(name, operating_confidence)
             shown_hits = int(c.hits[shown, 0].sum())
             per_class[name] = ClassMetrics(
                 instances=c.instances, map50=round(c.aps[0], 4), map50_95=round(float(np.mean(c.aps)), 4),
@@ -214,7 +223,7 @@ class Accumulator:
             )
         present = [m for m in per_class.values() if m.instances]
         return Evaluation(
-            images=self.images, operating_confidence=operating_confidence,
+            images=self.images, operating_confidence=operating_confidence, class_thresholds=dict(thresholds or {}),
             map50=round(float(np.mean([m.map50 for m in present])) if present else 0.0, 4),
             map50_95=round(float(np.mean([m.map50_95 for m in present])) if present else 0.0, 4),
             per_class=per_class,
@@ -229,10 +238,11 @@ def evaluate_dataset(
     mapping: dict[str, str] | None = None,
     drop: Sequence[str] = (),
     batch: int = 8,
+    tiling: TilingMode | None = None,
 ) -> Evaluation:
     """Evaluate `pack` on one split of a YOLO dataset whose classes map onto the catalogue."""
-    accumulator = score_dataset(pack, data_yaml, split=split, mapping=mapping, drop=drop, batch=batch)
-    return accumulator.result(pack.card.operating_confidence)
+    accumulator = score_dataset(pack, data_yaml, split=split, mapping=mapping, drop=drop, batch=batch, tiling=tiling)
+    return accumulator.result(pack.card.operating_confidence, pack.card.class_thresholds)
 
 
 def score_dataset(
@@ -243,6 +253,7 @@ def score_dataset(
     mapping: dict[str, str] | None = None,
     drop: Sequence[str] = (),
     batch: int = 8,
+    tiling: TilingMode | None = None,
 ) -> Accumulator:
     """Run `pack` over one split and collect its matches (for metrics, curves and the confusion matrix).
 
@@ -258,7 +269,7 @@ def score_dataset(
     for start in range(0, len(files), batch):
         chunk = files[start : start + batch]
         photos = [load_image(f.image) for f in chunk]
-        found = pack.detect([p.pixels for p in photos], confidence=EVALUATION_CONFIDENCE)
+        found = pack.detect([p.pixels for p in photos], confidence=EVALUATION_CONFIDENCE, tiling=tiling)
         for sample, photo, detections in zip(chunk, photos, found, strict=True):
             accumulator.add(detections, _truth(sample, photo.width, photo.height, class_map, pack.card.classes))
     return accumulator

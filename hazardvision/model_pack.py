@@ -18,15 +18,20 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hazardvision.boxes import one_box_per_object
 from hazardvision.detections import Detections
 from hazardvision.detector import OnnxDetector
 from hazardvision.errors import InvalidModel, UnknownModel
 from hazardvision.images import BGRImage
 from hazardvision.resources import bundled_path
 from hazardvision.similar.embedding import FeatureMaps, split_batch
+from hazardvision.tiling import Tiling, TilingMode, crops, merge_tiles
 
 CARD_FILE = "card.json"
 ACTIVE_FILE = "ACTIVE"
+"""Names the version in use; empty for a pack that is staged (built, not promoted yet)."""
+REPLACED_FILE = "REPLACED_BY"
+"""Present in a pack retired in favour of another (`models promote --replaces`): it no longer serves."""
 
 
 class Precision(StrEnum):
@@ -62,6 +67,24 @@ class ModelCard(BaseModel):
         default=0.25, ge=0.0, le=1.0, description="Confidence at which the pack reports findings."
     )
     data_sources: tuple[DataSource, ...] = Field(default=(), description="Training data and credits.")
+    default_precision: Precision = Field(
+        default=Precision.FLOAT32, description="Precision run when none is asked for: int8 where its test mAP50 is "
+        "within 1.5 points of float32 on every split (decided when the pack was built).")
+    class_thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Operating confidence per class, chosen on validation splits by maximum "
+        "F1 when the pack was built (never hand-edited); a class not listed uses operating_confidence.")
+    exclusive_classes: tuple[tuple[str, ...], ...] = Field(
+        default=(), description="Groups of classes that exclude each other on one object (helmet, no_helmet): "
+        "of two overlapping boxes of one group only the more confident is reported.")
+    tiling: Tiling = Field(default_factory=Tiling, description="Tiled inference of large frames (small, distant "
+                           "workers): tile size, overlap, and whether it is on by default.")
+    overlap_iou: float = Field(
+        default=0.5, gt=0, le=1, description="IoU above which two boxes of one class or one exclusive group are "
+        "taken for one object, and only the more confident is kept.")
+
+    def threshold(self, class_name: str) -> float:
+        """The operating confidence of one class."""
+        return self.class_thresholds.get(class_name, self.operating_confidence)
 
 
 class ModelPack:
@@ -105,24 +128,79 @@ class ModelPack:
         """SHA-256 of the ONNX file that runs: it names the embedding model of a similar-case index."""
         return hashlib.sha256(self.model_path.read_bytes()).hexdigest()
 
-    def detect(self, images: Sequence[BGRImage], *, confidence: float | None = None) -> list[Detections]:
-        """Detections over catalogue class names, tagged with this pack's name."""
-        threshold = self.card.operating_confidence if confidence is None else confidence
-        return [self._tagged(found) for found in self.detector.detect(images, confidence=threshold)]
+    def detect(
+        self, images: Sequence[BGRImage], *, confidence: float | None = None, weak: float | None = None,
+        tiling: TilingMode | None = None,
+    ) -> list[Detections]:
+        """Detections over catalogue class names at each class's operating confidence (or `confidence` for
+        all), one box per object, tagged with this pack's name and their class's threshold (`data["threshold"]`).
+
+        `weak` also keeps detections from that confidence up, below their class's threshold (still tagged
+        with it): the weak detections that a tracker's second stage keeps tracks alive with. `tiling`: also
+        look at large frames in tiles (auto: frames of the card's auto_min_side and more; None: the card's
+        default).
+        """
+        floor = self._floor(confidence, weak)
+        whole = self.detector.detect(images, confidence=floor)
+        return [self.select(d, confidence, weak) for d in self._with_tiles(images, whole, floor, tiling)]
 
     def detect_with_features(
-        self, images: Sequence[BGRImage], *, confidence: float | None = None
+        self, images: Sequence[BGRImage], *, confidence: float | None = None, tiling: TilingMode | None = None,
     ) -> list[tuple[Detections, FeatureMaps]]:
-        """Detections and the feature maps of each photo, from one forward pass."""
-        threshold = self.card.operating_confidence if confidence is None else confidence
+        """Detections (as `detect`) and the feature maps of each photo, from one forward pass (plus the tiles')."""
         detector = self.feature_detector
-        results: list[tuple[Detections, FeatureMaps]] = []
+        floor = self._floor(confidence)
+        whole: list[Detections] = []
+        features: list[FeatureMaps] = []
         for batch, (output, *maps) in detector.runs(images):
-            found = detector.postprocess(output, batch.letterboxes, confidence=threshold)
+            whole += detector.postprocess(output, batch.letterboxes, confidence=floor)
             height, width = batch.tensor.shape[2:]
-            features = split_batch(maps, batch.letterboxes, height, width)
-            results.extend((self._tagged(d), f) for d, f in zip(found, features, strict=True))
-        return results
+            features += split_batch(maps, batch.letterboxes, height, width)
+        found = self._with_tiles(images, whole, floor, tiling)
+        return [(self.select(d, confidence), f) for d, f in zip(found, features, strict=True)]
+
+    def _with_tiles(self, images: Sequence[BGRImage], whole: list[Detections], floor: float,
+                    mode: TilingMode | None) -> list[Detections]:
+        """Each photo's whole-frame detections, joined by those of its tiles where tiling applies."""
+        plan = [self.card.tiling.windows(*image.shape[:2]) if self.card.tiling.applies(mode, *image.shape[:2])
+                else [] for image in images]
+        pieces = [piece for image, windows in zip(images, plan, strict=True) for piece in crops(image, windows)]
+        if not pieces:
+            return whole
+        found = iter(self.detector.detect(pieces, confidence=floor))
+        return [merge_tiles(d, [next(found) for _ in windows], windows, *image.shape[:2]) if windows else d
+                for image, d, windows in zip(images, whole, plan, strict=True)]
+
+    def _floor(self, confidence: float | None, weak: float | None = None) -> float:
+        """The lowest threshold any class reports at: the detector's own cut-off."""
+        if weak is not None:
+            return weak
+        if confidence is not None:
+            return confidence
+        return min([self.card.operating_confidence, *self.card.class_thresholds.values()])
+
+    @cached_property
+    def _thresholds(self) -> np.ndarray:
+        return np.asarray([self.card.threshold(name) for name in self.card.classes], np.float32)
+
+    @cached_property
+    def _groups(self) -> np.ndarray:
+        group = list(range(len(self.card.classes)))
+        for members in self.card.exclusive_classes:
+            indices = [self.card.classes.index(name) for name in members if name in self.card.classes]
+            for index in indices:
+                group[index] = indices[0]
+        return np.asarray(group, np.int64)
+
+    def select(self, found: Detections, confidence: float | None = None, weak: float | None = None) -> Detections:
+        """Raw detections of this pack's model: per-class thresholds, one box per object, tags."""
+        thresholds = self._thresholds[found.class_id] if confidence is None else \
+            np.full(len(found), confidence, np.float32)
+        passed = found.confidence >= (thresholds if weak is None else np.minimum(thresholds, weak))
+        found, thresholds = found[passed], thresholds[passed]
+        kept = one_box_per_object(found.xyxy, found.confidence, found.class_id, self._groups, self.card.overlap_iou)
+        return Detections(found.xyxy[kept], found.confidence[kept], found.class_id[kept], self.card.classes,
+                          data={"pack": np.full(len(kept), self.name), "threshold": thresholds[kept]})
 
     def feature_maps(self, images: Sequence[BGRImage]) -> list[FeatureMaps]:
         """The feature maps of each photo (for indexing the bank)."""
@@ -133,13 +211,10 @@ class ModelPack:
         """Length of this pack's instance vectors."""
         return self.feature_maps([np.zeros((64, 64, 3), np.uint8)])[0].dim
 
-    def _tagged(self, found: Detections) -> Detections:
-        return Detections(found.xyxy, found.confidence, found.class_id, self.card.classes,
-                          data={"pack": np.full(len(found), self.name)})
 
 
-def load_pack(folder: str | Path, precision: Precision = Precision.FLOAT32) -> ModelPack:
-    """Load a pack version folder (the one holding `card.json`)."""
+def load_pack(folder: str | Path, precision: Precision | None = None) -> ModelPack:
+    """Load a pack version folder (the one holding `card.json`), at `precision` or the card's default."""
     folder = Path(folder)
     card_path = folder / CARD_FILE
     try:
@@ -148,14 +223,18 @@ def load_pack(folder: str | Path, precision: Precision = Precision.FLOAT32) -> M
         raise UnknownModel(f"no model pack at {folder}: cannot read {CARD_FILE}") from error
     except (json.JSONDecodeError, ValidationError) as error:
         raise InvalidModel(f"the model card {card_path} is invalid: {error}") from error
-    return ModelPack(folder, card, precision)
+    return ModelPack(folder, card, precision or card.default_precision)
 
 
 def active_version(pack_folder: Path) -> Path:
     """The version folder of a pack that is in use."""
     marker = pack_folder / ACTIVE_FILE
     if marker.is_file():
-        version = pack_folder / marker.read_text(encoding="utf-8").strip()
+        name = marker.read_text(encoding="utf-8").strip()
+        if not name:
+            raise InvalidModel(f"pack {pack_folder.name} is staged (its {ACTIVE_FILE} file is empty): promote a "
+                               f"version with `hazardvision models promote {pack_folder.name} VERSION`")
+        version = pack_folder / name
         if not (version / CARD_FILE).is_file():
             raise InvalidModel(f"{marker} names version {version.name!r}, which has no {CARD_FILE}")
         return version
@@ -167,24 +246,37 @@ def active_version(pack_folder: Path) -> Path:
     return versions[0]
 
 
+def serves(pack_folder: Path) -> bool:
+    """Whether a pack folder takes part in scans: neither staged (empty ACTIVE) nor replaced by another pack."""
+    if not pack_folder.is_dir() or (pack_folder / REPLACED_FILE).exists():
+        return False
+    marker = pack_folder / ACTIVE_FILE
+    return not marker.is_file() or bool(marker.read_text(encoding="utf-8").strip())
+
+
+def serving_pack_folders(models_dir: Path) -> list[Path]:
+    """The pack folders under `models_dir` that take part in scans, by name."""
+    return [p for p in sorted(models_dir.iterdir()) if serves(p)]
+
+
 def default_models_dir() -> Path:
     """`HAZARDVISION_MODELS` when set, else the bundled packs."""
     override = os.environ.get("HAZARDVISION_MODELS")
     return Path(override) if override else bundled_path("models")
 
 
-def active_packs(models_dir: Path | None = None, precision: Precision = Precision.FLOAT32) -> list[ModelPack]:
+def active_packs(models_dir: Path | None = None, precision: Precision | None = None) -> list[ModelPack]:
     """The active version of every pack under `models_dir` (the bundled packs by default)."""
     root = models_dir or default_models_dir()
     if not root.is_dir():
         raise UnknownModel(f"no model packs: {root} is not a folder")
-    packs = [load_pack(active_version(p), precision) for p in sorted(root.iterdir()) if p.is_dir()]
+    packs = [load_pack(active_version(p), precision) for p in serving_pack_folders(root)]
     if not packs:
         raise UnknownModel(f"no model packs under {root}")
     return packs
 
 
-def resolve_model(spec: str | Path, precision: Precision = Precision.FLOAT32) -> ModelPack:
+def resolve_model(spec: str | Path, precision: Precision | None = None) -> ModelPack:
     """A pack from `--model`: a pack version folder, a pack folder, or a bare ONNX file (run as it is)."""
     path = Path(spec)
     if path.is_file() and path.suffix == ".onnx":

@@ -20,7 +20,12 @@ def bundled_path(relative: str) -> Path:
     return _PACKAGE.parent / relative
 
 
+def shared_path(relative: str) -> Path:
+    """A folder of `../shared` beside the repository (datasets, pretrained weights; never in the repository)."""
+    return _PACKAGE.parent.parent / "shared" / relative
+
+
 def default_datasets() -> Path:
     """Labelled datasets for evaluation: `HAZARDVISION_DATASETS`, else `../shared/datasets` beside the repository."""
     override = os.environ.get("HAZARDVISION_DATASETS")
-    return Path(override) if override else (_PACKAGE.parent.parent / "shared" / "datasets")
+    return Path(override) if override else shared_path("datasets")

@@ -6,10 +6,12 @@ Every field carries a description, which lands in the service's OpenAPI schema.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from hazardvision.catalogue import Category, Rule, Severity, Text
+from hazardvision.frame_quality import FrameQuality
 
 
 class _Schema(BaseModel):
@@ -98,6 +100,19 @@ class Finding(_Detected):
     )
 
 
+class QualityInfo(_Schema):
+    """Whether the photo or frame shows a scene at all; one that does not is never scanned for hazards."""
+
+    status: Literal["ok", "no_signal", "view_obstructed", "frozen"] = Field(
+        default="ok", description="ok; no_signal (uniform or pure noise); view_obstructed (almost black or blown "
+        "out: lens covered or blinded); frozen (a camera repeats one picture; camera frames only).")
+    reason: str = Field(default="", description="What was seen, for a status other than ok.")
+
+    @classmethod
+    def of(cls, quality: FrameQuality) -> QualityInfo:
+        return cls(status=quality.status.value, reason=quality.reason)
+
+
 class ScanResult(_Schema):
     """Everything hazardvision found in one photo."""
 
@@ -106,6 +121,8 @@ class ScanResult(_Schema):
     models: list[ModelRef] = Field(description="Model packs that scanned the photo.")
     findings: list[Finding] = Field(description="Hazards, most severe and most confident first.")
     objects: list[DetectedObject] = Field(description="Every detection, hazard or not, most confident first.")
+    frame_quality: QualityInfo = Field(default_factory=QualityInfo, description="Whether the photo shows a scene; "
+                                       "when not, it was not scanned for hazards and findings is empty.")
     timings_ms: dict[str, float] = Field(description="Milliseconds spent per step of the scan.")
 
 

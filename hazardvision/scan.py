@@ -1,6 +1,7 @@
 """Scanning: photo in, explained hazards out.
 
-decode (by the caller) -> every active model pack -> catalogue lookup -> `ScanResult`.
+decode (by the caller) -> frame quality (a photo that shows no scene skips detection) -> every
+active model pack -> catalogue lookup -> `ScanResult`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from hazardvision.catalogue import Catalogue, Severity
 from hazardvision.detections import Detections
+from hazardvision.frame_quality import FrameQuality, assess
 from hazardvision.images import DecodedImage
 from hazardvision.model_pack import ModelPack
 from hazardvision.results import (
@@ -23,10 +25,12 @@ from hazardvision.results import (
     HazardInfo,
     ImageInfo,
     ModelRef,
+    QualityInfo,
     ScanResult,
 )
 from hazardvision.similar.embedding import FeatureMaps
 from hazardvision.similar.query import SimilarQuery
+from hazardvision.tiling import TilingMode
 
 if TYPE_CHECKING:  # the search needs faiss and the bank; a plain scan loads neither
     from hazardvision.similar.search import SimilarCaseSearch
@@ -55,7 +59,7 @@ class Scanner:
         self.similar_query = similar_query
 
     def detect(
-        self, images: Sequence[DecodedImage], *, confidence: float | None = None
+        self, images: Sequence[DecodedImage], *, confidence: float | None = None, tiling: TilingMode | None = None,
     ) -> tuple[list[Detections], dict[str, float], list[dict[str, FeatureMaps]]]:
         """Detections of every pack merged per photo, the milliseconds each pack took, and (when
         searching similar cases) each photo's feature maps per pack."""
@@ -66,9 +70,9 @@ class Scanner:
         for pack in self.packs:
             start = time.perf_counter()
             if self.similar is None:
-                per_pack.append(pack.detect(pixels, confidence=confidence))
+                per_pack.append(pack.detect(pixels, confidence=confidence, tiling=tiling))
             else:
-                found = pack.detect_with_features(pixels, confidence=confidence)
+                found = pack.detect_with_features(pixels, confidence=confidence, tiling=tiling)
                 per_pack.append([detections for detections, _ in found])
                 for photo_maps, (_, features) in zip(maps, found, strict=True):
                     photo_maps[pack.name] = features
@@ -83,17 +87,29 @@ class Scanner:
         *,
         confidence: float | None = None,
         decode_ms: Sequence[float] | None = None,
+        tiling: TilingMode | None = None,
     ) -> list[ScanResult]:
         """Scan photos (batched through each pack); one result per photo, in order.
 
-        `confidence` overrides every pack's operating threshold, for objects and findings alike.
+        `confidence` overrides every pack's operating threshold, for objects and findings alike;
+        `tiling` (on, off, auto) overrides each pack's default for large photos.
         """
-        detections, timings, maps = self.detect(images, confidence=confidence)
+        start = time.perf_counter()
+        qualities = [assess(image.pixels) for image in images]
+        quality_ms = (time.perf_counter() - start) * 1000 / max(len(images), 1)
+        scene = [i for i, quality in enumerate(qualities) if quality.ok]
+        found_in_scene, timings, maps_in_scene = self.detect([images[i] for i in scene], confidence=confidence,
+                                                             tiling=tiling)
+        detections = [Detections.empty() for _ in images]
+        maps: list[dict[str, FeatureMaps]] = [{} for _ in images]
+        for i, found, photo_maps in zip(scene, found_in_scene, maps_in_scene, strict=True):
+            detections[i], maps[i] = found, photo_maps
         results = []
         for i, (image, source, found) in enumerate(zip(images, sources, detections, strict=True)):
             start = time.perf_counter()
-            result = self.explain(image, source, found)
-            result.timings_ms.update(timings)
+            result = self.explain(image, source, found, qualities[i])
+            result.timings_ms["frame_quality"] = quality_ms
+            result.timings_ms.update(timings if qualities[i].ok else {})
             result.timings_ms["explain"] = (time.perf_counter() - start) * 1000
             if self.similar is not None:
                 start = time.perf_counter()
@@ -119,7 +135,8 @@ class Scanner:
             for finding, cases in zip(mine, found, strict=True):
                 finding.similar_cases = cases
 
-    def explain(self, image: DecodedImage, source: str, detections: Detections) -> ScanResult:
+    def explain(self, image: DecodedImage, source: str, detections: Detections,
+                quality: FrameQuality | None = None) -> ScanResult:
         """Turn one photo's detections into findings (hazards) and objects (everything)."""
         order = detections.confidence.argsort(kind="stable")[::-1]
         detections = detections[order]
@@ -146,6 +163,7 @@ class Scanner:
             models=[ModelRef(pack=p.name, version=p.version, precision=p.precision.value) for p in self.packs],
             findings=findings,
             objects=objects,
+            frame_quality=QualityInfo.of(quality) if quality is not None else QualityInfo(),
             timings_ms={},
         )
 

@@ -9,6 +9,10 @@ detections by IoU, class by class, with an optimal assignment:
    where the object is partly hidden or blurred and the detector is unsure;
 3. the remaining confident detections against tentative tracks (seen once, not yet shown).
 
+A detection that carries the operating threshold of its class (`data["threshold"]`, set by the
+model pack) counts as confident from that threshold when it is lower than `high_threshold` or
+`new_track_threshold`: every hazard a photo scan reports can then start and hold a track.
+
 Confident detections left over (`new_track_threshold` and above) start tentative tracks; a
 tentative track is confirmed after `min_hits` consecutive matches, and dropped at its first miss.
 A confirmed track that goes unmatched is kept as lost for `max_age_seconds`, so that it can take
@@ -126,8 +130,12 @@ class Tracker:
             track.mean, track.covariance = self._kalman.predict(track.mean, track.covariance, dt or 0.0)
 
         confidence = detections.confidence
-        high = np.flatnonzero(confidence >= settings.high_threshold)
-        low = np.flatnonzero((confidence >= settings.low_threshold) & (confidence < settings.high_threshold))
+        reported = detections.data.get("threshold")
+        floor = np.full(len(detections), np.inf, np.float32) if reported is None else reported.astype(np.float32)
+        high_threshold = np.minimum(settings.high_threshold, floor)
+        new_track_threshold = np.minimum(settings.new_track_threshold, floor)
+        high = np.flatnonzero(confidence >= high_threshold)
+        low = np.flatnonzero((confidence >= settings.low_threshold) & (confidence < high_threshold))
         established = [track for track in self._tracks if track.state is not TrackState.TENTATIVE]
         tentative = [track for track in self._tracks if track.state is TrackState.TENTATIVE]
         matched: dict[int, _Track] = {}
@@ -143,7 +151,7 @@ class Tracker:
 
         for index, track in matched.items():
             self._correct(track, detections, index, timestamp)
-        for index in high[confidence[high] >= settings.new_track_threshold]:
+        for index in high[confidence[high] >= new_track_threshold[high]]:
             matched[int(index)] = self._start(detections, int(index), timestamp, confirm=first_frame)
 
         shown = sorted(index for index, track in matched.items() if track.state is TrackState.CONFIRMED)

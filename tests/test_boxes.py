@@ -37,3 +37,14 @@ def test_non_max_suppression_stops_at_max_det():
     boxes = random_boxes(rng, 50) * 10
     kept = non_max_suppression(boxes, rng.uniform(0, 1, 50).astype(np.float32), np.zeros(50, np.int64), 0.9, 7)
     assert len(kept) == 7
+
+
+def test_one_box_per_object_resolves_exclusive_classes_and_duplicates():
+    from hazardvision.boxes import one_box_per_object
+
+    xyxy = np.asarray([[0, 0, 10, 10], [1, 0, 11, 10], [0, 1, 10, 11], [50, 50, 60, 60], [0, 0, 10, 10]], np.float32)
+    scores = np.asarray([0.6, 0.5, 0.4, 0.3, 0.9], np.float32)
+    classes = np.asarray([0, 1, 0, 0, 2], np.int64)  # helmet, no_helmet, helmet, helmet, vest
+    groups = np.asarray([0, 0, 2, 3], np.int64)  # helmet and no_helmet exclude each other
+    kept = one_box_per_object(xyxy, scores, classes, groups, 0.5)
+    assert sorted(kept.tolist()) == [0, 3, 4]  # one box on the head, the far helmet, the vest on the same spot

@@ -117,13 +117,21 @@ def test_accumulator_curves_carry_the_ap50_of_the_metrics():
 def bundled_evaluation_sets():
     for pack in active_packs():
         card = json.loads((pack.folder / "card.json").read_text())
+        metrics = card["metrics"]["int8" if pack.precision.value == "int8" else "datasets"]
         for spec in card.get("evaluation_sets", []):
-            yield pytest.param(pack, spec, card["metrics"]["datasets"][spec["dataset"]],
-                               id=f"{pack.name}-{spec['dataset']}")
+            yield pytest.param(pack, spec, metrics[spec["dataset"]], id=f"{pack.name}-{spec['dataset']}")
 
 
-# First floors of test-split mAP50 (issue 4); they will rise.
-FLOORS = {("ppe", "ppe-vest"): 0.60, ("fire-smoke", "fire-smoke"): 0.45}
+# Floors of test-split mAP50 (issue 11): the mean AP50 over the named classes, at the default serving
+# settings (the pack's default precision). Floors a trained pack still misses are marked in MISSED,
+# with the figure, as the issue asks, never chased by tuning on a test split.
+FLOORS = {"ppe-vest": (("helmet", "no_helmet", "vest", "no_vest"), 0.80),
+          "hardhat-head": (("helmet", "no_helmet"), 0.60),
+          "fire-smoke": (("fire", "smoke"), 0.60),
+          "forklift-person": (("forklift", "person"), 0.80)}
+RECALL_FLOOR = 0.5
+RECALL_CLASSES = ("fire", "smoke", "no_helmet", "no_vest")
+MISSED: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(("pack", "spec", "reported"), list(bundled_evaluation_sets()))
@@ -131,6 +139,26 @@ def test_bundled_pack_metrics_match_its_card(datasets, pack, spec, reported):
     result = evaluate_dataset(pack, DATASETS / spec["dataset"] / "data.yaml", split=spec["split"],
                               mapping=spec["map"], drop=spec["drop"])
     assert abs(result.map50 - reported["map50"]) <= 0.01
-    assert result.map50 >= FLOORS.get((pack.name, spec["dataset"]), 0.0)
     for name, metrics in reported["per_class"].items():
         assert abs(result.per_class[name].map50 - metrics["map50"]) <= 0.01
+        assert abs(result.per_class[name].recall - metrics["recall"]) <= 0.02
+
+
+def floor_cases():
+    for param in bundled_evaluation_sets():
+        pack, spec, reported = param.values
+        if spec["dataset"] in FLOORS and set(FLOORS[spec["dataset"]][0]) <= set(pack.card.classes):
+            marks = [pytest.mark.xfail(strict=True, reason=MISSED[spec["dataset"]])] if spec["dataset"] in MISSED \
+                else []
+            yield pytest.param(spec["dataset"], reported, id=param.id, marks=marks)
+
+
+@pytest.mark.parametrize(("dataset", "reported"), list(floor_cases()))
+def test_bundled_pack_reaches_the_floors(dataset, reported):
+    """The card's figures (checked against a fresh evaluation above) reach the issue's floors."""
+    classes, floor = FLOORS[dataset]
+    assert sum(reported["per_class"][c]["map50"] for c in classes) / len(classes) >= floor
+    for name in RECALL_CLASSES:
+        metrics = reported["per_class"].get(name)
+        if metrics and metrics["instances"]:
+            assert metrics["recall"] >= RECALL_FLOOR, f"{name} recall at its operating threshold"

@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hazardvision.errors import InvalidModel, UnknownModel
@@ -86,3 +87,40 @@ def test_resolve_model_accepts_onnx_file_pack_and_version_folders(bundled):
 def test_resolve_model_unknown_path(tmp_path):
     with pytest.raises(UnknownModel, match="no such ONNX file"):
         resolve_model(tmp_path / "missing")
+
+
+def with_card(source: Path, root: Path, **changes) -> Path:
+    target = copy_pack(source, root)
+    card = json.loads((target / "card.json").read_text())
+    card.update(changes)
+    (target / "card.json").write_text(json.dumps(card))
+    return target
+
+
+def test_model_pack_reports_each_class_at_its_own_threshold(bundled, tmp_path, real_photo):
+    from hazardvision.images import load_image
+
+    pixels = load_image(real_photo).pixels
+    low = load_pack(with_card(bundled, tmp_path / "a", operating_confidence=0.05)).detect([pixels])[0]
+    classes = load_pack(bundled).card.classes
+    thresholds = {name: (0.9 if i % 2 else 0.05) for i, name in enumerate(classes)}
+    pack = load_pack(with_card(bundled, tmp_path / "b", class_thresholds=thresholds, operating_confidence=0.05))
+    found = pack.detect([pixels])[0]
+    assert len(found) < len(low)
+    for name, score, tag in zip(found.class_name, found.confidence, found.data["threshold"], strict=True):
+        assert score >= thresholds[str(name)] and tag == pytest.approx(thresholds[str(name)])
+    weak = pack.detect([pixels], weak=0.05)[0]
+    assert len(weak) >= len(found)
+    assert {round(t, 4) for t in weak.data["threshold"].tolist()} <= set(thresholds.values())
+
+
+def test_model_pack_keeps_one_box_per_object(bundled, tmp_path, real_photo):
+    from hazardvision.boxes import box_iou
+    from hazardvision.images import load_image
+
+    classes = load_pack(bundled).card.classes
+    pack = load_pack(with_card(bundled, tmp_path, operating_confidence=0.01, exclusive_classes=[list(classes)]))
+    found = pack.detect([load_image(real_photo).pixels])[0]
+    iou = box_iou(found.xyxy, found.xyxy)
+    np.fill_diagonal(iou, 0)
+    assert len(found) and iou.max() <= 0.5

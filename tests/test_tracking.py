@@ -149,3 +149,12 @@ def test_tracker_keeps_detection_boxes_and_data():
 def test_tracker_settings_reject_inverted_thresholds():
     with pytest.raises(ValueError, match="low_threshold"):
         TrackerSettings(low_threshold=0.7, high_threshold=0.5)
+
+
+def test_tracker_starts_tracks_from_each_detection_s_class_threshold():
+    """A hazard reported by a photo scan at its class's threshold (here 0.3) starts and holds a track."""
+    def reported(score: float, threshold: float) -> Detections:
+        return Detections.of([box(10)], [score], [1], NAMES, data={"object": ["a"], "threshold": [threshold]})
+
+    assert run(Tracker(), [reported(0.35, 0.3)] * 3) == [{"a": 1}] * 3
+    assert run(Tracker(), [reported(0.25, 0.3)] * 3) == [{}] * 3  # under its threshold: weak, as before

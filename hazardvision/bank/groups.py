@@ -50,6 +50,13 @@ def _bits(thumbnail: NDArray[np.uint8]) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value  # signed, to fit a BIGINT column
 
 
+def original_name(file_name: str) -> str:
+    """The original a Roboflow augmented copy was made from (`<orig>.rf.<hash>`), else the file's own stem."""
+    stem = PurePath(file_name).stem
+    match = _ROBOFLOW.match(stem)
+    return match.group("base") if match else stem
+
+
 def name_keys(source: str, file_name: str) -> list[str]:
     """Grouping keys a file name implies: its Roboflow original and its video, within one source."""
     stem = PurePath(file_name).stem

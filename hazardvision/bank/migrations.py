@@ -38,10 +38,22 @@ def _service_records(connection: Connection) -> None:
         Base.metadata.tables[name].create(connection, checkfirst=True)
 
 
+def _camera_status_and_tiling(connection: Connection) -> None:
+    # Alerts made before camera alerts existed are all hazard alerts; cameras configured before
+    # tiling existed use each pack's default. A bank migrated from before version 3 got both tables
+    # as they are today (with the columns) from `_service_records`.
+    columns = inspect(connection)
+    if "kind" not in {column["name"] for column in columns.get_columns("alerts")}:
+        connection.execute(text("ALTER TABLE alerts ADD COLUMN kind VARCHAR(20) NOT NULL DEFAULT 'hazard'"))
+    if "tiling" not in {column["name"] for column in columns.get_columns("cameras")}:
+        connection.execute(text("ALTER TABLE cameras ADD COLUMN tiling VARCHAR(8)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
     Migration(3, "scans, findings, reviews, cameras and alerts of the service", _service_records),
+    Migration(4, "alert kinds (hazard or camera status) and camera tiling", _camera_status_and_tiling),
 )
 LATEST = MIGRATIONS[-1].version
 

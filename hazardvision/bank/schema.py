@@ -256,6 +256,8 @@ class CameraRecord(Base):
     webhook_secret: Mapped[str | None] = mapped_column(Text)
     """Kept as given: the service needs it to sign deliveries."""
     rule: Mapped[dict[str, object]] = mapped_column(JSON)
+    tiling: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    """Tiling mode of its frames (auto, on, off); null: each pack's default."""
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -265,6 +267,7 @@ class AlertRecord(Base):
     __tablename__ = "alerts"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="hazard", server_default="hazard")
     camera_id: Mapped[str] = mapped_column(String(100), index=True)
     class_name: Mapped[str] = mapped_column(String(100))
     tracker_id: Mapped[int] = mapped_column(Integer)

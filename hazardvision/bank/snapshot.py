@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hazardvision.bank.bank import SampleBank
+from hazardvision.bank.groups import original_name
 from hazardvision.bank.schema import Case, Origin, SnapshotRecord, Source
 from hazardvision.errors import BankError
 
@@ -67,6 +68,8 @@ class SnapshotManifest(BaseModel):
     split_rule: SplitRule = Field(description="How photos were split.")
     seed: int | None = Field(description="Seed of a group split.")
     ratios: list[float] | None = Field(description="train/val/test ratios of a group split.")
+    originals_only: bool = Field(default=False, description="Training photos are one per original of augmented "
+                                 "copies.")
     counts: dict[str, SplitCounts] = Field(description="Counts per split.")
     sources: list[SourceCredit] = Field(description="Sources and their licences.")
     files: list[SnapshotFile] = Field(description="Every photo, with its hash and split.")
@@ -92,8 +95,12 @@ def make_snapshot(
     seed: int = 0,
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
     out: Path | None = None,
+    originals_only: bool = False,
 ) -> SnapshotManifest:
-    """Freeze the bank's cases (of `sources`, all by default) into a YOLO dataset of `classes`."""
+    """Freeze the bank's cases (of `sources`, all by default) into a YOLO dataset of `classes`.
+
+    `originals_only` keeps one training photo per original of augmented copies (`<orig>.rf.<hash>`).
+    """
     if not classes:
         raise BankError("a snapshot needs at least one class (--classes helmet,no_helmet,...)")
     if split_rule is SplitRule.GROUP and (len(ratios) != 3 or abs(sum(ratios) - 1) > 1e-6 or min(ratios) < 0):
@@ -104,16 +111,21 @@ def make_snapshot(
     if split_rule is SplitRule.GROUP:
         rows = _split_by_group(rows, seed, ratios)
     rows.sort(key=lambda r: r.sha256)
+    if originals_only:
+        rows = _one_per_original(rows)
     grouped = split_rule is SplitRule.GROUP
     seed_used, ratios_used = (seed, list(ratios)) if grouped else (None, None)
-    digest = hashlib.sha256(json.dumps(
-        {"classes": list(classes), "split_rule": split_rule.value, "seed": seed_used, "ratios": ratios_used,
-         "rows": [(r.sha256, r.split, r.labels) for r in rows]}, separators=(",", ":")).encode())
+    key: dict[str, object] = {"classes": list(classes), "split_rule": split_rule.value, "seed": seed_used,
+                              "ratios": ratios_used, "rows": [(r.sha256, r.split, r.labels) for r in rows]}
+    if originals_only:
+        key["originals_only"] = True  # only when set: ids of earlier snapshots stay what they were
+    digest = hashlib.sha256(json.dumps(key, separators=(",", ":")).encode())
     snapshot_id = digest.hexdigest()[:16]
     folder = (out or bank.home / "snapshots") / snapshot_id
     manifest = SnapshotManifest(
         id=snapshot_id, created_at=dt.datetime.now(dt.UTC), path=str(folder), classes=list(classes),
-        split_rule=split_rule, seed=seed_used, ratios=ratios_used, counts=_counts(rows, classes),
+        split_rule=split_rule, seed=seed_used, ratios=ratios_used, originals_only=originals_only,
+        counts=_counts(rows, classes),
         sources=[c.model_copy(update={"images": sum(r.source == c.name for r in rows)}) for c in credits
                  if any(r.source == c.name for r in rows)],
         files=[SnapshotFile(sha256=r.sha256, split=r.split, source=r.source, source_file=r.source_file) for r in rows],
@@ -158,6 +170,19 @@ def _collect(
                              case.image.group_id or case.image_sha256))
         credits = [SourceCredit(name=n, licence=known[n].licence, origin=known[n].origin, images=0) for n in wanted]
     return rows, credits
+
+
+def _one_per_original(rows: list[_Row]) -> list[_Row]:
+    """The first (by hash) training photo of each original; val and test keep every photo."""
+    kept, seen = [], set()
+    for row in rows:
+        if row.split == "train":
+            original = (row.source, original_name(row.source_file))
+            if original in seen:
+                continue
+            seen.add(original)
+        kept.append(row)
+    return kept
 
 
 def _split_by_group(rows: list[_Row], seed: int, ratios: Sequence[float]) -> list[_Row]:

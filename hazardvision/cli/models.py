@@ -11,8 +11,8 @@ from rich.table import Table
 
 from hazardvision.cli.common import JsonOption, err, fail, out
 from hazardvision.errors import HazardVisionError, UnknownModel
-from hazardvision.model_pack import CARD_FILE, active_version, default_models_dir
-from hazardvision.registry import DEFAULT_TOLERANCE
+from hazardvision.model_pack import CARD_FILE, active_version, default_models_dir, serves
+from hazardvision.registry import DEFAULT_TOLERANCE, promote_replacing
 from hazardvision.registry import promote as promote_version
 from hazardvision.resources import default_datasets
 from hazardvision.training.recipe import load_recipe, recipe_path
@@ -27,7 +27,7 @@ def _cards(root: Path) -> list[tuple[dict[str, object], bool]]:
     """Every pack version's card, and whether it is the active version of its pack."""
     cards = []
     for pack in sorted(p for p in root.iterdir() if p.is_dir()):
-        active = active_version(pack)
+        active = active_version(pack) if serves(pack) else None  # staged or replaced: no version serves
         for version in sorted(v for v in pack.iterdir() if (v / CARD_FILE).is_file()):
             cards.append((json.loads((version / CARD_FILE).read_text(encoding="utf-8")), version == active))
     return cards
@@ -78,18 +78,33 @@ def promote(
     pack: Annotated[str, typer.Argument(help="Pack name, e.g. ppe.")],
     version: Annotated[str, typer.Argument(help="Version to make active.")],
     force: Annotated[bool, typer.Option(help="Promote even if the gate refuses.")] = False,
-    tolerance: Annotated[float, typer.Option(min=0, max=1, help="Allowed mAP50 drop per shared test split.")]
+    tolerance: Annotated[float, typer.Option(min=0, max=1, help="Allowed mAP50 drop per shared test split "
+                                             "(with --replaces: allowed AP50 drop per class and split).")]
     = DEFAULT_TOLERANCE,
+    replaces: Annotated[str | None, typer.Option(help="Packs this version takes over from, comma-separated (e.g. "
+                                                 "ppe,fire-smoke): the candidate and each replaced pack are scored "
+                                                 "afresh per class on every test split the replaced pack was "
+                                                 "scored on; on success the replaced packs are retired.")] = None,
     models: ModelsDirOption = None,
+    datasets: Annotated[Path | None, typer.Option(help="Datasets root for --replaces. Default: "
+                                                  "$HAZARDVISION_DATASETS, else ../shared/datasets.")] = None,
 ) -> None:
     """Make a version the active one of its pack, if it is not worse on the same test splits."""
+    root = models or default_models_dir()
     try:
-        comparisons = promote_version(models or default_models_dir(), pack, version, force=force, tolerance=tolerance)
+        if replaces:
+            names = [name.strip() for name in replaces.split(",") if name.strip()]
+            for row in promote_replacing(root, pack, version, names, datasets or default_datasets(),
+                                         tolerance=tolerance, force=force):
+                out.print(f"  {row.dataset} {row.class_name} ({row.instances} boxes): {row.replaced} "
+                          f"{row.active:.3f} -> {pack} {row.candidate:.3f} ({row.delta:+.3f})")
+        else:
+            for c in promote_version(root, pack, version, force=force, tolerance=tolerance):
+                out.print(f"  {c.dataset} (split {c.split_id}): mAP50 {c.active:.3f} -> {c.candidate:.3f} "
+                          f"({c.delta:+.3f})")
     except HazardVisionError as error:
         fail(error)
-    for c in comparisons:
-        out.print(f"  {c.dataset} (split {c.split_id}): mAP50 {c.active:.3f} -> {c.candidate:.3f} ({c.delta:+.3f})")
-    out.print(f"{pack} {version} is active")
+    out.print(f"{pack} {version} is active" + (f"; {replaces} retired (REPLACED_BY)" if replaces else ""))
 
 
 @models_app.command()

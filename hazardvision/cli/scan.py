@@ -22,6 +22,7 @@ from hazardvision.results import ScanError, ScanResult
 from hazardvision.scan import Scanner, result_detections
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.search import open_search
+from hazardvision.tiling import tiling_mode
 
 
 def scan(
@@ -44,8 +45,12 @@ def scan(
         Path | None, typer.Option("--catalogue", help="Hazard catalogue YAML. Default: the bundled one.")
     ] = None,
     precision: Annotated[
-        Precision, typer.Option(help="Run the packs' float32 or int8 models (see each card for both).")
-    ] = Precision.FLOAT32,
+        Precision | None, typer.Option(help="Run the packs' float32 or int8 models (see each card for both). "
+                                       "Default: each pack's default precision.")
+    ] = None,
+    tiling: Annotated[str | None, typer.Option(help="Tiled inference of large photos (small, distant workers): "
+                                               "on, off or auto. Default: each pack's default (see its card).")
+                      ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON scan result per line.")] = False,
     home: HomeOption = None,
     similar: Annotated[int, typer.Option(min=0, max=100, help="Similar past cases per finding, from the "
@@ -63,6 +68,7 @@ def scan(
     (`hazardvision bank reindex` builds it).
     """
     try:
+        mode = tiling_mode(tiling)
         packs: list[ModelPack] = (
             [resolve_model(m, precision) for m in model] if model else active_packs(precision=precision)
         )
@@ -79,7 +85,7 @@ def scan(
         try:
             decoded = load_image(path)
             decode_ms = (time.perf_counter() - start) * 1000
-            result = scanner.scan([decoded], [str(path)], confidence=conf, decode_ms=[decode_ms])[0]
+            result = scanner.scan([decoded], [str(path)], confidence=conf, decode_ms=[decode_ms], tiling=mode)[0]
         except HazardVisionError as error:
             failed += 1
             problem = ScanError(source=str(path), error=type(error).__name__, message=str(error))

@@ -15,7 +15,7 @@ from hazardvision.cli.common import HomeOption, err, fail, out
 from hazardvision.errors import HazardVisionError
 from hazardvision.model_pack import default_models_dir
 from hazardvision.resources import default_datasets
-from hazardvision.training.data import build_training_data
+from hazardvision.training.data import TrainingData, build_training_data
 from hazardvision.training.recipe import Recipe, load_recipe, recipe_path
 from hazardvision.training.trainer import dataset_yaml, train
 
@@ -26,8 +26,8 @@ def default_run_folder(recipe: Recipe, data: Path, home: Path | None = None) -> 
     return (home or default_home()) / "runs" / f"{recipe.pack}-{key}"
 
 
-def snapshot_from_recipe(recipe: Recipe, home: Path | None, datasets: Path) -> Path:
-    """Import the recipe's datasets into the bank and snapshot them, showing progress; the snapshot folder."""
+def snapshot_from_recipe(recipe: Recipe, home: Path | None, datasets: Path) -> TrainingData:
+    """Import the recipe's datasets into the bank and snapshot them, showing progress."""
     with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err) as progress:
         tasks: dict[str, TaskID] = {}
@@ -45,7 +45,10 @@ def snapshot_from_recipe(recipe: Recipe, home: Path | None, datasets: Path) -> P
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     counts = ", ".join(f"{split} {c.images}" for split, c in built.manifest.counts.items())
     out.print(f"snapshot {built.manifest.id} at {built.manifest.path} (photos: {counts})")
-    return Path(built.manifest.path)
+    if built.scope is not None:
+        for source, classes in built.scope.describe().items():
+            out.print(f"  {source} trains {', '.join(classes)}; other classes are outside its label scope")
+    return built
 
 
 def train_command(
@@ -71,19 +74,34 @@ def train_command(
     datasets: Annotated[Path | None, typer.Option(help="Datasets root of the recipe's datasets (training data "
                                                   "without --data, and evaluation). Default: $HAZARDVISION_DATASETS, "
                                                   "else ../shared/datasets.")] = None,
+    pretrained_root: Annotated[Path | None, typer.Option(help="Folder the recipe's `pretrained` path is relative to. "
+                                                         "Default: $HAZARDVISION_PRETRAINED, else "
+                                                         "../shared/pretrained.")] = None,
+    no_pretrained: Annotated[bool, typer.Option("--no-pretrained", help="Start from random weights even if the "
+                                                "recipe names pretrained ones.")] = False,
+    partial_labels: Annotated[str | None, typer.Option(help="Override the recipe's partial_labels: scoped (a photo's "
+                                                       "class loss counts only the classes its dataset labels) or "
+                                                       "naive (every unlabelled object is a negative).")] = None,
 ) -> None:
     """Train (or resume) a detector from a recipe on a bank snapshot, offline; the same command resumes."""
     try:
         chosen = load_recipe(recipe_path(recipe)).with_overrides(
             epochs=epochs, imgsz=imgsz, batch=batch, architecture=architecture, save_period=save_period,
-            serve_imgsz=serve_imgsz)
-        data = data or snapshot_from_recipe(chosen, home, datasets or default_datasets())
+            serve_imgsz=serve_imgsz, partial_labels=partial_labels)
+        if no_pretrained:
+            chosen = chosen.model_copy(update={"pretrained": None})
+        built = None
+        if data is None:
+            built = snapshot_from_recipe(chosen, home, datasets or default_datasets())
+            data = Path(built.manifest.path)
         folder = run_dir or default_run_folder(chosen, data, home)
-        out.print(f"training {chosen.pack} ({chosen.architecture}, {chosen.imgsz} px) into {folder}")
+        start = f"from {chosen.pretrained}" if chosen.pretrained else "from random weights"
+        out.print(f"training {chosen.pack} ({chosen.architecture}, {chosen.imgsz} px, {start}) into {folder}")
         with Progress(TextColumn("epochs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err) as progress:
             task = progress.add_task("train", total=chosen.epochs)
-            run = train(chosen, data, folder, device=device,
+            run = train(chosen, data, folder, device=device, scope=built.scope if built else None,
+                        pretrained_root=pretrained_root, on_message=out.print,
                         on_epoch=lambda done, total: progress.update(task, completed=min(done, total), total=total))
             progress.update(task, completed=run.epochs_done)  # a run finished earlier reports no epoch
     except HazardVisionError as error:

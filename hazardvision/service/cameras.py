@@ -17,15 +17,18 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from hazardvision.alerts import Alert, AlertAggregator, AlertRule
+from hazardvision.alerts import Alert, AlertAggregator, AlertRule, camera_alert
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
 from hazardvision.bank.schema import AlertRecord, CameraRecord, utcnow
 from hazardvision.catalogue import Catalogue
 from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError
+from hazardvision.frame_quality import CameraCondition, FrameQuality, assess
+from hazardvision.images import DecodedImage
 from hazardvision.service.schemas.cameras import AlertView, CameraConfig, CameraView
 from hazardvision.service.schemas.common import as_utc
+from hazardvision.tiling import TilingMode
 from hazardvision.tracking import Tracker, TrackerSettings
 from hazardvision.webhooks import WebhookSender
 
@@ -40,10 +43,11 @@ class CameraSettings:
     webhook_secret: str | None
     rule: AlertRule
     configured: bool
+    tiling: TilingMode | None = None
 
     def view(self, camera_id: str) -> CameraView:
         return CameraView(camera_id=camera_id, configured=self.configured, webhook_url=self.webhook_url,
-                          rule=self.rule)
+                          rule=self.rule, tiling=self.tiling)
 
 
 @dataclass
@@ -54,19 +58,33 @@ class CameraStream:
     settings: CameraSettings
     tracker: Tracker
     aggregator: AlertAggregator
+    condition: CameraCondition
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held from detection to alerts, so that a camera's frames are tracked one at a time, in arrival order."""
+
+    def look(self, image: DecodedImage, timestamp: float) -> tuple[FrameQuality, list[Alert]]:
+        """The frame's quality as this camera sees it (frozen included), and the camera alert it raises, if any."""
+        quality, alert = self.condition.update(assess(image.pixels), image.pixels, timestamp)
+        if not alert:
+            return quality, []
+        return quality, [camera_alert(self.camera_id, quality.status.value, timestamp,
+                                      frames=self.condition.min_frames, width=image.width, height=image.height)]
 
     def update(self, detections: Detections, timestamp: float) -> tuple[Detections, list[Alert]]:
         tracked = self.tracker.update(detections, timestamp)
         return tracked, self.aggregator.update(self.camera_id, tracked, timestamp)
 
 
+def _tiling(stored: str | None) -> TilingMode | None:
+    return stored if stored in {"auto", "on", "off"} else None  # type: ignore[return-value]
+
+
 class CameraHub:
     """Cameras by id: streams in memory, settings and alerts in the bank."""
 
     def __init__(self, bank: SampleBank, audit: AuditLog, catalogue: Catalogue, webhooks: WebhookSender, *,
-                 tracker: TrackerSettings, default_rule: AlertRule, max_cameras: int) -> None:
+                 tracker: TrackerSettings, default_rule: AlertRule, max_cameras: int,
+                 frozen_seconds: float = 10.0) -> None:
         self.bank = bank
         self.audit = audit
         self.hazards = tuple(entry.class_name for entry in catalogue.classes if entry.hazard)
@@ -74,6 +92,7 @@ class CameraHub:
         self.tracker_settings = tracker
         self.default_rule = default_rule
         self.max_cameras = max_cameras
+        self.frozen_seconds = frozen_seconds
         self._streams: OrderedDict[str, CameraStream] = OrderedDict()
 
     def settings(self, camera_id: str) -> CameraSettings:
@@ -83,14 +102,15 @@ class CameraHub:
             if row is None:
                 return CameraSettings(None, None, self.default_rule, configured=False)
             return CameraSettings(row.webhook_url, row.webhook_secret, AlertRule.model_validate(row.rule),
-                                  configured=True)
+                                  configured=True, tiling=_tiling(row.tiling))
 
     def stream(self, camera_id: str, settings: CameraSettings) -> CameraStream:
         """The camera's stream, made with `settings` unless it is in memory; call on the event loop."""
         stream = self.known(camera_id)
         if stream is None:
             stream = self._streams[camera_id] = CameraStream(
-                camera_id, settings, Tracker(self.tracker_settings), AlertAggregator(self.hazards, settings.rule))
+                camera_id, settings, Tracker(self.tracker_settings), AlertAggregator(self.hazards, settings.rule),
+                CameraCondition(self.frozen_seconds, settings.rule.min_frames))
             while len(self._streams) > self.max_cameras:
                 oldest, _ = self._streams.popitem(last=False)
                 log.info("forgot the tracks of idle camera %s", oldest)
@@ -112,12 +132,13 @@ class CameraHub:
             row = session.get(CameraRecord, camera_id) or CameraRecord(id=camera_id, rule={})
             row.webhook_url, row.webhook_secret = url, config.webhook_secret
             row.rule = rule.model_dump(mode="json")
+            row.tiling = config.tiling
             row.updated_at = utcnow()
             session.add(row)
             session.flush()
             self.audit.append(actor, "camera.configure", camera_id,
-                              details={"webhook": url is not None, "rule": row.rule})
-        return CameraSettings(url, config.webhook_secret, rule, configured=True)
+                              details={"webhook": url is not None, "rule": row.rule, "tiling": config.tiling})
+        return CameraSettings(url, config.webhook_secret, rule, configured=True, tiling=config.tiling)
 
     def apply(self, camera_id: str, settings: CameraSettings) -> None:
         """Use new settings from the next frame on: a new rule starts a new aggregator, the tracks stay."""
@@ -125,6 +146,7 @@ class CameraHub:
         if stream is not None:
             stream.settings = settings
             stream.aggregator = AlertAggregator(self.hazards, settings.rule)
+            stream.condition.min_frames = settings.rule.min_frames
 
     def record_alerts(self, stream: CameraStream, alerts: Sequence[Alert], actor: str, image_sha256: str,
                       versions: dict[str, str]) -> None:
@@ -133,12 +155,13 @@ class CameraHub:
             for alert in alerts:
                 x1, y1, x2, y2 = alert.box
                 session.add(AlertRecord(
-                    id=alert.alert_id, camera_id=alert.camera_id, class_name=alert.class_name,
+                    id=alert.alert_id, kind=alert.kind, camera_id=alert.camera_id, class_name=alert.class_name,
                     tracker_id=alert.tracker_id, first_seen=alert.first_seen, raised_at=alert.raised_at,
                     frames=alert.frames, x1=x1, y1=y1, x2=x2, y2=y2, confidence=alert.confidence,
                     image_sha256=image_sha256, model_versions=versions))
                 self.audit.append(actor, "alert", alert.alert_id, input_sha256=image_sha256, model_versions=versions,
-                                  details={"camera_id": alert.camera_id, "class_name": alert.class_name,
+                                  details={"camera_id": alert.camera_id, "kind": alert.kind,
+                                           "class_name": alert.class_name,
                                            "tracker_id": alert.tracker_id, "raised_at": alert.raised_at})
         settings = stream.settings
         if settings.webhook_url and settings.webhook_secret:
@@ -157,7 +180,8 @@ class CameraHub:
             query = query.where(AlertRecord.created_at >= as_utc(since))
         with self.bank.session() as session:
             return [AlertView(
-                alert_id=row.id, camera_id=row.camera_id, class_name=row.class_name, tracker_id=row.tracker_id,
+                alert_id=row.id, kind="camera" if row.kind == "camera" else "hazard", camera_id=row.camera_id,
+                class_name=row.class_name, tracker_id=row.tracker_id,
                 first_seen=row.first_seen, raised_at=row.raised_at, frames=row.frames,
                 box=(row.x1, row.y1, row.x2, row.y2), confidence=row.confidence,
                 created_at=as_utc(row.created_at) or dt.datetime.now(dt.UTC), model_versions=row.model_versions,

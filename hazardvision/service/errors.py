@@ -39,6 +39,7 @@ STATUS: Mapping[type[e.HazardVisionError], int] = {
     e.InvalidFrame: 409,
     e.ApiKeyConflict: 409,
     e.InvalidModel: 422,
+    e.InvalidSetting: 422,
     e.CatalogueError: 422,
     e.DatasetError: 422,
     e.ClassMappingError: 422,

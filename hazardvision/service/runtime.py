@@ -7,6 +7,7 @@ through the micro-batchers, database and file work in worker threads.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -28,7 +29,7 @@ from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError, ImageTooLarge, UnknownCase
 from hazardvision.images import DecodedImage, decode_image
 from hazardvision.model_pack import default_models_dir
-from hazardvision.results import Box, ModelRef, ScanResult
+from hazardvision.results import Box, ModelRef, QualityInfo, ScanResult
 from hazardvision.scan import result_detections
 from hazardvision.service.archive import ScanArchive
 from hazardvision.service.batcher import MicroBatcher
@@ -45,6 +46,7 @@ from hazardvision.service.settings import Settings
 from hazardvision.service.uploads import Upload
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.thumbnails import thumbnail_path
+from hazardvision.tiling import TilingMode
 from hazardvision.webhooks import WebhookSender
 
 log = logging.getLogger("hazardvision.service")
@@ -58,11 +60,18 @@ class _Photo:
     image: DecodedImage
     source: str
     decode_ms: float
+    tiling: TilingMode | None = None
 
 
 def _scan_batch(state: ServingState, photos: Sequence[_Photo]) -> list[ScanResult]:
-    return state.scanner.scan([p.image for p in photos], [p.source for p in photos],
-                              decode_ms=[p.decode_ms for p in photos])
+    """Scan a batch, one scanner call per tiling mode asked for, results in the batch's order."""
+    results: dict[int, ScanResult] = {}
+    for mode in dict.fromkeys(p.tiling for p in photos):
+        chosen = [i for i, p in enumerate(photos) if p.tiling == mode]
+        scanned = state.scanner.scan([photos[i].image for i in chosen], [photos[i].source for i in chosen],
+                                     decode_ms=[photos[i].decode_ms for i in chosen], tiling=mode)
+        results.update(zip(chosen, scanned, strict=True))
+    return [results[i] for i in range(len(photos))]
 
 
 class Runtime:
@@ -84,7 +93,8 @@ class Runtime:
         self.scan_batches: MicroBatcher[ServingState, _Photo, ScanResult] = MicroBatcher(
             _scan_batch, self.inference, window_seconds=window, max_size=settings.max_batch_size,
             max_concurrent=settings.inference_workers, observe=self.metrics.batch("scan"))
-        self.frame_batches: MicroBatcher[ServingState, DecodedImage, Detections] = MicroBatcher(
+        self.frame_batches: MicroBatcher[ServingState, tuple[DecodedImage, TilingMode | None], Detections] = \
+            MicroBatcher(
             self._frame_batch, self.inference, window_seconds=window, max_size=settings.max_batch_size,
             max_concurrent=settings.inference_workers, observe=self.metrics.batch("frame"))
         self.archive = ScanArchive(self.bank, self.audit)
@@ -93,7 +103,8 @@ class Runtime:
         self.webhooks = WebhookSender(settings.webhooks)
         self.metrics.watch_webhooks(self.webhooks.stats)
         self.cameras = CameraHub(self.bank, self.audit, self.catalogue, self.webhooks, tracker=settings.tracker,
-                                 default_rule=settings.alert_rule, max_cameras=settings.max_cameras)
+                                 default_rule=settings.alert_rule, max_cameras=settings.max_cameras,
+                                 frozen_seconds=settings.frozen_seconds)
         self.annotator = HazardAnnotator(self.catalogue)
         self._loading: asyncio.Future[ServingState] | None = None
 
@@ -146,7 +157,7 @@ class Runtime:
         if context.site and context.enterprise:
             await self.offload(self.archive.check_place, context)
         photo = await asyncio.get_running_loop().run_in_executor(self.inference, self._decode, upload)
-        result = await self.scan_batches.submit(state, photo)
+        result = await self.scan_batches.submit(state, dataclasses.replace(photo, tiling=context.tiling))
         response = await self.offload(self.archive.record, uuid.uuid4().hex, actor, context, image=photo.image,
                                       data=upload.data, result=result)
         self.metrics.scanned(result)
@@ -198,8 +209,15 @@ class Runtime:
 
     # -- frames
 
-    def _frame_batch(self, state: ServingState, images: Sequence[DecodedImage]) -> list[Detections]:
-        return state.detect(images, self.settings.frame_confidence)
+    def _frame_batch(self, state: ServingState, frames: Sequence[tuple[DecodedImage, TilingMode | None]]
+                     ) -> list[Detections]:
+        """Detections of a batch of frames, one detector call per tiling mode, in the batch's order."""
+        results: dict[int, Detections] = {}
+        for mode in dict.fromkeys(tiling for _, tiling in frames):
+            chosen = [i for i, (_, tiling) in enumerate(frames) if tiling == mode]
+            found = state.detect([frames[i][0] for i in chosen], self.settings.frame_confidence, tiling=mode)
+            results.update(zip(chosen, found, strict=True))
+        return [results[i] for i in range(len(frames))]
 
     async def frame(self, camera_id: str, upload: Upload, timestamp: float, actor: str) -> FrameResponse:
         """Detect, track and aggregate one frame; record and send the alerts it raises."""
@@ -208,13 +226,18 @@ class Runtime:
             camera_id, await self.offload(self.cameras.settings, camera_id))
         photo = await asyncio.get_running_loop().run_in_executor(self.inference, self._decode, upload)
         async with stream.lock:
-            detections = await self.frame_batches.submit(state, photo.image)
-            tracked, alerts = stream.update(detections, timestamp)
+            quality, alerts = stream.look(photo.image, timestamp)
+            # A frame that shows no scene (or a frozen one) is not shown to the detector: its tracks age.
+            detections = (await self.frame_batches.submit(state, (photo.image, stream.settings.tiling)) if quality.ok
+                          else Detections.empty())
+            tracked, hazards = stream.update(detections, timestamp)
+            alerts += hazards
             if alerts:
                 await self.offload(self.cameras.record_alerts, stream, alerts, actor, photo.image.sha256,
                                    state.versions)
                 self.metrics.alerted(alerts)
-        return FrameResponse(camera_id=camera_id, timestamp=timestamp, objects=self._tracked(tracked), alerts=alerts,
+        return FrameResponse(camera_id=camera_id, timestamp=timestamp, frame_quality=QualityInfo.of(quality),
+                             objects=self._tracked(tracked), alerts=alerts,
                              models=[ModelRef(pack=p.name, version=p.version, precision=p.precision.value)
                                      for p in state.packs])
 

@@ -21,13 +21,21 @@ from hazardvision.catalogue import Catalogue
 from hazardvision.detections import Detections
 from hazardvision.errors import ModelsLoading, UnknownModel
 from hazardvision.images import DecodedImage
-from hazardvision.model_pack import CARD_FILE, ModelPack, Precision, active_version, load_pack
+from hazardvision.model_pack import (
+    CARD_FILE,
+    ModelPack,
+    Precision,
+    active_version,
+    load_pack,
+    serving_pack_folders,
+)
 from hazardvision.registry import Comparison, promote
 from hazardvision.scan import Scanner
 from hazardvision.similar.case_index import CaseIndex
 from hazardvision.similar.maintenance import sync_indexes
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.search import SimilarCaseSearch
+from hazardvision.tiling import TilingMode
 
 log = logging.getLogger("hazardvision.service")
 
@@ -53,10 +61,12 @@ class ServingState:
     def versions(self) -> dict[str, str]:
         return {pack.name: pack.version for pack in self.packs}
 
-    def detect(self, images: Sequence[DecodedImage], confidence: float) -> list[Detections]:
-        """Detections of every pack, merged per frame (no similar-case search)."""
+    def detect(self, images: Sequence[DecodedImage], weak: float, *, tiling: TilingMode | None = None
+               ) -> list[Detections]:
+        """Detections of every pack, merged per frame (no similar-case search), down to `weak` confidence
+        for the tracker, each tagged with its class's operating threshold."""
         pixels = [image.pixels for image in images]
-        per_pack = [pack.detect(pixels, confidence=confidence) for pack in self.packs]
+        per_pack = [pack.detect(pixels, weak=weak, tiling=tiling) for pack in self.packs]
         return [Detections.merge(found) for found in zip(*per_pack, strict=True)]
 
 
@@ -70,10 +80,11 @@ class PackCache:
     _packs: OrderedDict[tuple[str, str, float, float], ModelPack] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, folder: Path, precision: Precision) -> ModelPack:
+    def get(self, folder: Path, precision: Precision | None) -> ModelPack:
+        """The pack version at `precision`, or at its card's default precision when None."""
         card = folder / CARD_FILE
         pack = load_pack(folder, precision)
-        key = (str(folder.resolve()), precision.value, card.stat().st_mtime, pack.model_path.stat().st_mtime)
+        key = (str(folder.resolve()), pack.precision.value, card.stat().st_mtime, pack.model_path.stat().st_mtime)
         with self._lock:
             if key in self._packs:
                 self._packs.move_to_end(key)
@@ -101,7 +112,7 @@ class ModelHost:
     """
 
     def __init__(
-        self, models_dir: Path, catalogue: Catalogue, bank: SampleBank, *, precision: Precision,
+        self, models_dir: Path, catalogue: Catalogue, bank: SampleBank, *, precision: Precision | None,
         query: SimilarQuery | None,
     ) -> None:
         """`query`: which similar cases each finding gets; None turns similar cases off."""
@@ -173,7 +184,7 @@ class ModelHost:
     def _active_packs(self) -> list[ModelPack]:
         if not self.models_dir.is_dir():
             raise UnknownModel(f"no model packs: {self.models_dir} is not a folder")
-        folders = [active_version(p) for p in sorted(self.models_dir.iterdir()) if p.is_dir()]
+        folders = [active_version(p) for p in serving_pack_folders(self.models_dir)]
         if not folders:
             raise UnknownModel(f"no model packs under {self.models_dir}")
         return [self.cache.get(folder, self.precision) for folder in folders]

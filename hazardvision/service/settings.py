@@ -44,7 +44,9 @@ class Settings(BaseSettings):
         default=None, description="Folder of model packs (`<pack>/<version>/`, `<pack>/ACTIVE`). "
         "Default: the bundled packs.")
     catalogue: Path | None = Field(default=None, description="Hazard catalogue YAML. Default: the bundled one.")
-    precision: Precision = Field(default=Precision.FLOAT32, description="Run the packs' float32 or int8 models.")
+    precision: Precision | None = Field(
+        default=None, description="Run the packs' float32 or int8 models. Default: each pack's default precision "
+        "(its card's default_precision: int8 where it is within 1.5 mAP50 points of float32).")
     host: str = Field(default="127.0.0.1", description="Address `hazardvision serve` listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `hazardvision serve` listens on (0: any free).")
     max_upload_bytes: int = Field(
@@ -74,12 +76,15 @@ class Settings(BaseSettings):
         default=None, ge=-1, le=1, description="Only similar cases at least this similar (cosine).")
     frame_confidence: float = Field(
         default=0.1, ge=0, le=1,
-        description="Detector threshold for video frames: low, because the tracker uses weak detections to "
-        "keep tracks alive.")
+        description="Lowest detector confidence kept for video frames: low, because the tracker uses weak "
+        "detections to keep tracks alive; tracks start and hold from each class's operating threshold.")
     tracker: TrackerSettings = Field(default_factory=TrackerSettings, description="How frames' detections "
                                      "become tracks (ByteTrack's defaults).")
     alert_rule: AlertRule = Field(default_factory=AlertRule, description="Alert rule of a camera that was "
                                   "never configured with PUT /v1/cameras/{camera_id}.")
+    frozen_seconds: float = Field(
+        default=10.0, gt=0, le=86_400, description="How long a camera's decoded picture must stay identical (no "
+        "sensor noise) before the camera is reported frozen (a camera alert; frames then skip detection).")
     max_cameras: int = Field(
         default=256, ge=1, le=100_000,
         description="Cameras tracked in memory at once; the one idle longest is forgotten first.")

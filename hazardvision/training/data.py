@@ -27,6 +27,7 @@ from hazardvision.bank.snapshot import SnapshotManifest, SplitRule, make_snapsho
 from hazardvision.catalogue import Catalogue, load_catalogue
 from hazardvision.errors import DatasetError
 from hazardvision.resources import bundled_path
+from hazardvision.training.label_scope import LabelScope, build_scope
 from hazardvision.training.recipe import EvaluationSet, Recipe, RecipeError, load_recipe
 
 ImportProgress = Callable[[Dataset, int], None]
@@ -40,6 +41,8 @@ class TrainingData:
     manifest: SnapshotManifest
     imports: list[ImportReport]
     warnings: list[str]
+    scope: LabelScope | None
+    """Classes each photo speaks for (recipe partial_labels: scoped); None trains every class everywhere."""
 
     @property
     def data_yaml(self) -> Path:
@@ -87,16 +90,24 @@ def build_training_data(
     # Read and map every dataset before importing any, so that a bad map stops the command up front.
     planned = []
     for spec in recipe.evaluation:
-        dataset = read_dataset(datasets / spec.dataset)
-        planned.append((dataset, import_class_map(spec, dataset, catalogue, recipe)))
+        if spec.train:
+            dataset = read_dataset(datasets / spec.dataset)
+            planned.append((spec, dataset, import_class_map(spec, dataset, catalogue, recipe)))
+    if not planned:
+        raise RecipeError(f"recipe {recipe.pack} holds every dataset out of training (train: false)")
     reports = [import_dataset(bank, dataset, class_map, on_progress=partial(on_progress, dataset) if on_progress
-                              else None) for dataset, class_map in planned]
-    manifest = make_snapshot(bank, classes=recipe.classes, sources=[d.name for d, _ in planned],
-                             split_rule=SplitRule.SOURCE)
+                              else None) for _, dataset, class_map in planned]
+    manifest = make_snapshot(bank, classes=recipe.classes, sources=[d.name for _, d, _ in planned],
+                             split_rule=SplitRule.SOURCE, originals_only=recipe.originals_only)
     held = {source.name: source.images for source in manifest.sources}
     warnings = [
         f"{r.source}: {r.imported + r.already_in_bank - held.get(r.source, 0)} photos are in the bank under "
         "another source name (an earlier import of a copy), so the snapshot leaves them out"
         for r in reports if held.get(r.source, 0) < r.imported + r.already_in_bank
     ]
-    return TrainingData(manifest, reports, warnings)
+    scope = None
+    if recipe.partial_labels == "scoped":
+        labelled = {d.name: [t for t in map(c.target, d.classes) if t is not None] for _, d, c in planned}
+        scope = build_scope(recipe.classes, labelled, {d.name: spec.absent for spec, d, _ in planned},
+                            ((f.sha256, f.source) for f in manifest.files))
+    return TrainingData(manifest, reports, warnings, scope)

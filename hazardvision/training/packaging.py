@@ -21,20 +21,27 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hazardvision.bank.classmap import build_class_map
 from hazardvision.bank.readers import read_yolo, source_notes
+from hazardvision.catalogue import load_catalogue
 from hazardvision.errors import DatasetError, InvalidModel
-from hazardvision.evaluation import score_dataset
+from hazardvision.evaluation import Accumulator, score_dataset
 from hazardvision.evaluation_plots import write_evaluation_plots
 from hazardvision.images import load_image
 from hazardvision.model_pack import ACTIVE_FILE, CARD_FILE, ModelCard, ModelPack, load_pack
 from hazardvision.registry import split_id
 from hazardvision.resources import bundled_path
+from hazardvision.thresholds import choose_thresholds
+from hazardvision.training.pretrained import credit_of, default_pretrained_root
 from hazardvision.training.recipe import EvaluationSet, Recipe, load_recipe, recipe_path
+from hazardvision.training.trainer import pretrained_record
 
 CALIBRATION_PHOTOS = 64
 SPEED_PHOTOS = 50
 PERCENTILE = 99.99
-EVALUATOR = "hazardvision ONNX runtime, conf 0.001, iou 0.7, COCO-style 101-point AP"
+EVALUATOR = "hazardvision ONNX runtime, conf 0.001, iou 0.7, one box per object, COCO-style 101-point AP"
+INT8_TOLERANCE = 0.015
+"""int8 is a pack's default precision when its test mAP50 is at most this far below float32 on every split."""
 
 
 def export_onnx(weights: Path, target: Path, imgsz: int) -> Path:
@@ -153,7 +160,8 @@ def build_pack(
     status: str = "trained by `hazardvision train`",
     int8: bool = True,
 ) -> Path:
-    """Make `models_dir/<pack>/<version>/` from trained weights; activate it if the pack has no active version."""
+    """Make `models_dir/<pack>/<version>/` from trained weights; activate it if the pack has no active version
+    (stage it, when the recipe replaces other packs)."""
     from ultralytics import YOLO  # noqa: PLC0415  (the [train] extra)
     from ultralytics.utils.torch_utils import strip_optimizer  # noqa: PLC0415
 
@@ -184,43 +192,45 @@ def build_pack(
     variants = {"float32": "model.onnx"} | ({"int8": "model-int8.onnx"} if (scratch / "model-int8.onnx").exists()
                                             else {})
     base = {"pack": recipe.pack, "version": version, "architecture": Path(str(train_args.get("model", "?"))).stem,
-            "classes": names, "operating_confidence": recipe.operating_confidence}
+            "classes": names, "operating_confidence": recipe.operating_confidence,
+            "exclusive_classes": recipe.exclusive_classes, "tiling": recipe.tiling.model_dump()}
+    selection = _choose_thresholds(ModelPack(scratch, ModelCard.model_validate({**base, "model_file": "model.onnx"})),
+                                   recipe, datasets) if recipe.per_class_thresholds else {}
+    thresholds = {name: chosen[0] for name, chosen in selection.items()}
+    base["class_thresholds"] = thresholds
     packs = {p: ModelPack(scratch, ModelCard.model_validate({**base, "model_file": f})) for p, f in variants.items()}
-    metrics: dict[str, dict[str, Any]] = {p: {} for p in variants}
-    evaluation_sets, plots = [], {}
-    for spec in sets:
-        data_yaml = datasets / spec.dataset / "data.yaml"
-        evaluation_sets.append({**spec.model_dump(), "split_id": split_id(data_yaml, spec.split)})
-        for precision, pack in packs.items():
-            scored = score_dataset(pack, data_yaml, split=spec.split, mapping=spec.map, drop=spec.drop)
-            metrics[precision][spec.dataset] = json.loads(scored.result(recipe.operating_confidence).model_dump_json())
-            if precision == "float32":
-                plots[spec.dataset] = write_evaluation_plots(
-                    scored, scratch, spec.dataset, operating_confidence=recipe.operating_confidence,
-                    label=f"{recipe.pack} {version} float32", split=spec.split)
+    tested = _score_tests(packs, recipe, datasets, scratch, f"{recipe.pack} {version} float32")
+    metrics, unlabelled, evaluation_sets, plots = tested
     speed_photos = _speed_photos(datasets, sets)
     speeds = dict(zip(variants, images_per_second(list(packs.values()), speed_photos), strict=True)) \
         if speed_photos else {}
+    default_precision = _default_precision(metrics)
+    pretrained = _pretrained(weights)
     card = {
         **base,
         "model_file": "model.onnx",
         "model_file_int8": variants.get("int8"),
+        "default_precision": default_precision,
         "weights_file": "weights.pt",
         "imgsz": imgsz,
         "status": status,
         "training": {"epochs": train_args.get("epochs"), "imgsz": trained_imgsz, "batch": train_args.get("batch"),
                      "data": str(train_args.get("data", "")),
                      "snapshot_id": _snapshot_id(Path(str(train_args.get("data", "")))),
-                     "recipe": json.loads(recipe.model_dump_json())},
+                     "recipe": json.loads(recipe.model_dump_json()), "pretrained": pretrained},
+        "threshold_selection": {"split": "val", "method": "maximum F1 at IoU 0.5, per class, over the val splits "
+                                "that label the class", "f1": {name: chosen[1] for name, chosen in selection.items()}}
+        if selection else None,
         "quantization": {"calibration_dataset": calibration_set, "photos": CALIBRATION_PHOTOS,
                          "method": recipe.calibration_method} if "int8" in variants else None,
         "metrics": {"split": "test", "evaluator": EVALUATOR, "datasets": metrics["float32"],
-                    "int8": metrics.get("int8", {})},
+                    "int8": metrics.get("int8", {}), "unlabelled_per_100_photos": unlabelled},
         "speed": {"images_per_second": speeds, "photos": len(speed_photos),
                   "note": "one photo per call on the machine that built the pack, same photos for both"},
         "evaluation_sets": evaluation_sets,
         "plots": plots,
-        "data_sources": [_credit(datasets, s.dataset) for s in sets],
+        "data_sources": [_credit(datasets, s.dataset) for s in sets if s.train],
+        "held_out": [s.dataset for s in sets if not s.train],
         "code_version": _code_version(),
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -229,8 +239,79 @@ def build_pack(
     load_pack(scratch)  # the card must load before the version goes live
     scratch.rename(folder)
     if not (models_dir / recipe.pack / ACTIVE_FILE).exists():
-        (models_dir / recipe.pack / ACTIVE_FILE).write_text(version + "\n", encoding="utf-8")
+        # A pack that replaces others is staged (an empty ACTIVE) until the per-class gate lets it in.
+        staged = "" if recipe.replaces else version + "\n"
+        (models_dir / recipe.pack / ACTIVE_FILE).write_text(staged, encoding="utf-8")
     return folder
+
+
+Scored = tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]], list[dict[str, Any]], dict[str, Any]]
+
+
+def _score_tests(packs: dict[str, ModelPack], recipe: Recipe, datasets: Path, folder: Path, label: str) -> Scored:
+    """Each precision's test metrics per evaluation set, boxes of unlabelled classes per 100 photos, the sets with
+    their split ids, and the float32 plots drawn into `folder`."""
+    metrics: dict[str, dict[str, Any]] = {p: {} for p in packs}
+    unlabelled: dict[str, dict[str, float]] = {}
+    evaluation_sets, plots = [], {}
+    for spec in recipe.evaluation:
+        data_yaml = datasets / spec.dataset / "data.yaml"
+        evaluation_sets.append({**spec.model_dump(), "split_id": split_id(data_yaml, spec.split)})
+        for precision, pack in packs.items():
+            scored = score_dataset(pack, data_yaml, split=spec.split, mapping=spec.map, drop=spec.drop)
+            metrics[precision][spec.dataset] = json.loads(
+                scored.result(recipe.operating_confidence, pack.card.class_thresholds).model_dump_json())
+            if precision == "float32":
+                unlabelled[spec.dataset] = _unlabelled_per_100(scored, pack, labelled_classes(data_yaml, spec))
+                plots[spec.dataset] = write_evaluation_plots(
+                    scored, folder, spec.dataset, operating_confidence=recipe.operating_confidence,
+                    label=label, split=spec.split)
+    return metrics, unlabelled, evaluation_sets, plots
+
+
+def labelled_classes(data_yaml: Path, spec: EvaluationSet) -> set[str]:
+    """The catalogue classes that a dataset's labels speak for, under the evaluation set's map."""
+    dataset = read_yolo(data_yaml)
+    class_map = build_class_map(dataset.classes, load_catalogue(), spec.map, spec.drop)
+    return {target for name in dataset.classes if (target := class_map.target(name)) is not None}
+
+
+def _choose_thresholds(pack: ModelPack, recipe: Recipe, datasets: Path) -> dict[str, tuple[float, float]]:
+    """Per-class (threshold, F1) on the val splits of the recipe's training datasets."""
+    scored = []
+    for spec in recipe.evaluation:
+        if spec.train:
+            data_yaml = datasets / spec.dataset / "data.yaml"
+            accumulator = score_dataset(pack, data_yaml, split="val", mapping=spec.map, drop=spec.drop)
+            scored.append((accumulator, labelled_classes(data_yaml, spec)))
+    return choose_thresholds(recipe.classes, scored)
+
+
+def _unlabelled_per_100(scored: Accumulator, pack: ModelPack, labelled: set[str]) -> dict[str, float]:
+    """Reported boxes per 100 photos of each class the dataset does not label (false alarms where it is known
+    absent, such as fire on PPE photos; unlabelled true objects otherwise)."""
+    counts = {}
+    for name in pack.card.classes:
+        if name not in labelled:
+            confidence, _, _ = scored.hits(name)
+            counts[name] = round(100 * int((confidence >= pack.card.threshold(name)).sum()) / max(scored.images, 1), 2)
+    return counts
+
+
+def _default_precision(metrics: dict[str, dict[str, Any]]) -> str:
+    """int8 where its mAP50 is within INT8_TOLERANCE of float32 on every test split, else float32."""
+    if not metrics.get("int8"):
+        return "float32"
+    close = all(metrics["int8"][d]["map50"] >= m["map50"] - INT8_TOLERANCE for d, m in metrics["float32"].items())
+    return "int8" if close else "float32"
+
+
+def _pretrained(weights: Path) -> dict[str, Any] | None:
+    """The run's record of its starting weights, with their credit, when it started from pretrained ones."""
+    record = pretrained_record(weights.parent.parent)
+    if record is not None:
+        record["credit"] = credit_of(default_pretrained_root() / record["weights"], record["sha256"])
+    return record
 
 
 def plot_pack(folder: Path, datasets: Path) -> dict[str, float]:
@@ -298,6 +379,15 @@ def card_markdown(card: dict[str, Any]) -> str:
              + (f" Trained on bank snapshot {card['training']['snapshot_id']}." if card["training"].get("snapshot_id")
                 else ""), "",
              f"## Test-split metrics ({card['metrics']['evaluator']})", ""]
+    if thresholds := card.get("class_thresholds"):
+        f1 = (card.get("threshold_selection") or {}).get("f1", {})
+        lines[-2:-2] = ["Operating thresholds per class, chosen on the val splits by maximum F1 (precision and recall "
+                        "below are at these): " + ", ".join(
+                            f"{n} {t:.3f}" + (f" (val F1 {f1[n]:.3f})" if n in f1 else "")
+                            for n, t in thresholds.items()) + ".", ""]
+    if card.get("default_precision"):
+        lines[-2:-2] = [f"Default precision: {card['default_precision']} (int8 where its test mAP50 is within "
+                        f"{INT8_TOLERANCE} of float32 on every split).", ""]
     speeds = card.get("speed", {}).get("images_per_second", {})
     for dataset, result in card["metrics"]["datasets"].items():
         quantized = card["metrics"].get("int8", {}).get(dataset)
@@ -312,6 +402,10 @@ def card_markdown(card: dict[str, Any]) -> str:
             lines.append(f"| {n} | {m['instances']} | {m['map50']:.3f} | {m['map50_95']:.3f} | {m['precision']:.3f} | "
                          f"{m['recall']:.3f} | {int8_map50} |")
         lines.append("")
+        if extra := card["metrics"].get("unlabelled_per_100_photos", {}).get(dataset):
+            lines += ["Boxes per 100 photos of classes this dataset does not label (false alarms where they are "
+                      "known absent, e.g. fire on PPE photos): " + ", ".join(f"{n} {v:.1f}" for n, v in extra.items())
+                      + ".", ""]
         if plots := card.get("plots", {}).get(dataset):
             lines += [f"![float32 confusion matrix on {dataset}, IoU 0.45 at the operating confidence]"
                       f"({plots['confusion']})", "",
@@ -333,4 +427,9 @@ def card_markdown(card: dict[str, Any]) -> str:
                   f"{card['version']}`.", ""]
     lines += ["## Training data and credits", ""]
     lines += [f"- {s['name']}: {s['origin']} ({s['licence']})" for s in card["data_sources"]]
+    if start := card["training"].get("pretrained"):
+        lines.append(f"- starting weights `{start['weights']}` (sha256 {start['sha256']}; {start['tensors']} of "
+                     f"{start['of_tensors']} tensors transferred): {start['credit']}")
+    if card.get("held_out"):
+        lines.append(f"- held out of training, scored only: {', '.join(card['held_out'])}")
     return "\n".join(lines) + "\n"

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hazardvision.errors import HazardVisionError
 from hazardvision.resources import bundled_path
+from hazardvision.tiling import Tiling
 from hazardvision.yaml_files import describe, load_yaml_model
 
 
@@ -34,7 +35,8 @@ class Augmentation(BaseModel):
 
 
 PositiveInt = Annotated[int, Field(ge=1)]
-PACKAGING_ONLY = {"serve_imgsz", "calibration_method"}
+PACKAGING_ONLY = {"serve_imgsz", "calibration_method", "operating_confidence", "per_class_thresholds",
+                  "exclusive_classes", "replaces", "tiling"}
 """Recipe fields that change how a run is packaged, not the run: changing them resumes the same run."""
 
 
@@ -47,6 +49,12 @@ class EvaluationSet(BaseModel):
     split: str = Field(default="test", description="Split to score on.")
     map: dict[str, str] = Field(default_factory=dict, description="Dataset class to catalogue class.")
     drop: list[str] = Field(default_factory=list, description="Dataset classes to ignore.")
+    train: bool = Field(default=True, description="Train on its train and val splits too; false holds the dataset "
+                        "out of training (scored only), e.g. to measure how the pack does on a source it never saw.")
+    absent: list[str] = Field(default_factory=list, description="Pack classes this dataset does not label but "
+                              "knows to be absent from its photos (fire in a warehouse): they train as background "
+                              "for them (hard negatives). Other unlabelled classes are outside the photo's label "
+                              "scope and neither reward nor punish a prediction (see partial_labels).")
 
 
 class Recipe(BaseModel):
@@ -65,6 +73,17 @@ class Recipe(BaseModel):
         default=None, description="Input size the packaged ONNX models run at (pixels, multiple of 32); default "
         "imgsz. Choose it on the validation split (benchmarks/serving_size.py): a detector trained on small inputs "
         "often finds small, distant objects better at a larger size. Packaging only: it does not change the run.")
+    pretrained: str | None = Field(
+        default=None, description="Starting weights, relative to the pretrained root (--pretrained-root, "
+        "$HAZARDVISION_PRETRAINED, else ../shared/pretrained), read in place, e.g. 'yolov5n-coco/yolov5n.pt'; "
+        "tensors whose names and shapes match the architecture are transferred. None: from random weights.")
+    partial_labels: Literal["scoped", "naive"] = Field(
+        default="scoped", description="scoped: a photo's class loss counts only the classes its dataset labels or "
+        "lists as absent, and mosaics combine photos of one dataset; naive: every unlabelled object is a negative.")
+    originals_only: bool = Field(
+        default=False, description="Train on one photo per original (Roboflow's augmented copies '<orig>.rf.<hash>' "
+        "are augmentations ultralytics makes itself): about a third less time per epoch on ppe-vest and "
+        "forklift-person.")
     epochs: PositiveInt = Field(default=100, description="Epochs to train.")
     batch: PositiveInt = Field(default=16, description="Photos per batch.")
     patience: int = Field(default=0, ge=0, description="Stop after this many epochs without improvement (0: never).")
@@ -74,7 +93,19 @@ class Recipe(BaseModel):
     save_period: int = Field(default=0, ge=0, description="Also keep the weights of every n-th epoch as "
                              "weights/epoch<i>.pt, i counted from 0 (epoch5.pt: after 6 epochs), e.g. to compare "
                              "runs at an equal budget (0: never).")
-    operating_confidence: float = Field(default=0.25, ge=0, le=1, description="Confidence at which the pack reports.")
+    operating_confidence: float = Field(default=0.25, ge=0, le=1, description="Confidence at which the pack reports "
+                                        "a class that has no threshold of its own (see per_class_thresholds).")
+    per_class_thresholds: bool = Field(default=True, description="Choose each class's operating threshold on the "
+                                       "validation splits by maximum F1 when packaging (recorded in the card).")
+    tiling: Tiling = Field(default_factory=Tiling, description="Tiled inference of large frames, copied into the "
+                           "card: tile size, overlap, and the default mode (chosen on the validation small-worker "
+                           "set, benchmarks/small_workers.py). Packaging only.")
+    replaces: list[str] = Field(default_factory=list, description="Packs this one takes over from: a version it "
+                                "builds is staged (not served) until `models promote PACK VERSION --replaces ...` "
+                                "passes the per-class gate against them. Packaging only.")
+    exclusive_classes: list[list[str]] = Field(
+        default_factory=list, description="Groups of classes that exclude each other on one object, e.g. "
+        "[[helmet, no_helmet], [vest, no_vest]]: of overlapping boxes of one group the pack reports one.")
     augmentation: Annotated[Augmentation, Field(description="Augmentation settings.")] = Augmentation()
     evaluation: list[EvaluationSet] = Field(
         default_factory=list, description="Datasets whose test splits score the pack (and gate its promotion)."
@@ -86,6 +117,16 @@ class Recipe(BaseModel):
     calibration_method: Literal["minmax", "percentile"] = Field(
         default="minmax", description="How int8 activation ranges are set from the calibration photos: their "
         "extremes, or the 99.99th percentile (robust to a few outlying activations). Packaging only.")
+
+    @model_validator(mode="after")
+    def _classes_known(self) -> Recipe:
+        named = {f"exclusive_classes {group}": group for group in self.exclusive_classes}
+        named |= {f"absent of {spec.dataset}": spec.absent for spec in self.evaluation}
+        for where, names in named.items():
+            unknown = sorted(set(names) - set(self.classes))
+            if unknown:
+                raise ValueError(f"{where} names {unknown}, which are not classes of the recipe {self.classes}")
+        return self
 
     def with_overrides(self, **overrides: Any) -> Recipe:
         """A copy with the given fields replaced (None values are ignored), validated again."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -11,7 +12,15 @@ from typing import Any
 
 from hazardvision.bank.readers import yolo_class_names
 from hazardvision.errors import DatasetError, HazardVisionError
+from hazardvision.training.label_scope import LabelScope, scoped_trainer
+from hazardvision.training.pretrained import resolve, starting_checkpoint
 from hazardvision.training.recipe import Recipe
+
+START_FILE = "start.pt"
+"""The run folder's starting checkpoint: the architecture with the pretrained tensors transferred."""
+PRETRAINED_FILE = "pretrained.json"
+"""What the transfer took (weights, sha256, credit, tensors), read by packaging for the card."""
+SCOPE_FILE = "label_scope.json"
 
 Progress = Callable[[int, int], None]
 """Called with (epochs done, epochs planned) after each epoch."""
@@ -31,6 +40,16 @@ class TrainingRun:
     epochs_done: int
     resumed: bool
 
+    @property
+    def pretrained(self) -> dict[str, Any] | None:
+        """The transfer record of a run that started from pretrained weights."""
+        return pretrained_record(self.folder)
+
+
+def pretrained_record(run_folder: Path) -> dict[str, Any] | None:
+    path = run_folder / PRETRAINED_FILE
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+
 
 def dataset_yaml(data: Path) -> Path:
     """The data.yaml of a snapshot folder, or the file itself; its class names are checked by `train`."""
@@ -47,11 +66,16 @@ def train(
     *,
     device: str = "cpu",
     on_epoch: Progress | None = None,
+    scope: LabelScope | None = None,
+    pretrained_root: Path | None = None,
+    on_message: Callable[[str], None] | None = None,
 ) -> TrainingRun:
     """Train `recipe` on a snapshot (or data.yaml) into `run_folder`; resume it if it was interrupted.
 
     A run folder that already holds `weights/last.pt` of an unfinished run is resumed from that
-    checkpoint with the run's own settings; a finished one is returned as it is.
+    checkpoint with the run's own settings; a finished one is returned as it is. A recipe with
+    `pretrained` starts from those weights (what matches the architecture is transferred); with a
+    `scope`, each photo's class loss counts only the classes its dataset labels (label_scope).
     """
     data_yaml = dataset_yaml(data)
     classes = list(yolo_class_names(data_yaml))
@@ -67,22 +91,46 @@ def train(
     resumed = last.is_file()
     if resumed and _finished(last):
         return _result(run_folder, resumed=False)
-    model = YOLO(str(last)) if resumed else YOLO(recipe.architecture)
-    if on_epoch is not None:
-        model.add_callback("on_fit_epoch_end", lambda trainer: on_epoch(trainer.epoch + 1, trainer.epochs))
+    trainer = {"trainer": scoped_trainer(scope)} if scope is not None else {}
     try:
         if resumed:
-            model.train(resume=True)
+            model = YOLO(str(last))
+            _on_epoch(model, on_epoch)
+            model.train(resume=True, **trainer)
         else:
             # Without a checkpoint there is nothing to resume; clear what a run killed before its first
             # checkpoint left, so that its results.csv does not mix with the new run's.
             shutil.rmtree(run_folder, ignore_errors=True)
-            run_folder.parent.mkdir(parents=True, exist_ok=True)
+            run_folder.mkdir(parents=True)
+            model = YOLO(str(_start(recipe, run_folder, pretrained_root, on_message)) if recipe.pretrained
+                         else recipe.architecture)
+            if scope is not None:
+                (run_folder / SCOPE_FILE).write_text(json.dumps(scope.describe(), indent=2) + "\n", encoding="utf-8")
+            _on_epoch(model, on_epoch)
             model.train(data=str(data_yaml), device=device, project=str(run_folder.parent), name=run_folder.name,
-                        exist_ok=True, plots=True, verbose=False, **recipe.ultralytics_arguments())
+                        exist_ok=True, plots=True, verbose=False, **trainer, **recipe.ultralytics_arguments())
     except (FileNotFoundError, RuntimeError, AssertionError) as error:
         raise TrainingError(f"training {recipe.pack} failed: {error}") from error
     return _result(run_folder, resumed=resumed)
+
+
+def _on_epoch(model: Any, on_epoch: Progress | None) -> None:
+    if on_epoch is not None:
+        model.add_callback("on_fit_epoch_end", lambda trainer: on_epoch(trainer.epoch + 1, trainer.epochs))
+
+
+def _start(recipe: Recipe, run_folder: Path, root: Path | None, on_message: Callable[[str], None] | None) -> Path:
+    """Write the run's starting checkpoint from the recipe's pretrained weights, and the record of the transfer."""
+    assert recipe.pretrained is not None
+    weights = resolve(recipe.pretrained, root)
+    transfer = starting_checkpoint(recipe.architecture, recipe.classes, weights, run_folder / START_FILE)
+    record = {"weights": recipe.pretrained, "sha256": transfer.sha256, "credit": transfer.credit,
+              "tensors": transfer.taken, "of_tensors": transfer.target_tensors,
+              "parameters": transfer.taken_parameters, "of_parameters": transfer.target_parameters}
+    (run_folder / PRETRAINED_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    if on_message is not None:
+        on_message(transfer.summary())
+    return run_folder / START_FILE
 
 
 def _checkpoint(path: Path) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def test_migrations_upgrade_a_v1_bank_to_the_latest_with_its_cases(tmp_path):
     after = tables_and_indexes(home)
     assert set(after) - set(before) == LATER_TABLES  # the migrations add only the new tables
     assert {t: after[t] for t in before} == before
-    assert bank.stats().schema_version == LATEST == 3
+    assert bank.stats().schema_version == LATEST == 4
     case = bank.case(case_id)
     assert (case.source, case.source_file, case.description) == ("site-photos", "images/train/photo000.jpg",
                                                                  "scaffold without guard rail")
@@ -73,7 +73,7 @@ def test_migrations_upgrade_a_v1_bank_to_the_latest_with_its_cases(tmp_path):
 
     keys = ApiKeys(bank)
     _, key = keys.create("root", Role.ADMIN)
-    assert SampleBank(home).stats().schema_version == 3  # opening it again migrates nothing
+    assert SampleBank(home).stats().schema_version == 4  # opening it again migrates nothing
     assert ApiKeys(SampleBank(home)).authenticate(key).name == "root"
 
 
@@ -81,5 +81,5 @@ def test_migrations_stamp_a_new_bank_with_every_version(tmp_path):
     bank = SampleBank(tmp_path)
     with bank.engine.connect() as connection:
         versions = connection.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all()
-    assert versions == [1, 2, 3]
+    assert versions == [1, 2, 3, 4]
     assert "uq_api_keys_active_name" in tables_and_indexes(tmp_path)["api_keys"]

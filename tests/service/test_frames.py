@@ -150,3 +150,83 @@ def test_frames_every_alert_is_audited(server):
     assert len(alerts) == 1
     assert alerts[0].actor == "test-pipeline" and alerts[0].input_sha256 and alerts[0].model_versions
     assert [r.subject for r in log.records(action="camera.configure")] == ["gate-1"]
+
+
+PPE_HAZARDS = {"no_helmet", "no_vest"}
+
+
+def jpeg(pixels) -> bytes:
+    import cv2
+
+    return cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+
+
+def with_noise(data: bytes, seed: int) -> bytes:
+    """The photo as one more camera frame: a little sensor noise, so that no two frames are the same."""
+    import cv2
+    import numpy as np
+
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    noise = np.random.default_rng(seed).normal(0, 2.0, pixels.shape)
+    return jpeg(np.clip(pixels + noise, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def ppe_photos(server):
+    """The first five real PPE test photos whose photo scan reports at least two missing helmets or vests."""
+    chosen = []
+    with server.client(Role.INSPECTOR) as inspector:
+        for photo in test_photos("ppe-vest") + test_photos("hardhat-head"):
+            scan = inspector.post("/v1/scans", files={"image": (photo.name, photo.read_bytes())}).json()
+            hazards = [f for f in scan["findings"] if f["class_name"] in PPE_HAZARDS]
+            if len(hazards) >= 2:
+                chosen.append((photo, len(hazards)))
+            if len(chosen) == 5:
+                return chosen
+    pytest.fail(f"only {len(chosen)} PPE test photos with two PPE hazards or more: the pack finds too few")
+
+
+def test_frames_every_ppe_hazard_a_photo_scan_reports_alerts_once(pipeline, ppe_photos):
+    for number, (photo, expected) in enumerate(ppe_photos):
+        camera = f"ppe-{number}"
+        assert pipeline.put(f"/v1/cameras/{camera}", json={"rule": {"min_frames": 5}}).status_code == 200
+        alerts = []
+        for i in range(10):
+            response = send(pipeline, camera, with_noise(photo.read_bytes(), i), 10 + i * 0.5)
+            assert response.status_code == 200, response.text
+            assert response.json()["frame_quality"]["status"] == "ok"
+            alerts += [a for a in response.json()["alerts"] if a["class_name"] in PPE_HAZARDS]
+        assert len(alerts) == expected, (photo.name, [a["class_name"] for a in alerts])
+        assert all(a["kind"] == "hazard" for a in alerts)
+
+
+def test_frames_a_frozen_picture_raises_one_camera_alert_and_no_repeated_hazard_alert(pipeline, ppe_photos):
+    photo, hazards = ppe_photos[0]
+    data = photo.read_bytes()
+    alerts, statuses = [], []
+    for i in range(30):
+        response = send(pipeline, "frozen-1", data, 1000 + i)
+        assert response.status_code == 200, response.text
+        alerts += response.json()["alerts"]
+        statuses.append(response.json()["frame_quality"]["status"])
+    camera = [a for a in alerts if a["kind"] == "camera"]
+    assert [a["class_name"] for a in camera] == ["frozen"]
+    hazard_alerts = [a for a in alerts if a["kind"] == "hazard"]
+    assert len(hazard_alerts) <= hazards + 2  # each hazard at most once, while the picture still counted as live
+    assert len({(a["class_name"], a["tracker_id"]) for a in hazard_alerts}) == len(hazard_alerts)
+    assert statuses[:10] == ["ok"] * 10 and set(statuses[10:]) == {"frozen"}
+    listed = pipeline.get("/v1/alerts", params={"camera": "frozen-1"}).json()["alerts"]
+    assert sum(a["kind"] == "camera" for a in listed) == 1
+
+
+def test_frames_without_a_picture_alert_as_the_camera_not_as_hazards(pipeline):
+    import numpy as np
+
+    grey = jpeg(np.full((360, 640, 3), 120, np.uint8))
+    alerts = []
+    for i in range(8):
+        response = send(pipeline, "covered-1", grey, 50 + i)
+        assert response.status_code == 200 and response.json()["objects"] == []
+        assert response.json()["frame_quality"]["status"] == "no_signal"
+        alerts += response.json()["alerts"]
+    assert [(a["kind"], a["class_name"]) for a in alerts] == [("camera", "no_signal")]

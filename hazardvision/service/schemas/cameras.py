@@ -9,8 +9,9 @@ from typing import Self
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
 from hazardvision.alerts import Alert, AlertRule
-from hazardvision.results import Box, ModelRef
+from hazardvision.results import Box, ModelRef, QualityInfo
 from hazardvision.service.schemas.common import UtcDatetime
+from hazardvision.tiling import TilingMode
 
 CAMERA_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$"
 MAX_RULE_CLASSES = 64
@@ -32,6 +33,10 @@ class CameraConfig(_Schema):
         "required with webhook_url. Never shown again.")
     rule: AlertRule | None = Field(default=None, description="When a tracked hazard alerts. Default: the "
                                    "service's alert rule.")
+    tiling: TilingMode | None = Field(
+        default=None, description="Also look at the camera's frames in overlapping tiles, for small, distant "
+        "workers: on, off, or auto (frames of the pack's auto size and more). Default: each pack's default, chosen "
+        "on validation data. Costs about one model run per tile.")
 
     @model_validator(mode="after")
     def _url_with_secret(self) -> Self:
@@ -52,6 +57,7 @@ class CameraView(_Schema):
     configured: bool = Field(description="Whether PUT /v1/cameras/{camera_id} set this camera up.")
     webhook_url: str | None = Field(default=None, description="Where alerts are sent, if anywhere.")
     rule: AlertRule = Field(description="When a tracked hazard alerts.")
+    tiling: TilingMode | None = Field(default=None, description="Tiling of its frames; none: each pack's default.")
 
 
 class FrameQuery(_Schema):
@@ -85,6 +91,8 @@ class FrameResponse(_Schema):
 
     camera_id: str = Field(description="The camera.")
     timestamp: float = Field(description="The frame's timestamp, as sent.")
+    frame_quality: QualityInfo = Field(description="Whether the frame shows a scene (else it was not scanned for "
+                                       "hazards), as this camera sees it: frozen when its picture stopped changing.")
     objects: list[TrackedObject] = Field(description="Tracked detections of the frame.")
     alerts: list[Alert] = Field(description="Alerts this frame raised (usually none: one per hazard, not per frame).")
     models: list[ModelRef] = Field(description="Model pack versions that looked at the frame.")

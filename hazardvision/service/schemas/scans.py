@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hazardvision.results import ImageInfo, ScanResult
 from hazardvision.service.schemas.common import ErrorBody, UtcDatetime
+from hazardvision.tiling import TilingMode
 
 
 class ScanContext(BaseModel):
@@ -23,6 +24,10 @@ class ScanContext(BaseModel):
     note: str | None = Field(default=None, max_length=4000, description="The inspector's note about the photo.")
     captured_at: UtcDatetime | None = Field(
         default=None, description="When the photo was taken, ISO 8601; without a zone it is taken as UTC.")
+    tiling: TilingMode | None = Field(
+        default=None, description="Also look at a large photo in overlapping tiles, for small, distant workers: "
+        "on, off, or auto (photos of the pack's auto size and more). Default: each pack's default, chosen on "
+        "validation data (see its card). Costs about one model run per tile.")
 
 
 class ScanQuery(ScanContext):
