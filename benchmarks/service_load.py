@@ -237,9 +237,10 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def run_service(name: str, jpegs: list[bytes], clients: int, seconds: float, workdir: Path) -> Load:
+def run_service(name: str, jpegs: list[bytes], clients: int, seconds: float, workdir: Path,
+                precision: str = "default") -> Load:
     bodies = [multipart(jpeg, f"photo-{i:03d}.jpg") for i, jpeg in enumerate(jpegs)]
-    env = {"HAZARDVISION_PRECISION": "float32", **CONFIGS[name]}
+    env = {**({} if precision == "default" else {"HAZARDVISION_PRECISION": precision}), **CONFIGS[name]}
     server = Server(env, workdir / f"home-{name}")
     try:
         server.start(workdir / f"serve-{name}.log")
@@ -268,6 +269,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60, help="length of each timed run (default 60)")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--precision", default="default", choices=["default", "float32", "int8"],
+                        help="precision the service runs (default: each pack's default precision, from its card); "
+                        "the plain loop always runs the float32 export")
     parser.add_argument("--photos", type=int, default=48, help="distinct photos the clients cycle through")
     parser.add_argument("--batch-configs", default="off,window5",
                         help=f"further service runs after the default one, comma-separated from {sorted(CONFIGS)}; "
@@ -293,7 +297,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="hv-load-") as workdir:
         for name in ["default", *configs]:
-            results[name] = run_service(name, jpegs, args.clients, args.seconds, Path(workdir))
+            results[name] = run_service(name, jpegs, args.clients, args.seconds, Path(workdir), args.precision)
     after = loop.images_per_second(jpegs, args.seconds / 2)
     plain = (before + after) / 2
     print(f"plain ultralytics loop  {args.seconds:g} s (half before the service runs, half after), decode + "

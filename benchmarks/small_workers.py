@@ -38,7 +38,8 @@ SHRINK = (0.40, 0.60)
 SOURCES = ("ppe-vest", "hardhat-head")
 
 
-def build_set(datasets: Path, name: str, split: str, out: Path, *, seed: int = 0) -> Path:
+def build_set(datasets: Path, name: str, split: str, out: Path, *, frame_size: tuple[int, int] = FRAME,
+              seed: int = 0) -> Path:
     """Write the small-worker frames of one PPE dataset's split as a YOLO dataset; its data.yaml."""
     source = read_yolo(datasets / name / "data.yaml")
     photos = [f for f in source.files if f.split == split and not f.errors and f.boxes]
@@ -49,11 +50,11 @@ def build_set(datasets: Path, name: str, split: str, out: Path, *, seed: int = 0
     (out / "images" / split).mkdir(parents=True, exist_ok=True)
     (out / "labels" / split).mkdir(parents=True, exist_ok=True)
     cells = GRID[0] * GRID[1]
-    cell_w, cell_h = FRAME[0] // GRID[0], FRAME[1] // GRID[1]
+    cell_w, cell_h = frame_size[0] // GRID[0], frame_size[1] // GRID[1]
     index = {c: i for i, c in enumerate(source.classes)}
     for number, start in enumerate(range(0, len(photos) - cells + 1, cells)):
         background = load_image(negatives[number % len(negatives)]).pixels
-        frame = cv2.resize(background, FRAME, interpolation=cv2.INTER_LINEAR)
+        frame = cv2.resize(background, frame_size, interpolation=cv2.INTER_LINEAR)
         lines = []
         for cell, sample in enumerate(photos[start:start + cells]):
             image = load_image(sample.image)
@@ -65,10 +66,10 @@ def build_set(datasets: Path, name: str, split: str, out: Path, *, seed: int = 0
             frame[y0:y0 + h, x0:x0 + w] = cv2.resize(image.pixels, (w, h), interpolation=cv2.INTER_AREA)
             for box in sample.boxes:
                 x1, y1, x2, y2 = box.pixels(image.width, image.height)
-                cx = (x0 + (x1 + x2) / 2 * scale) / FRAME[0]
-                cy = (y0 + (y1 + y2) / 2 * scale) / FRAME[1]
-                lines.append(f"{index[box.source_class]} {cx:.6f} {cy:.6f} {(x2 - x1) * scale / FRAME[0]:.6f} "
-                             f"{(y2 - y1) * scale / FRAME[1]:.6f}")
+                cx = (x0 + (x1 + x2) / 2 * scale) / frame_size[0]
+                cy = (y0 + (y1 + y2) / 2 * scale) / frame_size[1]
+                lines.append(f"{index[box.source_class]} {cx:.6f} {cy:.6f} {(x2 - x1) * scale / frame_size[0]:.6f} "
+                             f"{(y2 - y1) * scale / frame_size[1]:.6f}")
         stem = f"{name}-{split}-{number:03d}"
         cv2.imwrite(str(out / "images" / split / f"{stem}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
         (out / "labels" / split / f"{stem}.txt").write_text("\n".join(lines) + "\n")
@@ -95,8 +96,12 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, help="Or trained weights (.pt), exported with --recipe.")
     parser.add_argument("--recipe", default="site", help="Recipe for --weights.")
     parser.add_argument("--split", default="val", help="val to choose, test to report.")
-    parser.add_argument("--tiles", default="640", help="Comma-separated tile sides to compare with no tiling.")
+    parser.add_argument("--tiles", default="0.333", help="Comma-separated tile sides to compare with no tiling, as "
+                        "shares of the frame's longer side.")
+    parser.add_argument("--min-tile", type=int, default=320)
     parser.add_argument("--overlap", type=float, default=0.25)
+    parser.add_argument("--frame", default="1920x1080", help="Frame size WxH (1920x1080: a large photo or HD "
+                        "camera; 640x360: a CCTV substream).")
     parser.add_argument("--datasets", type=Path, default=default_datasets())
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "hazardvision-small-workers")
     parser.add_argument("--speed-frames", type=int, default=10)
@@ -109,15 +114,18 @@ def main() -> None:
 
         recipe = load_recipe(recipe_path(args.recipe))
         pack = scratch_pack(args.weights, recipe, Path(tempfile.mkdtemp()) / "pack", recipe.serve_imgsz)
-    modes = [("off", None), *((f"tile {t}", int(t)) for t in args.tiles.split(","))]
-    print(f"{pack.name} {pack.version} ({pack.precision.value}), {args.split} small-worker frames {FRAME}")
+    modes = [("off", None), *((f"tile {float(t):.2f}", float(t)) for t in args.tiles.split(","))]
+    width, height = (int(v) for v in args.frame.lower().split("x"))
+    print(f"{pack.name} {pack.version} ({pack.precision.value}), {args.split} small-worker frames {width}x{height}")
     for name in SOURCES:
-        data_yaml = build_set(args.datasets, name, args.split, args.out / name)
+        data_yaml = build_set(args.datasets, name, args.split, args.out / f"{name}-{width}x{height}",
+                              frame_size=(width, height))
         mapping, drop = bundled_mapping(name)
         frames = [load_image(f.image).pixels for f in read_yolo(data_yaml).files][: args.speed_frames]
         for label, tile in modes:
             tiled = pack if tile is None else ModelPack(pack.folder, pack.card.model_copy(update={
-                "tiling": Tiling(tile=tile, overlap=args.overlap, default="on")}), pack.precision)
+                "tiling": Tiling(fraction=tile, min_tile=args.min_tile, overlap=args.overlap, default="on")}),
+                pack.precision)
             mode = "off" if tile is None else "on"
             result = evaluate_dataset(tiled, data_yaml, split=args.split, mapping=mapping, drop=drop, tiling=mode)
             per_class = ", ".join(f"{c} {m.map50:.3f}" for c, m in result.per_class.items() if m.instances)

@@ -1,7 +1,10 @@
 """`AlertAggregator`: one alert per tracked hazard, not one per frame.
 
 A track of a hazard class raises one alert once it has been seen in `min_frames` frames and
-`min_seconds` have passed since its first sighting (both conditions). After that:
+`min_seconds` have passed since its first sighting, and (when its detections carry their class's
+operating threshold, `data["threshold"]`) while its mean confidence is at that threshold, where a
+photo scan would report it: frame noise around the threshold then neither adds nor drops an
+alert (all conditions). After that:
 
 - the same track never alerts again, however long it stays or flickers (tracker ids are never
   reused, so a track id is one hazard);
@@ -99,6 +102,10 @@ class _TrackRecord:
     first_box: Box
     box: Box
     confidence: float
+    threshold: float = 0.0
+    """The class's operating threshold: a track alerts only while its mean confidence reaches it."""
+    total: float = 0.0
+    """Sum of the track's confidences over its frames."""
     frames: int = 0
     settled: bool = False  # alerted, or silenced as an earlier alert's hazard
     place: _Place | None = None
@@ -154,6 +161,7 @@ class AlertAggregator:
             if not record.settled
             and record.last_seen == timestamp
             and record.frames >= rule.min_frames
+            and record.total / record.frames >= record.threshold
             and timestamp - record.first_seen >= rule.min_seconds
         ]
         for (class_name, tracker_id), record in sorted(ready, key=lambda item: item[0][1]):
@@ -193,10 +201,14 @@ class AlertAggregator:
         x1, y1, x2, y2 = (float(value) for value in tracked.xyxy[row])
         box = (x1, y1, x2, y2)
         confidence = float(tracked.confidence[row])
+        thresholds = tracked.data.get("threshold")
         record = camera.tracks.get(key)
         if record is None:
-            record = camera.tracks[key] = _TrackRecord(timestamp, timestamp, box, box, confidence)
+            record = camera.tracks[key] = _TrackRecord(
+                timestamp, timestamp, box, box, confidence,
+                threshold=float(thresholds[row]) if thresholds is not None else 0.0)
         record.frames += 1
+        record.total += confidence
         record.last_seen = timestamp
         record.box = box
         record.confidence = max(record.confidence, confidence)

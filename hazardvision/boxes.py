@@ -58,14 +58,40 @@ def non_max_suppression(
     return np.asarray(keep, dtype=np.int64)
 
 
+def box_containment(a: FloatArray, b: FloatArray) -> NDArray[np.float32]:
+    """Pairwise share of the smaller box that the two boxes share: intersection over the smaller area, (n, m)."""
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (bottom_right - top_left).clip(0).prod(axis=2)
+    smaller = np.minimum(box_area(a)[:, None], box_area(b)[None, :])
+    return np.where(smaller > 0, inter / np.maximum(smaller, 1e-12), 0.0).astype(np.float32)
+
+
 def one_box_per_object(
-    xyxy: FloatArray, scores: FloatArray, class_id: IntArray, group_of_class: IntArray, iou_threshold: float
+    xyxy: FloatArray, scores: FloatArray, class_id: IntArray, group_of_class: IntArray, iou_threshold: float,
+    *, containment_threshold: float = 0.85,
 ) -> IntArray:
     """Indices of the boxes kept when overlapping boxes of one object are merged, best score first.
 
     `group_of_class[c]` names the object group of class c: classes of one group are mutually
-    exclusive on one object (helmet and no_helmet on a head), so of two boxes in one group
-    overlapping by more than `iou_threshold`, only the more confident is kept, whatever its class.
+    exclusive on one object (helmet and no_helmet on a head), so of two boxes in one group that
+    overlap by more than `iou_threshold`, or of which one lies almost wholly in the other (more than
+    `containment_threshold` of it: a torso box inside a whole-body box of the same worker), only
+    the more confident is kept, whatever its class.
     """
+    order = np.argsort(-scores, kind="stable")
     groups = group_of_class[class_id] if len(class_id) else class_id
-    return non_max_suppression(xyxy, scores, groups, iou_threshold, max_det=len(xyxy) or 1)
+    keep: list[int] = []
+    alive = np.ones(len(order), dtype=bool)
+    for i, index in enumerate(order):
+        if not alive[i]:
+            continue
+        keep.append(int(index))
+        rest = np.flatnonzero(alive[i + 1 :]) + i + 1
+        rest = rest[groups[order[rest]] == groups[index]]
+        if len(rest):
+            mine, others = xyxy[index : index + 1], xyxy[order[rest]]
+            inside = box_containment(mine, others)[0] > containment_threshold
+            same = (box_iou(mine, others)[0] > iou_threshold) | inside
+            alive[rest[same]] = False
+    return np.asarray(keep, dtype=np.int64)

@@ -80,7 +80,7 @@ class ModelCard(BaseModel):
                            "workers): tile size, overlap, and whether it is on by default.")
     overlap_iou: float = Field(
         default=0.5, gt=0, le=1, description="IoU above which two boxes of one class or one exclusive group are "
-        "taken for one object, and only the more confident is kept.")
+        "taken for one object, and only the more confident is kept (so is a box lying almost wholly in another).")
 
     def threshold(self, class_name: str) -> float:
         """The operating confidence of one class."""

@@ -1,8 +1,9 @@
 """Tiled (sliced) inference for small, distant objects: a large frame is also looked at in overlapping tiles.
 
 A 1920x1080 frame letterboxed to a 384 px model shrinks a 60 px worker to 12 px, below what a
-nano detector finds. Tiles of `tile` pixels (overlapping by `overlap`) are each run at the
-model's input size, next to one pass over the whole frame (for objects larger than a tile);
+nano detector finds. Tiles of a third of the frame's longer side (at least `min_tile` pixels,
+overlapping by `overlap`) are each run at the model's input size, so a worker looks about three
+times larger, next to one pass over the whole frame (for objects larger than a tile);
 their boxes are shifted back into the frame and merged by the pack's one-box-per-object rule.
 A tile box that touches a tile edge inside the frame is dropped: it is a cut-off part of an
 object that the neighbouring tile, or the whole-frame pass, sees whole (the overlap is there
@@ -32,24 +33,31 @@ class Tiling(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tile: int = Field(default=640, ge=64, le=8192, description="Tile side in frame pixels.")
+    fraction: float = Field(default=1 / 3, gt=0, le=1, description="Tile side as a share of the frame's longer "
+                            "side.")
+    min_tile: int = Field(default=320, ge=64, le=8192, description="Smallest tile side in frame pixels.")
     overlap: float = Field(default=0.25, ge=0, lt=1, description="Share of a tile shared with its neighbour.")
-    auto_min_side: int = Field(default=1280, ge=64, description="In mode auto, frames whose longer side reaches "
+    auto_min_side: int = Field(default=640, ge=64, description="In mode auto, frames whose longer side reaches "
                                "this many pixels are tiled; smaller ones are not.")
     default: TilingMode = Field(default="off", description="Mode when a scan or camera asks for none: auto where "
                                 "tiling won on the validation small-worker set, else off.")
 
+    def tile(self, height: int, width: int) -> int:
+        """Tile side for a frame of this size."""
+        return max(self.min_tile, round(max(height, width) * self.fraction))
+
     def applies(self, mode: TilingMode | None, height: int, width: int) -> bool:
         """Whether a frame of this size is tiled in `mode` (None: the default mode)."""
         mode = mode or self.default
-        if mode == "off" or max(height, width) <= self.tile:
+        if mode == "off" or max(height, width) <= self.tile(height, width):
             return False
         return mode == "on" or max(height, width) >= self.auto_min_side
 
     def windows(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
         """(x1, y1, x2, y2) of every tile covering the frame, the last tile of a row or column flush with its edge."""
-        return [(x, y, min(x + self.tile, width), min(y + self.tile, height))
-                for y in _starts(height, self.tile, self.overlap) for x in _starts(width, self.tile, self.overlap)]
+        tile = self.tile(height, width)
+        return [(x, y, min(x + tile, width), min(y + tile, height))
+                for y in _starts(height, tile, self.overlap) for x in _starts(width, tile, self.overlap)]
 
 
 def tiling_mode(text: str | None) -> TilingMode | None:

@@ -10,8 +10,10 @@ detections by IoU, class by class, with an optimal assignment:
 3. the remaining confident detections against tentative tracks (seen once, not yet shown).
 
 A detection that carries the operating threshold of its class (`data["threshold"]`, set by the
-model pack) counts as confident from that threshold when it is lower than `high_threshold` or
-`new_track_threshold`: every hazard a photo scan reports can then start and hold a track.
+model pack) counts as confident from `start_share` of that threshold when that is lower than
+`high_threshold` or `new_track_threshold`: every hazard a photo scan reports can then start and
+hold a track, even in frames where noise puts it a little under its threshold (the alert
+aggregator still alerts only on a track seen at its threshold at least once).
 
 Confident detections left over (`new_track_threshold` and above) start tentative tracks; a
 tentative track is confirmed after `min_hits` consecutive matches, and dropped at its first miss.
@@ -67,6 +69,10 @@ class TrackerSettings(BaseModel):
     max_age_seconds: float = Field(
         default=1.0, gt=0, description="How long an unmatched track is kept to take its object back, in seconds."
     )
+
+    start_share: float = Field(
+        default=0.8, gt=0, le=1, description="Share of a detection's class threshold (data['threshold']) from "
+        "which it counts as confident and may start a track: a little hysteresis for noisy frames.")
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> Self:
@@ -131,7 +137,8 @@ class Tracker:
 
         confidence = detections.confidence
         reported = detections.data.get("threshold")
-        floor = np.full(len(detections), np.inf, np.float32) if reported is None else reported.astype(np.float32)
+        floor = (np.full(len(detections), np.inf, np.float32) if reported is None
+                 else reported.astype(np.float32) * np.float32(settings.start_share))
         high_threshold = np.minimum(settings.high_threshold, floor)
         new_track_threshold = np.minimum(settings.new_track_threshold, floor)
         high = np.flatnonzero(confidence >= high_threshold)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from hazardvision.model_pack import active_version, default_models_dir
+from hazardvision.model_pack import ModelPack, active_packs, active_version, default_models_dir
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before any test imports ultralytics
 
@@ -28,6 +29,21 @@ test_photos.__test__ = False  # type: ignore[attr-defined]  # a helper, not a te
 def bundled_version(pack: str) -> str:
     """The active version of a bundled model pack, e.g. the one the service reports."""
     return active_version(default_models_dir() / pack).name
+
+
+def served_versions() -> dict[str, str]:
+    """Pack -> active version of every bundled pack that serves: what scans and alerts report."""
+    return {pack.name: pack.version for pack in active_packs()}
+
+
+def pack_name_for(class_name: str) -> str:
+    """The bundled serving pack that detects `class_name` (one merged pack, or one of several)."""
+    return pack_for(class_name).name
+
+
+def pack_for(class_name: str, packs: Sequence[ModelPack] | None = None) -> ModelPack:
+    """Of `packs` (default: the bundled serving packs), the one that detects `class_name`."""
+    return next(p for p in (packs or active_packs()) if class_name in p.card.classes)
 
 
 @pytest.fixture(scope="session")

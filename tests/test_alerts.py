@@ -153,3 +153,17 @@ def test_alert_serialises_to_json():
     payload = json.loads(json.dumps(alert.model_dump(mode="json")))
     assert payload["class_name"] == "fire"
     assert payload["box"] == [100.0, 100.0, 140.0, 180.0]
+
+
+def test_aggregator_alerts_only_on_a_track_whose_mean_confidence_reaches_its_class_threshold():
+    from hazardvision.alerts import AlertAggregator, AlertRule
+    from hazardvision.detections import Detections
+
+    def tracked(score: float) -> Detections:
+        return Detections.of([[0, 0, 10, 10]], [score], [0], ("no_helmet",), tracker_id=[1],
+                             data={"threshold": [0.3]})
+
+    aggregator = AlertAggregator(["no_helmet"], AlertRule(min_frames=3))
+    scores = [0.25, 0.26, 0.27, 0.31, 0.45]
+    alerts = [aggregator.update("cam", tracked(score), t) for t, score in enumerate(scores)]
+    assert [len(a) for a in alerts] == [0, 0, 0, 0, 1]  # held from the third frame, mean 0.308 at the fifth

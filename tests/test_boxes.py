@@ -48,3 +48,12 @@ def test_one_box_per_object_resolves_exclusive_classes_and_duplicates():
     groups = np.asarray([0, 0, 2, 3], np.int64)  # helmet and no_helmet exclude each other
     kept = one_box_per_object(xyxy, scores, classes, groups, 0.5)
     assert sorted(kept.tolist()) == [0, 3, 4]  # one box on the head, the far helmet, the vest on the same spot
+
+
+def test_one_box_per_object_merges_a_box_lying_inside_another_of_its_group():
+    from hazardvision.boxes import one_box_per_object
+
+    xyxy = np.asarray([[355, 173, 416, 286], [342, 174, 415, 361], [0, 0, 50, 100]], np.float32)  # torso, body
+    kept = one_box_per_object(xyxy, np.asarray([0.29, 0.27, 0.5], np.float32), np.zeros(3, np.int64),
+                              np.asarray([0]), 0.5)
+    assert kept.tolist() == [2, 0]

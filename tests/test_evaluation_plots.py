@@ -14,7 +14,7 @@ import pytest
 
 from hazardvision.detections import Detections
 from hazardvision.evaluation import Accumulator, GroundTruth
-from hazardvision.model_pack import active_packs
+from hazardvision.model_pack import active_version, default_models_dir
 from hazardvision.registry import split_id
 from tests.conftest import DATASETS, test_photos
 
@@ -36,7 +36,7 @@ def assert_png(path: Path, min_width: int = 400) -> None:
 @pytest.fixture
 def fire_pack(datasets, tmp_path) -> Path:
     """A copy of the bundled fire-smoke pack, scored on a datasets root of six real test photos."""
-    bundled = next(p for p in active_packs() if p.name == "fire-smoke").folder
+    bundled = active_version(default_models_dir() / "fire-smoke")  # retired, kept: a two-class pack to plot
     root = tmp_path / "datasets" / "fire-smoke"
     for kind in ("images", "labels"):
         (root / kind / "test").mkdir(parents=True)

@@ -124,3 +124,16 @@ def test_model_pack_keeps_one_box_per_object(bundled, tmp_path, real_photo):
     iou = box_iou(found.xyxy, found.xyxy)
     np.fill_diagonal(iou, 0)
     assert len(found) and iou.max() <= 0.5
+
+
+def test_bundled_packs_credit_their_data_and_starting_weights_and_carry_thresholds():
+    for pack in active_packs():
+        card = json.loads((pack.folder / "card.json").read_text())
+        assert pack.card.data_sources and all("CC BY 4.0" in s.licence for s in pack.card.data_sources)
+        start = card["training"].get("pretrained")
+        if start:  # a pack fine-tuned from pretrained weights names them, their hash and their licence
+            assert len(start["sha256"]) == 64 and "AGPL-3.0" in start["credit"] and "CC BY 4.0" in start["credit"]
+            assert start["weights"] in (pack.folder / "README.md").read_text()
+        if card.get("threshold_selection"):
+            assert set(pack.card.class_thresholds) <= set(pack.card.classes)
+            assert card["threshold_selection"]["split"] == "val"

@@ -69,3 +69,51 @@ def test_bundled_cards_record_split_ids_of_the_shared_test_splits(datasets):
         card = json.loads((pack.folder / "card.json").read_text())
         for spec in card["evaluation_sets"]:
             assert spec["split_id"] == split_id(DATASETS / spec["dataset"] / "data.yaml", spec["split"])
+
+
+@pytest.fixture
+def replacing(tmp_path) -> Path:
+    """A models folder with the bundled fire-smoke 0.2.0 active and two candidates of a pack `merged`."""
+    from hazardvision.model_pack import default_models_dir
+
+    source = default_models_dir() / "fire-smoke" / "0.2.0"
+    shutil.copytree(source, tmp_path / "fire-smoke" / "0.2.0", ignore=shutil.ignore_patterns("*.pt"))
+    (tmp_path / "fire-smoke" / "ACTIVE").write_text("0.2.0\n")
+    for version, model in (("same", "model.onnx"), ("worse", "model-int8.onnx")):
+        target = tmp_path / "merged" / version
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.pt"))
+        card = json.loads((target / "card.json").read_text())
+        card.update(pack="merged", version=version, model_file=model, metrics={"datasets": {}})  # no numbers to read
+        (target / "card.json").write_text(json.dumps(card))
+    (tmp_path / "merged" / "ACTIVE").write_text("")  # staged
+    return tmp_path
+
+
+def test_promote_replacing_scores_both_afresh_and_retires_the_replaced_pack(replacing, datasets):
+    from hazardvision.model_pack import serving_pack_folders
+    from hazardvision.registry import promote_replacing
+
+    assert [p.name for p in serving_pack_folders(replacing)] == ["fire-smoke"]  # a staged pack does not serve
+    with pytest.raises(PromotionRefused, match="worse than the packs it would replace"):
+        promote_replacing(replacing, "merged", "worse", ["fire-smoke"], datasets, tolerance=0.0)
+    assert [p.name for p in serving_pack_folders(replacing)] == ["fire-smoke"]
+    rows = promote_replacing(replacing, "merged", "same", ["fire-smoke"], datasets)
+    assert {(r.dataset, r.class_name) for r in rows} == {("fire-smoke", "fire"), ("fire-smoke", "smoke")}
+    assert all(r.delta == 0 for r in rows)
+    assert [p.name for p in serving_pack_folders(replacing)] == ["merged"]
+    assert (replacing / "fire-smoke" / "REPLACED_BY").read_text() == "merged same\n"
+
+
+def test_promote_replacing_refuses_a_pack_without_the_replaced_classes(replacing, datasets, tmp_path):
+    from hazardvision.model_pack import default_models_dir
+    from hazardvision.registry import promote_replacing
+
+    shutil.copytree(default_models_dir() / "ppe" / "0.2.0", replacing / "ppe" / "0.2.0",
+                    ignore=shutil.ignore_patterns("*.pt"))
+    with pytest.raises(PromotionRefused, match=r"lacks the classes \['helmet'"):
+        promote_replacing(replacing, "merged", "same", ["ppe"], datasets)
+
+
+def test_promote_of_a_staged_pack_needs_replaces_or_force(replacing):
+    with pytest.raises(PromotionRefused, match="--replaces"):
+        promote(replacing, "merged", "same")

@@ -71,3 +71,21 @@ def test_result_detections_and_annotation_draw_every_object(scanner, fire_photos
     drawn = HazardAnnotator(load_catalogue()).annotate(photo.pixels, detections)
     assert drawn.shape == photo.pixels.shape
     assert not np.array_equal(drawn, photo.pixels) or len(detections) == 0
+
+
+EXCLUSIVE = ({"helmet", "no_helmet"}, {"vest", "no_vest"})
+
+
+def test_scanner_reports_one_box_per_object_on_real_photos(scanner, datasets):
+    from hazardvision.boxes import box_iou
+
+    photos = [load_image(p) for name in ("ppe-vest", "hardhat-head") for p in test_photos(name)[:30]]
+    for result in scanner.scan(photos, ["photo"] * len(photos)):
+        objects = result.objects
+        boxes = np.asarray([[o.box.x1, o.box.y1, o.box.x2, o.box.y2] for o in objects], np.float32).reshape(-1, 4)
+        iou = box_iou(boxes, boxes)
+        for i in range(len(objects)):
+            for j in range(i + 1, len(objects)):
+                a, b = objects[i].class_name, objects[j].class_name
+                one_object = a == b or any({a, b} <= group for group in EXCLUSIVE)
+                assert not (one_object and iou[i, j] > 0.5), (a, b, float(iou[i, j]))

@@ -11,21 +11,22 @@ NAMES = ("person",)
 
 @pytest.mark.parametrize(("height", "width"), [(1080, 1920), (700, 700), (641, 2000)])
 def test_tiling_windows_cover_the_frame_and_overlap(height, width):
-    tiling = Tiling(tile=640, overlap=0.25)
+    tiling = Tiling(min_tile=320, overlap=0.25)
+    assert tiling.tile(height, width) == max(320, round(max(height, width) / 3))
     windows = tiling.windows(height, width)
     covered = np.zeros((height, width), bool)
     for x1, y1, x2, y2 in windows:
-        assert x2 - x1 <= 640 and y2 - y1 <= 640
+        assert x2 - x1 <= tiling.tile(height, width) and y2 - y1 <= tiling.tile(height, width)
         covered[y1:y2, x1:x2] = True
     assert covered.all()
 
 
 @pytest.mark.parametrize(("mode", "size", "tiled"), [
-    ("off", (1080, 1920), False), ("on", (1080, 1920), True), ("on", (480, 640), False),
+    ("off", (1080, 1920), False), ("on", (1080, 1920), True), ("on", (300, 320), False), ("on", (416, 416), True),
     ("auto", (1080, 1920), True), ("auto", (720, 1000), False), (None, (1080, 1920), False),
 ])
 def test_tiling_applies_by_mode_and_size(mode, size, tiled):
-    assert Tiling(tile=640, auto_min_side=1280).applies(mode, *size) is tiled
+    assert Tiling(auto_min_side=1280).applies(mode, *size) is tiled
 
 
 def test_merge_tiles_shifts_boxes_and_drops_the_cut_off_ones():

@@ -157,4 +157,5 @@ def test_tracker_starts_tracks_from_each_detection_s_class_threshold():
         return Detections.of([box(10)], [score], [1], NAMES, data={"object": ["a"], "threshold": [threshold]})
 
     assert run(Tracker(), [reported(0.35, 0.3)] * 3) == [{"a": 1}] * 3
-    assert run(Tracker(), [reported(0.25, 0.3)] * 3) == [{}] * 3  # under its threshold: weak, as before
+    assert run(Tracker(), [reported(0.25, 0.3)] * 3) == [{"a": 1}] * 3  # within the hysteresis (0.8 x 0.3)
+    assert run(Tracker(), [reported(0.2, 0.3)] * 3) == [{}] * 3  # under it: weak, as before

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import json
 import logging
 import re
@@ -71,8 +73,10 @@ def scratch_pack(weights: Path, recipe: Recipe, folder: Path, imgsz: int | None 
     return ModelPack(folder, card)
 
 
-def quantize_int8(model: Path, target: Path, calibration: Sequence[Path], method: str = "minmax") -> Path:
-    """Static int8 quantisation calibrated on real photos (`method`: minmax or percentile); the head stays float32.
+def quantize_int8(model: Path, target: Path, calibration: Sequence[Path], method: str = "minmax",
+                  keep_float: Sequence[int] = ()) -> Path:
+    """Static int8 quantisation calibrated on real photos (`method`: minmax or percentile); the head stays float32,
+    and so do the modules numbered in `keep_float` (`/model.<i>/` nodes: layers that lose too much in int8).
 
     Quantising the head (box regression and class scores) collapses accuracy (measured: mAP50
     0.47 to 0.00 on fire-smoke); the backbone and neck carry nearly all the compute.
@@ -106,18 +110,20 @@ def quantize_int8(model: Path, target: Path, calibration: Sequence[Path], method
         modules = [int(m.group(1)) for node in graph.graph.node if (m := re.match(r"/model\.(\d+)/", node.name))]
         if not modules:
             raise InvalidModel(f"{model} does not look like an ultralytics export (no /model.N/ nodes)")
-        head = f"/model.{max(modules)}/"
+        floats = tuple(f"/model.{i}/" for i in {max(modules), *keep_float})
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)  # onnxruntime warns, through the root logger, of every tensor it leaves float
         try:
-            quantize_static(
-                str(prepared), str(target), Photos(), quant_format=QuantFormat.QOperator, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                nodes_to_exclude=[node.name for node in graph.graph.node if node.name.startswith(head)],
-                calibrate_method=CalibrationMethod.Percentile if method == "percentile" else CalibrationMethod.MinMax,
-                extra_options={"CalibPercentile": PERCENTILE} if method == "percentile" else {},
-            )
+            with contextlib.redirect_stdout(io.StringIO()):  # its percentile calibration prints progress
+                quantize_static(
+                    str(prepared), str(target), Photos(), quant_format=QuantFormat.QOperator, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    nodes_to_exclude=[node.name for node in graph.graph.node if node.name.startswith(floats)],
+                    calibrate_method=(CalibrationMethod.Percentile if method == "percentile"
+                                      else CalibrationMethod.MinMax),
+                    extra_options={"CalibPercentile": PERCENTILE} if method == "percentile" else {},
+                )
         finally:
             root.setLevel(level)
     quantized = onnx.load(str(target))
@@ -182,16 +188,19 @@ def build_pack(
     export_onnx(scratch / "weights.pt", scratch / "model.onnx", imgsz)
 
     sets = recipe.evaluation
-    calibration_set = recipe.calibration or (sets[0].dataset if sets else None)
-    if int8 and calibration_set:
-        train_photos = [f.image for f in read_yolo(datasets / calibration_set / "data.yaml").files
-                        if f.split == "train"]
-        step = max(1, len(train_photos) // CALIBRATION_PHOTOS)
-        quantize_int8(scratch / "model.onnx", scratch / "model-int8.onnx", train_photos[::step][:CALIBRATION_PHOTOS],
-                      recipe.calibration_method)
+    calibration = recipe.calibration or ([sets[0].dataset] if sets else [])
+    calibration_sets = [calibration] if isinstance(calibration, str) else list(calibration)
+    calibration_set = ", ".join(calibration_sets) or None
+    if int8 and calibration_sets:
+        quantize_int8(scratch / "model.onnx", scratch / "model-int8.onnx",
+                      calibration_photos(datasets, calibration_sets), recipe.calibration_method,
+                      recipe.int8_float_modules)
     variants = {"float32": "model.onnx"} | ({"int8": "model-int8.onnx"} if (scratch / "model-int8.onnx").exists()
                                             else {})
-    base = {"pack": recipe.pack, "version": version, "architecture": Path(str(train_args.get("model", "?"))).stem,
+    # A run from random weights names its architecture file; one from pretrained weights its start.pt.
+    trained_from = str(train_args.get("model", recipe.architecture))
+    architecture = Path(trained_from if trained_from.endswith(".yaml") else recipe.architecture).stem
+    base = {"pack": recipe.pack, "version": version, "architecture": architecture,
             "classes": names, "operating_confidence": recipe.operating_confidence,
             "exclusive_classes": recipe.exclusive_classes, "tiling": recipe.tiling.model_dump()}
     selection = _choose_thresholds(ModelPack(scratch, ModelCard.model_validate({**base, "model_file": "model.onnx"})),
@@ -222,7 +231,8 @@ def build_pack(
                                 "that label the class", "f1": {name: chosen[1] for name, chosen in selection.items()}}
         if selection else None,
         "quantization": {"calibration_dataset": calibration_set, "photos": CALIBRATION_PHOTOS,
-                         "method": recipe.calibration_method} if "int8" in variants else None,
+                         "method": recipe.calibration_method, "float_modules": recipe.int8_float_modules}
+        if "int8" in variants else None,
         "metrics": {"split": "test", "evaluator": EVALUATOR, "datasets": metrics["float32"],
                     "int8": metrics.get("int8", {}), "unlabelled_per_100_photos": unlabelled},
         "speed": {"images_per_second": speeds, "photos": len(speed_photos),
@@ -267,6 +277,16 @@ def _score_tests(packs: dict[str, ModelPack], recipe: Recipe, datasets: Path, fo
                     scored, folder, spec.dataset, operating_confidence=recipe.operating_confidence,
                     label=label, split=spec.split)
     return metrics, unlabelled, evaluation_sets, plots
+
+
+def calibration_photos(datasets: Path, names: Sequence[str]) -> list[Path]:
+    """CALIBRATION_PHOTOS training photos, shared evenly between the datasets and spread over each."""
+    share = CALIBRATION_PHOTOS // len(names)
+    chosen = []
+    for name in names:
+        photos = [f.image for f in read_yolo(datasets / name / "data.yaml").files if f.split == "train"]
+        chosen += photos[:: max(1, len(photos) // share)][:share]
+    return chosen
 
 
 def labelled_classes(data_yaml: Path, spec: EvaluationSet) -> set[str]:
@@ -398,6 +418,8 @@ def card_markdown(card: dict[str, Any]) -> str:
                   "| class | boxes | mAP50 | mAP50-95 | precision | recall | int8 mAP50 |",
                   "|---|---|---|---|---|---|---|"]
         for n, m in result["per_class"].items():
+            if not m["instances"]:
+                continue  # a class this dataset does not label: see the boxes per 100 photos below
             int8_map50 = f"{quantized['per_class'][n]['map50']:.3f}" if quantized else ""
             lines.append(f"| {n} | {m['instances']} | {m['map50']:.3f} | {m['map50_95']:.3f} | {m['precision']:.3f} | "
                          f"{m['recall']:.3f} | {int8_map50} |")

@@ -35,7 +35,7 @@ class Augmentation(BaseModel):
 
 
 PositiveInt = Annotated[int, Field(ge=1)]
-PACKAGING_ONLY = {"serve_imgsz", "calibration_method", "operating_confidence", "per_class_thresholds",
+PACKAGING_ONLY = {"serve_imgsz", "calibration", "calibration_method", "int8_float_modules", "operating_confidence", "per_class_thresholds",
                   "exclusive_classes", "replaces", "tiling"}
 """Recipe fields that change how a run is packaged, not the run: changing them resumes the same run."""
 
@@ -110,10 +110,14 @@ class Recipe(BaseModel):
     evaluation: list[EvaluationSet] = Field(
         default_factory=list, description="Datasets whose test splits score the pack (and gate its promotion)."
     )
-    calibration: str | None = Field(
-        default=None, description="Dataset whose training photos calibrate the int8 model (default: the first "
-        "evaluation dataset)."
+    calibration: str | list[str] | None = Field(
+        default=None, description="Dataset (or datasets, sharing the photos evenly) whose training photos calibrate "
+        "the int8 model (default: the first evaluation dataset). Packaging only."
     )
+    int8_float_modules: list[int] = Field(
+        default_factory=list, description="Modules (`model.<i>` of the architecture) kept in float32 in the int8 "
+        "model besides the head: the layers that lose most when quantised (benchmarks/int8_layers.py measures "
+        "candidates on the val splits). Packaging only.")
     calibration_method: Literal["minmax", "percentile"] = Field(
         default="minmax", description="How int8 activation ranges are set from the calibration photos: their "
         "extremes, or the 99.99th percentile (robust to a few outlying activations). Packaging only.")

@@ -83,3 +83,20 @@ def test_migrations_stamp_a_new_bank_with_every_version(tmp_path):
         versions = connection.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all()
     assert versions == [1, 2, 3, 4]
     assert "uq_api_keys_active_name" in tables_and_indexes(tmp_path)["api_keys"]
+
+
+def test_migration_4_adds_alert_kinds_and_camera_tiling_to_a_version_3_bank(tmp_path):
+    bank = SampleBank(tmp_path)
+    with bank.engine.begin() as connection:  # make it a version 3 bank: without the two columns
+        connection.execute(text("ALTER TABLE alerts DROP COLUMN kind"))
+        connection.execute(text("ALTER TABLE cameras DROP COLUMN tiling"))
+        connection.execute(text("INSERT INTO alerts (id, camera_id, class_name, tracker_id, first_seen, raised_at, "
+                                "frames, x1, y1, x2, y2, confidence, image_sha256, model_versions, created_at) VALUES "
+                                "('a1', 'gate', 'no_helmet', 1, 0, 1, 5, 0, 0, 1, 1, 0.9, 'x', '{}', '2026-01-01')"))
+        connection.execute(text("DELETE FROM schema_version WHERE version = 4"))
+    bank.engine.dispose()
+    upgraded = SampleBank(tmp_path)
+    assert upgraded.stats().schema_version == 4
+    with upgraded.engine.connect() as connection:
+        assert connection.execute(text("SELECT kind FROM alerts")).scalars().all() == ["hazard"]
+        assert connection.execute(text("SELECT count(tiling) FROM cameras")).scalar() == 0

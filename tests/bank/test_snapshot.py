@@ -64,3 +64,15 @@ def test_snapshot_group_split_is_seeded(small_bank, tmp_path):
 def test_snapshot_bad_arguments(small_bank, kwargs, message):
     with pytest.raises(BankError, match=message):
         make_snapshot(small_bank, **kwargs)
+
+
+def test_snapshot_originals_only_keeps_one_training_photo_per_original(tmp_path, real_bank):
+    from hazardvision.bank.groups import original_name
+
+    bank, _ = real_bank
+    every = make_snapshot(bank, classes=["forklift", "person"], sources=["forklift-person"], out=tmp_path)
+    originals = make_snapshot(bank, classes=["forklift", "person"], sources=["forklift-person"], out=tmp_path,
+                              originals_only=True)
+    train = [f for f in originals.files if f.split == "train"]
+    assert len({original_name(f.source_file) for f in train}) == len(train) < every.counts["train"].images
+    assert originals.counts["val"] == every.counts["val"] and originals.id != every.id and originals.originals_only

@@ -14,12 +14,10 @@ import pytest
 
 from hazardvision.access import Role
 from hazardvision.audit import AuditLog
-from tests.conftest import bundled_version, test_photos
+from tests.conftest import served_versions, test_photos
 from tests.service.conftest import assert_error, live_server
 
 SECRET = "a-long-shared-secret-for-tests"
-TRACK_FROM = 0.6  # the tracker's default `new_track_threshold`
-NOISE_BELOW = 0.3  # every other hazard of the test photo is below this: it cannot start or keep a track
 
 
 class Receiver(ThreadingHTTPServer):
@@ -68,15 +66,14 @@ def pipeline(server):
 
 @pytest.fixture(scope="module")
 def one_hazard_photo(server):
-    """A real photo with exactly one hazard confident enough to start a track, and no other near that."""
+    """A real photo whose scan reports exactly one hazard (every reported hazard can start a track), clearly
+    over its class's threshold."""
     with server.client(Role.INSPECTOR) as inspector:
-        for photo in test_photos("fire-smoke")[:30]:
+        for photo in test_photos("fire-smoke")[:40]:
             scan = inspector.post("/v1/scans", files={"image": (photo.name, photo.read_bytes())}).json()
-            hazards = [o["confidence"] for o in scan["objects"] if o["is_hazard"]]
-            if len([c for c in hazards if c >= TRACK_FROM + 0.05]) == 1 and \
-                    all(c < NOISE_BELOW or c >= TRACK_FROM + 0.05 for c in hazards):
+            if len(scan["findings"]) == 1 and scan["findings"][0]["confidence"] >= 0.5:
                 return photo.read_bytes()
-    pytest.skip("no photo among the first 30 of fire-smoke's test split has exactly one clear hazard")
+    pytest.fail("no photo among the first 40 of fire-smoke's test split has exactly one clear hazard")
 
 
 def send(client, camera, data, timestamp):
@@ -116,7 +113,7 @@ def test_frames_alert_webhook_is_signed_for_the_receiver(receiver, pipeline):
     assert hmac.compare_digest(expected, headers["x-hazardvision-signature"])
     payload = json.loads(body)
     assert payload["event"] == "alert" and payload["alert"]["camera_id"] == "gate-1"
-    assert payload["model_versions"]["ppe"] == bundled_version("ppe")
+    assert payload["model_versions"] == served_versions()
 
 
 def test_frames_out_of_order_is_a_conflict(pipeline, one_hazard_photo):

@@ -12,7 +12,7 @@ from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
 from hazardvision.model_pack import active_packs
 from hazardvision.similar.maintenance import sync_indexes
-from tests.conftest import bundled_version
+from tests.conftest import served_versions
 from tests.service.conftest import assert_error, jpeg_bytes, labelled_bank, live_server
 
 CONTEXT = {"site": "dock-9", "enterprise": "acme", "note": "east scaffold", "captured_at": "2026-04-02T10:00:00Z"}
@@ -142,5 +142,5 @@ def test_review_every_review_is_audited(server, scanned):
     assert len(confirms) == 2 and len(rejects) == 1
     first = confirms[0]
     assert first.actor == "test-inspector" and first.input_sha256 == scan["image"]["sha256"]
-    assert first.model_versions == {"ppe": bundled_version("ppe"), "fire-smoke": bundled_version("fire-smoke")}
+    assert first.model_versions == served_versions()
     assert first.details["reviewer"] == "li.wei"

@@ -9,7 +9,7 @@ import pytest
 from hazardvision.access import Role
 from hazardvision.audit import AuditLog
 from hazardvision.results import ScanResult
-from tests.conftest import bundled_version
+from tests.conftest import served_versions
 from tests.service.conftest import jpeg_bytes, live_server
 
 
@@ -36,7 +36,7 @@ def test_scan_multipart_returns_the_result_with_its_context(inspector, ppe_photo
     assert body["source"] == photo.name
     assert body["context"]["site"] == "dock-3" and body["context"]["note"] == "north gate"
     assert body["context"]["captured_at"] == "2026-05-01T00:30:00Z"
-    assert {m["pack"] for m in body["models"]} == {"ppe", "fire-smoke"}
+    assert {m["pack"] for m in body["models"]} == set(served_versions())
     for finding in body["findings"]:
         assert finding["hazard"]["advice"]["en"] and finding["hazard"]["rules"]
 
@@ -86,10 +86,11 @@ def test_scan_health_and_metrics_need_no_key(server, inspector):
     with server.client(role=None) as anonymous:
         assert anonymous.get("/healthz").json() == {"status": "ok"}
         ready = anonymous.get("/readyz").json()
-        assert ready["ready"] and set(ready["models"]) == {"ppe", "fire-smoke"}
+        assert ready["ready"] and set(ready["models"]) == set(served_versions())
         metrics = anonymous.get("/metrics").text
     assert 'hazardvision_http_requests_total{method="POST",route="/v1/scans",status="200"}' in metrics
-    assert f'hazardvision_model_active{{pack="ppe",version="{bundled_version("ppe")}"}} 1.0' in metrics
+    for pack, version in served_versions().items():
+        assert f'hazardvision_model_active{{pack="{pack}",version="{version}"}} 1.0' in metrics
     assert "hazardvision_inference_batch_size_bucket" in metrics
     assert "hazardvision_http_request_duration_seconds_bucket" in metrics
 
@@ -119,5 +120,5 @@ def test_scan_every_scan_is_audited(server, inspector):
     assert log.verify() == []
     scans = log.records(action="scan")
     assert len(scans) >= 5
-    assert all(r.actor == "test-inspector" and r.input_sha256 and r.model_versions == {"ppe": bundled_version("ppe"),
-               "fire-smoke": bundled_version("fire-smoke")} for r in scans)
+    assert all(r.actor == "test-inspector" and r.input_sha256 and r.model_versions == served_versions()
+               for r in scans)

@@ -15,13 +15,14 @@ from hazardvision.bank.schema import Annotation, Origin
 from hazardvision.model_pack import load_pack
 from hazardvision.similar.case_index import CaseIndex, EmbeddingModel, IndexError_
 from hazardvision.similar.maintenance import sync_indexes, verify_indexes
+from tests.conftest import pack_for
 from tests.similar.conftest import PHOTOS, copy_labelled, indexed_bank
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def ppe(packs):
-    return next(p for p in packs if p.name == "ppe")
+    return pack_for("no_helmet", packs)
 
 
 def test_sync_indexes_every_labelled_instance_and_every_photo(bank, packs):
@@ -44,7 +45,7 @@ def test_sync_keeps_rejected_findings_apart_as_known_false_alarms(tmp_path, ppe_
         rejected = first.id
         session.execute(update(Annotation).where(Annotation.id == rejected).values(origin=Origin.REJECTED.value))
     assert any("rejected" in problem for problem in verify_indexes(bank, packs))
-    report = sync_indexes(bank, packs)["ppe"]
+    report = sync_indexes(bank, packs)[ppe(packs).name]
     assert report.added["rejected"] == 1 and report.removed["instances"] == 1
     index = CaseIndex(bank.home, ppe(packs))
     assert rejected in index["rejected"].ids() and rejected not in index["instances"].ids()
@@ -53,7 +54,7 @@ def test_sync_keeps_rejected_findings_apart_as_known_false_alarms(tmp_path, ppe_
 
 def test_an_index_belongs_to_one_embedding_model(tmp_path, bank, packs):
     """Another version of a pack (another ONNX file) has its own index folder, never a mix."""
-    copy = tmp_path / "ppe" / "9.9.9"
+    copy = tmp_path / ppe(packs).name / "9.9.9"
     shutil.copytree(ppe(packs).folder, copy)
     card = json.loads((copy / "card.json").read_text())
     (copy / "card.json").write_text(json.dumps(card | {"version": "9.9.9"}))

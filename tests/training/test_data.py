@@ -141,3 +141,36 @@ def test_bundled_mapping_reads_the_recipes_and_keeps_catalogue_classes():
         {"hard_hat": "helmet", "no_hard_hat": "no_helmet", "no_head_wear": "no_helmet"}, [])  # person is kept
     assert bundled_mapping("fire-smoke") == ({}, ["default"])
     assert bundled_mapping("forklift-person") == ({}, [])
+
+
+def test_build_training_data_scopes_each_dataset_to_the_classes_it_labels(tiny_datasets, tmp_path):
+    recipe = load_recipe(tiny_datasets.parent / "tiny.yaml").with_overrides(
+        classes=["helmet", "vest", "no_helmet", "no_vest", "person", "fire"],
+        evaluation=[{"dataset": "ppe-vest", "absent": ["fire"]},
+                    {"dataset": "hardhat-head", "map": HARDHAT["map"], "absent": ["fire"]}])
+    built = build_training_data(recipe, SampleBank(tmp_path / "home"), tiny_datasets)
+    assert built.scope is not None
+    assert built.scope.describe() == {"hardhat-head": ["helmet", "no_helmet", "person", "fire"],
+                                      "ppe-vest": ["helmet", "vest", "no_helmet", "no_vest", "fire"]}
+    ppe_photo = next(f.sha256 for f in built.manifest.files if f.source == "ppe-vest")
+    assert built.scope.mask(ppe_photo) == [1.0, 1.0, 1.0, 1.0, 0.0, 1.0]  # people in ppe-vest are unlabelled
+    naive = build_training_data(recipe.with_overrides(partial_labels="naive"), SampleBank(tmp_path / "home"),
+                                tiny_datasets)
+    assert naive.scope is None and naive.manifest.id == built.manifest.id
+
+
+def test_build_training_data_leaves_held_out_datasets_out_of_the_snapshot(tiny_datasets, tmp_path):
+    recipe = load_recipe(tiny_datasets.parent / "tiny.yaml").with_overrides(
+        evaluation=[{"dataset": "ppe-vest"}, {**HARDHAT, "train": False}])
+    built = build_training_data(recipe, SampleBank(tmp_path / "home"), tiny_datasets)
+    assert {f.source for f in built.manifest.files} == {"ppe-vest"}
+
+
+def test_recipe_refuses_absent_or_exclusive_classes_it_does_not_train(tiny_datasets):
+    from hazardvision.training.recipe import RecipeError
+
+    recipe = load_recipe(tiny_datasets.parent / "tiny.yaml")
+    with pytest.raises(RecipeError, match=r"absent of ppe-vest names \['smoke'\]"):
+        recipe.with_overrides(evaluation=[{"dataset": "ppe-vest", "absent": ["smoke"]}])
+    with pytest.raises(RecipeError, match="exclusive_classes"):
+        recipe.with_overrides(exclusive_classes=[["helmet", "hat"]])
