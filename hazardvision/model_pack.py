@@ -193,12 +193,22 @@ class ModelPack:
         return np.asarray(group, np.int64)
 
     def select(self, found: Detections, confidence: float | None = None, weak: float | None = None) -> Detections:
-        """Raw detections of this pack's model: per-class thresholds, one box per object, tags."""
-        thresholds = self._thresholds[found.class_id] if confidence is None else \
-            np.full(len(found), confidence, np.float32)
+        """Raw detections of this pack's model: per-class thresholds, one box per object, tags.
+
+        Boxes are merged into one per object among those that reach their class's own threshold,
+        the boxes a scan reports; a box under it (kept by a lower `confidence` or by `weak`) is
+        left alone, so that an evaluation at confidence 0.001 still sees the detector's other
+        guesses (a no_helmet under a surer helmet) and its AP measures the detector.
+        """
+        own = self._thresholds[found.class_id]
+        thresholds = own if confidence is None else np.full(len(found), confidence, np.float32)
         passed = found.confidence >= (thresholds if weak is None else np.minimum(thresholds, weak))
-        found, thresholds = found[passed], thresholds[passed]
-        kept = one_box_per_object(found.xyxy, found.confidence, found.class_id, self._groups, self.card.overlap_iou)
+        found, thresholds, own = found[passed], thresholds[passed], own[passed]
+        reportable = np.flatnonzero(found.confidence >= own)
+        merged = reportable[one_box_per_object(found.xyxy[reportable], found.confidence[reportable],
+                                               found.class_id[reportable], self._groups, self.card.overlap_iou)]
+        kept = np.concatenate([merged, np.flatnonzero(found.confidence < own)])
+        kept = kept[np.argsort(-found.confidence[kept], kind="stable")]
         return Detections(found.xyxy[kept], found.confidence[kept], found.class_id[kept], self.card.classes,
                           data={"pack": np.full(len(kept), self.name), "threshold": thresholds[kept]})
 

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from hazardvision.model_pack import ModelPack, active_packs, active_version, default_models_dir
+from hazardvision.model_pack import (
+    REPLACED_FILE,
+    ModelPack,
+    active_packs,
+    active_version,
+    default_models_dir,
+    load_pack,
+    serves,
+)
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before any test imports ultralytics
 
@@ -34,6 +42,15 @@ def bundled_version(pack: str) -> str:
 def served_versions() -> dict[str, str]:
     """Pack -> active version of every bundled pack that serves: what scans and alerts report."""
     return {pack.name: pack.version for pack in active_packs()}
+
+
+def shipped_packs() -> list[ModelPack]:
+    """Every bundled pack version a user gets: the serving packs' active versions and staged packs' versions."""
+    root = default_models_dir()
+    staged = [load_pack(version) for pack in sorted(root.iterdir()) if pack.is_dir() and not serves(pack)
+              and not (pack / REPLACED_FILE).exists() for version in sorted(pack.iterdir())
+              if (version / "card.json").is_file()]
+    return [*active_packs(), *staged]
 
 
 def pack_name_for(class_name: str) -> str:

@@ -15,8 +15,7 @@ from hazardvision.evaluation import (
     match,
     normalise_rows,
 )
-from hazardvision.model_pack import active_packs
-from tests.conftest import DATASETS
+from tests.conftest import DATASETS, shipped_packs, test_photos
 
 NAMES = ("fire", "smoke")
 
@@ -115,23 +114,31 @@ def test_accumulator_curves_carry_the_ap50_of_the_metrics():
 
 
 def bundled_evaluation_sets():
-    for pack in active_packs():
+    for pack in shipped_packs():
         card = json.loads((pack.folder / "card.json").read_text())
         metrics = card["metrics"]["int8" if pack.precision.value == "int8" else "datasets"]
         for spec in card.get("evaluation_sets", []):
-            yield pytest.param(pack, spec, metrics[spec["dataset"]], id=f"{pack.name}-{spec['dataset']}")
+            yield pytest.param(pack, spec, metrics[spec["dataset"]], id=f"{pack.name}-{pack.version}-{spec['dataset']}")
 
 
-# Floors of test-split mAP50 (issue 11): the mean AP50 over the named classes, at the default serving
-# settings (the pack's default precision). Floors a trained pack still misses are marked in MISSED,
-# with the figure, as the issue asks, never chased by tuning on a test split.
+# Floors of test-split mAP50 of the site detector (issue 11): the mean AP50 over the named classes at
+# the default serving settings (the pack's default precision), and recall at the operating
+# thresholds. A floor the trained pack still misses is listed in MISSED with its figures, as the
+# issue asks (never chased by tuning on a test split): strict, so that reaching it fails here until
+# the entry is removed.
+FLOOR_PACK = "site"
 FLOORS = {"ppe-vest": (("helmet", "no_helmet", "vest", "no_vest"), 0.80),
           "hardhat-head": (("helmet", "no_helmet"), 0.60),
           "fire-smoke": (("fire", "smoke"), 0.60),
           "forklift-person": (("forklift", "person"), 0.80)}
 RECALL_FLOOR = 0.5
 RECALL_CLASSES = ("fire", "smoke", "no_helmet", "no_vest")
-MISSED: dict[str, str] = {}
+MISSED = {
+    ("0.1.0", "ppe-vest"): "site 0.1.0: mean 0.638 (no_helmet 0.269, vest 0.575); no_helmet recall 0.32",
+    ("0.1.0", "hardhat-head"): "site 0.1.0: helmet 0.416, no_helmet 0.506 (mean 0.46)",
+    ("0.1.0", "fire-smoke"): "site 0.1.0: fire 0.104, smoke 0.759 (mean 0.43); fire recall 0.23",
+    ("0.1.0", "forklift-person"): "site 0.1.0: forklift 0.678, person 0.311 (mean 0.49)",
+}
 
 
 @pytest.mark.parametrize(("pack", "spec", "reported"), list(bundled_evaluation_sets()))
@@ -147,14 +154,14 @@ def test_bundled_pack_metrics_match_its_card(datasets, pack, spec, reported):
 def floor_cases():
     for param in bundled_evaluation_sets():
         pack, spec, reported = param.values
-        if spec["dataset"] in FLOORS and set(FLOORS[spec["dataset"]][0]) <= set(pack.card.classes):
-            marks = [pytest.mark.xfail(strict=True, reason=MISSED[spec["dataset"]])] if spec["dataset"] in MISSED \
-                else []
+        if pack.name == FLOOR_PACK and spec["dataset"] in FLOORS:
+            missed = MISSED.get((pack.version, spec["dataset"]))
+            marks = [pytest.mark.xfail(strict=True, reason=missed)] if missed else []
             yield pytest.param(spec["dataset"], reported, id=param.id, marks=marks)
 
 
 @pytest.mark.parametrize(("dataset", "reported"), list(floor_cases()))
-def test_bundled_pack_reaches_the_floors(dataset, reported):
+def test_site_pack_reaches_the_floors(dataset, reported):
     """The card's figures (checked against a fresh evaluation above) reach the issue's floors."""
     classes, floor = FLOORS[dataset]
     assert sum(reported["per_class"][c]["map50"] for c in classes) / len(classes) >= floor
@@ -162,3 +169,16 @@ def test_bundled_pack_reaches_the_floors(dataset, reported):
         metrics = reported["per_class"].get(name)
         if metrics and metrics["instances"]:
             assert metrics["recall"] >= RECALL_FLOOR, f"{name} recall at its operating threshold"
+
+
+def test_site_pack_raises_no_fire_or_smoke_on_ppe_photos(datasets):
+    """At most 2 false fire or smoke boxes per 100 PPE test photos (31 per 100 with the ppe and fire-smoke packs)."""
+    from hazardvision.images import load_image
+
+    site = [pack for pack in shipped_packs() if pack.name == FLOOR_PACK]
+    assert site, "the site pack is missing from models/"
+    photos = [load_image(p).pixels for name in ("ppe-vest", "hardhat-head") for p in test_photos(name)]
+    for pack in site:
+        found = pack.detect(photos)
+        false_alarms = sum(int(np.isin(d.class_name, ["fire", "smoke"]).sum()) for d in found)
+        assert false_alarms <= 0.02 * len(photos), f"{pack.version}: {false_alarms} in {len(photos)} photos"
