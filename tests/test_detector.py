@@ -33,13 +33,14 @@ EVERY = int(os.environ.get("HAZARDVISION_PARITY_EVERY", "4"))
 
 
 def bundled_weights() -> list[tuple[str, Path]]:
-    """(architecture, weights.pt) of every bundled pack version that ships its weights."""
-    found = []
+    """(architecture, weights.pt) of the newest bundled pack version of each architecture that ships its weights:
+    parity depends on the architecture's head (NMS-free or not), not on the pack."""
+    found: dict[str, Path] = {}
     for card_path in sorted(default_models_dir().glob("*/*/card.json")):
         card = json.loads(card_path.read_text())
         if card.get("weights_file"):
-            found.append((card["architecture"], card_path.parent / card["weights_file"]))
-    return found
+            found[card["architecture"]] = card_path.parent / card["weights_file"]
+    return sorted(found.items())
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ class Augmentation(BaseModel):
 
 
 PositiveInt = Annotated[int, Field(ge=1)]
-PACKAGING_ONLY = {"serve_imgsz", "calibration", "calibration_method", "int8_float_modules", "operating_confidence", "per_class_thresholds",
-                  "exclusive_classes", "replaces", "tiling"}
+PACKAGING_ONLY = {"serve_imgsz", "calibration", "calibration_method", "int8_float_modules", "operating_confidence",
+                  "per_class_thresholds", "exclusive_classes", "replaces", "tiling"}
 """Recipe fields that change how a run is packaged, not the run: changing them resumes the same run."""
 
 

@@ -55,13 +55,16 @@ def test_build_pack_writes_both_precisions_and_a_card(built):
         assert f"({relative})" in (folder / "README.md").read_text()
 
 
-def test_build_pack_float_metrics_equal_the_bundled_card_and_int8_stays_close(built):
+def test_build_pack_metrics_equal_a_fresh_evaluation_and_int8_serves_only_when_close(built):
     folder, _ = built
     card = json.loads((folder / "card.json").read_text())
     ours = card["metrics"]["datasets"]["fire-smoke"]["map50"]
     fresh = evaluate_dataset(fire_smoke(), DATASETS / "fire-smoke" / "data.yaml", drop=["default"])
     assert abs(ours - fresh.map50) <= 0.01  # the same weights, scored through the same runtime
-    assert card["metrics"]["int8"]["fire-smoke"]["map50"] >= ours - 0.05
+    # int8 is the default precision only where it keeps within 1.5 points (on this onnxruntime, fire-smoke's
+    # int8 model loses 0.11, so float32 serves)
+    int8 = card["metrics"]["int8"]["fire-smoke"]["map50"]
+    assert card["default_precision"] == ("int8" if int8 >= ours - 0.015 else "float32")
 
 
 def test_build_pack_refuses_to_overwrite_a_version(built, datasets):
