@@ -164,10 +164,12 @@ class Server:
                 self.process.wait()
 
 
-def multipart(jpeg: bytes, name: str) -> tuple[bytes, str]:
+def multipart(jpeg: bytes, name: str, tiling: str | None = None) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n").encode() + jpeg + f"\r\n--{boundary}--\r\n".encode()
+    field_part = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"tiling\"\r\n\r\n{tiling}\r\n".encode()
+                  if tiling else b"")
+    body = field_part + (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
+                         f"Content-Type: image/jpeg\r\n\r\n").encode() + jpeg + f"\r\n--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -238,8 +240,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_service(name: str, jpegs: list[bytes], clients: int, seconds: float, workdir: Path,
-                precision: str = "default") -> Load:
-    bodies = [multipart(jpeg, f"photo-{i:03d}.jpg") for i, jpeg in enumerate(jpegs)]
+                precision: str = "default", tiling: str | None = None) -> Load:
+    bodies = [multipart(jpeg, f"photo-{i:03d}.jpg", tiling) for i, jpeg in enumerate(jpegs)]
     env = {**({} if precision == "default" else {"HAZARDVISION_PRECISION": precision}), **CONFIGS[name]}
     server = Server(env, workdir / f"home-{name}")
     try:
@@ -272,6 +274,8 @@ def main() -> None:
     parser.add_argument("--precision", default="default", choices=["default", "float32", "int8"],
                         help="precision the service runs (default: each pack's default precision, from its card); "
                         "the plain loop always runs the float32 export")
+    parser.add_argument("--tiling", choices=["auto", "on", "off"], help="the scans' tiling field (default: none "
+                        "sent, each pack's default; the plain loop never tiles)")
     parser.add_argument("--photos", type=int, default=48, help="distinct photos the clients cycle through")
     parser.add_argument("--batch-configs", default="off,window5",
                         help=f"further service runs after the default one, comma-separated from {sorted(CONFIGS)}; "
@@ -297,7 +301,8 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="hv-load-") as workdir:
         for name in ["default", *configs]:
-            results[name] = run_service(name, jpegs, args.clients, args.seconds, Path(workdir), args.precision)
+            results[name] = run_service(name, jpegs, args.clients, args.seconds, Path(workdir), args.precision,
+                                        args.tiling)
     after = loop.images_per_second(jpegs, args.seconds / 2)
     plain = (before + after) / 2
     print(f"plain ultralytics loop  {args.seconds:g} s (half before the service runs, half after), decode + "
