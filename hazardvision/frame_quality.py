@@ -72,7 +72,11 @@ def grey_sample(image: BGRImage) -> np.ndarray:
 
 def assess(image: BGRImage) -> FrameQuality:
     """Judge one decoded frame or photo."""
-    grey = grey_sample(image)
+    return assess_sample(grey_sample(image))
+
+
+def assess_sample(grey: np.ndarray) -> FrameQuality:
+    """Judge a frame by its grey sample (see `grey_sample`)."""
     brightness, contrast = float(grey.mean()), float(grey.std())
     correlation = _neighbour_correlation(grey)
 
@@ -110,9 +114,8 @@ class FreezeWatch:
         self._last: np.ndarray | None = None
         self._since: float | None = None
 
-    def update(self, image: BGRImage, timestamp: float) -> bool:
-        """Whether the view is frozen as of this frame."""
-        grey = grey_sample(image)
+    def update(self, grey: np.ndarray, timestamp: float) -> bool:
+        """Whether the view is frozen as of this frame, given its grey sample (see `grey_sample`)."""
         same = (self._last is not None and self._last.shape == grey.shape
                 and float(np.abs(self._last - grey).mean()) < FROZEN_DIFFERENCE)
         self._last = grey
@@ -138,9 +141,11 @@ class CameraCondition:
         self._frames = 0
         self._alerted = False
 
-    def update(self, quality: FrameQuality, image: BGRImage, timestamp: float) -> tuple[FrameQuality, bool]:
+    def update(self, image: BGRImage, timestamp: float) -> tuple[FrameQuality, bool]:
         """The frame's quality as the camera sees it (frozen replaces ok), and whether it should alert now."""
-        frozen = self.freeze.update(image, timestamp)
+        grey = grey_sample(image)  # one sample serves both checks
+        quality = assess_sample(grey)
+        frozen = self.freeze.update(grey, timestamp)
         if quality.ok and frozen:
             quality = FrameQuality(FrameStatus.FROZEN, f"the picture has not changed for {self.freeze.seconds:g} s "
                                    "or more: the camera or its stream is stuck", quality.brightness,

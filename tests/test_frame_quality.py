@@ -8,7 +8,7 @@ import pytest
 
 from hazardvision.bank.readers import read_yolo
 from hazardvision.catalogue import load_catalogue
-from hazardvision.frame_quality import CameraCondition, FrameStatus, FreezeWatch, assess
+from hazardvision.frame_quality import CameraCondition, FrameStatus, FreezeWatch, assess, grey_sample
 from hazardvision.images import decode_image, load_image
 from hazardvision.model_pack import active_packs
 from hazardvision.scan import Scanner
@@ -81,10 +81,10 @@ def test_freeze_watch_tells_a_stuck_picture_from_a_live_one():
     rng = np.random.default_rng(1)
     scene = a_scene(1)
     stuck = FreezeWatch(seconds=10)
-    assert [stuck.update(scene, t) for t in range(12)] == [False] * 10 + [True] * 2
+    assert [stuck.update(grey_sample(scene), t) for t in range(12)] == [False] * 10 + [True] * 2
     live = FreezeWatch(seconds=10)
     noisy = [np.clip(scene + rng.normal(0, 2, scene.shape), 0, 255).astype(np.uint8) for _ in range(12)]
-    assert not any(live.update(frame, t) for t, frame in enumerate(noisy))
+    assert not any(live.update(grey_sample(frame), t) for t, frame in enumerate(noisy))
 
 
 def test_camera_condition_alerts_once_per_episode():
@@ -94,13 +94,13 @@ def test_camera_condition_alerts_once_per_episode():
     condition = CameraCondition(frozen_seconds=10, min_frames=3)
     alerts = []
     for t in range(30):
-        quality, alert = condition.update(assess(scene), scene, float(t))
+        quality, alert = condition.update(scene, float(t))
         alerts.append((t, quality.status, alert))
     raised = [(t, status) for t, status, alert in alerts if alert]
     assert raised == [(12, FrameStatus.FROZEN)]  # frozen from t=10, held for 3 frames
     for t in range(30, 36):
         frame = grey if t < 34 else a_scene(t)  # a lost signal, then a changing picture again
-        quality, alert = condition.update(assess(frame), frame, float(t))
+        quality, alert = condition.update(frame, float(t))
         if alert:
             raised.append((t, quality.status))
     assert raised == [(12, FrameStatus.FROZEN), (32, FrameStatus.NO_SIGNAL)]

@@ -24,7 +24,7 @@ from hazardvision.bank.schema import AlertRecord, CameraRecord, utcnow
 from hazardvision.catalogue import Catalogue
 from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError
-from hazardvision.frame_quality import CameraCondition, FrameQuality, assess
+from hazardvision.frame_quality import CameraCondition, FrameQuality
 from hazardvision.images import DecodedImage
 from hazardvision.service.schemas.cameras import AlertView, CameraConfig, CameraView
 from hazardvision.service.schemas.common import as_utc
@@ -64,7 +64,7 @@ class CameraStream:
 
     def look(self, image: DecodedImage, timestamp: float) -> tuple[FrameQuality, list[Alert]]:
         """The frame's quality as this camera sees it (frozen included), and the camera alert it raises, if any."""
-        quality, alert = self.condition.update(assess(image.pixels), image.pixels, timestamp)
+        quality, alert = self.condition.update(image.pixels, timestamp)
         if not alert:
             return quality, []
         return quality, [camera_alert(self.camera_id, quality.status.value, timestamp,

@@ -63,15 +63,25 @@ class _Photo:
     tiling: TilingMode | None = None
 
 
+Item = TypeVar("Item")
+Done = TypeVar("Done")
+
+
+def per_tiling_mode(items: Sequence[Item], mode_of: Callable[[Item], TilingMode | None],
+                    run: Callable[[list[Item], TilingMode | None], Sequence[Done]]) -> list[Done]:
+    """`run` once per tiling mode the batch's items ask for, results back in the batch's order."""
+    results: dict[int, Done] = {}
+    for mode in dict.fromkeys(map(mode_of, items)):
+        chosen = [i for i, item in enumerate(items) if mode_of(item) == mode]
+        results.update(zip(chosen, run([items[i] for i in chosen], mode), strict=True))
+    return [results[i] for i in range(len(items))]
+
+
 def _scan_batch(state: ServingState, photos: Sequence[_Photo]) -> list[ScanResult]:
-    """Scan a batch, one scanner call per tiling mode asked for, results in the batch's order."""
-    results: dict[int, ScanResult] = {}
-    for mode in dict.fromkeys(p.tiling for p in photos):
-        chosen = [i for i, p in enumerate(photos) if p.tiling == mode]
-        scanned = state.scanner.scan([photos[i].image for i in chosen], [photos[i].source for i in chosen],
-                                     decode_ms=[photos[i].decode_ms for i in chosen], tiling=mode)
-        results.update(zip(chosen, scanned, strict=True))
-    return [results[i] for i in range(len(photos))]
+    """Scan a batch, one scanner call per tiling mode asked for."""
+    return per_tiling_mode(photos, lambda photo: photo.tiling, lambda chosen, mode: state.scanner.scan(
+        [p.image for p in chosen], [p.source for p in chosen], decode_ms=[p.decode_ms for p in chosen],
+        tiling=mode))
 
 
 class Runtime:
@@ -211,13 +221,9 @@ class Runtime:
 
     def _frame_batch(self, state: ServingState, frames: Sequence[tuple[DecodedImage, TilingMode | None]]
                      ) -> list[Detections]:
-        """Detections of a batch of frames, one detector call per tiling mode, in the batch's order."""
-        results: dict[int, Detections] = {}
-        for mode in dict.fromkeys(tiling for _, tiling in frames):
-            chosen = [i for i, (_, tiling) in enumerate(frames) if tiling == mode]
-            found = state.detect([frames[i][0] for i in chosen], self.settings.frame_confidence, tiling=mode)
-            results.update(zip(chosen, found, strict=True))
-        return [results[i] for i in range(len(frames))]
+        """Detections of a batch of frames, one detector call per tiling mode."""
+        return per_tiling_mode(frames, lambda frame: frame[1], lambda chosen, mode: state.detect(
+            [image for image, _ in chosen], self.settings.frame_confidence, tiling=mode))
 
     async def frame(self, camera_id: str, upload: Upload, timestamp: float, actor: str) -> FrameResponse:
         """Detect, track and aggregate one frame; record and send the alerts it raises."""
