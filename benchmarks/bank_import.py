@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.classmap import build_class_map
 from hazardvision.bank.importer import import_dataset
-from hazardvision.bank.readers import read_dataset
 from hazardvision.bank.snapshot import SplitRule, make_snapshot
 from hazardvision.catalogue import load_catalogue
+from hazardvision.datasets.classmap import build_class_map
+from hazardvision.datasets.readers import read_dataset
 from hazardvision.training.data import bundled_mapping
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"

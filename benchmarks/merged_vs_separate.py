@@ -21,10 +21,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from hazardvision.bank.readers import read_yolo
-from hazardvision.evaluation import score_dataset
+from hazardvision.datasets.readers import read_yolo
 from hazardvision.images import load_image
-from hazardvision.model_pack import ModelPack
+from hazardvision.packs.evaluation import score_dataset
+from hazardvision.packs.model_pack import ModelPack
 from hazardvision.resources import bundled_path, default_datasets
 from hazardvision.training.packaging import images_per_second, scratch_pack
 from hazardvision.training.recipe import load_recipe

@@ -15,9 +15,9 @@ import statistics
 import time
 from pathlib import Path
 
-from hazardvision.bank.readers import read_yolo
+from hazardvision.datasets.readers import read_yolo
 from hazardvision.images import load_image
-from hazardvision.model_pack import ModelPack, Precision, load_pack
+from hazardvision.packs.model_pack import ModelPack, Precision, load_pack
 from hazardvision.resources import default_datasets
 
 NAMES = ("ppe-vest", "hardhat-head", "forklift-person", "fire-smoke")

@@ -24,7 +24,7 @@ from ultralytics import YOLO
 
 from hazardvision.catalogue import load_catalogue
 from hazardvision.images import load_image
-from hazardvision.model_pack import ModelPack, Precision, active_packs, resolve_model
+from hazardvision.packs.model_pack import ModelPack, Precision, active_packs, resolve_model
 from hazardvision.scan import Scanner
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"

@@ -16,8 +16,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from hazardvision.bank.readers import read_yolo
-from hazardvision.evaluation import evaluate_dataset
+from hazardvision.datasets.readers import read_yolo
+from hazardvision.packs.evaluation import evaluate_dataset
 from hazardvision.resources import default_datasets
 from hazardvision.training.packaging import images_per_second, scratch_pack
 from hazardvision.training.recipe import load_recipe, recipe_path

@@ -31,13 +31,13 @@ import numpy as np
 from sqlalchemy import select
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.classmap import build_class_map
 from hazardvision.bank.importer import import_dataset
-from hazardvision.bank.readers import Dataset, SampleFile, read_dataset
-from hazardvision.bank.schema import Case
 from hazardvision.catalogue import load_catalogue
+from hazardvision.data.bank_records import Case
+from hazardvision.datasets.classmap import build_class_map
+from hazardvision.datasets.readers import Dataset, SampleFile, read_dataset
 from hazardvision.images import load_image
-from hazardvision.model_pack import active_packs
+from hazardvision.packs.model_pack import active_packs
 from hazardvision.similar.maintenance import sync_indexes
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.search import SimilarCaseSearch

@@ -23,8 +23,8 @@ import numpy as np
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import load_catalogue
 from hazardvision.images import decode_image
-from hazardvision.letterbox import letterbox
-from hazardvision.model_pack import active_packs
+from hazardvision.packs.letterbox import letterbox
+from hazardvision.packs.model_pack import active_packs
 from hazardvision.scan import Scanner
 from hazardvision.similar.case_index import CaseIndex
 from hazardvision.similar.search import SimilarCaseSearch

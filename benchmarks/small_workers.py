@@ -23,12 +23,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hazardvision.bank.readers import read_yolo
-from hazardvision.evaluation import evaluate_dataset
+from hazardvision.datasets.readers import read_yolo
 from hazardvision.images import load_image
-from hazardvision.model_pack import ModelPack, load_pack
+from hazardvision.packs.evaluation import evaluate_dataset
+from hazardvision.packs.model_pack import ModelPack, load_pack
+from hazardvision.packs.tiling import Tiling
 from hazardvision.resources import default_datasets
-from hazardvision.tiling import Tiling
 from hazardvision.training.data import bundled_mapping
 
 FRAME = (1920, 1080)

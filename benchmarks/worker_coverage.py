@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hazardvision.bank.readers import read_yolo
+from hazardvision.datasets.readers import read_yolo
 from hazardvision.images import load_image
-from hazardvision.model_pack import ModelPack, load_pack
+from hazardvision.packs.model_pack import ModelPack, load_pack
 from hazardvision.resources import default_datasets
 
 HEAD_BAND = 0.4

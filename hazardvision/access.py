@@ -22,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.schema import ApiKey, utcnow
+from hazardvision.data.bank_records import utcnow
+from hazardvision.data.service_records import ApiKey
 from hazardvision.errors import ApiKeyConflict, ApiKeyError, Forbidden, Unauthenticated, UnknownApiKey
 
 

@@ -33,10 +33,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hazardvision.bank.bank import default_home
 from hazardvision.errors import AuditError
+from hazardvision.home import Home
 
-FOLDER = "audit"
 LOG_FILE = "audit.jsonl"
 ANCHOR_FILE = "anchor.json"
 KEY_FILE = "anchor.key"
@@ -117,7 +116,7 @@ class AuditLog:
 
     def __init__(self, home: Path | None = None, *, key_file: Path | None = None) -> None:
         """`key_file`: where the MAC key lives; default `HOME/audit/anchor.key`."""
-        self.folder = (home or default_home()).resolve() / FOLDER
+        self.folder = Home.at(home).audit
         self.path = self.folder / LOG_FILE
         self.anchor_path = self.folder / ANCHOR_FILE
         self.key_path = key_file or self.folder / KEY_FILE

@@ -17,7 +17,9 @@ from hazardvision.catalogue import Catalogue, Severity
 from hazardvision.detections import Detections
 from hazardvision.frame_quality import FrameQuality, assess
 from hazardvision.images import DecodedImage
-from hazardvision.model_pack import ModelPack
+from hazardvision.packs.embedding import FeatureMaps
+from hazardvision.packs.model_pack import ModelPack
+from hazardvision.packs.tiling import TilingMode
 from hazardvision.results import (
     Box,
     DetectedObject,
@@ -28,9 +30,7 @@ from hazardvision.results import (
     QualityInfo,
     ScanResult,
 )
-from hazardvision.similar.embedding import FeatureMaps
 from hazardvision.similar.query import SimilarQuery
-from hazardvision.tiling import TilingMode
 
 if TYPE_CHECKING:  # the search needs faiss and the bank; a plain scan loads neither
     from hazardvision.similar.search import SimilarCaseSearch

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hazardvision.model_pack import (
+from hazardvision.packs.model_pack import (
     REPLACED_FILE,
     ModelPack,
     active_packs,
@@ -61,6 +61,12 @@ def pack_name_for(class_name: str) -> str:
 def pack_for(class_name: str, packs: Sequence[ModelPack] | None = None) -> ModelPack:
     """Of `packs` (default: the bundled serving packs), the one that detects `class_name`."""
     return next(p for p in (packs or active_packs()) if class_name in p.card.classes)
+
+
+@pytest.fixture(scope="session")
+def packs() -> list[ModelPack]:
+    """The packs the service serves by default."""
+    return active_packs()
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from hazardvision.bank.readers import read_yolo
 from hazardvision.catalogue import load_catalogue
+from hazardvision.datasets.readers import read_yolo
 from hazardvision.frame_quality import CameraCondition, FrameStatus, FreezeWatch, assess, grey_sample
 from hazardvision.images import decode_image, load_image
-from hazardvision.model_pack import active_packs
+from hazardvision.packs.model_pack import active_packs
 from hazardvision.scan import Scanner
 from tests.conftest import DATASET_NAMES
 

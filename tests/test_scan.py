@@ -9,7 +9,7 @@ from hazardvision.annotate import HazardAnnotator
 from hazardvision.catalogue import load_catalogue
 from hazardvision.errors import UnknownClass
 from hazardvision.images import load_image
-from hazardvision.model_pack import ModelCard, ModelPack, active_packs
+from hazardvision.packs.model_pack import ModelCard, ModelPack, active_packs
 from hazardvision.results import ScanResult
 from hazardvision.scan import SEVERITY_RANK, Scanner, result_detections
 from tests.conftest import test_photos

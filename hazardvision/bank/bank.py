@@ -15,21 +15,17 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from hazardvision.bank.groups import DEFAULT_DISTANCE, Member, assign_groups
-from hazardvision.bank.migrations import migrate, schema_version
-from hazardvision.bank.schema import Annotation, Case, Enterprise, Image, PendingImage, Site, Source
-from hazardvision.bank.store import ImageStore
 from hazardvision.bank.views import AnnotationView, BankStats, CaseView, SourceStats
+from hazardvision.data.bank_records import Annotation, Case, Enterprise, Image, PendingImage, Site, Source
+from hazardvision.data.image_store import ImageStore
+from hazardvision.data.migrations import migrate, schema_version
 from hazardvision.errors import BankError, UnknownCase
-
-DATABASE = "bank.sqlite3"
-WRITER_LOCK = ".writer.lock"
-SCHEMA_LOCK = ".schema.lock"
+from hazardvision.home import Home, default_home_folder
 
 
 def default_home() -> Path:
     """`HAZARDVISION_HOME`, else `~/.local/share/hazardvision`."""
-    override = os.environ.get("HAZARDVISION_HOME")
-    return Path(override) if override else Path.home() / ".local" / "share" / "hazardvision"
+    return default_home_folder()
 
 
 @contextmanager
@@ -59,18 +55,19 @@ class SampleBank:
     """
 
     def __init__(self, home: Path | None = None, *, url: str | None = None) -> None:
-        self.home = (home or default_home()).resolve()
+        self.layout = Home.at(home)
+        self.home = self.layout.root
         try:
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise BankError(f"cannot create the bank folder {self.home}: {error.strerror}") from error
-        self.store = ImageStore(self.home / "images")
-        url = url or os.environ.get("HAZARDVISION_DATABASE_URL") or f"sqlite:///{self.home / DATABASE}"
+        self.store = ImageStore(self.layout.images)
+        url = url or os.environ.get("HAZARDVISION_DATABASE_URL") or self.layout.sqlite_url
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         # Two processes opening a new bank at once must not both create its tables.
-        with open(self.home / SCHEMA_LOCK, "a+b") as handle, _database_errors():
+        with open(self.layout.schema_lock, "a+b") as handle, _database_errors():
             fcntl.flock(handle, fcntl.LOCK_EX)
             migrate(self.engine)
         self.recover()
@@ -87,7 +84,7 @@ class SampleBank:
 
         The lock is an flock on `home/.writer.lock`, so the kernel releases it when a writer dies.
         """
-        with open(self.home / WRITER_LOCK, "a+b") as handle:
+        with open(self.layout.writer_lock, "a+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -99,7 +96,7 @@ class SampleBank:
 
         Skipped while a writer is at work: its pending photos are not orphans yet.
         """
-        with open(self.home / WRITER_LOCK, "a+b") as handle:
+        with open(self.layout.writer_lock, "a+b") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

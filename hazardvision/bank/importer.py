@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, Field
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.classmap import ClassMap
 from hazardvision.bank.groups import dhash
-from hazardvision.bank.readers import Dataset, SampleFile
-from hazardvision.bank.schema import Annotation, Case, Image, Origin, PendingImage
+from hazardvision.data.bank_records import Annotation, Case, Image, Origin, PendingImage
+from hazardvision.datasets.classmap import ClassMap
+from hazardvision.datasets.readers import Dataset, SampleFile
 from hazardvision.errors import BankError, InvalidImage
 from hazardvision.images import decode_image
 

@@ -25,8 +25,9 @@ from sqlalchemy.orm import selectinload
 
 from hazardvision.bank.bank import SampleBank
 from hazardvision.bank.groups import original_name
-from hazardvision.bank.schema import Case, Origin, SnapshotRecord, Source
+from hazardvision.data.bank_records import Case, Origin, SnapshotRecord, Source
 from hazardvision.errors import BankError
+from hazardvision.home import Home
 
 SPLITS = ("train", "val", "test")
 LABELLED_ORIGINS = (Origin.IMPORTED.value, Origin.CONFIRMED.value)
@@ -121,7 +122,7 @@ def make_snapshot(
         key["originals_only"] = True  # only when set: ids of earlier snapshots stay what they were
     digest = hashlib.sha256(json.dumps(key, separators=(",", ":")).encode())
     snapshot_id = digest.hexdigest()[:16]
-    folder = (out or bank.home / "snapshots") / snapshot_id
+    folder = (out or Home(bank.home).snapshots) / snapshot_id
     manifest = SnapshotManifest(
         id=snapshot_id, created_at=dt.datetime.now(dt.UTC), path=str(folder), classes=list(classes),
         split_rule=split_rule, seed=seed_used, ratios=ratios_used, originals_only=originals_only,

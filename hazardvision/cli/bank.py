@@ -11,14 +11,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.classmap import build_class_map, parse_pairs
 from hazardvision.bank.importer import DEFAULT_BATCH, import_dataset
-from hazardvision.bank.readers import read_dataset
 from hazardvision.bank.snapshot import SplitRule, make_snapshot
 from hazardvision.catalogue import load_catalogue
 from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out
+from hazardvision.datasets.classmap import build_class_map, parse_pairs
+from hazardvision.datasets.readers import read_dataset
 from hazardvision.errors import HazardVisionError
-from hazardvision.model_pack import active_packs
+from hazardvision.packs.model_pack import active_packs
 from hazardvision.similar.case_index import SyncReport
 from hazardvision.similar.maintenance import sync_indexes, verify_indexes
 

@@ -11,9 +11,9 @@ from rich.table import Table
 
 from hazardvision.cli.common import JsonOption, err, fail, out
 from hazardvision.errors import HazardVisionError, UnknownModel
-from hazardvision.model_pack import CARD_FILE, active_version, default_models_dir, serves
-from hazardvision.registry import DEFAULT_TOLERANCE, promote_replacing
-from hazardvision.registry import promote as promote_version
+from hazardvision.packs.model_pack import CARD_FILE, active_version, default_models_dir, serves
+from hazardvision.packs.registry import DEFAULT_TOLERANCE, promote_replacing
+from hazardvision.packs.registry import promote as promote_version
 from hazardvision.resources import default_datasets
 from hazardvision.training.recipe import load_recipe, recipe_path
 

@@ -17,12 +17,12 @@ from hazardvision.catalogue import load_catalogue
 from hazardvision.cli.common import HomeOption, err, fail
 from hazardvision.errors import HazardVisionError
 from hazardvision.images import DecodedImage, load_image
-from hazardvision.model_pack import ModelPack, Precision, active_packs, resolve_model
+from hazardvision.packs.model_pack import ModelPack, Precision, active_packs, resolve_model
+from hazardvision.packs.tiling import tiling_mode
 from hazardvision.results import ScanError, ScanResult
 from hazardvision.scan import Scanner, result_detections
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.search import open_search
-from hazardvision.tiling import tiling_mode
 
 
 def scan(

@@ -12,7 +12,7 @@ from hazardvision.catalogue import load_catalogue
 from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out
 from hazardvision.errors import BankError, HazardVisionError
 from hazardvision.images import BGRImage, load_image
-from hazardvision.model_pack import active_packs
+from hazardvision.packs.model_pack import active_packs
 from hazardvision.results import SimilarCase
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.search import SimilarCaseSearch, open_search

@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from hazardvision.bank.bank import SampleBank, default_home
-from hazardvision.bank.readers import Dataset
+from hazardvision.bank.bank import SampleBank
 from hazardvision.cli.common import HomeOption, err, fail, out
+from hazardvision.datasets.readers import Dataset
 from hazardvision.errors import HazardVisionError
-from hazardvision.model_pack import default_models_dir
+from hazardvision.home import Home
+from hazardvision.packs.model_pack import default_models_dir
 from hazardvision.resources import default_datasets
 from hazardvision.training.data import TrainingData, build_training_data
 from hazardvision.training.recipe import Recipe, load_recipe, recipe_path
@@ -23,7 +24,7 @@ from hazardvision.training.trainer import dataset_yaml, train
 def default_run_folder(recipe: Recipe, data: Path, home: Path | None = None) -> Path:
     """HOME/runs/<pack>-<hash of recipe and data>: the same command finds, and resumes, the same run."""
     key = hashlib.sha256((recipe.run_key() + str(dataset_yaml(data).resolve())).encode()).hexdigest()[:10]
-    return (home or default_home()) / "runs" / f"{recipe.pack}-{key}"
+    return Home.at(home).runs / f"{recipe.pack}-{key}"
 
 
 def snapshot_from_recipe(recipe: Recipe, home: Path | None, datasets: Path) -> TrainingData:

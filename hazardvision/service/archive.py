@@ -15,15 +15,15 @@ from sqlalchemy.orm import selectinload
 
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.schema import Enterprise, FindingRecord, ScanRecord, Site, utcnow
-from hazardvision.bank.store import ImageStore
+from hazardvision.data.bank_records import Enterprise, Site, utcnow
+from hazardvision.data.image_store import ImageStore
+from hazardvision.data.service_records import FindingRecord, ScanRecord
 from hazardvision.errors import BankError, PlaceConflict, UnknownScan
+from hazardvision.home import Home
 from hazardvision.images import DecodedImage
 from hazardvision.results import ScanResult
 from hazardvision.service.schemas.common import as_utc
 from hazardvision.service.schemas.scans import ScanContext, ScanResponse
-
-SCANS_FOLDER = "scans"
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class ScanArchive:
     def __init__(self, bank: SampleBank, audit: AuditLog) -> None:
         self.bank = bank
         self.audit = audit
-        self.photos = ImageStore(bank.home / SCANS_FOLDER)
+        self.photos = ImageStore(Home(bank.home).scans)
 
     def check_place(self, context: ScanContext) -> None:
         """Refuse a site the bank already files under another enterprise (it could never become a case)."""

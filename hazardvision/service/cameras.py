@@ -17,20 +17,21 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from hazardvision.alerts import Alert, AlertAggregator, AlertRule, camera_alert
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.schema import AlertRecord, CameraRecord, utcnow
 from hazardvision.catalogue import Catalogue
+from hazardvision.data.bank_records import utcnow
+from hazardvision.data.service_records import AlertRecord, CameraRecord
 from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError
 from hazardvision.frame_quality import CameraCondition, FrameQuality
 from hazardvision.images import DecodedImage
+from hazardvision.packs.tiling import TilingMode
 from hazardvision.service.schemas.cameras import AlertView, CameraConfig, CameraView
 from hazardvision.service.schemas.common import as_utc
-from hazardvision.tiling import TilingMode
-from hazardvision.tracking import Tracker, TrackerSettings
-from hazardvision.webhooks import WebhookSender
+from hazardvision.video.alerts import Alert, AlertAggregator, AlertRule, camera_alert
+from hazardvision.video.tracking import Tracker, TrackerSettings
+from hazardvision.video.webhooks import WebhookSender
 
 log = logging.getLogger("hazardvision.service")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hazardvision.errors import HazardVisionError
-from hazardvision.model_pack import CARD_FILE, active_version
+from hazardvision.packs.model_pack import CARD_FILE, active_version
 from hazardvision.service.schemas.models import ModelsResponse, PackVersion, PackView
 
 

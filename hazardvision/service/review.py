@@ -20,19 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
 from hazardvision.bank.groups import dhash
-from hazardvision.bank.schema import (
-    Annotation,
-    Case,
-    FindingRecord,
-    Image,
-    Origin,
-    PendingImage,
-    ReviewRecord,
-    ReviewStatus,
-    ScanRecord,
-    utcnow,
-)
 from hazardvision.catalogue import Catalogue
+from hazardvision.data.bank_records import Annotation, Case, Image, Origin, PendingImage, utcnow
+from hazardvision.data.service_records import FindingRecord, ReviewRecord, ReviewStatus, ScanRecord
 from hazardvision.errors import BankError, HazardVisionError, InvalidReview, ReviewConflict, UnknownFinding
 from hazardvision.images import decode_image
 from hazardvision.results import Box

@@ -23,12 +23,13 @@ from hazardvision.access import ApiKeys, KeyRecord, Permission, check
 from hazardvision.annotate import HazardAnnotator, encode_jpeg
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.schema import Annotation
 from hazardvision.catalogue import load_catalogue
+from hazardvision.data.bank_records import Annotation
 from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError, ImageTooLarge, UnknownCase
 from hazardvision.images import DecodedImage, decode_image
-from hazardvision.model_pack import default_models_dir
+from hazardvision.packs.model_pack import default_models_dir
+from hazardvision.packs.tiling import TilingMode
 from hazardvision.results import Box, ModelRef, QualityInfo, ScanResult
 from hazardvision.scan import result_detections
 from hazardvision.service.archive import ScanArchive
@@ -46,8 +47,7 @@ from hazardvision.service.settings import Settings
 from hazardvision.service.uploads import Upload
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.thumbnails import thumbnail_path
-from hazardvision.tiling import TilingMode
-from hazardvision.webhooks import WebhookSender
+from hazardvision.video.webhooks import WebhookSender
 
 log = logging.getLogger("hazardvision.service")
 

@@ -20,8 +20,9 @@ from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import Catalogue
 from hazardvision.detections import Detections
 from hazardvision.errors import ModelsLoading, UnknownModel
+from hazardvision.home import Home
 from hazardvision.images import DecodedImage
-from hazardvision.model_pack import (
+from hazardvision.packs.model_pack import (
     CARD_FILE,
     ModelPack,
     Precision,
@@ -29,13 +30,13 @@ from hazardvision.model_pack import (
     load_pack,
     serving_pack_folders,
 )
-from hazardvision.registry import Comparison, promote
+from hazardvision.packs.registry import Comparison, promote
+from hazardvision.packs.tiling import TilingMode
 from hazardvision.scan import Scanner
 from hazardvision.similar.case_index import CaseIndex
 from hazardvision.similar.maintenance import sync_indexes
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.search import SimilarCaseSearch
-from hazardvision.tiling import TilingMode
 
 log = logging.getLogger("hazardvision.service")
 
@@ -191,7 +192,7 @@ class ModelHost:
 
     def _install(self, packs: Sequence[ModelPack]) -> ServingState:
         search = None
-        if self.query is not None and (self.bank.home / "similar").is_dir():
+        if self.query is not None and Home(self.bank.home).similar.is_dir():
             found = SimilarCaseSearch.open(self.bank, packs, self.catalogue, thumbnail_url)
             search = found if found.indexes else None
         scanner = Scanner(packs, self.catalogue, similar=search, similar_query=self.query)

@@ -13,11 +13,11 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hazardvision.alerts import AlertRule
 from hazardvision.images import DEFAULT_MAX_PIXELS
-from hazardvision.model_pack import Precision
-from hazardvision.tracking import TrackerSettings
-from hazardvision.webhooks import WebhookSettings
+from hazardvision.packs.model_pack import Precision
+from hazardvision.video.alerts import AlertRule
+from hazardvision.video.tracking import TrackerSettings
+from hazardvision.video.webhooks import WebhookSettings
 
 MIB = 1024 * 1024
 

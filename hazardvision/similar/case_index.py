@@ -22,11 +22,12 @@ import numpy as np
 from sqlalchemy import select
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.schema import Annotation, Case, Image, Origin
+from hazardvision.data.bank_records import Annotation, Case, Image, Origin
 from hazardvision.errors import BankError, HazardVisionError
+from hazardvision.home import Home
 from hazardvision.images import load_image
-from hazardvision.model_pack import ModelPack
-from hazardvision.similar.embedding import METHOD, photo_dim
+from hazardvision.packs.embedding import METHOD, photo_dim
+from hazardvision.packs.model_pack import ModelPack
 from hazardvision.similar.thumbnails import thumbnail_path, write_thumbnail
 from hazardvision.similar.vector_index import VectorIndex, load_indexes, save_indexes
 
@@ -85,7 +86,7 @@ class CaseIndex:
     def __init__(self, home: Path, pack: ModelPack) -> None:
         self.pack = pack
         self.model = EmbeddingModel.of(pack)
-        self.folder = home / "similar" / self.model.key
+        self.folder = Home(home).similar_index(self.model.key)
         self.home = home
         self.indexes: dict[str, VectorIndex] = {}
         self.damage: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.model_pack import ModelPack
+from hazardvision.packs.model_pack import ModelPack
 from hazardvision.similar.case_index import CaseIndex, SyncReport
 
 PackProgress = Callable[[str, int, int], None]

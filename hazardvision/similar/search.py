@@ -11,14 +11,15 @@ from numpy.typing import NDArray
 from sqlalchemy import select
 from threadpoolctl import threadpool_limits
 
-from hazardvision.bank.bank import SampleBank, default_home
-from hazardvision.bank.schema import Annotation, Case, Enterprise, Site, Source
+from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import Catalogue
+from hazardvision.data.bank_records import Annotation, Case, Enterprise, Site, Source
+from hazardvision.home import Home
 from hazardvision.images import BGRImage
-from hazardvision.model_pack import ModelPack
+from hazardvision.packs.embedding import FeatureMaps
+from hazardvision.packs.model_pack import ModelPack
 from hazardvision.results import Box, SimilarCase
 from hazardvision.similar.case_index import CaseIndex
-from hazardvision.similar.embedding import FeatureMaps
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.thumbnails import thumbnail_path
 from hazardvision.similar.vector_index import Hit, VectorIndex
@@ -192,8 +193,8 @@ def open_search(
     thumbnail: Thumbnail | None = None,
 ) -> SimilarCaseSearch | None:
     """The search over the bank at `home` (default: the usual one), or None when no bank or index is there."""
-    folder = (home or default_home()).resolve()
-    if not (folder / "similar").is_dir():
+    layout = Home.at(home)
+    if not layout.similar.is_dir():
         return None
-    search = SimilarCaseSearch.open(SampleBank(folder), packs, catalogue, thumbnail)
+    search = SimilarCaseSearch.open(SampleBank(layout.root), packs, catalogue, thumbnail)
     return search if search.indexes else None

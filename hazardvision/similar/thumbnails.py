@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hazardvision.home import Home
 from hazardvision.images import BGRImage
 
 SIDE = 160
@@ -18,7 +19,7 @@ CONTEXT = 0.15
 
 def thumbnail_path(home: Path, annotation_id: int) -> Path:
     """Where the thumbnail of an indexed annotation lives in the bank folder `home`."""
-    return home / "thumbnails" / f"{annotation_id}.jpg"
+    return Home(home).thumbnails / f"{annotation_id}.jpg"
 
 
 def write_thumbnail(image: BGRImage, box: tuple[float, ...], path: Path) -> Path:

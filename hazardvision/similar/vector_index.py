@@ -16,7 +16,7 @@ import faiss as _faiss
 import numpy as np
 from numpy.typing import NDArray
 
-from hazardvision.similar.embedding import Vectors
+from hazardvision.packs.embedding import Vectors
 
 faiss: Any = _faiss  # its bundled stubs miss DirectMap and the keyword arguments of SearchParameters
 

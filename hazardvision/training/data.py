@@ -20,11 +20,11 @@ from functools import partial
 from pathlib import Path
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.classmap import ClassMap, build_class_map
 from hazardvision.bank.importer import ImportReport, import_dataset
-from hazardvision.bank.readers import Dataset, read_dataset
 from hazardvision.bank.snapshot import SnapshotManifest, SplitRule, make_snapshot
 from hazardvision.catalogue import Catalogue, load_catalogue
+from hazardvision.datasets.classmap import ClassMap, build_class_map
+from hazardvision.datasets.readers import Dataset, read_dataset
 from hazardvision.errors import DatasetError
 from hazardvision.resources import bundled_path
 from hazardvision.training.label_scope import LabelScope, build_scope

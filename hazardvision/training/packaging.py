@@ -23,17 +23,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hazardvision.bank.classmap import build_class_map
-from hazardvision.bank.readers import read_yolo, source_notes
 from hazardvision.catalogue import load_catalogue
+from hazardvision.datasets.classmap import build_class_map
+from hazardvision.datasets.readers import read_yolo, source_notes
 from hazardvision.errors import DatasetError, InvalidModel
-from hazardvision.evaluation import Accumulator, score_dataset
-from hazardvision.evaluation_plots import write_evaluation_plots
 from hazardvision.images import load_image
-from hazardvision.model_pack import ACTIVE_FILE, CARD_FILE, ModelCard, ModelPack, load_pack
-from hazardvision.registry import split_id
+from hazardvision.packs.evaluation import Accumulator, score_dataset
+from hazardvision.packs.evaluation_plots import write_evaluation_plots
+from hazardvision.packs.model_pack import ACTIVE_FILE, CARD_FILE, ModelCard, ModelPack, load_pack
+from hazardvision.packs.registry import split_id
+from hazardvision.packs.thresholds import choose_thresholds
 from hazardvision.resources import bundled_path
-from hazardvision.thresholds import choose_thresholds
 from hazardvision.training.pretrained import credit_of, default_pretrained_root
 from hazardvision.training.recipe import EvaluationSet, Recipe, load_recipe, recipe_path
 from hazardvision.training.trainer import pretrained_record
@@ -91,7 +91,7 @@ def quantize_int8(model: Path, target: Path, calibration: Sequence[Path], method
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415
 
-    from hazardvision.detector import OnnxDetector  # noqa: PLC0415
+    from hazardvision.packs.detector import OnnxDetector  # noqa: PLC0415
 
     detector = OnnxDetector(model)
     photos = iter(calibration)
@@ -329,7 +329,7 @@ def _default_precision(metrics: dict[str, dict[str, Any]]) -> str:
 def _pretrained(weights: Path) -> dict[str, Any] | None:
     """The run's record of its starting weights, with their credit, when it started from pretrained ones."""
     record = pretrained_record(weights.parent.parent)
-    if record is not None:
+    if record is not None and not record.get("credit"):
         record["credit"] = credit_of(default_pretrained_root() / record["weights"], record["sha256"])
     return record
 

@@ -10,6 +10,7 @@ the load, and only `state_dict()` is read. Tensors whose name and shape match th
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import sys
@@ -119,13 +120,30 @@ def read_state_dict(path: Path) -> dict[str, Any]:
 
 
 def credit_of(path: Path, sha256: str) -> str:
-    """The credit of known weights, else the licence paragraph of the SOURCE.md beside them."""
+    """The credit of known weights; of a pack's weights (a card.json beside them), the pack and what it was
+    trained from; else the licence paragraph of the SOURCE.md beside them."""
     if sha256 == YOLOV5N_COCO_SHA256:
         return YOLOV5N_COCO_CREDIT
+    card = path.parent / "card.json"
+    if card.is_file():
+        return _pack_credit(card)
     source = path.parent / "SOURCE.md"
     text = source.read_text(encoding="utf-8") if source.is_file() else ""
     found = re.search(r"\*\*Licen[cs]e\*\*:?\s*(.+?)(?:\n\s*- |\n\n|\Z)", text, re.DOTALL)
     return " ".join(found.group(1).split()) if found else f"{path.name}: no SOURCE.md beside it names its licence"
+
+
+def _pack_credit(card_path: Path) -> str:
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        start = card.get("training", {}).get("pretrained") or {}
+        sources = "; ".join(source["credit"] for source in card.get("data_sources", []))
+        name = f"{card['pack']} {card['version']}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise PretrainedError(f"{card_path} is not a readable model card ({error}); "
+                              "pass the weights without it or repair the card") from None
+    started = f", itself fine-tuned from {start['credit']}" if start.get("credit") else ""
+    return f"hazardvision pack {name} (AGPL-3.0){started}; trained on {sources or 'no data sources named'}"
 
 
 def transfer_into(model: Any, path: Path) -> Transfer:

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hazardvision.errors import HazardVisionError
+from hazardvision.packs.tiling import Tiling
 from hazardvision.resources import bundled_path
-from hazardvision.tiling import Tiling
 from hazardvision.yaml_files import describe, load_yaml_model
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hazardvision.bank.readers import yolo_class_names
+from hazardvision.datasets.readers import yolo_class_names
 from hazardvision.errors import DatasetError, HazardVisionError
 from hazardvision.training.label_scope import LabelScope, scoped_trainer
 from hazardvision.training.pretrained import resolve, starting_checkpoint

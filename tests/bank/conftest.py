@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.classmap import build_class_map
 from hazardvision.bank.importer import ImportReport, import_dataset
-from hazardvision.bank.readers import read_dataset
 from hazardvision.catalogue import load_catalogue
+from hazardvision.datasets.classmap import build_class_map
+from hazardvision.datasets.readers import read_dataset
 from hazardvision.training.data import bundled_mapping
 from tests.conftest import DATASET_NAMES, DATASETS
 

@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import text
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.migrations import LATEST
-from hazardvision.bank.schema import PendingImage
+from hazardvision.data.bank_records import PendingImage
+from hazardvision.data.migrations import LATEST
 from hazardvision.errors import BankError, UnknownCase
 from tests.bank.conftest import import_path, make_yolo
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.schema import Annotation
 from hazardvision.bank.snapshot import SplitRule, make_snapshot
+from hazardvision.data.bank_records import Annotation
 from hazardvision.errors import BankError
 from tests.bank.conftest import import_path, make_yolo
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hazardvision.model_pack import active_packs
+from hazardvision.packs.model_pack import active_packs
 
 SCRIPT = Path(sys.executable).with_name("hazardvision")
 

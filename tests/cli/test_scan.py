@@ -73,7 +73,7 @@ def test_scan_unknown_model_is_a_clear_error(photos, tmp_path):
 
 
 def test_scan_with_explicit_onnx_model(photos):
-    from hazardvision.model_pack import active_packs
+    from hazardvision.packs.model_pack import active_packs
 
     pack = next(p for p in active_packs() if "fire" in p.card.classes)
     done = run("scan", str(photos[0]), "--model", str(pack.folder / pack.card.model_file), "--json")

@@ -11,7 +11,7 @@ import pytest
 from hazardvision.access import Role
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
-from hazardvision.model_pack import active_version, load_pack
+from hazardvision.packs.model_pack import active_version, load_pack
 from hazardvision.resources import bundled_path
 from hazardvision.similar.case_index import CaseIndex
 from hazardvision.similar.maintenance import sync_indexes

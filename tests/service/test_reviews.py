@@ -10,7 +10,7 @@ import pytest
 from hazardvision.access import Role
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
-from hazardvision.model_pack import active_packs
+from hazardvision.packs.model_pack import active_packs
 from hazardvision.similar.maintenance import sync_indexes
 from tests.conftest import served_versions
 from tests.service.conftest import assert_error, jpeg_bytes, labelled_bank, live_server

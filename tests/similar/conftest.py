@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.model_pack import ModelPack, active_packs
+from hazardvision.packs.model_pack import ModelPack
 from hazardvision.similar.maintenance import sync_indexes
 from tests.bank.conftest import import_path
 from tests.conftest import DATASETS
@@ -26,11 +26,6 @@ def copy_labelled(root: Path, dataset: str, split: str, count: int, start: int =
         shutil.copy(source / "labels" / split / f"{photo.stem}.txt", root / "labels" / split / f"{photo.stem}.txt")
     shutil.copy(source / "data.yaml", root / "data.yaml")
     return root
-
-
-@pytest.fixture(scope="session")
-def packs() -> list[ModelPack]:
-    return active_packs()
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from hazardvision.bank.schema import Annotation, Origin
-from hazardvision.model_pack import load_pack
+from hazardvision.data.bank_records import Annotation, Origin
+from hazardvision.packs.model_pack import load_pack
 from hazardvision.similar.case_index import CaseIndex, EmbeddingModel, IndexError_
 from hazardvision.similar.maintenance import sync_indexes, verify_indexes
 from tests.conftest import pack_for

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.classmap import build_class_map
 from hazardvision.bank.importer import import_dataset
-from hazardvision.bank.readers import Dataset, read_dataset
 from hazardvision.catalogue import load_catalogue
+from hazardvision.datasets.classmap import build_class_map
+from hazardvision.datasets.readers import Dataset, read_dataset
 from hazardvision.errors import DatasetError
 from hazardvision.training.data import build_training_data, bundled_mapping, import_class_map
 from hazardvision.training.recipe import EvaluationSet, Recipe, load_recipe

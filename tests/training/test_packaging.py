@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hazardvision.evaluation import evaluate_dataset
-from hazardvision.model_pack import Precision, active_version, default_models_dir, load_pack
+from hazardvision.packs.evaluation import evaluate_dataset
+from hazardvision.packs.model_pack import Precision, active_version, default_models_dir, load_pack
 from hazardvision.training.packaging import card_markdown, scratch_pack
 from hazardvision.training.recipe import load_recipe, recipe_path
 from tests.conftest import DATASETS

@@ -8,10 +8,10 @@ from typing import Self
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
-from hazardvision.alerts import Alert, AlertRule
+from hazardvision.packs.tiling import TilingMode
 from hazardvision.results import Box, ModelRef, QualityInfo
 from hazardvision.service.schemas.common import UtcDatetime
-from hazardvision.tiling import TilingMode
+from hazardvision.video.alerts import Alert, AlertRule
 
 CAMERA_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$"
 MAX_RULE_CLASSES = 64

@@ -6,9 +6,9 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hazardvision.packs.tiling import TilingMode
 from hazardvision.results import ImageInfo, ScanResult
 from hazardvision.service.schemas.common import ErrorBody, UtcDatetime
-from hazardvision.tiling import TilingMode
 
 
 class ScanContext(BaseModel):

@@ -1,0 +1,144 @@
+"""Tables of the sample bank: sources, photos, cases, annotations, snapshots (SQLAlchemy 2 ORM)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hazardvision.data.base import Base, utcnow
+
+
+class Origin(StrEnum):
+    """Where an annotation came from."""
+
+    IMPORTED = "imported"
+    DETECTED = "detected"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
+class Enterprise(Base):
+    __tablename__ = "enterprises"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Site(Base):
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprises.id"))
+    location: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    enterprise: Mapped[Enterprise | None] = relationship()
+
+
+class Source(Base):
+    """A labelled dataset the bank imported from, or the scans of the service."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))  # dataset | scan
+    origin: Mapped[str | None] = mapped_column(Text)
+    licence: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Image(Base):
+    """A stored photo, identified by the SHA-256 of its bytes."""
+
+    __tablename__ = "images"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(10))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    dhash: Mapped[int] = mapped_column(BigInteger)
+    """64-bit difference hash of an area-averaged thumbnail (signed 64-bit); near-duplicates."""
+    dhash_bilinear: Mapped[int] = mapped_column(BigInteger)
+    """64-bit difference hash of a bilinear thumbnail (signed 64-bit); exact duplicates."""
+    group_id: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class Case(Base):
+    """One sample: a photo, where it came from, and its annotations."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256"), unique=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), index=True)
+    source_file: Mapped[str] = mapped_column(String(500))
+    source_split: Mapped[str | None] = mapped_column(String(10))
+    inspector: Mapped[str | None] = mapped_column(String(200))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), index=True)
+    enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprises.id"), index=True)
+    location: Mapped[str | None] = mapped_column(String(300))
+    captured_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    description: Mapped[str | None] = mapped_column(Text)
+    rectification: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    image: Mapped[Image] = relationship()
+    source: Mapped[Source] = relationship()
+    site: Mapped[Site | None] = relationship()
+    enterprise: Mapped[Enterprise | None] = relationship()
+    annotations: Mapped[list[Annotation]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="Annotation.id"
+    )
+
+
+class Annotation(Base):
+    """A box on a case's photo, in pixels, with its catalogue class and origin."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (CheckConstraint("x2 >= x1 AND y2 >= y1", name="box_ordered"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    class_name: Mapped[str] = mapped_column(String(100), index=True)
+    source_class: Mapped[str | None] = mapped_column(String(100))
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    origin: Mapped[str] = mapped_column(String(20), default=Origin.IMPORTED.value)
+    reviewer: Mapped[str | None] = mapped_column(String(200))
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    case: Mapped[Case] = relationship(back_populates="annotations")
+
+
+class PendingImage(Base):
+    """An image file being written: the journal that lets a crashed import clean up after itself."""
+
+    __tablename__ = "pending_images"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SnapshotRecord(Base):
+    """A frozen dataset made from the bank."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    path: Mapped[str] = mapped_column(Text)
+    manifest: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+__all__ = ["Annotation", "Base", "Case", "Enterprise", "Image", "Origin", "PendingImage", "Site",
+           "SnapshotRecord", "Source", "utcnow"]

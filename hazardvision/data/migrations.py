@@ -1,0 +1,90 @@
+"""Versioned schema migrations, so that a bank made today opens after an upgrade.
+
+A new bank gets the current schema in one step and is stamped with the latest version. An older
+bank runs, in order, every migration above its version. Each migration is a function of a
+connection; add one to MIGRATIONS (never edit a released one) whenever the tables change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, inspect, text
+
+from hazardvision.data import bank_records, service_records  # noqa: F401  (their tables join Base's metadata)
+from hazardvision.data.base import Base
+from hazardvision.errors import BankError
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _initial(connection: Connection) -> None:
+    Base.metadata.create_all(connection)
+
+
+def _api_keys(connection: Connection) -> None:
+    # Only the new table; checkfirst because `_initial` creates every table the schema has today.
+    Base.metadata.tables["api_keys"].create(connection, checkfirst=True)
+
+
+def _service_records(connection: Connection) -> None:
+    # Only the new tables, in dependency order; checkfirst for the same reason as `_api_keys`.
+    for name in ("scans", "findings", "reviews", "cameras", "alerts"):
+        Base.metadata.tables[name].create(connection, checkfirst=True)
+
+
+def _camera_status_and_tiling(connection: Connection) -> None:
+    # Alerts made before camera alerts existed are all hazard alerts; cameras configured before
+    # tiling existed use each pack's default. A bank migrated from before version 3 got both tables
+    # as they are today (with the columns) from `_service_records`.
+    columns = inspect(connection)
+    if "kind" not in {column["name"] for column in columns.get_columns("alerts")}:
+        connection.execute(text("ALTER TABLE alerts ADD COLUMN kind VARCHAR(20) NOT NULL DEFAULT 'hazard'"))
+    if "tiling" not in {column["name"] for column in columns.get_columns("cameras")}:
+        connection.execute(text("ALTER TABLE cameras ADD COLUMN tiling VARCHAR(8)"))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial),
+    Migration(2, "api keys of the service", _api_keys),
+    Migration(3, "scans, findings, reviews, cameras and alerts of the service", _service_records),
+    Migration(4, "alert kinds (hazard or camera status) and camera tiling", _camera_status_and_tiling),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def schema_version(connection: Connection) -> int:
+    if not inspect(connection).has_table("schema_version"):
+        return 0
+    row = connection.execute(text("SELECT max(version) FROM schema_version")).scalar()
+    return int(row or 0)
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the bank's schema to LATEST; return the version it had before."""
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                                "description TEXT NOT NULL, applied_at TEXT DEFAULT CURRENT_TIMESTAMP)"))
+        current = schema_version(connection)
+        if current > LATEST:
+            raise BankError(
+                f"the bank has schema version {current}, newer than this hazardvision knows ({LATEST}); "
+                "upgrade hazardvision"
+            )
+        if current == 0 and not inspect(connection).has_table("cases"):
+            Base.metadata.create_all(connection)
+            connection.execute(text("INSERT INTO schema_version (version, description) VALUES (:v, :d)"),
+                               [{"v": m.version, "d": m.description} for m in MIGRATIONS])
+            return 0
+        for migration in MIGRATIONS:
+            if migration.version > current:
+                migration.apply(connection)
+                connection.execute(text("INSERT INTO schema_version (version, description) VALUES (:v, :d)"),
+                                   {"v": migration.version, "d": migration.description})
+        return current

@@ -1,0 +1,149 @@
+"""Tables of the service: API keys, scans, findings, reviews, cameras and alerts (SQLAlchemy 2 ORM)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import JSON, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hazardvision.data.base import Base, utcnow
+
+
+class ApiKey(Base):
+    """An API key of the service: only the SHA-256 of the key is kept, never the key."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(8))
+    """The key's first characters, enough to tell keys apart in a listing."""
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# A name is free again once its key is revoked, so uniqueness covers the active keys only.
+Index("uq_api_keys_active_name", ApiKey.name, unique=True,
+      sqlite_where=ApiKey.revoked_at.is_(None), postgresql_where=ApiKey.revoked_at.is_(None))
+
+
+class ReviewStatus(StrEnum):
+    """Where a finding of the service stands with the inspectors."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
+class ScanRecord(Base):
+    """A photo scanned by the service: who sent it, where it was taken, and the result it got."""
+
+    __tablename__ = "scans"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    """Name of the API key that sent the photo."""
+    source: Mapped[str] = mapped_column(String(500))
+    site: Mapped[str | None] = mapped_column(String(200), index=True)
+    enterprise: Mapped[str | None] = mapped_column(String(200), index=True)
+    camera: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    captured_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    image_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    image_format: Mapped[str] = mapped_column(String(10))
+    """The photo lives in the service's scan store under its SHA-256 (not in the bank until reviewed)."""
+    result: Mapped[dict[str, object]] = mapped_column(JSON)
+    model_versions: Mapped[dict[str, str]] = mapped_column(JSON)
+
+    findings: Mapped[list[FindingRecord]] = relationship(
+        back_populates="scan", cascade="all, delete-orphan", order_by="FindingRecord.position"
+    )
+
+
+class FindingRecord(Base):
+    """A hazard the service found in a scanned photo, with its review status."""
+
+    __tablename__ = "findings"
+    __table_args__ = (CheckConstraint("x2 >= x1 AND y2 >= y1", name="finding_box_ordered"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scan_id: Mapped[str] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    class_name: Mapped[str] = mapped_column(String(100))
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    pack: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default=ReviewStatus.PENDING.value)
+
+    scan: Mapped[ScanRecord] = relationship(back_populates="findings")
+
+
+class ReviewRecord(Base):
+    """An inspector's verdict on a finding; one per finding, and final."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finding_id: Mapped[str] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"), unique=True)
+    scan_id: Mapped[str] = mapped_column(String(32), index=True)
+    decision: Mapped[str] = mapped_column(String(20))
+    reviewer: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+    class_name: Mapped[str] = mapped_column(String(100))
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    corrected: Mapped[bool] = mapped_column(default=False)
+    case_id: Mapped[int | None] = mapped_column(Integer)
+    """The bank case of the photo; a plain id, so that deleting the case keeps the review."""
+    annotation_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class CameraRecord(Base):
+    """A camera's alert settings: its webhook and its alert rule."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_secret: Mapped[str | None] = mapped_column(Text)
+    """Kept as given: the service needs it to sign deliveries."""
+    rule: Mapped[dict[str, object]] = mapped_column(JSON)
+    tiling: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    """Tiling mode of its frames (auto, on, off); null: each pack's default."""
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AlertRecord(Base):
+    """An alert raised from a camera's frames."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="hazard", server_default="hazard")
+    camera_id: Mapped[str] = mapped_column(String(100), index=True)
+    class_name: Mapped[str] = mapped_column(String(100))
+    tracker_id: Mapped[int] = mapped_column(Integer)
+    first_seen: Mapped[float] = mapped_column(Float)
+    raised_at: Mapped[float] = mapped_column(Float)
+    frames: Mapped[int] = mapped_column(Integer)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    model_versions: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

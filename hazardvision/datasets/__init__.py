@@ -1,0 +1,1 @@
+"""Labelled datasets on disk: YOLO and COCO readers and the class maps onto the catalogue."""

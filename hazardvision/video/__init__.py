@@ -1,0 +1,1 @@
+"""Video: tracking (Kalman filter, assignment), alerts from tracked hazards, and their webhooks."""

@@ -1,0 +1,103 @@
+"""Schema migrations: a bank made by an older hazardvision opens, keeps its cases and gains the new tables."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.orm import Session
+
+from hazardvision.access import ApiKeys, Role
+from hazardvision.bank.bank import SampleBank
+from hazardvision.data.bank_records import Annotation, Base, Case, Image, Source
+from hazardvision.data.image_store import ImageStore
+from hazardvision.data.migrations import LATEST
+from hazardvision.home import Home
+
+LATER_TABLES = {"api_keys", "scans", "findings", "reviews", "cameras", "alerts"}  # added by migrations 2 and 3
+
+
+def make_v1_bank(home: Path) -> int:
+    """A bank as hazardvision with schema version 1 left it, holding one annotated case; return its id."""
+    home.mkdir()
+    photo = b"photo bytes"
+    sha = hashlib.sha256(photo).hexdigest()
+    ImageStore(home / "images").put(sha, "JPEG", photo)
+    engine = create_engine(Home(home).sqlite_url)
+    with engine.begin() as connection:
+        Base.metadata.create_all(connection,
+                                 tables=[t for t in Base.metadata.sorted_tables if t.name not in LATER_TABLES])
+        connection.execute(text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                                "description TEXT NOT NULL, applied_at TEXT DEFAULT CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO schema_version (version, description) VALUES (1, 'initial schema')"))
+    with Session(engine) as session, session.begin():
+        source = Source(name="site-photos", kind="dataset", origin="made here", licence="CC BY 4.0")
+        session.add_all([source, Image(sha256=sha, width=640, height=480, format="JPEG", size_bytes=1000,
+                                       dhash=1, dhash_bilinear=2)])
+        session.flush()
+        case = Case(image_sha256=sha, source_id=source.id, source_file="images/train/photo000.jpg",
+                    source_split="train", description="scaffold without guard rail")
+        case.annotations.append(Annotation(class_name="helmet", source_class="hard_hat", x1=1, y1=2, x2=30, y2=40))
+        session.add(case)
+        session.flush()
+        case_id = case.id
+    engine.dispose()
+    return case_id
+
+
+def tables_and_indexes(home: Path) -> dict[str, set[str]]:
+    engine = create_engine(Home(home).sqlite_url)
+    try:
+        inspector = inspect(engine)
+        return {t: {i["name"] for i in inspector.get_indexes(t)} for t in inspector.get_table_names()}
+    finally:
+        engine.dispose()
+
+
+def test_migrations_upgrade_a_v1_bank_to_the_latest_with_its_cases(tmp_path):
+    home = tmp_path / "bank"
+    case_id = make_v1_bank(home)
+    before = tables_and_indexes(home)
+    assert "api_keys" not in before
+
+    bank = SampleBank(home)
+    after = tables_and_indexes(home)
+    assert set(after) - set(before) == LATER_TABLES  # the migrations add only the new tables
+    assert {t: after[t] for t in before} == before
+    assert bank.stats().schema_version == LATEST == 4
+    case = bank.case(case_id)
+    assert (case.source, case.source_file, case.description) == ("site-photos", "images/train/photo000.jpg",
+                                                                 "scaffold without guard rail")
+    assert [(a.class_name, a.box) for a in case.annotations] == [("helmet", (1, 2, 30, 40))]
+    assert bank.verify() == []
+
+    keys = ApiKeys(bank)
+    _, key = keys.create("root", Role.ADMIN)
+    assert SampleBank(home).stats().schema_version == 4  # opening it again migrates nothing
+    assert ApiKeys(SampleBank(home)).authenticate(key).name == "root"
+
+
+def test_migrations_stamp_a_new_bank_with_every_version(tmp_path):
+    bank = SampleBank(tmp_path)
+    with bank.engine.connect() as connection:
+        versions = connection.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all()
+    assert versions == [1, 2, 3, 4]
+    assert "uq_api_keys_active_name" in tables_and_indexes(tmp_path)["api_keys"]
+
+
+def test_migration_4_adds_alert_kinds_and_camera_tiling_to_a_version_3_bank(tmp_path):
+    bank = SampleBank(tmp_path)
+    with bank.engine.begin() as connection:  # make it a version 3 bank: without the two columns
+        connection.execute(text("ALTER TABLE alerts DROP COLUMN kind"))
+        connection.execute(text("ALTER TABLE cameras DROP COLUMN tiling"))
+        connection.execute(text("INSERT INTO alerts (id, camera_id, class_name, tracker_id, first_seen, raised_at, "
+                                "frames, x1, y1, x2, y2, confidence, image_sha256, model_versions, created_at) VALUES "
+                                "('a1', 'gate', 'no_helmet', 1, 0, 1, 5, 0, 0, 1, 1, 0.9, 'x', '{}', '2026-01-01')"))
+        connection.execute(text("DELETE FROM schema_version WHERE version = 4"))
+    bank.engine.dispose()
+    upgraded = SampleBank(tmp_path)
+    assert upgraded.stats().schema_version == 4
+    with upgraded.engine.connect() as connection:
+        assert connection.execute(text("SELECT kind FROM alerts")).scalars().all() == ["hazard"]
+        assert connection.execute(text("SELECT count(tiling) FROM cameras")).scalar() == 0
