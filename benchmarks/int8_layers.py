@@ -14,8 +14,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from hazardvision.packs.card import ModelCard
 from hazardvision.packs.evaluation import evaluate_dataset
-from hazardvision.packs.model_pack import ModelCard, ModelPack
+from hazardvision.packs.model_pack import ModelPack
 from hazardvision.resources import default_datasets
 from hazardvision.training.packaging import calibration_photos, quantize_int8, scratch_pack
 from hazardvision.training.recipe import load_recipe, recipe_path

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from hazardvision.datasets.readers import read_yolo
 from hazardvision.images import load_image
-from hazardvision.packs.model_pack import ModelPack, Precision, load_pack
+from hazardvision.packs.card import Precision
+from hazardvision.packs.model_pack import ModelPack, load_pack
 from hazardvision.resources import default_datasets
 
 NAMES = ("ppe-vest", "hardhat-head", "forklift-person", "fire-smoke")

@@ -24,7 +24,9 @@ from ultralytics import YOLO
 
 from hazardvision.catalogue import load_catalogue
 from hazardvision.images import load_image
-from hazardvision.packs.model_pack import ModelPack, Precision, active_packs, resolve_model
+from hazardvision.packs.card import Precision
+from hazardvision.packs.model_pack import ModelPack
+from hazardvision.packs.registry import active_packs, resolve_model
 from hazardvision.scan import Scanner
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"

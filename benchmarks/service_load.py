@@ -44,8 +44,9 @@ import numpy as np
 from hazardvision.access import ApiKeys, Role
 from hazardvision.bank.bank import SampleBank
 from hazardvision.images import load_image
+from hazardvision.packs.card import Precision
 from hazardvision.packs.letterbox import letterbox
-from hazardvision.packs.model_pack import Precision, active_packs
+from hazardvision.packs.registry import active_packs
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 NAMES = ("ppe-vest", "fire-smoke", "forklift-person", "hardhat-head")

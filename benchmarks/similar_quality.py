@@ -37,7 +37,7 @@ from hazardvision.data.bank_records import Case
 from hazardvision.datasets.classmap import build_class_map
 from hazardvision.datasets.readers import Dataset, SampleFile, read_dataset
 from hazardvision.images import load_image
-from hazardvision.packs.model_pack import active_packs
+from hazardvision.packs.registry import active_packs
 from hazardvision.similar.maintenance import sync_indexes
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.search import SimilarCaseSearch
@@ -107,7 +107,7 @@ def main() -> None:
           + "; ".join(f"{p} {r.added}" for p, r in reports.items()), flush=True)
     search = SimilarCaseSearch.open(bank, packs, load_catalogue())
     pack_of = {c: p.name for p in packs for c in p.card.classes}
-    with bank.session() as session:
+    with bank.database.session() as session:
         original_of = {cid: original(f) for cid, f in session.execute(select(Case.id, Case.source_file))}
 
     def box_queries(sample: SampleFile) -> dict[str, tuple[object, list[tuple[tuple[float, ...], str]]]]:

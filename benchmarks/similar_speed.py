@@ -24,7 +24,7 @@ from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import load_catalogue
 from hazardvision.images import decode_image
 from hazardvision.packs.letterbox import letterbox
-from hazardvision.packs.model_pack import active_packs
+from hazardvision.packs.registry import active_packs
 from hazardvision.scan import Scanner
 from hazardvision.similar.case_index import CaseIndex
 from hazardvision.similar.search import SimilarCaseSearch

@@ -17,14 +17,13 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
-from hazardvision.data.bank_records import utcnow
+from hazardvision.data.base import utcnow
+from hazardvision.data.keys import Keys
 from hazardvision.data.service_records import ApiKey
-from hazardvision.errors import ApiKeyConflict, ApiKeyError, Forbidden, Unauthenticated, UnknownApiKey
+from hazardvision.errors import ApiKeyError, Forbidden, Unauthenticated, UnknownApiKey
 
 
 class Role(StrEnum):
@@ -128,6 +127,7 @@ class ApiKeys:
 
     def __init__(self, bank: SampleBank, audit: AuditLog | None = None) -> None:
         self.bank = bank
+        self.records = Keys(bank.database)
         self.audit = audit or AuditLog(bank.home)
 
     def create(self, name: str, role: Role, *, actor: str = "cli") -> tuple[KeyRecord, str]:
@@ -137,16 +137,8 @@ class ApiKeys:
                               f"not a number alone (numbers are key ids); {name!r} is not")
         role = Role(role)
         key = KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
-        taken = ApiKeyConflict(f"an active key is named {name!r}; revoke it first or choose another name")
-        with self.bank.session() as session:
-            if session.scalar(select(ApiKey.id).where(ApiKey.name == name, ApiKey.revoked_at.is_(None))):
-                raise taken
-            row = ApiKey(name=name, role=role.value, key_hash=key_digest(key), prefix=key[:PREFIX_CHARS])
-            session.add(row)
-            try:
-                session.flush()
-            except IntegrityError as error:  # created by another process since the check above
-                raise taken from error
+        with self.records.create(name=name, role=role.value, key_hash=key_digest(key),
+                                 prefix=key[:PREFIX_CHARS]) as row:
             record = _record(row)
             # Inside the transaction: a key whose creation cannot be audited is not created.
             self.audit.append(actor, "key.create", name,
@@ -157,14 +149,10 @@ class ApiKeys:
         """Revoke the active key of that name (or id); it is refused from now on."""
         # Names are never all digits, so a number is an id.
         is_id = name_or_id.isascii() and name_or_id.isdigit() and len(name_or_id) <= 18
-        which = ApiKey.id == int(name_or_id) if is_id else ApiKey.name == name_or_id
-        query = select(ApiKey).where(which, ApiKey.revoked_at.is_(None))
-        with self.bank.session() as session:
-            row = session.scalar(query)
+        with self.records.revoke(key_id=int(name_or_id) if is_id else None,
+                                 name=None if is_id else name_or_id) as row:
             if row is None:
                 raise UnknownApiKey(f"no active key {name_or_id!r}; `hazardvision keys list` shows them")
-            row.revoked_at = utcnow()
-            session.flush()
             record = _record(row)
             self.audit.append(actor, "key.revoke", row.name, details={"id": row.id, "prefix": row.prefix})
         return record
@@ -174,22 +162,18 @@ class ApiKeys:
         if not key:
             raise Unauthenticated("no API key given; an admin creates one with `hazardvision keys create`")
         digest = key_digest(key)
-        with self.bank.session() as session:
-            row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-            if row is None or not hmac.compare_digest(row.key_hash, digest):
-                raise Unauthenticated("unknown API key; check that it was copied whole, or ask an admin for a new one")
-            if row.revoked_at is not None:
-                raise Unauthenticated(f"the API key {row.prefix}... ({row.name!r}) was revoked; ask an admin for a "
-                                      "new one")
-            now = utcnow()
-            if row.last_used_at is None or now - _utc(row.last_used_at) >= LAST_USED_RESOLUTION:
-                row.last_used_at = now
-            return _record(row)
+        row = self.records.by_hash(key_hash=digest)
+        if row is None or not hmac.compare_digest(row.key_hash, digest):
+            raise Unauthenticated("unknown API key; check that it was copied whole, or ask an admin for a new one")
+        if row.revoked_at is not None:
+            raise Unauthenticated(f"the API key {row.prefix}... ({row.name!r}) was revoked; ask an admin for a "
+                                  "new one")
+        now = utcnow()
+        if row.last_used_at is None or now - _utc(row.last_used_at) >= LAST_USED_RESOLUTION:
+            self.records.mark_used(key_id=row.id, at=now)
+            row.last_used_at = now
+        return _record(row)
 
     def list(self, *, include_revoked: bool = True) -> builtins.list[KeyRecord]:
         """Keys, oldest first."""
-        query = select(ApiKey).order_by(ApiKey.id)
-        if not include_revoked:
-            query = query.where(ApiKey.revoked_at.is_(None))
-        with self.bank.session() as session:
-            return [_record(row) for row in session.scalars(query)]
+        return [_record(row) for row in self.records.list(include_revoked=include_revoked)]

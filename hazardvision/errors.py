@@ -130,3 +130,16 @@ class RequestTimeout(HazardVisionError):
 
 class InvalidSetting(HazardVisionError):
     """A setting has a value it cannot take (the message names the ones it can)."""
+
+
+class VideoError(HazardVisionError):
+    """A video file, folder of frames or stream cannot be opened or read."""
+
+
+class VideoDamaged(VideoError):
+    """A video file stops decoding part-way (truncated or corrupt); what came before it was read."""
+
+
+class StreamRefused(VideoError):
+    """A stream URL is not allowed: a scheme other than rtsp, rtsps, http or https, or a host outside the
+    networks the administrator allows."""

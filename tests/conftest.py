@@ -8,17 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from hazardvision.packs.model_pack import (
-    REPLACED_FILE,
-    ModelPack,
-    active_packs,
-    active_version,
-    default_models_dir,
-    load_pack,
-    serves,
-)
+from hazardvision.packs.model_pack import ModelPack
+from hazardvision.packs.registry import PackRegistry, default_models_dir
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before any test imports ultralytics
+
+# The `database_url` fixture (SQLite and PostgreSQL) and the per-database count at the end of the run.
+pytest_plugins = ("tests.databases",)
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("HAZARDVISION_DATASETS", REPO.parent / "shared" / "datasets"))
@@ -34,23 +30,32 @@ def test_photos(dataset: str) -> list[Path]:
 test_photos.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
+def bundled_registry() -> PackRegistry:
+    """The bundled packs alone: tests never see a pack the user trained or activated in a home."""
+    return PackRegistry(default_models_dir())
+
+
+def bundled_packs() -> list[ModelPack]:
+    """The bundled packs that serve, at their active versions."""
+    return bundled_registry().active_packs()
+
+
 def bundled_version(pack: str) -> str:
     """The active version of a bundled model pack, e.g. the one the service reports."""
-    return active_version(default_models_dir() / pack).name
+    return bundled_registry().active(pack).version
 
 
 def served_versions() -> dict[str, str]:
     """Pack -> active version of every bundled pack that serves: what scans and alerts report."""
-    return {pack.name: pack.version for pack in active_packs()}
+    return {version.pack: version.version for version in bundled_registry().serving()}
 
 
 def shipped_packs() -> list[ModelPack]:
     """Every bundled pack version a user gets: the serving packs' active versions and staged packs' versions."""
-    root = default_models_dir()
-    staged = [load_pack(version) for pack in sorted(root.iterdir()) if pack.is_dir() and not serves(pack)
-              and not (pack / REPLACED_FILE).exists() for version in sorted(pack.iterdir())
-              if (version / "card.json").is_file()]
-    return [*active_packs(), *staged]
+    registry = bundled_registry()
+    staged = [version.load() for pack in registry.packs() if registry.staged(pack)
+              and registry.replaced_by(pack) is None for version in registry.versions(pack)]
+    return [*bundled_packs(), *staged]
 
 
 def pack_name_for(class_name: str) -> str:
@@ -60,13 +65,13 @@ def pack_name_for(class_name: str) -> str:
 
 def pack_for(class_name: str, packs: Sequence[ModelPack] | None = None) -> ModelPack:
     """Of `packs` (default: the bundled serving packs), the one that detects `class_name`."""
-    return next(p for p in (packs or active_packs()) if class_name in p.card.classes)
+    return next(p for p in (packs or bundled_packs()) if class_name in p.card.classes)
 
 
 @pytest.fixture(scope="session")
 def packs() -> list[ModelPack]:
     """The packs the service serves by default."""
-    return active_packs()
+    return bundled_packs()
 
 
 @pytest.fixture(scope="session")

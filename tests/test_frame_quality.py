@@ -10,9 +10,8 @@ from hazardvision.catalogue import load_catalogue
 from hazardvision.datasets.readers import read_yolo
 from hazardvision.frame_quality import CameraCondition, FrameStatus, FreezeWatch, assess, grey_sample
 from hazardvision.images import decode_image, load_image
-from hazardvision.packs.model_pack import active_packs
 from hazardvision.scan import Scanner
-from tests.conftest import DATASET_NAMES
+from tests.conftest import DATASET_NAMES, bundled_packs
 
 
 def generated_frames() -> list[tuple[str, np.ndarray, FrameStatus]]:
@@ -46,7 +45,7 @@ def test_assess_reports_frames_without_a_scene(name, frame, status):
 
 
 def test_scanner_gives_no_finding_on_generated_frames_and_reports_their_status():
-    scanner = Scanner(active_packs(), load_catalogue())
+    scanner = Scanner(bundled_packs(), load_catalogue())
     frames = generated_frames()
     images = [decode_image(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
               for _, frame, _ in frames]

@@ -19,7 +19,7 @@ def test_serving_path_does_not_import_torch(real_photo):
         "from hazardvision.cli import app\n"
         "from hazardvision.catalogue import load_catalogue\n"
         "from hazardvision.images import load_image\n"
-        "from hazardvision.packs.model_pack import active_packs\n"
+        "from hazardvision.packs.registry import active_packs\n"
         "from hazardvision.scan import Scanner\n"
         f"Scanner(active_packs(), load_catalogue()).scan([load_image({str(real_photo)!r})], ['x'])\n"
         "heavy = sorted(m for m in ('torch', 'torchvision', 'ultralytics') if m in sys.modules)\n"

@@ -9,15 +9,16 @@ from hazardvision.annotate import HazardAnnotator
 from hazardvision.catalogue import load_catalogue
 from hazardvision.errors import UnknownClass
 from hazardvision.images import load_image
-from hazardvision.packs.model_pack import ModelCard, ModelPack, active_packs
+from hazardvision.packs.card import ModelCard
+from hazardvision.packs.model_pack import ModelPack
 from hazardvision.results import ScanResult
 from hazardvision.scan import SEVERITY_RANK, Scanner, result_detections
-from tests.conftest import test_photos
+from tests.conftest import bundled_packs, test_photos
 
 
 @pytest.fixture(scope="module")
 def scanner() -> Scanner:
-    return Scanner(active_packs(), load_catalogue())
+    return Scanner(bundled_packs(), load_catalogue())
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,9 @@
 """Importing a labelled dataset into the sample bank, crash-safely and without duplicates.
 
 Photos are identified by the SHA-256 of their bytes, so re-importing a dataset, or a renamed copy
-of it, adds nothing. Each batch is written in three steps: (1) the photos about to be stored are
-journalled as pending and committed, (2) the files are written to the store, (3) images, cases
-and annotations are inserted and the journal entries deleted in one transaction. A crash at any
-point leaves either a committed batch or pending entries whose files the next open removes.
+of it, adds nothing. Each batch goes into the bank through `Cases.add`, whose three steps
+(journal, write, commit) leave either a committed batch or pending entries whose files the next
+open removes, whenever the import is killed.
 """
 
 from __future__ import annotations
@@ -16,12 +15,12 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
-from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.groups import dhash
-from hazardvision.data.bank_records import Annotation, Case, Image, Origin, PendingImage
+from hazardvision.bank.bank import SampleBank, new_photo
+from hazardvision.data.bank_records import Origin
+from hazardvision.data.cases import NewAnnotation, NewCase, Provenance
 from hazardvision.datasets.classmap import ClassMap
 from hazardvision.datasets.readers import Dataset, SampleFile
-from hazardvision.errors import BankError, InvalidImage
+from hazardvision.errors import InvalidImage
 from hazardvision.images import decode_image
 
 DEFAULT_BATCH = 64
@@ -55,9 +54,7 @@ class _Prepared:
     """A file ready to store: its bytes and what was learnt from its pixels (not the pixels, to bound memory)."""
 
     sample: SampleFile
-    data: bytes
-    image: Image
-    annotations: list[Annotation]
+    case: NewCase
 
 
 @dataclass
@@ -90,10 +87,8 @@ def import_dataset(
     report what was skipped and why."""
     tally = _Tally()
     with bank.writer():
-        with bank.session() as session:
-            source_id = bank.source(session, dataset.name, kind="dataset", origin=dataset.origin,
-                                    licence=dataset.licence).id
-            place = _Place(source_id, *bank.place(session, site, enterprise))
+        place = bank.records.provenance(source=dataset.name, kind="dataset", origin=dataset.origin,
+                                        licence=dataset.licence, site=site, enterprise=enterprise)
         for start in range(0, len(dataset.files), batch_size):
             batch = dataset.files[start : start + batch_size]
             _import_batch(bank, batch, class_map, place, tally)
@@ -109,18 +104,10 @@ def import_dataset(
     )
 
 
-@dataclass(frozen=True)
-class _Place:
-    source_id: int
-    site_id: int | None
-    enterprise_id: int | None
-
-
-def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap, place: _Place,
+def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap, place: Provenance,
                   tally: _Tally) -> None:
     read = _read(batch, tally)
-    with bank.session() as session:
-        known = bank.known_images(session, [sha for _, _, sha in read])
+    known = bank.records.known_photos(hashes=[sha for _, _, sha in read])
     prepared: dict[str, _Prepared] = {}
     for sample, data, sha in read:
         if sha in known or sha in prepared:
@@ -132,7 +119,7 @@ def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap
         else:
             prepared[sha] = item
     if prepared:
-        _store(bank, prepared, place)
+        bank.records.add(cases=[item.case for item in prepared.values()], provenance=place)
     for item in prepared.values():
         _count(tally, item, class_map)
 
@@ -153,26 +140,6 @@ def _read(batch: list[SampleFile], tally: _Tally) -> list[tuple[SampleFile, byte
     return read
 
 
-def _store(bank: SampleBank, prepared: dict[str, _Prepared], place: _Place) -> None:
-    """Journal, write, then commit a batch (see the module docstring for why in this order)."""
-    with bank.session() as session:  # step 1: journal the files about to be written
-        session.add_all(PendingImage(sha256=sha) for sha in prepared)
-    try:
-        for sha, item in prepared.items():  # step 2: write them
-            bank.store.put(sha, item.image.format, item.data)
-    except OSError as error:  # the journal lets the next open remove what was written
-        raise BankError(f"cannot write photos into {bank.store.root}: {error.strerror or error}") from error
-    with bank.session() as session:  # step 3: the cases, atomically, and clear the journal
-        for sha, item in prepared.items():
-            session.add(item.image)
-            session.add(Case(image_sha256=sha, source_id=place.source_id, source_file=item.sample.name,
-                             source_split=item.sample.split, site_id=place.site_id,
-                             enterprise_id=place.enterprise_id, annotations=item.annotations))
-        session.flush()
-        for pending in session.query(PendingImage).filter(PendingImage.sha256.in_(list(prepared))):
-            session.delete(pending)
-
-
 def _prepare(sample: SampleFile, data: bytes, class_map: ClassMap) -> _Prepared | list[str]:
     """Decode and check one file; its annotations in pixels, or the errors that stop it."""
     try:
@@ -187,19 +154,17 @@ def _prepare(sample: SampleFile, data: bytes, class_map: ClassMap) -> _Prepared 
         target = class_map.target(box.source_class)
         if target is None:
             continue
-        x1, y1, x2, y2 = box.pixels(decoded.width, decoded.height)
-        annotations.append(Annotation(class_name=target, source_class=box.source_class,
-                                      origin=Origin.IMPORTED.value, x1=x1, y1=y1, x2=x2, y2=y2))
-    area_hash, bilinear_hash = dhash(decoded.pixels)
-    image = Image(sha256=decoded.sha256, width=decoded.width, height=decoded.height, format=decoded.format,
-                  size_bytes=len(data), dhash=area_hash, dhash_bilinear=bilinear_hash)
-    return _Prepared(sample, data, image, annotations)
+        annotations.append(NewAnnotation(class_name=target, source_class=box.source_class,
+                                         origin=Origin.IMPORTED.value, box=box.pixels(decoded.width, decoded.height)))
+    case = NewCase(photo=new_photo(decoded, data), source_file=sample.name, source_split=sample.split,
+                   annotations=tuple(annotations))
+    return _Prepared(sample, case)
 
 
 def _count(tally: _Tally, item: _Prepared, class_map: ClassMap) -> None:
     split = item.sample.split or "none"
     tally.imported += 1
-    tally.backgrounds += not item.annotations
+    tally.backgrounds += not item.case.annotations
     tally.empty_labels[split] += item.sample.empty_label
     for box in item.sample.boxes:
         target = tally.dropped if class_map.target(box.source_class) is None else tally.boxes

@@ -20,12 +20,11 @@ from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from hazardvision.bank.bank import SampleBank
 from hazardvision.bank.groups import original_name
-from hazardvision.data.bank_records import Case, Origin, SnapshotRecord, Source
+from hazardvision.data.bank_records import Origin
+from hazardvision.data.snapshots import Snapshots
 from hazardvision.errors import BankError
 from hazardvision.home import Home
 
@@ -137,10 +136,8 @@ def make_snapshot(
         _write(bank, folder, rows, manifest)
     except OSError as error:
         raise BankError(f"cannot write the snapshot to {folder}: {error.strerror or error}") from error
-    with bank.session() as session:
-        if session.get(SnapshotRecord, snapshot_id) is None:
-            session.add(SnapshotRecord(id=snapshot_id, path=str(folder), manifest=json.loads(
-                manifest.model_dump_json(exclude={"files"}))))
+    Snapshots(bank.database).record(snapshot_id=snapshot_id, path=str(folder),
+                                    manifest=json.loads(manifest.model_dump_json(exclude={"files"})))
     return manifest
 
 
@@ -149,27 +146,24 @@ def _collect(
 ) -> tuple[list[_Row], list[SourceCredit]]:
     index = {name: i for i, name in enumerate(classes)}
     rows = []
-    with bank.session() as session:
-        known = {s.name: s for s in session.scalars(select(Source))}
-        wanted = list(sources) if sources else sorted(known)
-        missing = sorted(set(wanted) - set(known))
-        if missing:
-            raise BankError(f"unknown sources {missing}; the bank has {sorted(known)}")
-        query = (select(Case).join(Source).where(Source.name.in_(wanted)).order_by(Case.id)
-                 .options(selectinload(Case.annotations), selectinload(Case.image), selectinload(Case.source)))
-        for case in session.scalars(query):
-            if split_rule is SplitRule.SOURCE and case.source_split not in SPLITS:
-                raise BankError(f"case {case.id} ({case.source.name}) has no source split; use --split group")
-            width, height = case.image.width, case.image.height
-            labels = tuple(sorted(
-                f"{index[a.class_name]} {(a.x1 + a.x2) / 2 / width:.6f} {(a.y1 + a.y2) / 2 / height:.6f} "
-                f"{(a.x2 - a.x1) / width:.6f} {(a.y2 - a.y1) / height:.6f}"
-                for a in case.annotations if a.class_name in index and a.origin in LABELLED_ORIGINS
-            ))
-            rows.append(_Row(case.image_sha256, bank.store.path(case.image_sha256, case.image.format).suffix,
-                             case.source_split or "", case.source.name, case.source_file, labels,
-                             case.image.group_id or case.image_sha256))
-        credits = [SourceCredit(name=n, licence=known[n].licence, origin=known[n].origin, images=0) for n in wanted]
+    known = {s.name: s for s in bank.records.sources()}
+    wanted = list(sources) if sources else sorted(known)
+    missing = sorted(set(wanted) - set(known))
+    if missing:
+        raise BankError(f"unknown sources {missing}; the bank has {sorted(known)}")
+    for case in bank.records.of_sources(names=wanted):
+        if split_rule is SplitRule.SOURCE and case.source_split not in SPLITS:
+            raise BankError(f"case {case.id} ({case.source.name}) has no source split; use --split group")
+        width, height = case.image.width, case.image.height
+        labels = tuple(sorted(
+            f"{index[a.class_name]} {(a.x1 + a.x2) / 2 / width:.6f} {(a.y1 + a.y2) / 2 / height:.6f} "
+            f"{(a.x2 - a.x1) / width:.6f} {(a.y2 - a.y1) / height:.6f}"
+            for a in case.annotations if a.class_name in index and a.origin in LABELLED_ORIGINS
+        ))
+        rows.append(_Row(case.image_sha256, bank.store.path(case.image_sha256, case.image.format).suffix,
+                         case.source_split or "", case.source.name, case.source_file, labels,
+                         case.image.group_id or case.image_sha256))
+    credits = [SourceCredit(name=n, licence=known[n].licence, origin=known[n].origin, images=0) for n in wanted]
     return rows, credits
 
 

@@ -18,6 +18,7 @@ from hazardvision.cli.scan import scan
 from hazardvision.cli.serve import serve
 from hazardvision.cli.similar import similar
 from hazardvision.cli.train import train_command
+from hazardvision.cli.video import scan_video_command
 
 app = typer.Typer(
     name="hazardvision",
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.command()(scan)
 app.command()(similar)
+app.command("scan-video")(scan_video_command)
 app.add_typer(bank_app, name="bank")
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")

@@ -15,10 +15,12 @@ from hazardvision.bank.importer import DEFAULT_BATCH, import_dataset
 from hazardvision.bank.snapshot import SplitRule, make_snapshot
 from hazardvision.catalogue import load_catalogue
 from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out
+from hazardvision.data.copy import DEFAULT_BATCH as COPY_BATCH
+from hazardvision.data.copy import copy_bank
 from hazardvision.datasets.classmap import build_class_map, parse_pairs
 from hazardvision.datasets.readers import read_dataset
 from hazardvision.errors import HazardVisionError
-from hazardvision.packs.model_pack import active_packs
+from hazardvision.packs.registry import active_packs
 from hazardvision.similar.case_index import SyncReport
 from hazardvision.similar.maintenance import sync_indexes, verify_indexes
 
@@ -217,6 +219,35 @@ def delete(
     except HazardVisionError as error:
         fail(error)
     out.print(f"deleted {deleted} case(s)")
+
+
+@bank_app.command()
+def copy(
+    to: Annotated[str, typer.Option("--to", help="URL of the empty target database, e.g. "
+                                    "postgresql://USER:PASSWORD@HOST/DATABASE.")],
+    home: HomeOption = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per insert.")] = COPY_BATCH,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy the home's SQLite bank (cases and the service's records) into an empty database, such as
+    PostgreSQL. The photos stay in HOME/images: afterwards, run with HAZARDVISION_DATABASE_URL set to the
+    target and the same home."""
+    try:
+        with Progress(TextColumn("copying {task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=err, disable=as_json) as progress:
+            tasks: list[TaskID] = []  # the bar appears once the target is accepted and the rows counted
+            report = copy_bank(
+                home, to, batch_size=batch_size,
+                on_start=lambda counts: tasks.append(progress.add_task("tables", total=sum(counts.values()))),
+                on_progress=lambda table, rows: progress.update(tasks[0], advance=rows, description=table))
+    except HazardVisionError as error:
+        fail(error)
+    if as_json:
+        print(json.dumps({"target": report.target, "rows": report.rows}, indent=2))
+        return
+    copied = ", ".join(f"{table} {rows}" for table, rows in report.rows.items() if rows)
+    out.print(f"copied {sum(report.rows.values())} rows to {report.target} ({copied or 'an empty bank'}); "
+              "every table's count matches", highlight=False)
 
 
 def _sync_existing_indexes(bank: SampleBank, *, quiet: bool) -> None:

@@ -1,4 +1,4 @@
-"""`hazardvision models`: the model packs the scan uses."""
+"""`hazardvision models`: the model packs the scan uses, bundled and the home's own."""
 
 from __future__ import annotations
 
@@ -9,49 +9,42 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hazardvision.cli.common import JsonOption, err, fail, out
+from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out
 from hazardvision.errors import HazardVisionError, UnknownModel
-from hazardvision.packs.model_pack import CARD_FILE, active_version, default_models_dir, serves
-from hazardvision.packs.registry import DEFAULT_TOLERANCE, promote_replacing
-from hazardvision.packs.registry import promote as promote_version
+from hazardvision.packs.promotion import DEFAULT_TOLERANCE, promote_replacing
+from hazardvision.packs.promotion import promote as promote_version
+from hazardvision.packs.registry import PackRegistry
 from hazardvision.resources import default_datasets
 from hazardvision.training.recipe import load_recipe, recipe_path
 
-models_app = typer.Typer(help="List and inspect model packs.", no_args_is_help=True)
+models_app = typer.Typer(help="List, promote, build and bundle model packs.", no_args_is_help=True)
 ModelsDirOption = Annotated[
-    Path | None, typer.Option("--models", help="Models folder. Default: $HAZARDVISION_MODELS, else the bundled packs.")
+    Path | None, typer.Option("--models", help="Bundled models folder (the released packs; never written but by "
+                              "`bundle`). Default: $HAZARDVISION_MODELS, else the packs bundled with hazardvision.")
 ]
 
 
-def _cards(root: Path) -> list[tuple[dict[str, object], bool]]:
-    """Every pack version's card, and whether it is the active version of its pack."""
-    cards = []
-    for pack in sorted(p for p in root.iterdir() if p.is_dir()):
-        active = active_version(pack) if serves(pack) else None  # staged or replaced: no version serves
-        for version in sorted(v for v in pack.iterdir() if (v / CARD_FILE).is_file()):
-            cards.append((json.loads((version / CARD_FILE).read_text(encoding="utf-8")), version == active))
-    return cards
-
-
 @models_app.command("list")
-def list_command(models: ModelsDirOption = None, as_json: JsonOption = False) -> None:
-    """Every pack version, its classes and test mAP50; the active ones are used by `scan`."""
+def list_command(models: ModelsDirOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Every pack version, bundled and the home's, its classes and test mAP50; the active ones are used by `scan`."""
+    registry = PackRegistry.at(home, models)
     try:
-        cards = _cards(models or default_models_dir())
+        rows = []
+        for pack in registry.packs():
+            serving = registry.active(pack) if registry.serves(pack) else None  # staged or replaced: none serves
+            rows += [(version, version.card(), version == serving) for version in registry.versions(pack)]
     except (HazardVisionError, OSError) as error:
         fail(error if isinstance(error, HazardVisionError) else UnknownModel(str(error)))
     if as_json:
-        print(json.dumps([{"active": active, **card} for card, active in cards], indent=2, ensure_ascii=False))
+        print(json.dumps([{"active": active, "bundled": version.bundled, **card.to_json()}
+                          for version, card, active in rows], indent=2, ensure_ascii=False))
         return
-    table = Table("pack", "version", "active", "architecture", "classes", "test mAP50")
-    for card, active in cards:
-        metrics = card.get("metrics", {})
-        datasets = metrics.get("datasets", {}) if isinstance(metrics, dict) else {}
-        scores = ", ".join(f"{name} {result['map50']:.3f}" for name, result in datasets.items())
-        classes = card.get("classes", [])
-        table.add_row(str(card["pack"]), str(card["version"]), "yes" if active else "",
-                      str(card.get("architecture", "")), ", ".join(map(str, classes)) if isinstance(classes, list)
-                      else "", scores)
+    table = Table("pack", "version", "active", "where", "architecture", "classes", "test mAP50")
+    for version, card, active in rows:
+        datasets = card.metrics.datasets if card.metrics is not None else {}
+        scores = ", ".join(f"{name} {result.map50:.3f}" for name, result in datasets.items())
+        table.add_row(card.pack, card.version, "yes" if active else "", "bundled" if version.bundled else "home",
+                      card.architecture, ", ".join(card.classes), scores)
     out.print(table)
 
 
@@ -60,15 +53,15 @@ def show(
     pack: Annotated[str, typer.Argument(help="Pack name, e.g. ppe.")],
     version: Annotated[str | None, typer.Option(help="Version. Default: the active one.")] = None,
     models: ModelsDirOption = None,
+    home: HomeOption = None,
 ) -> None:
     """Print a pack version's model card (Markdown)."""
-    root = models or default_models_dir()
+    registry = PackRegistry.at(home, models)
     try:
-        folder = root / pack / version if version else active_version(root / pack)
-        print((folder / "README.md").read_text(encoding="utf-8"))
+        chosen = registry.version(pack, version) if version else registry.active(pack)
+        print((chosen.folder / "README.md").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        known = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        fail(UnknownModel(f"no pack {pack!r}{' version ' + version if version else ''} in {root}; packs: {known}"))
+        fail(UnknownModel(f"pack {pack} has no README.md beside its card"))
     except HazardVisionError as error:
         fail(error)
 
@@ -86,25 +79,27 @@ def promote(
                                                  "afresh per class on every test split the replaced pack was "
                                                  "scored on; on success the replaced packs are retired.")] = None,
     models: ModelsDirOption = None,
+    home: HomeOption = None,
     datasets: Annotated[Path | None, typer.Option(help="Datasets root for --replaces. Default: "
                                                   "$HAZARDVISION_DATASETS, else ../shared/datasets.")] = None,
 ) -> None:
-    """Make a version the active one of its pack, if it is not worse on the same test splits."""
-    root = models or default_models_dir()
+    """Make a version the active one of its pack (in the home), if it is not worse on the same test splits."""
+    registry = PackRegistry.at(home, models)
     try:
         if replaces:
             names = [name.strip() for name in replaces.split(",") if name.strip()]
-            for row in promote_replacing(root, pack, version, names, datasets or default_datasets(),
+            for row in promote_replacing(registry, pack, version, names, datasets or default_datasets(),
                                          tolerance=tolerance, force=force):
                 out.print(f"  {row.dataset} {row.class_name} ({row.instances} boxes): {row.replaced} "
                           f"{row.active:.3f} -> {pack} {row.candidate:.3f} ({row.delta:+.3f})")
         else:
-            for c in promote_version(root, pack, version, force=force, tolerance=tolerance):
+            for c in promote_version(registry, pack, version, force=force, tolerance=tolerance):
                 out.print(f"  {c.dataset} (split {c.split_id}): mAP50 {c.active:.3f} -> {c.candidate:.3f} "
                           f"({c.delta:+.3f})")
     except HazardVisionError as error:
         fail(error)
-    out.print(f"{pack} {version} is active" + (f"; {replaces} retired (REPLACED_BY)" if replaces else ""))
+    out.print(f"{pack} {version} is active" + (f"; {replaces} retired (REPLACED_BY)" if replaces else "")
+              + f" (in {registry.home})")
 
 
 @models_app.command()
@@ -113,19 +108,19 @@ def build(
     recipe: Annotated[str, typer.Option(help="Recipe file, or a pack name for training/recipes/<name>.yaml.")],
     version: Annotated[str, typer.Option(help="New version name, e.g. 0.2.0.")],
     models: ModelsDirOption = None,
+    home: HomeOption = None,
     datasets: Annotated[Path | None, typer.Option(help="Datasets root of the recipe's evaluation sets. "
                                                   "Default: $HAZARDVISION_DATASETS, else ../shared/datasets.")] = None,
     int8: Annotated[bool, typer.Option(help="Also make a calibrated int8 model.")] = True,
     status: Annotated[str, typer.Option(help="How the weights were made, for the card.")]
     = "trained by `hazardvision train`",
 ) -> None:
-    """Package weights as a new pack version: ONNX float32 and int8, test metrics, speed, card."""
+    """Package weights as a new pack version in the home: ONNX float32 and int8, test metrics, speed, card."""
     from hazardvision.training.packaging import build_pack  # noqa: PLC0415  (needs the [train] extra)
 
     try:
-        folder = build_pack(weights, load_recipe(recipe_path(recipe)), version, models_dir=models or
-                            default_models_dir(), datasets=datasets or default_datasets(), int8=int8,
-                            status=status)
+        folder = build_pack(weights, load_recipe(recipe_path(recipe)), version, registry=PackRegistry.at(home, models),
+                            datasets=datasets or default_datasets(), int8=int8, status=status)
     except HazardVisionError as error:
         fail(error)
     print((folder / "README.md").read_text(encoding="utf-8"))
@@ -133,23 +128,40 @@ def build(
 
 
 @models_app.command()
+def bundle(
+    pack: Annotated[str, typer.Argument(help="Pack name, e.g. ppe.")],
+    version: Annotated[str, typer.Argument(help="A version of the home to release.")],
+    models: ModelsDirOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Copy a pack version from the home into the bundled models folder, for a release (never over a bundled
+    version). The bundled ACTIVE is left as it is."""
+    registry = PackRegistry.at(home, models)
+    try:
+        target = registry.bundle(pack, version)
+    except HazardVisionError as error:
+        fail(error)
+    out.print(f"bundled {target}; to release it as the active version, write {version} into "
+              f"{target.parent / 'ACTIVE'} and commit both")
+
+
+@models_app.command()
 def plots(
     pack: Annotated[str, typer.Argument(help="Pack name, e.g. ppe.")],
     version: Annotated[str | None, typer.Argument(help="Version. Default: the active one.")] = None,
     models: ModelsDirOption = None,
+    home: HomeOption = None,
     datasets: Annotated[Path | None, typer.Option(help="Datasets root of the pack's evaluation sets. "
                                                   "Default: $HAZARDVISION_DATASETS, else ../shared/datasets.")] = None,
 ) -> None:
     """(Re)draw a pack version's confusion matrix and precision-recall PNGs on its test splits (float32)."""
     from hazardvision.training.packaging import plot_pack  # noqa: PLC0415  (matplotlib: the [train] extra)
 
-    root = models or default_models_dir()
+    registry = PackRegistry.at(home, models)
     try:
-        folder = root / pack / version if version else active_version(root / pack)
+        folder = (registry.version(pack, version) if version else registry.active(pack)).folder
         with err.status(f"evaluating {folder}"):
             scores = plot_pack(folder, datasets or default_datasets())
-    except FileNotFoundError:
-        fail(UnknownModel(f"no pack {pack!r} in {root}"))
     except HazardVisionError as error:
         fail(error)
     for dataset, map50 in scores.items():

@@ -17,7 +17,9 @@ from hazardvision.catalogue import load_catalogue
 from hazardvision.cli.common import HomeOption, err, fail
 from hazardvision.errors import HazardVisionError
 from hazardvision.images import DecodedImage, load_image
-from hazardvision.packs.model_pack import ModelPack, Precision, active_packs, resolve_model
+from hazardvision.packs.card import Precision
+from hazardvision.packs.model_pack import ModelPack
+from hazardvision.packs.registry import active_packs, resolve_model
 from hazardvision.packs.tiling import tiling_mode
 from hazardvision.results import ScanError, ScanResult
 from hazardvision.scan import Scanner, result_detections
@@ -70,7 +72,7 @@ def scan(
     try:
         mode = tiling_mode(tiling)
         packs: list[ModelPack] = (
-            [resolve_model(m, precision) for m in model] if model else active_packs(precision=precision)
+            [resolve_model(m, precision) for m in model] if model else active_packs(precision, home=home)
         )
         chosen = load_catalogue(catalogue)
         search = open_search(home, packs, chosen) if similar else None

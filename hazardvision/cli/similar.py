@@ -12,7 +12,7 @@ from hazardvision.catalogue import load_catalogue
 from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out
 from hazardvision.errors import BankError, HazardVisionError
 from hazardvision.images import BGRImage, load_image
-from hazardvision.packs.model_pack import active_packs
+from hazardvision.packs.registry import active_packs
 from hazardvision.results import SimilarCase
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.search import SimilarCaseSearch, open_search
@@ -52,7 +52,7 @@ def similar(
     """Find the bank's cases that look like a box of a photo, or like the whole photo."""
     region = _box(box)
     try:
-        packs = active_packs()
+        packs = active_packs(home=home)
         search = open_search(home, packs, load_catalogue())
         if search is None:
             raise BankError("the sample bank has no similar-case index; import cases, then run "

@@ -14,7 +14,7 @@ from hazardvision.cli.common import HomeOption, err, fail, out
 from hazardvision.datasets.readers import Dataset
 from hazardvision.errors import HazardVisionError
 from hazardvision.home import Home
-from hazardvision.packs.model_pack import default_models_dir
+from hazardvision.packs.registry import PackRegistry
 from hazardvision.resources import default_datasets
 from hazardvision.training.data import TrainingData, build_training_data
 from hazardvision.training.recipe import Recipe, load_recipe, recipe_path
@@ -69,8 +69,10 @@ def train_command(
                                                     "(packaging only).")] = None,
     save_period: Annotated[int | None, typer.Option(min=0, help="Keep every n-th epoch's weights as "
                                                     "weights/epoch<i>.pt, i from 0 (override the recipe).")] = None,
-    version: Annotated[str | None, typer.Option(help="Then package the best weights as this pack version.")] = None,
-    models: Annotated[Path | None, typer.Option(help="Models folder for --version. Default: the bundled one.")]
+    version: Annotated[str | None, typer.Option(help="Then package the best weights as this pack version, in the "
+                                                 "home's models/ (see --home; `models bundle` releases it).")] = None,
+    models: Annotated[Path | None, typer.Option(help="Bundled models folder whose versions --version must not "
+                                                "reuse. Default: $HAZARDVISION_MODELS, else the bundled packs.")]
     = None,
     datasets: Annotated[Path | None, typer.Option(help="Datasets root of the recipe's datasets (training data "
                                                   "without --data, and evaluation). Default: $HAZARDVISION_DATASETS, "
@@ -112,7 +114,7 @@ def train_command(
         from hazardvision.training.packaging import build_pack  # noqa: PLC0415
 
         try:
-            folder = build_pack(run.best, chosen, version, models_dir=models or default_models_dir(),
+            folder = build_pack(run.best, chosen, version, registry=PackRegistry.at(home, models),
                                 datasets=datasets or default_datasets())
         except HazardVisionError as error:
             fail(error)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hazardvision.data.base import Base, utcnow
+from hazardvision.data.column_types import UtcDateTime
 
 
 class Origin(StrEnum):
@@ -25,7 +26,7 @@ class Enterprise(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Site(Base):
@@ -35,7 +36,7 @@ class Site(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprises.id"))
     location: Mapped[str | None] = mapped_column(String(300))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     enterprise: Mapped[Enterprise | None] = relationship()
 
@@ -50,7 +51,7 @@ class Source(Base):
     kind: Mapped[str] = mapped_column(String(20))  # dataset | scan
     origin: Mapped[str | None] = mapped_column(Text)
     licence: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Image(Base):
@@ -78,16 +79,17 @@ class Case(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     image_sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256"), unique=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), index=True)
-    source_file: Mapped[str] = mapped_column(String(500))
+    source_file: Mapped[str] = mapped_column(Text)
+    """Path inside the dataset, or `<scan id>/<upload name>`: no length limit (PostgreSQL would enforce one)."""
     source_split: Mapped[str | None] = mapped_column(String(10))
     inspector: Mapped[str | None] = mapped_column(String(200))
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), index=True)
     enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprises.id"), index=True)
     location: Mapped[str | None] = mapped_column(String(300))
-    captured_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    captured_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     description: Mapped[str | None] = mapped_column(Text)
     rectification: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     image: Mapped[Image] = relationship()
     source: Mapped[Source] = relationship()
@@ -107,14 +109,15 @@ class Annotation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     class_name: Mapped[str] = mapped_column(String(100), index=True)
-    source_class: Mapped[str | None] = mapped_column(String(100))
+    source_class: Mapped[str | None] = mapped_column(Text)
+    """The dataset's own class name, as its data.yaml or COCO file spells it (any length)."""
     x1: Mapped[float] = mapped_column(Float)
     y1: Mapped[float] = mapped_column(Float)
     x2: Mapped[float] = mapped_column(Float)
     y2: Mapped[float] = mapped_column(Float)
     origin: Mapped[str] = mapped_column(String(20), default=Origin.IMPORTED.value)
     reviewer: Mapped[str | None] = mapped_column(String(200))
-    reviewed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     note: Mapped[str | None] = mapped_column(Text)
 
     case: Mapped[Case] = relationship(back_populates="annotations")
@@ -126,7 +129,7 @@ class PendingImage(Base):
     __tablename__ = "pending_images"
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class SnapshotRecord(Base):
@@ -135,7 +138,7 @@ class SnapshotRecord(Base):
     __tablename__ = "snapshots"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     path: Mapped[str] = mapped_column(Text)
     manifest: Mapped[dict[str, object]] = mapped_column(JSON)
 

@@ -66,9 +66,24 @@ def schema_version(connection: Connection) -> int:
     return int(row or 0)
 
 
+SCHEMA_LOCK_KEY = 0x68617A6172647631
+"""PostgreSQL advisory lock key of schema changes (the bytes of 'hazardv1'): one per database."""
+
+
+def lock_schema(connection: Connection) -> None:
+    """Make other migrators of the same database wait until this transaction ends.
+
+    On PostgreSQL this is an advisory lock, which holds across machines; SQLite's callers hold the
+    home folder's file lock (a SQLite file is never shared between machines).
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+
+
 def migrate(engine: Engine) -> int:
     """Bring the bank's schema to LATEST; return the version it had before."""
     with engine.begin() as connection:
+        lock_schema(connection)
         connection.execute(text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
                                 "description TEXT NOT NULL, applied_at TEXT DEFAULT CURRENT_TIMESTAMP)"))
         current = schema_version(connection)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hazardvision.data.base import Base, utcnow
+from hazardvision.data.column_types import UtcDateTime
 
 
 class ApiKey(Base):
@@ -22,9 +23,9 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(8))
     """The key's first characters, enough to tell keys apart in a listing."""
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 # A name is free again once its key is revoked, so uniqueness covers the active keys only.
@@ -46,15 +47,16 @@ class ScanRecord(Base):
     __tablename__ = "scans"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(100))
     """Name of the API key that sent the photo."""
-    source: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(Text)
+    """The upload's file name, as the client sent it (multipart names have no length limit)."""
     site: Mapped[str | None] = mapped_column(String(200), index=True)
     enterprise: Mapped[str | None] = mapped_column(String(200), index=True)
     camera: Mapped[str | None] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(Text)
-    captured_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    captured_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     image_sha256: Mapped[str] = mapped_column(String(64), index=True)
     image_format: Mapped[str] = mapped_column(String(10))
     """The photo lives in the service's scan store under its SHA-256 (not in the bank until reviewed)."""
@@ -108,7 +110,7 @@ class ReviewRecord(Base):
     case_id: Mapped[int | None] = mapped_column(Integer)
     """The bank case of the photo; a plain id, so that deleting the case keeps the review."""
     annotation_id: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
 
 
 class CameraRecord(Base):
@@ -123,7 +125,7 @@ class CameraRecord(Base):
     rule: Mapped[dict[str, object]] = mapped_column(JSON)
     tiling: Mapped[str | None] = mapped_column(String(8), nullable=True)
     """Tiling mode of its frames (auto, on, off); null: each pack's default."""
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class AlertRecord(Base):
@@ -146,4 +148,4 @@ class AlertRecord(Base):
     confidence: Mapped[float] = mapped_column(Float)
     image_sha256: Mapped[str] = mapped_column(String(64))
     model_versions: Mapped[dict[str, str]] = mapped_column(JSON)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)

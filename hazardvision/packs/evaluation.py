@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, Field
 
 from hazardvision.boxes import box_iou
 from hazardvision.catalogue import load_catalogue
@@ -24,6 +23,7 @@ from hazardvision.datasets.readers import SampleFile, read_yolo
 from hazardvision.detections import Detections
 from hazardvision.errors import DatasetError
 from hazardvision.images import load_image
+from hazardvision.packs.card import ClassMetrics, Evaluation
 from hazardvision.packs.model_pack import ModelPack
 from hazardvision.packs.tiling import TilingMode
 
@@ -39,24 +39,6 @@ class GroundTruth:
 
     xyxy: NDArray[np.float32]
     class_name: NDArray[np.str_]
-
-
-class ClassMetrics(BaseModel):
-    instances: int = Field(description="Ground-truth boxes of the class.")
-    map50: float = Field(description="AP at IoU 0.5.")
-    map50_95: float = Field(description="AP averaged over IoU 0.50:0.95.")
-    precision: float = Field(description="Precision at the operating confidence, IoU 0.5.")
-    recall: float = Field(description="Recall at the operating confidence, IoU 0.5.")
-
-
-class Evaluation(BaseModel):
-    images: int = Field(description="Photos evaluated.")
-    operating_confidence: float = Field(description="Threshold for precision and recall (of classes without one).")
-    class_thresholds: dict[str, float] = Field(default_factory=dict,
-                                               description="Per-class thresholds of precision and recall.")
-    map50: float = Field(description="Mean AP at IoU 0.5 over classes with ground truth.")
-    map50_95: float = Field(description="Mean AP at IoU 0.50:0.95 over classes with ground truth.")
-    per_class: dict[str, ClassMetrics] = Field(description="Metrics per class.")
 
 
 def match(detections: Detections, truth: GroundTruth) -> NDArray[np.bool_]:

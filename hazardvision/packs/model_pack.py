@@ -1,90 +1,26 @@
-"""Model packs: an ONNX detector plus its card, kept in `models/<pack>/<version>/`.
+"""`ModelPack`: one version of a pack (an ONNX detector and its card), ready to detect.
 
-A pack folder holds one folder per version; `models/<pack>/ACTIVE` names the version the
-scan and the service use (or the only version, when there is one).
+Which packs and versions exist, and which version of each is active, is the registry's business
+(`hazardvision.packs.registry`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import re
 from collections.abc import Sequence
-from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hazardvision.boxes import one_box_per_object
 from hazardvision.detections import Detections
 from hazardvision.errors import InvalidModel, UnknownModel
 from hazardvision.images import BGRImage
+from hazardvision.packs.card import CARD_FILE, ModelCard, Precision
 from hazardvision.packs.detector import OnnxDetector
 from hazardvision.packs.embedding import FeatureMaps, split_batch
-from hazardvision.packs.tiling import Tiling, TilingMode, crops, merge_tiles
-from hazardvision.resources import bundled_path
-
-CARD_FILE = "card.json"
-ACTIVE_FILE = "ACTIVE"
-"""Names the version in use; empty for a pack that is staged (built, not promoted yet)."""
-REPLACED_FILE = "REPLACED_BY"
-"""Present in a pack retired in favour of another (`models promote --replaces`): it no longer serves."""
-
-
-class Precision(StrEnum):
-    """Which of a pack's ONNX files to run."""
-
-    FLOAT32 = "float32"
-    INT8 = "int8"
-
-
-class DataSource(BaseModel):
-    """A dataset a pack was trained on, with the credit its licence asks for."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(description="Dataset name, e.g. 'ppe-vest'.")
-    origin: str = Field(description="Where the data comes from (URL of the publisher).")
-    licence: str = Field(description="Licence of the data, e.g. 'CC BY 4.0'.")
-    credit: str = Field(description="Attribution text the licence requires.")
-
-
-class ModelCard(BaseModel):
-    """Machine-readable model card (the Markdown page beside it is for people)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    pack: str = Field(pattern=r"^[a-z][a-z0-9-]*$", description="Pack name, e.g. 'ppe'.")
-    version: str = Field(min_length=1, description="Version of this pack.")
-    architecture: str = Field(description="Detector architecture, e.g. 'yolo26n'.")
-    model_file: str = Field(default="model.onnx", description="Float32 ONNX file, relative to the card.")
-    model_file_int8: str | None = Field(default=None, description="Int8 ONNX file, if the pack has one.")
-    classes: tuple[str, ...] = Field(min_length=1, description="Catalogue classes, in model class order.")
-    operating_confidence: float = Field(
-        default=0.25, ge=0.0, le=1.0, description="Confidence at which the pack reports findings."
-    )
-    data_sources: tuple[DataSource, ...] = Field(default=(), description="Training data and credits.")
-    default_precision: Precision = Field(
-        default=Precision.FLOAT32, description="Precision run when none is asked for: int8 where its test mAP50 is "
-        "within 1.5 points of float32 on every split (decided when the pack was built).")
-    class_thresholds: dict[str, float] = Field(
-        default_factory=dict, description="Operating confidence per class, chosen on validation splits by maximum "
-        "F1 when the pack was built (never hand-edited); a class not listed uses operating_confidence.")
-    exclusive_classes: tuple[tuple[str, ...], ...] = Field(
-        default=(), description="Groups of classes that exclude each other on one object (helmet, no_helmet): "
-        "of two overlapping boxes of one group only the more confident is reported.")
-    tiling: Tiling = Field(default_factory=Tiling, description="Tiled inference of large frames (small, distant "
-                           "workers): tile size, overlap, and whether it is on by default.")
-    overlap_iou: float = Field(
-        default=0.5, gt=0, le=1, description="IoU above which two boxes of one class or one exclusive group are "
-        "taken for one object, and only the more confident is kept (so is a box lying almost wholly in another).")
-
-    def threshold(self, class_name: str) -> float:
-        """The operating confidence of one class."""
-        return self.class_thresholds.get(class_name, self.operating_confidence)
+from hazardvision.packs.tiling import TilingMode, crops, merge_tiles
 
 
 class ModelPack:
@@ -222,83 +158,8 @@ class ModelPack:
         return self.feature_maps([np.zeros((64, 64, 3), np.uint8)])[0].dim
 
 
-
 def load_pack(folder: str | Path, precision: Precision | None = None) -> ModelPack:
     """Load a pack version folder (the one holding `card.json`), at `precision` or the card's default."""
     folder = Path(folder)
-    card_path = folder / CARD_FILE
-    try:
-        card = ModelCard.model_validate(json.loads(card_path.read_text(encoding="utf-8")))
-    except OSError as error:
-        raise UnknownModel(f"no model pack at {folder}: cannot read {CARD_FILE}") from error
-    except (json.JSONDecodeError, ValidationError) as error:
-        raise InvalidModel(f"the model card {card_path} is invalid: {error}") from error
+    card = ModelCard.read(folder / CARD_FILE)
     return ModelPack(folder, card, precision or card.default_precision)
-
-
-def active_version(pack_folder: Path) -> Path:
-    """The version folder of a pack that is in use."""
-    marker = pack_folder / ACTIVE_FILE
-    if marker.is_file():
-        name = marker.read_text(encoding="utf-8").strip()
-        if not name:
-            raise InvalidModel(f"pack {pack_folder.name} is staged (its {ACTIVE_FILE} file is empty): promote a "
-                               f"version with `hazardvision models promote {pack_folder.name} VERSION`")
-        version = pack_folder / name
-        if not (version / CARD_FILE).is_file():
-            raise InvalidModel(f"{marker} names version {version.name!r}, which has no {CARD_FILE}")
-        return version
-    versions = sorted(p for p in pack_folder.iterdir() if (p / CARD_FILE).is_file())
-    if len(versions) != 1:
-        raise InvalidModel(
-            f"pack {pack_folder.name} has {len(versions)} versions and no {ACTIVE_FILE} file naming one"
-        )
-    return versions[0]
-
-
-def serves(pack_folder: Path) -> bool:
-    """Whether a pack folder takes part in scans: neither staged (empty ACTIVE) nor replaced by another pack."""
-    if not pack_folder.is_dir() or (pack_folder / REPLACED_FILE).exists():
-        return False
-    marker = pack_folder / ACTIVE_FILE
-    return not marker.is_file() or bool(marker.read_text(encoding="utf-8").strip())
-
-
-def serving_pack_folders(models_dir: Path) -> list[Path]:
-    """The pack folders under `models_dir` that take part in scans, by name."""
-    return [p for p in sorted(models_dir.iterdir()) if serves(p)]
-
-
-def default_models_dir() -> Path:
-    """`HAZARDVISION_MODELS` when set, else the bundled packs."""
-    override = os.environ.get("HAZARDVISION_MODELS")
-    return Path(override) if override else bundled_path("models")
-
-
-def active_packs(models_dir: Path | None = None, precision: Precision | None = None) -> list[ModelPack]:
-    """The active version of every pack under `models_dir` (the bundled packs by default)."""
-    root = models_dir or default_models_dir()
-    if not root.is_dir():
-        raise UnknownModel(f"no model packs: {root} is not a folder")
-    packs = [load_pack(active_version(p), precision) for p in serving_pack_folders(root)]
-    if not packs:
-        raise UnknownModel(f"no model packs under {root}")
-    return packs
-
-
-def resolve_model(spec: str | Path, precision: Precision | None = None) -> ModelPack:
-    """A pack from `--model`: a pack version folder, a pack folder, or a bare ONNX file (run as it is)."""
-    path = Path(spec)
-    if path.is_file() and path.suffix == ".onnx":
-        detector = OnnxDetector(path)
-        name = re.sub(r"[^a-z0-9-]+", "-", path.stem.lower()).strip("-")
-        card = ModelCard(pack=name if name[:1].isalpha() else f"model-{name}", version="file",
-                         architecture="unknown", model_file=path.name, classes=detector.class_names)
-        pack = ModelPack(path.parent, card)
-        pack.__dict__["detector"] = detector  # reuse the session opened to read the class names
-        return pack
-    if (path / CARD_FILE).is_file():
-        return load_pack(path, precision)
-    if path.is_dir():
-        return load_pack(active_version(path), precision)
-    raise UnknownModel(f"--model {spec}: no such ONNX file, pack folder or pack version folder")

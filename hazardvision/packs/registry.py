@@ -1,170 +1,263 @@
-"""The model registry: which version of each pack is active, and the gate a new one must pass.
+"""`PackRegistry`: which model packs and versions exist, which version of each is active, which are staged
+or replaced; the one place that reads and writes the models folders.
 
-A candidate is promoted only if, on every test split that both its card and the active card
-were evaluated on (the same split id: a hash of the split's photos and labels), its mAP50 is at
-most `tolerance` below the active version's. Cards that share no split cannot be compared, and
-promotion then needs `force`.
+Two layers of folders, each `<pack>/<version>/card.json` plus `<pack>/ACTIVE` and `<pack>/REPLACED_BY`:
 
-A pack can also replace other packs (one merged detector for two): `promote_replacing` scores
-the candidate and every replaced pack afresh, per class, on each test split the replaced pack
-was evaluated on (never reading numbers from cards), refuses any class more than `tolerance`
-below, and then retires the replaced packs (a REPLACED_BY file) as it activates the candidate.
+    bundled  the released packs: the repository's (or the wheel's) models/, or --models / $HAZARDVISION_MODELS
+    home     the user's own packs and decisions: HOME/models, layered over the bundled ones
+
+A version lives in one layer. The same pack and version in both is the bundled one: a release is never
+shadowed by a local folder of the same name (`models bundle` refuses to overwrite a bundled version, and a
+build refuses a version name either layer holds). The home's ACTIVE overrides the bundled one, and with it
+the bundled state: a pack is replaced where the home's REPLACED_BY says so, or where the bundled one does and
+the home has no ACTIVE of its own. Every write (activation, staging, retirement, new versions) goes to the
+home; only `bundle` writes into the bundled layer, for a release.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from collections.abc import Sequence
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from hazardvision.datasets.readers import read_yolo
-from hazardvision.errors import PromotionRefused, UnknownModel
-from hazardvision.packs.model_pack import ACTIVE_FILE, CARD_FILE, REPLACED_FILE, active_version, load_pack, serves
+from hazardvision.errors import InvalidModel, UnknownModel
+from hazardvision.home import Home
+from hazardvision.packs.card import CARD_FILE, ModelCard, Precision
+from hazardvision.packs.detector import OnnxDetector
+from hazardvision.packs.model_pack import ModelPack, load_pack
+from hazardvision.resources import bundled_path
 
-DEFAULT_TOLERANCE = 0.01
-
-
-def split_id(data_yaml: Path, split: str) -> str:
-    """Content id of a dataset split: its photos' bytes and its label files, in name order."""
-    digest = hashlib.sha256()
-    for sample in sorted((f for f in read_yolo(data_yaml).files if f.split == split), key=lambda f: f.name):
-        digest.update(hashlib.sha256(sample.image.read_bytes()).digest())
-        digest.update(repr([(b.source_class, round(b.x1, 6), round(b.y1, 6), round(b.x2, 6), round(b.y2, 6))
-                            for b in sample.boxes]).encode())
-    return digest.hexdigest()[:16]
+ACTIVE_FILE = "ACTIVE"
+"""Names the version in use; empty for a pack that is staged (built, not promoted yet)."""
+REPLACED_FILE = "REPLACED_BY"
+"""Present in a pack retired in favour of another (`models promote --replaces`): it no longer serves."""
+_INSTALLED = Path(__file__).resolve().parents[1] / "_bundled"
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """mAP50 of the active and the candidate version on one shared test split."""
-
-    dataset: str
-    split_id: str
-    active: float
-    candidate: float
-
-    @property
-    def delta(self) -> float:
-        return self.candidate - self.active
-
-
-def _scores(card: dict[str, Any]) -> dict[str, tuple[str, float]]:
-    """split id -> (dataset, mAP50) of a card."""
-    datasets = card.get("metrics", {}).get("datasets", {})
-    return {
-        spec["split_id"]: (spec["dataset"], float(datasets[spec["dataset"]]["map50"]))
-        for spec in card.get("evaluation_sets", [])
-        if spec.get("split_id") and spec["dataset"] in datasets
-    }
-
-
-def compare(active: dict[str, Any], candidate: dict[str, Any]) -> list[Comparison]:
-    """The test splits both cards were evaluated on, with both scores."""
-    mine, theirs = _scores(active), _scores(candidate)
-    return [Comparison(mine[k][0], k, mine[k][1], theirs[k][1]) for k in sorted(set(mine) & set(theirs))]
-
-
-def _card(folder: Path) -> dict[str, Any]:
-    try:
-        card: dict[str, Any] = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise UnknownModel(f"no model pack version at {folder}") from error
-    return card
-
-
-def promote(
-    models_dir: Path, pack: str, version: str, *, force: bool = False, tolerance: float = DEFAULT_TOLERANCE
-) -> list[Comparison]:
-    """Make `version` the active version of `pack`, through the gate unless `force`."""
-    pack_folder = models_dir / pack
-    candidate_folder = pack_folder / version
-    candidate = _card(candidate_folder)
-    if not serves(pack_folder):
-        if not force:
-            raise PromotionRefused(f"{pack} serves no version yet (staged or replaced), so there is nothing to compare "
-                                   f"{version} with; promote it with --replaces PACK,... (the packs it takes over "
-                                   "from), or with --force")
-        _write_atomically(pack_folder / ACTIVE_FILE, version + "\n")
-        (pack_folder / REPLACED_FILE).unlink(missing_ok=True)
-        return []
-    active_folder = active_version(pack_folder)
-    if active_folder == candidate_folder:
-        return []
-    comparisons = compare(_card(active_folder), candidate)
-    if not force:
-        if not comparisons:
-            raise PromotionRefused(
-                f"{pack} {version} and the active {active_folder.name} share no evaluated test split; evaluate "
-                "both on the same split, or promote with --force"
-            )
-        worse = [c for c in comparisons if c.delta < -tolerance]
-        if worse:
-            details = "; ".join(f"{c.dataset}: mAP50 {c.candidate:.3f} vs {c.active:.3f}" for c in worse)
-            raise PromotionRefused(
-                f"{pack} {version} is worse than the active {active_folder.name} beyond the tolerance of "
-                f"{tolerance}: {details}; use --force to promote it anyway"
-            )
-    _write_atomically(pack_folder / ACTIVE_FILE, version + "\n")
-    return comparisons
+def default_models_dir() -> Path:
+    """The bundled layer: `HAZARDVISION_MODELS` when set, else the packs bundled with the code."""
+    override = os.environ.get("HAZARDVISION_MODELS")
+    return Path(override) if override else bundled_path("models")
 
 
 @dataclass(frozen=True)
-class ClassComparison:
-    """AP50 of a replaced pack and of the candidate on one class of one test split, both scored now."""
+class PackVersion:
+    """One version of a pack, where it lives."""
 
-    replaced: str
-    dataset: str
-    class_name: str
-    instances: int
-    active: float
-    candidate: float
+    pack: str
+    version: str
+    folder: Path
+    bundled: bool
+    """Whether it comes from the bundled layer (a release) rather than the home."""
 
-    @property
-    def delta(self) -> float:
-        return self.candidate - self.active
+    def card(self) -> ModelCard:
+        return ModelCard.read(self.folder / CARD_FILE)
+
+    def load(self, precision: Precision | None = None) -> ModelPack:
+        return load_pack(self.folder, precision)
 
 
-def promote_replacing(
-    models_dir: Path, pack: str, version: str, replaces: Sequence[str], datasets: Path, *,
-    tolerance: float = DEFAULT_TOLERANCE, force: bool = False,
-) -> list[ClassComparison]:
-    """Activate `pack` `version` in place of the active versions of `replaces`, through the per-class gate."""
-    from hazardvision.packs.evaluation import evaluate_dataset  # noqa: PLC0415  (scoring only here)
+class PackRegistry:
+    """The packs of a bundled models folder with a home's models folder layered over it."""
 
-    candidate = load_pack(models_dir / pack / version)
-    if pack in replaces:
-        raise PromotionRefused(f"{pack} cannot replace itself; use `models promote {pack} {version}`")
-    comparisons: list[ClassComparison] = []
-    for name in replaces:
-        replaced = load_pack(active_version(models_dir / name))
-        missing = sorted(set(replaced.card.classes) - set(candidate.card.classes))
-        if missing:
-            raise PromotionRefused(f"{pack} {version} lacks the classes {missing} of {name}, which it would replace")
-        for spec in _card(replaced.folder).get("evaluation_sets", []):
-            data_yaml = datasets / spec["dataset"] / "data.yaml"
-            if not data_yaml.is_file():
-                raise PromotionRefused(f"{name} was scored on {spec['dataset']}, which is not under {datasets}; "
-                                       "pass --datasets DIR")
-            args = {"split": spec.get("split", "test"), "mapping": spec.get("map", {}), "drop": spec.get("drop", [])}
-            before = evaluate_dataset(replaced, data_yaml, **args).per_class
-            after = evaluate_dataset(candidate, data_yaml, **args).per_class
-            comparisons += [ClassComparison(name, spec["dataset"], c, m.instances, m.map50, after[c].map50)
-                            for c, m in before.items() if m.instances]
-    worse = [c for c in comparisons if c.delta < -tolerance]
-    if worse and not force:
-        details = "; ".join(f"{c.dataset} {c.class_name}: AP50 {c.candidate:.3f} vs {c.replaced} {c.active:.3f}"
-                            for c in worse)
-        raise PromotionRefused(f"{pack} {version} is worse than the packs it would replace beyond the tolerance of "
-                               f"{tolerance}: {details}; use --force to promote it anyway")
-    _write_atomically(models_dir / pack / ACTIVE_FILE, version + "\n")
-    (models_dir / pack / REPLACED_FILE).unlink(missing_ok=True)
-    for name in replaces:
-        _write_atomically(models_dir / name / REPLACED_FILE, f"{pack} {version}\n")
-    return comparisons
+    def __init__(self, bundled: Path, home: Path | None = None) -> None:
+        """`home`: the home's models folder (None: a read-only registry of the bundled packs alone)."""
+        self.bundled = bundled
+        self.home = home
+
+    @classmethod
+    def at(cls, home: Path | None = None, models: Path | None = None) -> PackRegistry:
+        """The registry of the home at `home` (default: the default home) over `models` (default: the bundled)."""
+        return cls(models or default_models_dir(), Home.at(home).models)
+
+    def __repr__(self) -> str:
+        return f"PackRegistry(bundled={self.bundled}, home={self.home})"
+
+    def _layers(self) -> list[tuple[Path, bool]]:
+        """(folder, bundled) of each layer, bundled first: the first holder of a version wins."""
+        return [(self.bundled, True), *([(self.home, False)] if self.home is not None else [])]
+
+    def _where(self) -> str:
+        return f"{self.bundled}" + (f" or {self.home}" if self.home is not None else "")
+
+    # -- reading
+
+    def packs(self) -> list[str]:
+        """Names of every pack with at least one version, in either layer."""
+        names = {pack.name for root, _ in self._layers() if root.is_dir() for pack in root.iterdir()
+                 if pack.is_dir() and any((v / CARD_FILE).is_file() for v in pack.iterdir())}
+        return sorted(names)
+
+    def versions(self, pack: str) -> list[PackVersion]:
+        """Every version of `pack`, by name; a version in both layers is the bundled one."""
+        found: dict[str, PackVersion] = {}
+        for root, bundled in self._layers():
+            folder = root / pack
+            if folder.is_dir():
+                for version in folder.iterdir():
+                    if (version / CARD_FILE).is_file() and version.name not in found:
+                        found[version.name] = PackVersion(pack, version.name, version, bundled)
+        return [found[name] for name in sorted(found)]
+
+    def version(self, pack: str, version: str) -> PackVersion:
+        """One version of a pack; UnknownModel, naming what there is, when there is no such version."""
+        versions = self.versions(pack)
+        for candidate in versions:
+            if candidate.version == version:
+                return candidate
+        if not versions:
+            raise UnknownModel(f"no pack {pack!r} in {self._where()}; packs: {self.packs()}")
+        raise UnknownModel(f"no version {version!r} of pack {pack!r} in {self._where()}; versions: "
+                           f"{[v.version for v in versions]}")
+
+    def _marker(self, pack: str, name: str) -> Path | None:
+        """The home's `pack/name` file if there is one, else the bundled one, else None."""
+        for root, _ in reversed(self._layers()):
+            if (root / pack / name).is_file():
+                return root / pack / name
+        return None
+
+    def active(self, pack: str) -> PackVersion:
+        """The version of `pack` in use (named by ACTIVE, or the only version there is)."""
+        versions = self.versions(pack)
+        if not versions:
+            raise UnknownModel(f"no pack {pack!r} in {self._where()}; packs: {self.packs()}")
+        marker = self._marker(pack, ACTIVE_FILE)
+        if marker is not None:
+            name = marker.read_text(encoding="utf-8").strip()
+            if not name:
+                raise InvalidModel(f"pack {pack} is staged (its {ACTIVE_FILE} file is empty): promote a version with "
+                                   f"`hazardvision models promote {pack} VERSION`")
+            chosen = [v for v in versions if v.version == name]
+            if not chosen:
+                raise InvalidModel(f"{marker} names version {name!r}, which has no {CARD_FILE}")
+            return chosen[0]
+        if len(versions) != 1:
+            raise InvalidModel(f"pack {pack} has {len(versions)} versions and no {ACTIVE_FILE} file naming one")
+        return versions[0]
+
+    def staged(self, pack: str) -> bool:
+        """Whether the pack is built but not promoted yet (an empty ACTIVE)."""
+        marker = self._marker(pack, ACTIVE_FILE)
+        return marker is not None and not marker.read_text(encoding="utf-8").strip()
+
+    def replaced_by(self, pack: str) -> str | None:
+        """`<pack> <version>` that retired this pack, or None while it is not retired."""
+        home_active = self.home is not None and (self.home / pack / ACTIVE_FILE).is_file()
+        for root, bundled in reversed(self._layers()):
+            marker = root / pack / REPLACED_FILE
+            if marker.is_file() and not (bundled and home_active):
+                return marker.read_text(encoding="utf-8").strip() or "another pack"
+        return None
+
+    def serves(self, pack: str) -> bool:
+        """Whether the pack takes part in scans: it has versions, and is neither staged nor replaced."""
+        return bool(self.versions(pack)) and not self.staged(pack) and self.replaced_by(pack) is None
+
+    def serving(self) -> list[PackVersion]:
+        """The active version of every pack that takes part in scans, by pack name."""
+        return [self.active(pack) for pack in self.packs() if self.serves(pack)]
+
+    def active_packs(self, precision: Precision | None = None) -> list[ModelPack]:
+        """The serving packs, loaded (at `precision`, else each card's default)."""
+        packs = [version.load(precision) for version in self.serving()]
+        if not packs:
+            raise UnknownModel(f"no model packs serve in {self._where()}")
+        return packs
+
+    # -- writing (the home only, but for `bundle`)
+
+    def _home_pack(self, pack: str) -> Path:
+        if self.home is None:
+            raise InvalidModel(f"this registry of {self.bundled} has no home folder to write to; pass --home")
+        folder = self.home / pack
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def activate(self, pack: str, version: str) -> None:
+        """Make `version` the active one of `pack` (in the home), and un-retire the pack."""
+        self.version(pack, version)
+        folder = self._home_pack(pack)
+        _write_atomically(folder / ACTIVE_FILE, version + "\n")
+        (folder / REPLACED_FILE).unlink(missing_ok=True)
+
+    def stage(self, pack: str) -> None:
+        """Keep the pack out of scans until a version is promoted (an empty ACTIVE in the home)."""
+        _write_atomically(self._home_pack(pack) / ACTIVE_FILE, "")
+
+    def retire(self, pack: str, by: str) -> None:
+        """Take the pack out of scans in favour of `by` (`<pack> <version>`)."""
+        _write_atomically(self._home_pack(pack) / REPLACED_FILE, by + "\n")
+
+    def new_version(self, pack: str, version: str) -> Path:
+        """The home folder to build a new version into; versions are never overwritten, in either layer."""
+        for root, _ in self._layers():
+            if (root / pack / version).exists():
+                raise InvalidModel(f"{root / pack / version} exists; pick a new version (versions are never "
+                                   "overwritten)")
+        return self._home_pack(pack) / version
+
+    def added(self, pack: str, version: str, *, staged: bool) -> None:
+        """After a build: a new pack's first version becomes active (or the pack is staged, when `staged`); a
+        pack that had one version and no ACTIVE keeps serving that one."""
+        if self._marker(pack, ACTIVE_FILE) is not None:
+            return
+        others = [v for v in self.versions(pack) if v.version != version]
+        if staged:
+            self.stage(pack)
+        elif len(others) == 1:
+            _write_atomically(self._home_pack(pack) / ACTIVE_FILE, others[0].version + "\n")
+        elif not others:
+            _write_atomically(self._home_pack(pack) / ACTIVE_FILE, version + "\n")
+
+    def bundle(self, pack: str, version: str) -> Path:
+        """Copy a version of the home into the bundled layer, for a release; never over a bundled version.
+
+        The bundled ACTIVE is not changed (but written, naming the one released version, where a pack had one
+        version and no ACTIVE: several versions need one)."""
+        chosen = self.version(pack, version)
+        target = self.bundled / pack / version
+        if chosen.bundled or target.exists():
+            raise InvalidModel(f"{target} exists: bundled versions are never overwritten; build a new version")
+        if self.bundled.resolve().is_relative_to(_INSTALLED):
+            raise InvalidModel(f"{self.bundled} is inside the installed package; bundle from a source checkout, "
+                               "or pass --models DIR")
+        chosen.card()  # only a readable card is released
+        released = [v for v in self.versions(pack) if v.bundled]
+        if len(released) == 1 and not (self.bundled / pack / ACTIVE_FILE).exists():
+            # the release keeps serving what it served, until its maintainer names the new version
+            _write_atomically(self.bundled / pack / ACTIVE_FILE, released[0].version + "\n")
+        scratch = target.with_name(f".{version}.bundling")
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.copytree(chosen.folder, scratch)
+        scratch.rename(target)
+        return target
+
+
+def resolve_model(spec: str | Path, precision: Precision | None = None) -> ModelPack:
+    """A pack from `--model`: a pack version folder, a pack folder, or a bare ONNX file (run as it is)."""
+    path = Path(spec)
+    if path.is_file() and path.suffix == ".onnx":
+        detector = OnnxDetector(path)
+        name = re.sub(r"[^a-z0-9-]+", "-", path.stem.lower()).strip("-")
+        card = ModelCard(pack=name if name[:1].isalpha() else f"model-{name}", version="file",
+                         architecture="unknown", model_file=path.name, classes=detector.class_names)
+        pack = ModelPack(path.parent, card)
+        pack.__dict__["detector"] = detector  # reuse the session opened to read the class names
+        return pack
+    if (path / CARD_FILE).is_file():
+        return load_pack(path, precision)
+    if path.is_dir():
+        return PackRegistry(path.parent).active(path.name).load(precision)
+    raise UnknownModel(f"--model {spec}: no such ONNX file, pack folder or pack version folder")
+
+
+def active_packs(precision: Precision | None = None, *, home: Path | None = None,
+                 models: Path | None = None) -> list[ModelPack]:
+    """The serving packs of the home at `home` (default home) over `models` (default: the bundled packs)."""
+    return PackRegistry.at(home, models).active_packs(precision)
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -10,14 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
-
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
-from hazardvision.data.bank_records import Enterprise, Site, utcnow
+from hazardvision.data.base import utcnow
 from hazardvision.data.image_store import ImageStore
-from hazardvision.data.service_records import FindingRecord, ScanRecord
+from hazardvision.data.scans import NewFinding, NewScan, Scans
+from hazardvision.data.service_records import ScanRecord
 from hazardvision.errors import BankError, PlaceConflict, UnknownScan
 from hazardvision.home import Home
 from hazardvision.images import DecodedImage
@@ -37,20 +35,19 @@ class StoredScan:
 
 
 class ScanArchive:
-    """Scans in the bank database (tables `scans`, `findings`) and their photos in `HOME/scans/`."""
+    """Scans in the bank database (`data.scans`) and their photos in `HOME/scans/`."""
 
     def __init__(self, bank: SampleBank, audit: AuditLog) -> None:
         self.bank = bank
         self.audit = audit
+        self.records = Scans(bank.database)
         self.photos = ImageStore(Home(bank.home).scans)
 
     def check_place(self, context: ScanContext) -> None:
         """Refuse a site the bank already files under another enterprise (it could never become a case)."""
         if not (context.site and context.enterprise):
             return
-        with self.bank.session() as session:
-            owner = session.scalar(select(Enterprise.name).join(Site, Site.enterprise_id == Enterprise.id)
-                                   .where(Site.name == context.site))
+        owner = self.bank.records.enterprise_of_site(site=context.site)
         if owner is not None and owner != context.enterprise:
             raise PlaceConflict(f"site {context.site!r} belongs to enterprise {owner!r} in the sample bank, not "
                                 f"{context.enterprise!r}; correct the site or the enterprise")
@@ -64,17 +61,13 @@ class ScanArchive:
             raise BankError(f"cannot keep the scanned photo in {self.photos.root}: {error.strerror}") from error
         versions = {model.pack: model.version for model in result.models}
         created_at = utcnow()
-        with self.bank.session() as session:
-            session.add(ScanRecord(
-                id=scan_id, created_at=created_at, actor=actor, source=result.source, site=context.site,
-                enterprise=context.enterprise, camera=context.camera, note=context.note,
-                captured_at=context.captured_at, image_sha256=image.sha256, image_format=image.format,
-                result=result.model_dump(mode="json"), model_versions=versions,
-                findings=[FindingRecord(id=f.id, position=i, class_name=f.class_name, x1=f.box.x1, y1=f.box.y1,
-                                        x2=f.box.x2, y2=f.box.y2, confidence=f.confidence, pack=f.pack)
-                          for i, f in enumerate(result.findings)],
-            ))
-            session.flush()
+        scan = NewScan(id=scan_id, created_at=created_at, actor=actor, source=result.source, site=context.site,
+                       enterprise=context.enterprise, camera=context.camera, note=context.note,
+                       captured_at=context.captured_at, image_sha256=image.sha256, image_format=image.format,
+                       result=result.model_dump(mode="json"), model_versions=versions)
+        findings = [NewFinding(id=f.id, class_name=f.class_name, box=(f.box.x1, f.box.y1, f.box.x2, f.box.y2),
+                               confidence=f.confidence, pack=f.pack) for f in result.findings]
+        with self.records.record(scan=scan, findings=findings):
             # Inside the transaction: a scan that cannot be audited is not recorded.
             self.audit.append(actor, "scan", scan_id, input_sha256=image.sha256, model_versions=versions,
                               details={"findings": [f.class_name for f in result.findings], "site": context.site,
@@ -82,12 +75,10 @@ class ScanArchive:
         return ScanResponse(**result.model_dump(), scan_id=scan_id, created_at=created_at, context=context)
 
     def get(self, scan_id: str) -> StoredScan:
-        with self.bank.session() as session:
-            row = session.scalar(select(ScanRecord).where(ScanRecord.id == scan_id)
-                                 .options(selectinload(ScanRecord.findings)))
-            if row is None:
-                raise UnknownScan(f"no scan {scan_id!r}; scan ids are returned by POST /v1/scans")
-            return stored(row)
+        row = self.records.get(scan_id=scan_id)
+        if row is None:
+            raise UnknownScan(f"no scan {scan_id!r}; scan ids are returned by POST /v1/scans")
+        return stored(row)
 
     def photo(self, scan: StoredScan) -> bytes:
         try:

@@ -15,13 +15,10 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import Catalogue
-from hazardvision.data.bank_records import utcnow
-from hazardvision.data.service_records import AlertRecord, CameraRecord
+from hazardvision.data.cameras import Cameras
 from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError
 from hazardvision.frame_quality import CameraCondition, FrameQuality
@@ -87,6 +84,7 @@ class CameraHub:
                  tracker: TrackerSettings, default_rule: AlertRule, max_cameras: int,
                  frozen_seconds: float = 10.0) -> None:
         self.bank = bank
+        self.records = Cameras(bank.database)
         self.audit = audit
         self.hazards = tuple(entry.class_name for entry in catalogue.classes if entry.hazard)
         self.webhooks = webhooks
@@ -98,12 +96,11 @@ class CameraHub:
 
     def settings(self, camera_id: str) -> CameraSettings:
         """The stored settings of a camera, or the defaults."""
-        with self.bank.session() as session:
-            row = session.get(CameraRecord, camera_id)
-            if row is None:
-                return CameraSettings(None, None, self.default_rule, configured=False)
-            return CameraSettings(row.webhook_url, row.webhook_secret, AlertRule.model_validate(row.rule),
-                                  configured=True, tiling=_tiling(row.tiling))
+        row = self.records.get(camera_id=camera_id)
+        if row is None:
+            return CameraSettings(None, None, self.default_rule, configured=False)
+        return CameraSettings(row.webhook_url, row.webhook_secret, AlertRule.model_validate(row.rule),
+                              configured=True, tiling=_tiling(row.tiling))
 
     def stream(self, camera_id: str, settings: CameraSettings) -> CameraStream:
         """The camera's stream, made with `settings` unless it is in memory; call on the event loop."""
@@ -129,14 +126,8 @@ class CameraHub:
         rule = config.rule or self.default_rule
         AlertAggregator(self.hazards, rule)  # UnknownClass now, not on the next frame
         url = str(config.webhook_url) if config.webhook_url is not None else None
-        with self.bank.session() as session:
-            row = session.get(CameraRecord, camera_id) or CameraRecord(id=camera_id, rule={})
-            row.webhook_url, row.webhook_secret = url, config.webhook_secret
-            row.rule = rule.model_dump(mode="json")
-            row.tiling = config.tiling
-            row.updated_at = utcnow()
-            session.add(row)
-            session.flush()
+        with self.records.configure(camera_id=camera_id, webhook_url=url, webhook_secret=config.webhook_secret,
+                                    rule=rule.model_dump(mode="json"), tiling=config.tiling) as row:
             self.audit.append(actor, "camera.configure", camera_id,
                               details={"webhook": url is not None, "rule": row.rule, "tiling": config.tiling})
         return CameraSettings(url, config.webhook_secret, rule, configured=True, tiling=config.tiling)
@@ -152,14 +143,8 @@ class CameraHub:
     def record_alerts(self, stream: CameraStream, alerts: Sequence[Alert], actor: str, image_sha256: str,
                       versions: dict[str, str]) -> None:
         """Keep and audit the alerts, then queue their webhooks (never waiting for the receiver)."""
-        with self.bank.session() as session:
+        with self.records.add_alerts(alerts=alerts, image_sha256=image_sha256, model_versions=versions):
             for alert in alerts:
-                x1, y1, x2, y2 = alert.box
-                session.add(AlertRecord(
-                    id=alert.alert_id, kind=alert.kind, camera_id=alert.camera_id, class_name=alert.class_name,
-                    tracker_id=alert.tracker_id, first_seen=alert.first_seen, raised_at=alert.raised_at,
-                    frames=alert.frames, x1=x1, y1=y1, x2=x2, y2=y2, confidence=alert.confidence,
-                    image_sha256=image_sha256, model_versions=versions))
                 self.audit.append(actor, "alert", alert.alert_id, input_sha256=image_sha256, model_versions=versions,
                                   details={"camera_id": alert.camera_id, "kind": alert.kind,
                                            "class_name": alert.class_name,
@@ -174,16 +159,11 @@ class CameraHub:
                     log.warning("webhook of alert %s not queued: %s", alert.alert_id, error)
 
     def alerts(self, *, camera_id: str | None, since: dt.datetime | None, limit: int, offset: int) -> list[AlertView]:
-        query = select(AlertRecord).order_by(AlertRecord.created_at.desc(), AlertRecord.id).limit(limit).offset(offset)
-        if camera_id:
-            query = query.where(AlertRecord.camera_id == camera_id)
-        if since is not None:
-            query = query.where(AlertRecord.created_at >= as_utc(since))
-        with self.bank.session() as session:
-            return [AlertView(
-                alert_id=row.id, kind="camera" if row.kind == "camera" else "hazard", camera_id=row.camera_id,
-                class_name=row.class_name, tracker_id=row.tracker_id,
-                first_seen=row.first_seen, raised_at=row.raised_at, frames=row.frames,
-                box=(row.x1, row.y1, row.x2, row.y2), confidence=row.confidence,
-                created_at=as_utc(row.created_at) or dt.datetime.now(dt.UTC), model_versions=row.model_versions,
-            ) for row in session.scalars(query)]
+        rows = self.records.alerts(camera_id=camera_id, since=as_utc(since), limit=limit, offset=offset)
+        return [AlertView(
+            alert_id=row.id, kind="camera" if row.kind == "camera" else "hazard", camera_id=row.camera_id,
+            class_name=row.class_name, tracker_id=row.tracker_id,
+            first_seen=row.first_seen, raised_at=row.raised_at, frames=row.frames,
+            box=(row.x1, row.y1, row.x2, row.y2), confidence=row.confidence,
+            created_at=as_utc(row.created_at) or dt.datetime.now(dt.UTC), model_versions=row.model_versions,
+        ) for row in rows]

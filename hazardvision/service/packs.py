@@ -1,50 +1,42 @@
-"""The installed model packs as `GET /v1/models` shows them, read from their cards."""
+"""The model packs as `GET /v1/models` shows them, from the registry and their cards."""
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from hazardvision.errors import HazardVisionError
-from hazardvision.packs.model_pack import CARD_FILE, active_version
+from hazardvision.packs.registry import PackRegistry
 from hazardvision.service.schemas.models import ModelsResponse, PackVersion, PackView
 
+log = logging.getLogger("hazardvision.service")
 
-def _card(folder: Path) -> dict[str, Any] | None:
+
+def _active(registry: PackRegistry, pack: str) -> str | None:
     try:
-        card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None  # a half-copied or broken version is left out, not fatal to the listing
-    return card if isinstance(card, dict) else None
-
-
-def _active(pack: Path) -> str | None:
-    try:
-        return active_version(pack).name
+        return registry.active(pack).version if registry.serves(pack) else None
     except (HazardVisionError, OSError):
         return None
 
 
-def list_packs(models_dir: Path, serving: Mapping[str, str]) -> ModelsResponse:
-    """Every pack under `models_dir` with its versions; `serving` is pack -> version in use."""
+def list_packs(registry: PackRegistry, serving: Mapping[str, str]) -> ModelsResponse:
+    """Every pack of the registry with its versions; `serving` is pack -> version in use."""
     packs = []
-    folders = sorted(p for p in models_dir.iterdir() if p.is_dir()) if models_dir.is_dir() else []
-    for pack in folders:
-        active = _active(pack)
+    for pack in registry.packs():
+        active = _active(registry, pack)
         versions = []
-        for folder in sorted(v for v in pack.iterdir() if (v / CARD_FILE).is_file()):
-            card = _card(folder)
-            if card is None:
+        for version in registry.versions(pack):
+            try:
+                card = version.card()
+            except (HazardVisionError, OSError) as error:
+                log.warning("left out of the model list: %s", error)  # a half-copied version is not fatal
                 continue
-            metrics = card.get("metrics")
             versions.append(PackVersion(
-                version=folder.name, architecture=card.get("architecture"), classes=list(card.get("classes", [])),
-                operating_confidence=card.get("operating_confidence"), status=card.get("status"),
-                metrics=metrics if isinstance(metrics, dict) else {}, active=folder.name == active,
-                serving=serving.get(pack.name) == str(card.get("version", folder.name)),
+                version=version.version, architecture=card.architecture, classes=list(card.classes),
+                operating_confidence=card.operating_confidence, status=card.status, metrics=card.metrics,
+                bundled=version.bundled, active=version.version == active,
+                serving=serving.get(pack) == card.version,
             ))
-        packs.append(PackView(pack=pack.name, active_version=active, serving_version=serving.get(pack.name),
+        packs.append(PackView(pack=pack, active_version=active, serving_version=serving.get(pack),
                               versions=versions))
     return ModelsResponse(packs=packs)

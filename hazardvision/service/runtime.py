@@ -24,11 +24,11 @@ from hazardvision.annotate import HazardAnnotator, encode_jpeg
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import load_catalogue
-from hazardvision.data.bank_records import Annotation
+from hazardvision.data.similar_cases import SimilarCaseRecords
 from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError, ImageTooLarge, UnknownCase
 from hazardvision.images import DecodedImage, decode_image
-from hazardvision.packs.model_pack import default_models_dir
+from hazardvision.packs.registry import PackRegistry
 from hazardvision.packs.tiling import TilingMode
 from hazardvision.results import Box, ModelRef, QualityInfo, ScanResult
 from hazardvision.scan import result_detections
@@ -93,10 +93,10 @@ class Runtime:
         self.audit = AuditLog(self.bank.home)
         self.keys = ApiKeys(self.bank, self.audit)
         self.catalogue = load_catalogue(settings.catalogue)
-        self.models_dir = settings.models or default_models_dir()
+        self.registry = PackRegistry.at(self.bank.home, settings.models)  # activations write to the home
         query = (SimilarQuery(k=settings.similar_cases, min_score=settings.similar_min_score)
                  if settings.similar_cases else None)
-        self.host = ModelHost(self.models_dir, self.catalogue, self.bank, precision=settings.precision, query=query)
+        self.host = ModelHost(self.registry, self.catalogue, self.bank, precision=settings.precision, query=query)
         self.metrics = ServiceMetrics()
         self.inference = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="hazardvision-inference")
         window = settings.batch_window_ms / 1000
@@ -139,7 +139,7 @@ class Runtime:
             await asyncio.wait([self._loading])
         await self.offload(self.webhooks.close, 5.0)
         self.inference.shutdown(wait=True, cancel_futures=True)
-        self.bank.engine.dispose()
+        self.bank.close()
 
     async def offload(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking work (database, files) in a worker thread.
@@ -201,10 +201,8 @@ class Runtime:
         return await asyncio.get_running_loop().run_in_executor(self.inference, draw)
 
     def thumbnail(self, case_id: int, annotation_id: int) -> Path:
-        with self.bank.session() as session:
-            annotation = session.get(Annotation, annotation_id)
-            if annotation is None or annotation.case_id != case_id:
-                raise UnknownCase(f"case {case_id} has no annotation {annotation_id}")
+        if not SimilarCaseRecords(self.bank.database).has_annotation(case_id=case_id, annotation_id=annotation_id):
+            raise UnknownCase(f"case {case_id} has no annotation {annotation_id}")
         path = thumbnail_path(self.bank.home, annotation_id)
         if not path.is_file():
             raise UnknownCase(f"annotation {annotation_id} of case {case_id} has no thumbnail yet (it is made when "

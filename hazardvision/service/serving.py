@@ -22,15 +22,10 @@ from hazardvision.detections import Detections
 from hazardvision.errors import ModelsLoading, UnknownModel
 from hazardvision.home import Home
 from hazardvision.images import DecodedImage
-from hazardvision.packs.model_pack import (
-    CARD_FILE,
-    ModelPack,
-    Precision,
-    active_version,
-    load_pack,
-    serving_pack_folders,
-)
-from hazardvision.packs.registry import Comparison, promote
+from hazardvision.packs.card import CARD_FILE, Precision
+from hazardvision.packs.model_pack import ModelPack, load_pack
+from hazardvision.packs.promotion import Comparison, promote
+from hazardvision.packs.registry import PackRegistry
 from hazardvision.packs.tiling import TilingMode
 from hazardvision.scan import Scanner
 from hazardvision.similar.case_index import CaseIndex
@@ -113,11 +108,11 @@ class ModelHost:
     """
 
     def __init__(
-        self, models_dir: Path, catalogue: Catalogue, bank: SampleBank, *, precision: Precision | None,
+        self, registry: PackRegistry, catalogue: Catalogue, bank: SampleBank, *, precision: Precision | None,
         query: SimilarQuery | None,
     ) -> None:
         """`query`: which similar cases each finding gets; None turns similar cases off."""
-        self.models_dir = models_dir
+        self.registry = registry
         self.catalogue = catalogue
         self.bank = bank
         self.precision = precision
@@ -162,17 +157,13 @@ class ModelHost:
         The new version is loaded, and its similar-case index built when the bank has indexes,
         before the ACTIVE file changes, so a version that cannot serve is never made active.
         """
-        folder = self.models_dir / pack / version
-        if not (folder / CARD_FILE).is_file():
-            known = sorted(p.name for p in (self.models_dir / pack).iterdir() if (p / CARD_FILE).is_file()) \
-                if (self.models_dir / pack).is_dir() else []
-            raise UnknownModel(f"no version {version!r} of pack {pack!r} in {self.models_dir}; versions: {known}")
+        folder = self.registry.version(pack, version).folder  # UnknownModel, naming the versions there are
         with self._lock:
             current = self.current  # ModelsLoading before anything changes
             candidate = self.cache.get(folder, self.precision)
             if self._has_indexes():
                 sync_indexes(self.bank, [candidate])
-            comparisons = promote(self.models_dir, pack, version, force=force)
+            comparisons = promote(self.registry, pack, version, force=force)  # writes the home's ACTIVE
             packs = [candidate if p.name == pack else p for p in current.packs]
             if pack not in {p.name for p in packs}:
                 packs.append(candidate)
@@ -183,11 +174,9 @@ class ModelHost:
         return state is not None and any(CaseIndex(self.bank.home, p).exists for p in state.packs)
 
     def _active_packs(self) -> list[ModelPack]:
-        if not self.models_dir.is_dir():
-            raise UnknownModel(f"no model packs: {self.models_dir} is not a folder")
-        folders = [active_version(p) for p in serving_pack_folders(self.models_dir)]
+        folders = [version.folder for version in self.registry.serving()]
         if not folders:
-            raise UnknownModel(f"no model packs under {self.models_dir}")
+            raise UnknownModel(f"no model pack serves in {self.registry.bundled} or {self.registry.home}")
         return [self.cache.get(folder, self.precision) for folder in folders]
 
     def _install(self, packs: Sequence[ModelPack]) -> ServingState:

@@ -14,7 +14,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hazardvision.images import DEFAULT_MAX_PIXELS
-from hazardvision.packs.model_pack import Precision
+from hazardvision.packs.card import Precision
 from hazardvision.video.alerts import AlertRule
 from hazardvision.video.tracking import TrackerSettings
 from hazardvision.video.webhooks import WebhookSettings
@@ -41,8 +41,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the bank database. Default: SQLite in the bank folder.")
     models: Path | None = Field(
-        default=None, description="Folder of model packs (`<pack>/<version>/`, `<pack>/ACTIVE`). "
-        "Default: the bundled packs.")
+        default=None, description="Folder of released model packs (`<pack>/<version>/`, `<pack>/ACTIVE`), under "
+        "the home's models/ (the user's packs; activations are written there). Default: the bundled packs.")
     catalogue: Path | None = Field(default=None, description="Hazard catalogue YAML. Default: the bundled one.")
     precision: Precision | None = Field(
         default=None, description="Run the packs' float32 or int8 models. Default: each pack's default precision "

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.data.bank_records import Annotation, Case, Image, Origin
+from hazardvision.data.bank_records import Origin
+from hazardvision.data.similar_cases import SimilarCaseRecords
 from hazardvision.errors import BankError, HazardVisionError
 from hazardvision.home import Home
 from hazardvision.images import load_image
@@ -131,18 +131,15 @@ class CaseIndex:
         """What each index should hold, read from the bank."""
         classes = list(self.pack.card.classes)
         wanted: dict[str, dict[int, Entry]] = {kind: {} for kind in KINDS}
-        with bank.session() as session:
-            rows = session.execute(
-                select(Annotation.id, Annotation.case_id, Annotation.class_name, Annotation.origin)
-                .where(Annotation.class_name.in_(classes))
-            )
-            for annotation_id, case_id, class_name, origin in rows:
-                if origin in (Origin.IMPORTED.value, Origin.CONFIRMED.value):
-                    wanted["instances"][annotation_id] = Entry(case_id, class_name)
-                elif origin == Origin.REJECTED.value:
-                    wanted["rejected"][annotation_id] = Entry(case_id, class_name)
-            for (case_id,) in session.execute(select(Case.id)):
-                wanted["photos"][case_id] = Entry(case_id, "")
+        contents = SimilarCaseRecords(bank.database).contents(classes=classes)
+        for annotation in contents.annotations:
+            entry = Entry(annotation.case_id, annotation.class_name)
+            if annotation.origin in (Origin.IMPORTED.value, Origin.CONFIRMED.value):
+                wanted["instances"][annotation.id] = entry
+            elif annotation.origin == Origin.REJECTED.value:
+                wanted["rejected"][annotation.id] = entry
+        for case_id in contents.case_ids:
+            wanted["photos"][case_id] = Entry(case_id, "")
         return wanted
 
     def verify(self, bank: SampleBank) -> list[str]:
@@ -230,29 +227,22 @@ class CaseIndex:
         """Vectors of the added annotations and photos, one forward pass per photo; writes thumbnails."""
         out: dict[str, dict[int, np.ndarray]] = {kind: {} for kind in KINDS}
         boxed = added["instances"] | added["rejected"]
+        records = SimilarCaseRecords(bank.database)
         done = 0
         for chunk in _chunks(cases, BATCH):
-            with bank.session() as session:
-                rows = session.execute(
-                    select(Case.id, Image.sha256, Image.format).join(Image, Image.sha256 == Case.image_sha256)
-                    .where(Case.id.in_(chunk))
-                ).all()
-                boxes = session.execute(
-                    select(Annotation.id, Annotation.case_id, Annotation.x1, Annotation.y1, Annotation.x2,
-                           Annotation.y2).where(Annotation.case_id.in_(chunk))
-                ).all()
-            photos = [load_image(bank.store.path(sha, fmt)) for _, sha, fmt in rows]
+            rows, boxes = records.photos(case_ids=chunk)
+            photos = [load_image(bank.store.path(row.sha256, row.format)) for row in rows]
             maps = self.pack.feature_maps([photo.pixels for photo in photos])
-            for (case_id, _, _), photo, features in zip(rows, photos, maps, strict=True):
-                if case_id in added["photos"]:
-                    out["photos"][case_id] = features.embed_photo(photo.pixels)[0]
-                mine = [b for b in boxes if b[1] == case_id and b[0] in boxed]
+            for row, photo, features in zip(rows, photos, maps, strict=True):
+                if row.case_id in added["photos"]:
+                    out["photos"][row.case_id] = features.embed_photo(photo.pixels)[0]
+                mine = [b for b in boxes if b.case_id == row.case_id and b.id in boxed]
                 if mine:
-                    vectors = features.embed_boxes(np.array([b[2:] for b in mine], np.float64))
-                    for (annotation_id, *_rest), vector in zip(mine, vectors, strict=True):
-                        kind = "instances" if annotation_id in added["instances"] else "rejected"
-                        out[kind][annotation_id] = vector
-                        write_thumbnail(photo.pixels, tuple(_rest[1:]), thumbnail_path(self.home, annotation_id))
+                    vectors = features.embed_boxes(np.array([b.box for b in mine], np.float64))
+                    for box, vector in zip(mine, vectors, strict=True):
+                        kind = "instances" if box.id in added["instances"] else "rejected"
+                        out[kind][box.id] = vector
+                        write_thumbnail(photo.pixels, box.box, thumbnail_path(self.home, box.id))
             done += len(chunk)
             if progress is not None:
                 progress(done, len(cases))

@@ -8,12 +8,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import select
 from threadpoolctl import threadpool_limits
 
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import Catalogue
-from hazardvision.data.bank_records import Annotation, Case, Enterprise, Site, Source
+from hazardvision.data.similar_cases import CaseSummary, SimilarCaseRecords
 from hazardvision.home import Home
 from hazardvision.images import BGRImage
 from hazardvision.packs.embedding import FeatureMaps
@@ -45,6 +44,7 @@ class SimilarCaseSearch:
         thumbnail: Thumbnail | None = None,
     ) -> None:
         self.bank = bank
+        self.records = SimilarCaseRecords(bank.database)
         self.catalogue = catalogue
         self._indexes = dict(indexes)
         self.thumbnail = thumbnail or (lambda _case_id, annotation_id: str(thumbnail_path(bank.home, annotation_id)))
@@ -125,13 +125,7 @@ class SimilarCaseSearch:
         """Case ids at the query's site and enterprise, or None when it names neither."""
         if not query.site and not query.enterprise:
             return None
-        statement = select(Case.id)
-        if query.site:
-            statement = statement.where(Case.site.has(Site.name == query.site))
-        if query.enterprise:
-            statement = statement.where(Case.enterprise.has(Enterprise.name == query.enterprise))
-        with self.bank.session() as session:
-            return set(session.scalars(statement))
+        return self.records.case_ids_at(site=query.site, enterprise=query.enterprise)
 
     def _hydrate(self, hits: list[Hit], *, whole_photo: bool = False) -> list[SimilarCase]:
         return self._hydrate_all([hits], whole_photo=whole_photo)[0]
@@ -141,29 +135,20 @@ class SimilarCaseSearch:
         hits = [hit for group in groups for hit in group]
         if not hits:
             return [[] for _ in groups]
-        with self.bank.session() as session:
-            cases = {row.id: row for row in session.execute(
-                select(Case.id, Case.captured_at, Case.description, Case.rectification,
-                       Source.name.label("source"), Site.name.label("site"), Enterprise.name.label("enterprise"))
-                .join(Source, Source.id == Case.source_id)
-                .outerjoin(Site, Site.id == Case.site_id).outerjoin(Enterprise, Enterprise.id == Case.enterprise_id)
-                .where(Case.id.in_({hit.case_id for hit in hits}))
-            )}
-            boxes = {} if whole_photo else {row.id: row for row in session.execute(
-                select(Annotation.id, Annotation.x1, Annotation.y1, Annotation.x2, Annotation.y2)
-                .where(Annotation.id.in_({hit.id for hit in hits}))
-            )}
+        cases, boxes = self.records.summaries(case_ids={hit.case_id for hit in hits},
+                                              annotation_ids=set() if whole_photo else {hit.id for hit in hits})
         return [[self._similar_case(hit, cases[hit.case_id], boxes.get(hit.id), whole_photo)
                  for hit in group if hit.case_id in cases]  # a case deleted since indexing is left out
                 for group in groups]
 
-    def _similar_case(self, hit: Hit, case: Any, annotation: Any, whole_photo: bool) -> SimilarCase:
+    def _similar_case(self, hit: Hit, case: CaseSummary, box: tuple[float, float, float, float] | None,
+                      whole_photo: bool) -> SimilarCase:
         class_name = hit.class_name or None
         entry = self.catalogue.entry(class_name) if class_name else None
         return SimilarCase(
             case_id=case.id, annotation_id=None if whole_photo else hit.id, score=round(hit.score, 5),
             class_name=class_name, hazard_code=entry.code if entry and entry.hazard else None,
-            box=Box(x1=annotation.x1, y1=annotation.y1, x2=annotation.x2, y2=annotation.y2) if annotation else None,
+            box=Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3]) if box else None,
             thumbnail=None if whole_photo else self.thumbnail(case.id, hit.id),
             source=case.source, site=case.site, enterprise=case.enterprise, captured_at=case.captured_at,
             description=case.description, rectification=case.rectification,

@@ -3,7 +3,7 @@
     weights.pt -> model.onnx (dynamic shape) -> model-int8.onnx (static quantisation, calibrated on
     training photos) -> both scored on every evaluation set through our own runtime (float32 also
     drawn as plots/<dataset>-confusion.png and -pr.png), and timed on the same photos -> card.json +
-    README.md in models/<pack>/<version>/.
+    README.md in HOME/models/<pack>/<version>/ (the registry's home layer; `models bundle` releases it).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import datetime as dt
 import io
 import json
 import logging
+import os
 import re
 import shutil
 import statistics
@@ -28,10 +29,27 @@ from hazardvision.datasets.classmap import build_class_map
 from hazardvision.datasets.readers import read_yolo, source_notes
 from hazardvision.errors import DatasetError, InvalidModel
 from hazardvision.images import load_image
+from hazardvision.packs.card import (
+    CARD_FILE,
+    DataSource,
+    EvaluatedSet,
+    Evaluation,
+    Metrics,
+    ModelCard,
+    Plots,
+    Precision,
+    PretrainedStart,
+    Quantization,
+    RecordedRecipe,
+    Speed,
+    ThresholdSelection,
+    Training,
+)
 from hazardvision.packs.evaluation import Accumulator, score_dataset
 from hazardvision.packs.evaluation_plots import write_evaluation_plots
-from hazardvision.packs.model_pack import ACTIVE_FILE, CARD_FILE, ModelCard, ModelPack, load_pack
-from hazardvision.packs.registry import split_id
+from hazardvision.packs.model_pack import ModelPack, load_pack
+from hazardvision.packs.promotion import split_id
+from hazardvision.packs.registry import PackRegistry
 from hazardvision.packs.thresholds import choose_thresholds
 from hazardvision.resources import bundled_path
 from hazardvision.training.pretrained import credit_of, default_pretrained_root
@@ -149,11 +167,11 @@ def images_per_second(packs: Sequence[ModelPack], photos: Sequence[Path], repeat
     return [round(statistics.median(r), 2) for r in runs]
 
 
-def _credit(datasets: Path, name: str) -> dict[str, str]:
+def _credit(datasets: Path, name: str) -> DataSource:
     origin, licence = source_notes(datasets / name)
     origin, licence = origin or name, licence or "unknown"
-    return {"name": name, "origin": origin, "licence": licence,
-            "credit": f"{origin}, licensed {licence}; labels remapped to the hazardvision catalogue."}
+    return DataSource(name=name, origin=origin, licence=licence,
+                      credit=f"{origin}, licensed {licence}; labels remapped to the hazardvision catalogue.")
 
 
 def build_pack(
@@ -161,19 +179,17 @@ def build_pack(
     recipe: Recipe,
     version: str,
     *,
-    models_dir: Path,
+    registry: PackRegistry,
     datasets: Path,
     status: str = "trained by `hazardvision train`",
     int8: bool = True,
 ) -> Path:
-    """Make `models_dir/<pack>/<version>/` from trained weights; activate it if the pack has no active version
-    (stage it, when the recipe replaces other packs)."""
+    """Make `<pack>/<version>/` in the registry's home from trained weights; activate it if the pack has no active
+    version (stage it, when the recipe replaces other packs)."""
     from ultralytics import YOLO  # noqa: PLC0415  (the [train] extra)
     from ultralytics.utils.torch_utils import strip_optimizer  # noqa: PLC0415
 
-    folder = models_dir / recipe.pack / version
-    if folder.exists():
-        raise InvalidModel(f"{folder} exists; pick a new version (versions are never overwritten)")
+    folder = registry.new_version(recipe.pack, version)
     scratch = folder.with_name(f".{version}.building")
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -200,82 +216,76 @@ def build_pack(
     # A run from random weights names its architecture file; one from pretrained weights its start.pt.
     trained_from = str(train_args.get("model", recipe.architecture))
     architecture = Path(trained_from if trained_from.endswith(".yaml") else recipe.architecture).stem
-    base = {"pack": recipe.pack, "version": version, "architecture": architecture,
-            "classes": names, "operating_confidence": recipe.operating_confidence,
-            "exclusive_classes": recipe.exclusive_classes, "tiling": recipe.tiling.model_dump()}
-    selection = _choose_thresholds(ModelPack(scratch, ModelCard.model_validate({**base, "model_file": "model.onnx"})),
-                                   recipe, datasets) if recipe.per_class_thresholds else {}
-    thresholds = {name: chosen[0] for name, chosen in selection.items()}
-    base["class_thresholds"] = thresholds
-    packs = {p: ModelPack(scratch, ModelCard.model_validate({**base, "model_file": f})) for p, f in variants.items()}
-    tested = _score_tests(packs, recipe, datasets, scratch, f"{recipe.pack} {version} float32")
-    metrics, unlabelled, evaluation_sets, plots = tested
+    base = ModelCard(pack=recipe.pack, version=version, architecture=architecture, classes=tuple(names),
+                     operating_confidence=recipe.operating_confidence,
+                     exclusive_classes=tuple(map(tuple, recipe.exclusive_classes)), tiling=recipe.tiling)
+    selection = _choose_thresholds(ModelPack(scratch, base), recipe, datasets) if recipe.per_class_thresholds else {}
+    base = base.model_copy(update={"class_thresholds": {name: chosen[0] for name, chosen in selection.items()}})
+    packs = {p: ModelPack(scratch, base.model_copy(update={"model_file": f})) for p, f in variants.items()}
+    metrics, unlabelled, evaluation_sets, plots = _score_tests(packs, recipe, datasets, scratch,
+                                                               f"{recipe.pack} {version} float32")
     speed_photos = _speed_photos(datasets, sets)
     speeds = dict(zip(variants, images_per_second(list(packs.values()), speed_photos), strict=True)) \
         if speed_photos else {}
-    default_precision = _default_precision(metrics)
-    pretrained = _pretrained(weights)
-    card = {
-        **base,
+    data = str(train_args.get("data", ""))
+    recorded = RecordedRecipe.model_validate_json(recipe.model_dump_json())
+    card = base.model_copy(update={
         "model_file": "model.onnx",
         "model_file_int8": variants.get("int8"),
-        "default_precision": default_precision,
+        "default_precision": _default_precision(metrics),
         "weights_file": "weights.pt",
         "imgsz": imgsz,
         "status": status,
-        "training": {"epochs": train_args.get("epochs"), "imgsz": trained_imgsz, "batch": train_args.get("batch"),
-                     "data": str(train_args.get("data", "")),
-                     "snapshot_id": _snapshot_id(Path(str(train_args.get("data", "")))),
-                     "recipe": json.loads(recipe.model_dump_json()), "pretrained": pretrained},
-        "threshold_selection": {"split": "val", "method": "maximum F1 at IoU 0.5, per class, over the val splits "
-                                "that label the class", "f1": {name: chosen[1] for name, chosen in selection.items()}}
-        if selection else None,
-        "quantization": {"calibration_dataset": calibration_set, "photos": CALIBRATION_PHOTOS,
-                         "method": recipe.calibration_method, "float_modules": recipe.int8_float_modules}
+        "training": Training(epochs=train_args.get("epochs"), imgsz=trained_imgsz, batch=train_args.get("batch"),
+                             data=data, snapshot_id=_snapshot_id(Path(data)), recipe=recorded,
+                             pretrained=_pretrained(weights)),
+        "threshold_selection": ThresholdSelection(
+            split="val", method="maximum F1 at IoU 0.5, per class, over the val splits that label the class",
+            f1={name: chosen[1] for name, chosen in selection.items()}) if selection else None,
+        "quantization": Quantization(calibration_dataset=calibration_set, photos=CALIBRATION_PHOTOS,
+                                     method=recipe.calibration_method, float_modules=recipe.int8_float_modules)
         if "int8" in variants else None,
-        "metrics": {"split": "test", "evaluator": EVALUATOR, "datasets": metrics["float32"],
-                    "int8": metrics.get("int8", {}), "unlabelled_per_100_photos": unlabelled},
-        "speed": {"images_per_second": speeds, "photos": len(speed_photos),
-                  "note": "one photo per call on the machine that built the pack, same photos for both"},
-        "evaluation_sets": evaluation_sets,
+        "metrics": Metrics(split="test", evaluator=EVALUATOR, datasets=metrics["float32"],
+                           int8=metrics.get("int8", {}), unlabelled_per_100_photos=unlabelled),
+        "speed": Speed(images_per_second=speeds, photos=len(speed_photos),
+                       note="one photo per call on the machine that built the pack, same photos for both"),
+        "evaluation_sets": tuple(evaluation_sets),
         "plots": plots,
-        "data_sources": [_credit(datasets, s.dataset) for s in sets if s.train],
-        "held_out": [s.dataset for s in sets if not s.train],
+        "data_sources": tuple(_credit(datasets, s.dataset) for s in sets if s.train),
+        "held_out": tuple(s.dataset for s in sets if not s.train),
         "code_version": _code_version(),
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    (scratch / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    })
+    card = ModelCard.model_validate(card.to_json())  # what model_copy skipped: validation of the whole card
+    card.write(scratch / CARD_FILE)
     (scratch / "README.md").write_text(card_markdown(card), encoding="utf-8")
     load_pack(scratch)  # the card must load before the version goes live
     scratch.rename(folder)
-    if not (models_dir / recipe.pack / ACTIVE_FILE).exists():
-        # A pack that replaces others is staged (an empty ACTIVE) until the per-class gate lets it in.
-        staged = "" if recipe.replaces else version + "\n"
-        (models_dir / recipe.pack / ACTIVE_FILE).write_text(staged, encoding="utf-8")
+    # A pack that replaces others is staged (an empty ACTIVE) until the per-class gate lets it in.
+    registry.added(recipe.pack, version, staged=bool(recipe.replaces))
     return folder
 
 
-Scored = tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]], list[dict[str, Any]], dict[str, Any]]
+Scored = tuple[dict[str, dict[str, Evaluation]], dict[str, dict[str, float]], list[EvaluatedSet], dict[str, Plots]]
 
 
 def _score_tests(packs: dict[str, ModelPack], recipe: Recipe, datasets: Path, folder: Path, label: str) -> Scored:
     """Each precision's test metrics per evaluation set, boxes of unlabelled classes per 100 photos, the sets with
     their split ids, and the float32 plots drawn into `folder`."""
-    metrics: dict[str, dict[str, Any]] = {p: {} for p in packs}
+    metrics: dict[str, dict[str, Evaluation]] = {p: {} for p in packs}
     unlabelled: dict[str, dict[str, float]] = {}
     evaluation_sets, plots = [], {}
     for spec in recipe.evaluation:
         data_yaml = datasets / spec.dataset / "data.yaml"
-        evaluation_sets.append({**spec.model_dump(), "split_id": split_id(data_yaml, spec.split)})
+        evaluation_sets.append(EvaluatedSet(**spec.model_dump(), split_id=split_id(data_yaml, spec.split)))
         for precision, pack in packs.items():
             scored = score_dataset(pack, data_yaml, split=spec.split, mapping=spec.map, drop=spec.drop)
-            metrics[precision][spec.dataset] = json.loads(
-                scored.result(recipe.operating_confidence, pack.card.class_thresholds).model_dump_json())
+            metrics[precision][spec.dataset] = scored.result(recipe.operating_confidence, pack.card.class_thresholds)
             if precision == "float32":
                 unlabelled[spec.dataset] = _unlabelled_per_100(scored, pack, labelled_classes(data_yaml, spec))
-                plots[spec.dataset] = write_evaluation_plots(
+                plots[spec.dataset] = Plots.model_validate(write_evaluation_plots(
                     scored, folder, spec.dataset, operating_confidence=recipe.operating_confidence,
-                    label=label, split=spec.split)
+                    label=label, split=spec.split))
     return metrics, unlabelled, evaluation_sets, plots
 
 
@@ -318,20 +328,22 @@ def _unlabelled_per_100(scored: Accumulator, pack: ModelPack, labelled: set[str]
     return counts
 
 
-def _default_precision(metrics: dict[str, dict[str, Any]]) -> str:
+def _default_precision(metrics: dict[str, dict[str, Evaluation]]) -> Precision:
     """int8 where its mAP50 is within INT8_TOLERANCE of float32 on every test split, else float32."""
     if not metrics.get("int8"):
-        return "float32"
-    close = all(metrics["int8"][d]["map50"] >= m["map50"] - INT8_TOLERANCE for d, m in metrics["float32"].items())
-    return "int8" if close else "float32"
+        return Precision.FLOAT32
+    close = all(metrics["int8"][d].map50 >= m.map50 - INT8_TOLERANCE for d, m in metrics["float32"].items())
+    return Precision.INT8 if close else Precision.FLOAT32
 
 
-def _pretrained(weights: Path) -> dict[str, Any] | None:
+def _pretrained(weights: Path) -> PretrainedStart | None:
     """The run's record of its starting weights, with their credit, when it started from pretrained ones."""
     record = pretrained_record(weights.parent.parent)
-    if record is not None and not record.get("credit"):
+    if record is None:
+        return None
+    if not record.get("credit"):  # a record of the run folder (pretrained.json), not a card
         record["credit"] = credit_of(default_pretrained_root() / record["weights"], record["sha256"])
-    return record
+    return PretrainedStart.model_validate(record)
 
 
 def plot_pack(folder: Path, datasets: Path) -> dict[str, float]:
@@ -341,13 +353,13 @@ def plot_pack(folder: Path, datasets: Path) -> dict[str, float]:
     changed since is refused, since its plots would not match the card.
     """
     pack = load_pack(folder)
-    card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
-    specs = [EvaluationSet.model_validate({k: v for k, v in s.items() if k != "split_id"}) for s in
-             card.get("evaluation_sets", [])] or load_recipe(recipe_path(pack.name)).evaluation
-    expected = {s["dataset"]: s.get("split_id") for s in card.get("evaluation_sets", [])}
+    card = pack.card
+    specs = [EvaluationSet.model_validate(s.model_dump(exclude={"split_id"})) for s in card.evaluation_sets] \
+        or load_recipe(recipe_path(pack.name)).evaluation
+    expected = {s.dataset: s.split_id for s in card.evaluation_sets}
     if not specs:
         raise InvalidModel(f"{folder} names no evaluation sets, and neither does recipe {pack.name}")
-    card["plots"], scores = {}, {}
+    plots, scores = {}, {}
     for spec in specs:
         data_yaml = datasets / spec.dataset / "data.yaml"
         if not data_yaml.is_file():
@@ -356,14 +368,15 @@ def plot_pack(folder: Path, datasets: Path) -> dict[str, float]:
             raise DatasetError(f"the {spec.split} split of {data_yaml} differs from the one {pack.name} "
                                f"{pack.version} was scored on (split id {expected[spec.dataset]})")
         scored = score_dataset(pack, data_yaml, split=spec.split, mapping=spec.map, drop=spec.drop)
-        card["plots"][spec.dataset] = write_evaluation_plots(
-            scored, folder, spec.dataset, operating_confidence=pack.card.operating_confidence,
-            label=f"{pack.name} {pack.version} float32", split=spec.split)
-        scores[spec.dataset] = scored.result(pack.card.operating_confidence).map50
-    for name, text in ((CARD_FILE, json.dumps(card, indent=2, ensure_ascii=False) + "\n"),
-                       ("README.md", card_markdown(card))):
-        (folder / f".{name}.tmp").write_text(text, encoding="utf-8")
-        (folder / f".{name}.tmp").replace(folder / name)  # a reloading service never reads half a card
+        plots[spec.dataset] = Plots.model_validate(write_evaluation_plots(
+            scored, folder, spec.dataset, operating_confidence=card.operating_confidence,
+            label=f"{pack.name} {pack.version} float32", split=spec.split))
+        scores[spec.dataset] = scored.result(card.operating_confidence).map50
+    card = card.model_copy(update={"plots": plots})
+    card.write(folder / CARD_FILE)
+    page = folder / f".README.md.{os.getpid()}"
+    page.write_text(card_markdown(card), encoding="utf-8")
+    page.replace(folder / "README.md")  # a reloading service never reads half a page
     return scores
 
 
@@ -390,68 +403,66 @@ def _code_version() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def card_markdown(card: dict[str, Any]) -> str:
-    """The human page of a card."""
-    lines = [f"# Model pack `{card['pack']}` {card['version']}", "", f"{card['status']}.", "",
-             f"Architecture {card['architecture']}, serving at {card['imgsz']} px, trained at "
-             f"{card['training'].get('imgsz')} px for {card['training'].get('epochs')} epochs. "
-             f"Classes: {', '.join(card['classes'])}. Operating confidence {card['operating_confidence']}."
-             + (f" Trained on bank snapshot {card['training']['snapshot_id']}." if card["training"].get("snapshot_id")
-                else ""), "",
-             f"## Test-split metrics ({card['metrics']['evaluator']})", ""]
-    if thresholds := card.get("class_thresholds"):
-        f1 = (card.get("threshold_selection") or {}).get("f1", {})
+def card_markdown(card: ModelCard) -> str:
+    """The human page of a card (one packaging built: with its training, metrics and credits)."""
+    training, metrics = card.training or Training(), card.metrics or Metrics()
+    lines = [f"# Model pack `{card.pack}` {card.version}", "", f"{card.status}.", "",
+             f"Architecture {card.architecture}, serving at {card.imgsz} px, trained at "
+             f"{training.imgsz} px for {training.epochs} epochs. "
+             f"Classes: {', '.join(card.classes)}. Operating confidence {card.operating_confidence}."
+             + (f" Trained on bank snapshot {training.snapshot_id}." if training.snapshot_id else ""), "",
+             f"## Test-split metrics ({metrics.evaluator})", ""]
+    if card.class_thresholds:
+        f1 = card.threshold_selection.f1 if card.threshold_selection else {}
         lines[-2:-2] = ["Operating thresholds per class, chosen on the val splits by maximum F1 (precision and recall "
                         "below are at these): " + ", ".join(
                             f"{n} {t:.3f}" + (f" (val F1 {f1[n]:.3f})" if n in f1 else "")
-                            for n, t in thresholds.items()) + ".", ""]
-    if card.get("default_precision"):
-        lines[-2:-2] = [f"Default precision: {card['default_precision']} (int8 where its test mAP50 is within "
+                            for n, t in card.class_thresholds.items()) + ".", ""]
+    if "default_precision" in card.model_fields_set:
+        lines[-2:-2] = [f"Default precision: {card.default_precision.value} (int8 where its test mAP50 is within "
                         f"{INT8_TOLERANCE} of float32 on every split).", ""]
-    speeds = card.get("speed", {}).get("images_per_second", {})
-    for dataset, result in card["metrics"]["datasets"].items():
-        quantized = card["metrics"].get("int8", {}).get(dataset)
-        lines += [f"### {dataset} ({result['images']} test photos)", "",
-                  f"float32: mAP50 {result['map50']:.3f}, mAP50-95 {result['map50_95']:.3f}"
-                  + (f"; int8: mAP50 {quantized['map50']:.3f}, mAP50-95 {quantized['map50_95']:.3f}" if quantized
+    for dataset, result in metrics.datasets.items():
+        quantized = metrics.int8.get(dataset)
+        lines += [f"### {dataset} ({result.images} test photos)", "",
+                  f"float32: mAP50 {result.map50:.3f}, mAP50-95 {result.map50_95:.3f}"
+                  + (f"; int8: mAP50 {quantized.map50:.3f}, mAP50-95 {quantized.map50_95:.3f}" if quantized
                      else ""), "",
                   "| class | boxes | mAP50 | mAP50-95 | precision | recall | int8 mAP50 |",
                   "|---|---|---|---|---|---|---|"]
-        for n, m in result["per_class"].items():
-            if not m["instances"]:
+        for n, m in result.per_class.items():
+            if not m.instances:
                 continue  # a class this dataset does not label: see the boxes per 100 photos below
-            int8_map50 = f"{quantized['per_class'][n]['map50']:.3f}" if quantized else ""
-            lines.append(f"| {n} | {m['instances']} | {m['map50']:.3f} | {m['map50_95']:.3f} | {m['precision']:.3f} | "
-                         f"{m['recall']:.3f} | {int8_map50} |")
+            int8_map50 = f"{quantized.per_class[n].map50:.3f}" if quantized else ""
+            lines.append(f"| {n} | {m.instances} | {m.map50:.3f} | {m.map50_95:.3f} | {m.precision:.3f} | "
+                         f"{m.recall:.3f} | {int8_map50} |")
         lines.append("")
-        if extra := card["metrics"].get("unlabelled_per_100_photos", {}).get(dataset):
+        if extra := metrics.unlabelled_per_100_photos.get(dataset):
             lines += ["Boxes per 100 photos of classes this dataset does not label (false alarms where they are "
                       "known absent, e.g. fire on PPE photos): " + ", ".join(f"{n} {v:.1f}" for n, v in extra.items())
                       + ".", ""]
-        if plots := card.get("plots", {}).get(dataset):
+        if plots := card.plots.get(dataset):
             lines += [f"![float32 confusion matrix on {dataset}, IoU 0.45 at the operating confidence]"
-                      f"({plots['confusion']})", "",
-                      f"![float32 precision-recall curves on {dataset}, IoU 0.5]({plots['pr']})", ""]
-    if quantization := card.get("quantization"):
-        lines += [f"int8: static, {quantization['method']} calibration on {quantization['photos']} training photos "
-                  f"of {quantization['calibration_dataset']}; the detection head stays float32.", ""]
-    if speeds:
-        lines += ["## Speed", "", ", ".join(f"{k}: {v:.1f} images/s" for k, v in speeds.items())
-                  + f" ({card['speed']['photos']} test photos, {card['speed']['note']}).", ""]
-    recipe = card["training"].get("recipe") or {}
+                      f"({plots.confusion})", "",
+                      f"![float32 precision-recall curves on {dataset}, IoU 0.5]({plots.pr})", ""]
+    if quantization := card.quantization:
+        lines += [f"int8: static, {quantization.method} calibration on {quantization.photos} training photos "
+                  f"of {quantization.calibration_dataset}; the detection head stays float32.", ""]
+    if card.speed is not None and card.speed.images_per_second:
+        lines += ["## Speed", "", ", ".join(f"{k}: {v:.1f} images/s" for k, v in card.speed.images_per_second.items())
+                  + f" ({card.speed.photos} test photos, {card.speed.note}).", ""]
+    recipe = training.recipe
     lines += ["## Provenance", "",
-              f"Code version {card.get('code_version', 'unknown')}, built {card.get('created', 'unknown')}; recipe "
-              f"`training/recipes/{card['pack']}.yaml` as recorded in `card.json`"
-              + (f" (imgsz {recipe.get('imgsz')}, {recipe.get('epochs')} epochs, batch {recipe.get('batch')})"
-                 if recipe else "") + ".", ""]
-    if card["training"].get("snapshot_id"):
-        lines += [f"Reproduce from the datasets: `hazardvision train --recipe {card['pack']} --version "
-                  f"{card['version']}`.", ""]
+              f"Code version {card.code_version or 'unknown'}, built {card.created or 'unknown'}; recipe "
+              f"`training/recipes/{card.pack}.yaml` as recorded in `card.json`"
+              + (f" (imgsz {recipe.imgsz}, {recipe.epochs} epochs, batch {recipe.batch})" if recipe else "") + ".", ""]
+    if training.snapshot_id:
+        lines += [f"Reproduce from the datasets: `hazardvision train --recipe {card.pack} --version "
+                  f"{card.version}`.", ""]
     lines += ["## Training data and credits", ""]
-    lines += [f"- {s['name']}: {s['origin']} ({s['licence']})" for s in card["data_sources"]]
-    if start := card["training"].get("pretrained"):
-        lines.append(f"- starting weights `{start['weights']}` (sha256 {start['sha256']}; {start['tensors']} of "
-                     f"{start['of_tensors']} tensors transferred): {start['credit']}")
-    if card.get("held_out"):
-        lines.append(f"- held out of training, scored only: {', '.join(card['held_out'])}")
+    lines += [f"- {s.name}: {s.origin} ({s.licence})" for s in card.data_sources]
+    if start := training.pretrained:
+        lines.append(f"- starting weights `{start.weights}` (sha256 {start.sha256}; {start.tensors} of "
+                     f"{start.of_tensors} tensors transferred): {start.credit}")
+    if card.held_out:
+        lines.append(f"- held out of training, scored only: {', '.join(card.held_out)}")
     return "\n".join(lines) + "\n"

@@ -10,7 +10,6 @@ the load, and only `state_dict()` is read. Tensors whose name and shape match th
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hazardvision.errors import HazardVisionError
+from hazardvision.packs.card import ModelCard
 from hazardvision.resources import shared_path
 
 _STAND_INS = {
@@ -135,15 +135,14 @@ def credit_of(path: Path, sha256: str) -> str:
 
 def _pack_credit(card_path: Path) -> str:
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        start = card.get("training", {}).get("pretrained") or {}
-        sources = "; ".join(source["credit"] for source in card.get("data_sources", []))
-        name = f"{card['pack']} {card['version']}"
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise PretrainedError(f"{card_path} is not a readable model card ({error}); "
-                              "pass the weights without it or repair the card") from None
-    started = f", itself fine-tuned from {start['credit']}" if start.get("credit") else ""
-    return f"hazardvision pack {name} (AGPL-3.0){started}; trained on {sources or 'no data sources named'}"
+        card = ModelCard.read(card_path)
+    except HazardVisionError as error:
+        raise PretrainedError(f"{error}; pass the weights without it or repair the card") from None
+    start = card.training.pretrained if card.training is not None else None
+    sources = "; ".join(source.credit for source in card.data_sources)
+    started = f", itself fine-tuned from {start.credit}" if start is not None and start.credit else ""
+    return (f"hazardvision pack {card.pack} {card.version} (AGPL-3.0){started}; trained on "
+            f"{sources or 'no data sources named'}")
 
 
 def transfer_into(model: Any, path: Path) -> Transfer:

@@ -11,7 +11,8 @@ from tests.bank.conftest import import_path, make_yolo
 
 
 @pytest.fixture
-def bank(sample_photos, tmp_path) -> SampleBank:
+def bank(sample_photos, tmp_path, database_url) -> SampleBank:
+    """A bank of three photos, on SQLite and on PostgreSQL (HAZARDVISION_DATABASE_URL, set by `database_url`)."""
     data = make_yolo(tmp_path / "ds", sample_photos[:3], ["0 0.5 0.5 0.2 0.2\n"] * 3, ["helmet"])
     bank = SampleBank(tmp_path / "bank")
     import_path(bank, data)
@@ -42,7 +43,7 @@ def test_bank_verify_finds_missing_and_orphan_files(bank):
 
 def test_bank_reopen_removes_photos_of_an_uncommitted_write(bank):
     sha = "e" * 64
-    with bank.session() as session:
+    with bank.database.session() as session:
         session.add(PendingImage(sha256=sha))
     bank.store.put(sha, "JPEG", b"half of an import")
     assert bank.verify() != []
@@ -57,7 +58,6 @@ def test_bank_unknown_case(bank):
 
 
 def test_bank_site_must_keep_its_enterprise(bank):
-    with bank.session() as session:
-        bank.place(session, "Dock 3", "Acme")
-    with pytest.raises(BankError, match="belongs to another enterprise"), bank.session() as session:
-        bank.place(session, "Dock 3", "Other Co")
+    bank.records.provenance(source="scans", kind="scan", site="Dock 3", enterprise="Acme")
+    with pytest.raises(BankError, match="belongs to another enterprise"):
+        bank.records.provenance(source="scans", kind="scan", site="Dock 3", enterprise="Other Co")

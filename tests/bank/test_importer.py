@@ -112,6 +112,7 @@ def test_group_split_keeps_every_reference_leak_cluster_in_one_split(real_bank):
     assert abs(counts["train"].images / total - 0.8) < 0.05 and counts["test"].images > 0.05 * total
 
 
+@pytest.mark.usefixtures("database_url")  # on SQLite and on PostgreSQL
 def test_import_malformed_files_are_reported_and_the_rest_imported(sample_photos, tmp_path):
     bad_image = tmp_path / "not-a-photo.jpg"
     bad_image.write_text("this is text")
@@ -139,6 +140,7 @@ def test_import_malformed_files_are_reported_and_the_rest_imported(sample_photos
     assert report.dataset_problems == ["labels/train/orphan.txt: label file without an image"]
 
 
+@pytest.mark.usefixtures("database_url")  # on SQLite and on PostgreSQL
 def test_import_broken_data_yaml_is_a_dataset_error(tmp_path):
     (tmp_path / "data.yaml").write_text("names: [helmet\n  train: :")
     with pytest.raises(DatasetError, match="not valid YAML"):
@@ -148,6 +150,7 @@ def test_import_broken_data_yaml_is_a_dataset_error(tmp_path):
         import_path(SampleBank(tmp_path / "bank"), tmp_path / "data.yaml")
 
 
+@pytest.mark.usefixtures("database_url")  # on SQLite and on PostgreSQL
 def test_import_unmapped_classes_are_refused_before_anything_is_written(sample_photos, tmp_path):
     data = make_yolo(tmp_path / "ds", sample_photos[:1], ["0 0.5 0.5 0.2 0.2\n"], ["ladder"])
     bank = SampleBank(tmp_path / "bank")
@@ -156,6 +159,7 @@ def test_import_unmapped_classes_are_refused_before_anything_is_written(sample_p
     assert bank.stats().cases == 0
 
 
+@pytest.mark.usefixtures("database_url")  # on SQLite and on PostgreSQL
 def test_import_coco_reports_box_outside_and_missing_image(sample_photos, tmp_path):
     import json
 

@@ -12,7 +12,8 @@ from tests.bank.conftest import import_path, make_yolo
 
 
 @pytest.fixture
-def small_bank(sample_photos, tmp_path) -> SampleBank:
+def small_bank(sample_photos, tmp_path, database_url) -> SampleBank:
+    """Four photos of two classes, on SQLite and on PostgreSQL (`database_url` sets HAZARDVISION_DATABASE_URL)."""
     labels = ["0 0.5 0.5 0.2 0.2\n1 0.2 0.2 0.1 0.1\n", "1 0.4 0.4 0.2 0.2\n", "", "0 0.6 0.6 0.2 0.3\n"]
     data = make_yolo(tmp_path / "ds", sample_photos[:4], labels, ["helmet", "no_helmet"], split="val")
     bank = SampleBank(tmp_path / "bank")
@@ -39,7 +40,7 @@ def test_snapshot_id_is_stable_and_changes_with_a_label(small_bank, tmp_path):
     again = make_snapshot(small_bank, classes=["helmet", "no_helmet"], out=tmp_path / "b")
     assert first.id == again.id
     assert make_snapshot(small_bank, classes=["helmet"], out=tmp_path / "c").id != first.id
-    with small_bank.session() as session:
+    with small_bank.database.session() as session:
         annotation = session.query(Annotation).first()
         assert annotation is not None
         annotation.x2 += 1

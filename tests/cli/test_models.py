@@ -1,3 +1,5 @@
+"""`hazardvision models`: listing both layers, promotion into the home, bundling a home version for a release."""
+
 from __future__ import annotations
 
 import json
@@ -5,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hazardvision.packs.model_pack import active_packs
+from hazardvision.packs.card import CARD_FILE, ModelCard
+from hazardvision.packs.registry import ACTIVE_FILE
+from tests.conftest import bundled_registry
+from tests.packs.test_promotion import scored
+from tests.packs.test_registry import add_version, fingerprint
 
 SCRIPT = Path(sys.executable).with_name("hazardvision")
 
@@ -14,40 +20,61 @@ def models(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(SCRIPT), "models", *args], capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_models_list_json_shows_active_packs_with_metrics_and_credits():
-    done = models("list", "--json")
+def test_models_list_json_shows_bundled_and_home_packs_with_metrics_and_credits(tmp_path):
+    add_version(tmp_path / "models", "ladders", "1.0")
+    done = models("list", "--json", "--home", str(tmp_path))
     assert done.returncode == 0, done.stderr
     cards = json.loads(done.stdout)
     active = {c["pack"] for c in cards if c["active"]}
-    assert active == {p.name for p in active_packs()} and active
+    assert active == {v.pack for v in bundled_registry().serving()} | {"ladders"}
+    assert [c["bundled"] for c in cards if c["pack"] == "ladders"] == [False]
     for card in cards:
         assert card["data_sources"] and all("CC BY 4.0" in s["licence"] for s in card["data_sources"])
         assert card["metrics"]["datasets"]
 
 
-def test_models_show_prints_the_card_and_rejects_unknown_packs():
-    shown = models("show", "fire-smoke")
+def test_models_show_prints_the_card_and_rejects_unknown_packs(tmp_path):
+    shown = models("show", "fire-smoke", "--home", str(tmp_path))
     assert shown.returncode == 0 and "Training data and credits" in shown.stdout
-    unknown = models("show", "ladders")
+    unknown = models("show", "ladders", "--home", str(tmp_path))
     assert unknown.returncode == 2 and "no pack 'ladders'" in unknown.stderr
 
 
-def test_models_promote_through_the_gate(tmp_path):
-    import shutil
+def test_models_promote_goes_through_the_gate_and_writes_only_the_home(tmp_path):
+    bundled, home = tmp_path / "bundled", tmp_path / "home"
+    add_version(bundled, "fire-smoke", "v1", **scored(0.50))
+    (bundled / "fire-smoke" / ACTIVE_FILE).write_text("v1\n")
+    add_version(home / "models", "fire-smoke", "v2", **scored(0.45))
+    before = fingerprint(bundled)
+    layers = ("--models", str(bundled), "--home", str(home))
 
-
-
-    source = next(p for p in active_packs() if "fire" in p.card.classes).folder
-    for version in ("v1", "v2"):
-        shutil.copytree(source, tmp_path / "fire-smoke" / version, ignore=shutil.ignore_patterns("*.pt"))
-    (tmp_path / "fire-smoke" / "ACTIVE").write_text("v1\n")
-    card_path = tmp_path / "fire-smoke" / "v2" / "card.json"
-    card = json.loads(card_path.read_text())
-    card["metrics"]["datasets"]["fire-smoke"]["map50"] -= 0.05
-    card_path.write_text(json.dumps(card))
-
-    refused = models("promote", "fire-smoke", "v2", "--models", str(tmp_path))
+    refused = models("promote", "fire-smoke", "v2", *layers)
     assert refused.returncode == 2 and "worse than the active v1" in refused.stderr
-    forced = models("promote", "fire-smoke", "v2", "--force", "--models", str(tmp_path))
+    forced = models("promote", "fire-smoke", "v2", "--force", *layers)
     assert forced.returncode == 0 and "fire-smoke v2 is active" in forced.stdout
-    assert (tmp_path / "fire-smoke" / "ACTIVE").read_text().strip() == "v2"
+    assert (home / "models" / "fire-smoke" / ACTIVE_FILE).read_text().strip() == "v2"
+    assert fingerprint(bundled) == before
+    back = models("promote", "fire-smoke", "v1", "--force", *layers)  # a bundled version, activated in the home
+    assert back.returncode == 0 and (home / "models" / "fire-smoke" / ACTIVE_FILE).read_text().strip() == "v1"
+    assert fingerprint(bundled) == before
+
+
+def test_models_bundle_copies_a_home_version_and_refuses_to_overwrite(tmp_path):
+    bundled, home = tmp_path / "bundled", tmp_path / "home"
+    add_version(bundled, "ladders", "1.0")
+    add_version(home / "models", "ladders", "1.1", status="trained at home")
+    layers = ("--models", str(bundled), "--home", str(home))
+
+    done = models("bundle", "ladders", "1.1", *layers)
+    assert done.returncode == 0, done.stderr
+    assert ModelCard.read(bundled / "ladders" / "1.1" / CARD_FILE).status == "trained at home"
+    assert (bundled / "ladders" / "1.1" / "model.onnx").is_file()
+    assert (bundled / "ladders" / ACTIVE_FILE).read_text() == "1.0\n"  # the release still serves what it served
+    before = fingerprint(bundled)
+    again = models("bundle", "ladders", "1.1", *layers)
+    assert again.returncode == 2 and "never overwritten" in again.stderr
+    bundled_one = models("bundle", "ladders", "1.0", *layers)
+    assert bundled_one.returncode == 2 and "never overwritten" in bundled_one.stderr
+    unknown = models("bundle", "ladders", "2.0", *layers)
+    assert unknown.returncode == 2 and "no version '2.0'" in unknown.stderr
+    assert fingerprint(bundled) == before

@@ -73,9 +73,9 @@ def test_scan_unknown_model_is_a_clear_error(photos, tmp_path):
 
 
 def test_scan_with_explicit_onnx_model(photos):
-    from hazardvision.packs.model_pack import active_packs
+    from tests.conftest import bundled_packs
 
-    pack = next(p for p in active_packs() if "fire" in p.card.classes)
+    pack = next(p for p in bundled_packs() if "fire" in p.card.classes)
     done = run("scan", str(photos[0]), "--model", str(pack.folder / pack.card.model_file), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["models"] == [{"pack": "model", "version": "file", "precision": "float32"}]

@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect, text
+import pytest
+from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session
 
 from hazardvision.access import ApiKeys, Role
 from hazardvision.bank.bank import SampleBank
 from hazardvision.data.bank_records import Annotation, Base, Case, Image, Source
+from hazardvision.data.engine import create_database_engine
 from hazardvision.data.image_store import ImageStore
-from hazardvision.data.migrations import LATEST
-from hazardvision.home import Home
+from hazardvision.data.migrations import LATEST, MIGRATIONS
+
+pytestmark = pytest.mark.usefixtures("database_url")  # every test on SQLite and on PostgreSQL
 
 LATER_TABLES = {"api_keys", "scans", "findings", "reviews", "cameras", "alerts"}  # added by migrations 2 and 3
 
 
-def make_v1_bank(home: Path) -> int:
+def make_v1_bank(home: Path, url: str) -> int:
     """A bank as hazardvision with schema version 1 left it, holding one annotated case; return its id."""
     home.mkdir()
     photo = b"photo bytes"
     sha = hashlib.sha256(photo).hexdigest()
     ImageStore(home / "images").put(sha, "JPEG", photo)
-    engine = create_engine(Home(home).sqlite_url)
+    engine = create_database_engine(url)
     with engine.begin() as connection:
         Base.metadata.create_all(connection,
                                  tables=[t for t in Base.metadata.sorted_tables if t.name not in LATER_TABLES])
@@ -46,8 +51,8 @@ def make_v1_bank(home: Path) -> int:
     return case_id
 
 
-def tables_and_indexes(home: Path) -> dict[str, set[str]]:
-    engine = create_engine(Home(home).sqlite_url)
+def tables_and_indexes(url: str) -> dict[str, set[str]]:
+    engine = create_database_engine(url)
     try:
         inspector = inspect(engine)
         return {t: {i["name"] for i in inspector.get_indexes(t)} for t in inspector.get_table_names()}
@@ -55,14 +60,14 @@ def tables_and_indexes(home: Path) -> dict[str, set[str]]:
         engine.dispose()
 
 
-def test_migrations_upgrade_a_v1_bank_to_the_latest_with_its_cases(tmp_path):
+def test_migrations_upgrade_a_v1_bank_to_the_latest_with_its_cases(tmp_path, database_url):
     home = tmp_path / "bank"
-    case_id = make_v1_bank(home)
-    before = tables_and_indexes(home)
+    case_id = make_v1_bank(home, database_url)
+    before = tables_and_indexes(database_url)
     assert "api_keys" not in before
 
     bank = SampleBank(home)
-    after = tables_and_indexes(home)
+    after = tables_and_indexes(database_url)
     assert set(after) - set(before) == LATER_TABLES  # the migrations add only the new tables
     assert {t: after[t] for t in before} == before
     assert bank.stats().schema_version == LATEST == 4
@@ -78,12 +83,51 @@ def test_migrations_upgrade_a_v1_bank_to_the_latest_with_its_cases(tmp_path):
     assert ApiKeys(SampleBank(home)).authenticate(key).name == "root"
 
 
-def test_migrations_stamp_a_new_bank_with_every_version(tmp_path):
+def test_migrations_stamp_a_new_bank_with_every_version(tmp_path, database_url):
     bank = SampleBank(tmp_path)
     with bank.engine.connect() as connection:
         versions = connection.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all()
     assert versions == [1, 2, 3, 4]
-    assert "uq_api_keys_active_name" in tables_and_indexes(tmp_path)["api_keys"]
+    assert "uq_api_keys_active_name" in tables_and_indexes(database_url)["api_keys"]
+
+
+def test_migrations_step_by_step_from_v1_give_the_schema_of_a_new_bank(tmp_path, database_url, second_database_url):
+    # Each migration on its own, in order, from a version-1 bank, ends with the tables, columns and
+    # indexes a new bank gets in one step (here compared with a second database of the same kind).
+    make_v1_bank(tmp_path / "old", database_url)
+    engine = create_database_engine(database_url)
+    with engine.begin() as connection:
+        for migration in MIGRATIONS[1:]:
+            migration.apply(connection)
+    migrated = schema_of(database_url)
+    engine.dispose()
+    SampleBank(tmp_path / "new", url=second_database_url).engine.dispose()
+    assert migrated == schema_of(second_database_url)
+
+
+def test_migrations_on_several_machines_at_once_create_the_schema_once(tmp_path, database_url):
+    # Separate homes stand for separate machines: no file lock is shared, only the database.
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a SQLite file is never shared between machines; its home's file lock covers one machine")
+    errors: list[BaseException] = []
+
+    def open_bank(index: int) -> None:
+        try:
+            SampleBank(tmp_path / f"machine-{index}").engine.dispose()
+        except BaseException as error:  # reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_bank, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    engine = create_database_engine(database_url)
+    with engine.connect() as connection:
+        versions = connection.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all()
+    engine.dispose()
+    assert versions == [1, 2, 3, 4]
 
 
 def test_migration_4_adds_alert_kinds_and_camera_tiling_to_a_version_3_bank(tmp_path):
@@ -101,3 +145,31 @@ def test_migration_4_adds_alert_kinds_and_camera_tiling_to_a_version_3_bank(tmp_
     with upgraded.engine.connect() as connection:
         assert connection.execute(text("SELECT kind FROM alerts")).scalars().all() == ["hazard"]
         assert connection.execute(text("SELECT count(tiling) FROM cameras")).scalar() == 0
+
+
+def schema_of(url: str) -> dict[str, object]:
+    """Every table's columns (name, type, nullability) and indexes, as the database reports them."""
+    engine = create_database_engine(url)
+    try:
+        inspector = inspect(engine)
+        return {
+            table: (
+                sorted((c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)),
+                sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)),
+                sorted(str(u["column_names"]) for u in inspector.get_unique_constraints(table)),
+            )
+            for table in inspector.get_table_names() if table != "schema_version"
+        }
+    finally:
+        engine.dispose()
+
+
+
+@pytest.fixture
+def second_database_url(database_url, tmp_path, request) -> Iterator[str]:
+    """Another fresh database of the same kind as `database_url`."""
+    if not database_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path / 'second.sqlite3'}"
+        return
+    with request.getfixturevalue("postgres_server").database() as url:
+        yield url

@@ -7,7 +7,6 @@ our detections with `ultralytics.YOLO(same_onnx).predict` one to one at confiden
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -22,8 +21,9 @@ from hazardvision.boxes import box_area, box_iou
 from hazardvision.detections import Detections
 from hazardvision.errors import InvalidModel
 from hazardvision.images import load_image
+from hazardvision.packs.card import ModelCard
 from hazardvision.packs.detector import OnnxDetector
-from hazardvision.packs.model_pack import default_models_dir
+from hazardvision.packs.registry import default_models_dir
 from tests.conftest import DATASET_NAMES, test_photos
 
 PARITY_CONF = 0.001
@@ -37,9 +37,9 @@ def bundled_weights() -> list[tuple[str, Path]]:
     parity depends on the architecture's head (NMS-free or not), not on the pack."""
     found: dict[str, Path] = {}
     for card_path in sorted(default_models_dir().glob("*/*/card.json")):
-        card = json.loads(card_path.read_text())
-        if card.get("weights_file"):
-            found[card["architecture"]] = card_path.parent / card["weights_file"]
+        card = ModelCard.read(card_path)
+        if card.weights_file:
+            found[card.architecture] = card_path.parent / card.weights_file
     return sorted(found.items())
 
 

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -115,10 +113,9 @@ def test_accumulator_curves_carry_the_ap50_of_the_metrics():
 
 def bundled_evaluation_sets():
     for pack in shipped_packs():
-        card = json.loads((pack.folder / "card.json").read_text())
-        metrics = card["metrics"]["int8" if pack.precision.value == "int8" else "datasets"]
-        for spec in card.get("evaluation_sets", []):
-            yield pytest.param(pack, spec, metrics[spec["dataset"]], id=f"{pack.name}-{pack.version}-{spec['dataset']}")
+        metrics = pack.card.metrics.int8 if pack.precision.value == "int8" else pack.card.metrics.datasets
+        for spec in pack.card.evaluation_sets:
+            yield pytest.param(pack, spec, metrics[spec.dataset], id=f"{pack.name}-{pack.version}-{spec.dataset}")
 
 
 # Floors of test-split mAP50 of the site detector (issue 11): the mean AP50 over the named classes at
@@ -144,32 +141,32 @@ MISSED = {  # site 0.1.0 at its default precision, int8
 
 @pytest.mark.parametrize(("pack", "spec", "reported"), list(bundled_evaluation_sets()))
 def test_bundled_pack_metrics_match_its_card(datasets, pack, spec, reported):
-    result = evaluate_dataset(pack, DATASETS / spec["dataset"] / "data.yaml", split=spec["split"],
-                              mapping=spec["map"], drop=spec["drop"])
-    assert abs(result.map50 - reported["map50"]) <= 0.01
-    for name, metrics in reported["per_class"].items():
-        assert abs(result.per_class[name].map50 - metrics["map50"]) <= 0.01
-        assert abs(result.per_class[name].recall - metrics["recall"]) <= 0.02
+    result = evaluate_dataset(pack, DATASETS / spec.dataset / "data.yaml", split=spec.split, mapping=spec.map,
+                              drop=spec.drop)
+    assert abs(result.map50 - reported.map50) <= 0.01
+    for name, metrics in reported.per_class.items():
+        assert abs(result.per_class[name].map50 - metrics.map50) <= 0.01
+        assert abs(result.per_class[name].recall - metrics.recall) <= 0.02
 
 
 def floor_cases():
     for param in bundled_evaluation_sets():
         pack, spec, reported = param.values
-        if pack.name == FLOOR_PACK and spec["dataset"] in FLOORS:
-            missed = MISSED.get((pack.version, spec["dataset"]))
+        if pack.name == FLOOR_PACK and spec.dataset in FLOORS:
+            missed = MISSED.get((pack.version, spec.dataset))
             marks = [pytest.mark.xfail(strict=True, reason=missed)] if missed else []
-            yield pytest.param(spec["dataset"], reported, id=param.id, marks=marks)
+            yield pytest.param(spec.dataset, reported, id=param.id, marks=marks)
 
 
 @pytest.mark.parametrize(("dataset", "reported"), list(floor_cases()))
 def test_site_pack_reaches_the_floors(dataset, reported):
     """The card's figures (checked against a fresh evaluation above) reach the issue's floors."""
     classes, floor = FLOORS[dataset]
-    assert sum(reported["per_class"][c]["map50"] for c in classes) / len(classes) >= floor
+    assert sum(reported.per_class[c].map50 for c in classes) / len(classes) >= floor
     for name in RECALL_CLASSES:
-        metrics = reported["per_class"].get(name)
-        if metrics and metrics["instances"]:
-            assert metrics["recall"] >= RECALL_FLOOR, f"{name} recall at its operating threshold"
+        metrics = reported.per_class.get(name)
+        if metrics and metrics.instances:
+            assert metrics.recall >= RECALL_FLOOR, f"{name} recall at its operating threshold"
 
 
 def test_site_pack_raises_no_fire_or_smoke_on_ppe_photos(datasets):

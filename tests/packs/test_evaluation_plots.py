@@ -14,9 +14,8 @@ import pytest
 
 from hazardvision.detections import Detections
 from hazardvision.packs.evaluation import Accumulator, GroundTruth
-from hazardvision.packs.model_pack import active_version, default_models_dir
-from hazardvision.packs.registry import split_id
-from tests.conftest import DATASETS, test_photos
+from hazardvision.packs.promotion import split_id
+from tests.conftest import DATASETS, bundled_registry, test_photos
 
 pytest.importorskip("matplotlib", reason="plots need matplotlib (the [train] extra)")
 
@@ -36,7 +35,7 @@ def assert_png(path: Path, min_width: int = 400) -> None:
 @pytest.fixture
 def fire_pack(datasets, tmp_path) -> Path:
     """A copy of the bundled fire-smoke pack, scored on a datasets root of six real test photos."""
-    bundled = active_version(default_models_dir() / "fire-smoke")  # retired, kept: a two-class pack to plot
+    bundled = bundled_registry().active("fire-smoke").folder  # retired, kept: a two-class pack to plot
     root = tmp_path / "datasets" / "fire-smoke"
     for kind in ("images", "labels"):
         (root / kind / "test").mkdir(parents=True)

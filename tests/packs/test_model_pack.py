@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 
 from hazardvision.errors import InvalidModel, UnknownModel
-from hazardvision.packs.model_pack import active_packs, active_version, default_models_dir, load_pack, resolve_model
+from hazardvision.packs.model_pack import load_pack
+from hazardvision.packs.registry import resolve_model
+from tests.conftest import bundled_packs, bundled_registry
 
 
 @pytest.fixture(scope="module")
 def bundled() -> Path:
     """The first bundled pack's active version folder."""
-    return active_version(sorted(p for p in default_models_dir().iterdir() if p.is_dir())[0])
+    registry = bundled_registry()
+    return registry.active(registry.packs()[0]).folder
 
 
 def copy_pack(source: Path, root: Path, version: str = "v1") -> Path:
@@ -27,28 +30,11 @@ def copy_pack(source: Path, root: Path, version: str = "v1") -> Path:
 
 
 def test_active_packs_loads_every_bundled_pack():
-    packs = active_packs()
+    packs = bundled_packs()
     assert {p.name for p in packs} >= {"ppe", "fire-smoke"}
     for pack in packs:
         assert pack.detector.class_names and len(pack.card.classes) == len(pack.detector.class_names)
         assert pack.card.data_sources, f"{pack.name} must credit its training data"
-
-
-def test_active_version_needs_a_marker_when_several_versions_exist(bundled, tmp_path):
-    copy_pack(bundled, tmp_path, "v1")
-    copy_pack(bundled, tmp_path, "v2")
-    with pytest.raises(InvalidModel, match="2 versions and no ACTIVE"):
-        active_version(tmp_path / "mypack")
-    (tmp_path / "mypack" / "ACTIVE").write_text("v2\n")
-    assert active_version(tmp_path / "mypack").name == "v2"
-    assert [p.version for p in active_packs(tmp_path)] == ["v2"]
-
-
-def test_active_version_marker_naming_a_missing_version_is_an_error(bundled, tmp_path):
-    copy_pack(bundled, tmp_path)
-    (tmp_path / "mypack" / "ACTIVE").write_text("v9\n")
-    with pytest.raises(InvalidModel, match="names version 'v9'"):
-        active_version(tmp_path / "mypack")
 
 
 @pytest.mark.parametrize(
@@ -127,13 +113,13 @@ def test_model_pack_keeps_one_box_per_object(bundled, tmp_path, real_photo):
 
 
 def test_bundled_packs_credit_their_data_and_starting_weights_and_carry_thresholds():
-    for pack in active_packs():
-        card = json.loads((pack.folder / "card.json").read_text())
-        assert pack.card.data_sources and all("CC BY 4.0" in s.licence for s in pack.card.data_sources)
-        start = card["training"].get("pretrained")
+    for pack in bundled_packs():
+        card = pack.card
+        assert card.data_sources and all("CC BY 4.0" in s.licence for s in card.data_sources)
+        start = card.training.pretrained if card.training else None
         if start:  # a pack fine-tuned from pretrained weights names them, their hash and their licence
-            assert len(start["sha256"]) == 64 and "AGPL-3.0" in start["credit"] and "CC BY 4.0" in start["credit"]
-            assert start["weights"] in (pack.folder / "README.md").read_text()
-        if card.get("threshold_selection"):
-            assert set(pack.card.class_thresholds) <= set(pack.card.classes)
-            assert card["threshold_selection"]["split"] == "val"
+            assert len(start.sha256) == 64 and "AGPL-3.0" in start.credit and "CC BY 4.0" in start.credit
+            assert start.weights in (pack.folder / "README.md").read_text()
+        if card.threshold_selection:
+            assert set(card.class_thresholds) <= set(card.classes)
+            assert card.threshold_selection.split == "val"

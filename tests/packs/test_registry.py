@@ -1,119 +1,153 @@
+"""The pack registry: the home's packs and decisions layered over the bundled ones, writes to the home only."""
+
 from __future__ import annotations
 
-import json
-import shutil
+import hashlib
 from pathlib import Path
 
 import pytest
 
-from hazardvision.errors import PromotionRefused
-from hazardvision.packs.model_pack import active_packs, active_version
-from hazardvision.packs.registry import promote, split_id
-from tests.conftest import DATASETS
+from hazardvision.errors import InvalidModel, UnknownModel
+from hazardvision.packs.card import CARD_FILE, ModelCard
+from hazardvision.packs.registry import ACTIVE_FILE, REPLACED_FILE, PackRegistry
+from tests.conftest import bundled_registry
+
+
+def source_card() -> ModelCard:
+    """The bundled fire-smoke card, a small real card to derive test versions from."""
+    return bundled_registry().active("fire-smoke").card()
+
+
+def add_version(root: Path, pack: str, version: str, **changes: object) -> Path:
+    """A pack version folder under `root` with a real card (renamed) and links to the real ONNX files."""
+    source = bundled_registry().active("fire-smoke").folder
+    folder = root / pack / version
+    folder.mkdir(parents=True)
+    source_card().model_copy(update={"pack": pack, "version": version, **changes}).write(folder / CARD_FILE)
+    for name in ("model.onnx", "model-int8.onnx"):
+        (folder / name).symlink_to(source / name)
+    return folder
+
+
+def fingerprint(root: Path) -> dict[str, tuple[float, str]]:
+    """mtime and SHA-256 of every file under `root`."""
+    return {str(p.relative_to(root)): (p.lstat().st_mtime, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
-def registry(tmp_path) -> Path:
-    """A models folder with the fire-smoke pack as v1 (active) and a copy as v2 whose scores we set."""
-    source = active_version(Path(active_packs()[0].folder).parent)
-    for version in ("v1", "v2"):
-        target = tmp_path / "fire-smoke" / version
-        shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.pt"))
-        card = json.loads((target / "card.json").read_text())
-        card.update(pack="fire-smoke", version=version, evaluation_sets=[
-            {"dataset": "fire-smoke", "split": "test", "split_id": "abc", "map": {}, "drop": ["default"]}])
-        card["metrics"] = {"datasets": {"fire-smoke": {"map50": 0.50}}}
-        (target / "card.json").write_text(json.dumps(card))
-    (tmp_path / "fire-smoke" / "ACTIVE").write_text("v1\n")
-    return tmp_path
+def layers(tmp_path) -> PackRegistry:
+    """Bundled: fire-smoke v1 and v2 (ACTIVE v1), ppe v1 (no ACTIVE). Home: fire-smoke v3, and the pack ladders."""
+    bundled, home = tmp_path / "bundled", tmp_path / "home" / "models"
+    add_version(bundled, "fire-smoke", "v1")
+    add_version(bundled, "fire-smoke", "v2")
+    (bundled / "fire-smoke" / ACTIVE_FILE).write_text("v1\n")
+    add_version(bundled, "ppe", "v1")
+    add_version(home, "fire-smoke", "v3")
+    add_version(home, "ladders", "1.0")
+    return PackRegistry(bundled, home)
 
 
-def set_score(registry: Path, version: str, map50: float, split: str = "abc") -> None:
-    path = registry / "fire-smoke" / version / "card.json"
-    card = json.loads(path.read_text())
-    card["metrics"]["datasets"]["fire-smoke"]["map50"] = map50
-    card["evaluation_sets"][0]["split_id"] = split
-    path.write_text(json.dumps(card))
+def test_registry_lists_the_packs_and_versions_of_both_layers(layers):
+    assert layers.packs() == ["fire-smoke", "ladders", "ppe"]
+    assert [(v.version, v.bundled) for v in layers.versions("fire-smoke")] == [
+        ("v1", True), ("v2", True), ("v3", False)]
+    assert layers.version("ladders", "1.0").card().pack == "ladders"
 
 
-def test_promote_refuses_a_worse_candidate(registry):
-    set_score(registry, "v2", 0.45)
-    with pytest.raises(PromotionRefused, match=r"mAP50 0.450 vs 0.500"):
-        promote(registry, "fire-smoke", "v2")
-    assert active_version(registry / "fire-smoke").name == "v1"
+def test_registry_bundled_active_serves_until_the_home_names_another(layers):
+    assert layers.active("fire-smoke").version == "v1"
+    assert [(v.pack, v.version) for v in layers.serving()] == [("fire-smoke", "v1"), ("ladders", "1.0"), ("ppe", "v1")]
+    (layers.home / "fire-smoke" / ACTIVE_FILE).write_text("v3\n")
+    assert layers.active("fire-smoke").version == "v3"
+    assert [p.version for p in layers.active_packs() if p.name == "fire-smoke"] == ["v3"]
 
 
-def test_promote_accepts_a_better_or_equal_within_tolerance(registry):
-    set_score(registry, "v2", 0.495)
-    comparisons = promote(registry, "fire-smoke", "v2")
-    assert active_version(registry / "fire-smoke").name == "v2"
-    assert comparisons[0].delta == pytest.approx(-0.005)
+def test_registry_same_version_in_both_layers_is_the_bundled_one(layers):
+    add_version(layers.home, "fire-smoke", "v2", status="a local copy")
+    chosen = layers.version("fire-smoke", "v2")
+    assert chosen.bundled and chosen.card().status == source_card().status
+    assert [v.version for v in layers.versions("fire-smoke")] == ["v1", "v2", "v3"]
 
 
-def test_promote_refuses_cards_without_a_shared_split_unless_forced(registry):
-    set_score(registry, "v2", 0.9, split="other")
-    with pytest.raises(PromotionRefused, match="share no evaluated test split"):
-        promote(registry, "fire-smoke", "v2")
-    promote(registry, "fire-smoke", "v2", force=True)
-    assert active_version(registry / "fire-smoke").name == "v2"
+def test_registry_activate_writes_only_to_the_home(layers):
+    before = fingerprint(layers.bundled)
+    layers.activate("fire-smoke", "v2")
+    layers.activate("ppe", "v1")
+    assert (layers.home / "fire-smoke" / ACTIVE_FILE).read_text() == "v2\n"
+    assert layers.active("fire-smoke").version == "v2"
+    assert fingerprint(layers.bundled) == before
+    with pytest.raises(UnknownModel, match=r"no version 'v9' of pack 'ppe'.*versions: \['v1'\]"):
+        layers.activate("ppe", "v9")
 
 
-def test_split_id_changes_with_the_split_content(datasets, tmp_path):
-    first = split_id(DATASETS / "fire-smoke" / "data.yaml", "test")
-    assert first == split_id(DATASETS / "fire-smoke" / "data.yaml", "test")
-    assert first != split_id(DATASETS / "fire-smoke" / "data.yaml", "val")
+def test_registry_replaced_pack_serves_again_once_the_home_activates_it(layers):
+    (layers.bundled / "ppe" / REPLACED_FILE).write_text("site 0.1.0\n")
+    assert layers.replaced_by("ppe") == "site 0.1.0" and not layers.serves("ppe")
+    layers.activate("ppe", "v1")  # the home's decision overrides the release's
+    assert layers.replaced_by("ppe") is None and layers.serves("ppe")
+    layers.retire("ppe", "ladders 1.0")
+    assert layers.replaced_by("ppe") == "ladders 1.0" and "ppe" not in [v.pack for v in layers.serving()]
 
 
-def test_bundled_cards_record_split_ids_of_the_shared_test_splits(datasets):
-    for pack in active_packs():
-        card = json.loads((pack.folder / "card.json").read_text())
-        for spec in card["evaluation_sets"]:
-            assert spec["split_id"] == split_id(DATASETS / spec["dataset"] / "data.yaml", spec["split"])
+def test_registry_staged_pack_does_not_serve(layers):
+    layers.stage("ladders")
+    assert layers.staged("ladders") and not layers.serves("ladders")
+    with pytest.raises(InvalidModel, match="ladders is staged"):
+        layers.active("ladders")
 
 
-@pytest.fixture
-def replacing(tmp_path) -> Path:
-    """A models folder with the bundled fire-smoke 0.2.0 active and two candidates of a pack `merged`."""
-    from hazardvision.packs.model_pack import default_models_dir
-
-    source = default_models_dir() / "fire-smoke" / "0.2.0"
-    shutil.copytree(source, tmp_path / "fire-smoke" / "0.2.0", ignore=shutil.ignore_patterns("*.pt"))
-    (tmp_path / "fire-smoke" / "ACTIVE").write_text("0.2.0\n")
-    for version, model in (("same", "model.onnx"), ("worse", "model-int8.onnx")):
-        target = tmp_path / "merged" / version
-        shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.pt"))
-        card = json.loads((target / "card.json").read_text())
-        card.update(pack="merged", version=version, model_file=model, metrics={"datasets": {}})  # no numbers to read
-        (target / "card.json").write_text(json.dumps(card))
-    (tmp_path / "merged" / "ACTIVE").write_text("")  # staged
-    return tmp_path
+def test_registry_several_versions_need_an_active_marker(layers):
+    add_version(layers.home, "ppe", "v2")
+    with pytest.raises(InvalidModel, match="2 versions and no ACTIVE"):
+        layers.active("ppe")
+    (layers.home / "ppe" / ACTIVE_FILE).write_text("v9\n")
+    with pytest.raises(InvalidModel, match="names version 'v9'"):
+        layers.active("ppe")
 
 
-def test_promote_replacing_scores_both_afresh_and_retires_the_replaced_pack(replacing, datasets):
-    from hazardvision.packs.model_pack import serving_pack_folders
-    from hazardvision.packs.registry import promote_replacing
-
-    assert [p.name for p in serving_pack_folders(replacing)] == ["fire-smoke"]  # a staged pack does not serve
-    with pytest.raises(PromotionRefused, match="worse than the packs it would replace"):
-        promote_replacing(replacing, "merged", "worse", ["fire-smoke"], datasets, tolerance=0.0)
-    assert [p.name for p in serving_pack_folders(replacing)] == ["fire-smoke"]
-    rows = promote_replacing(replacing, "merged", "same", ["fire-smoke"], datasets)
-    assert {(r.dataset, r.class_name) for r in rows} == {("fire-smoke", "fire"), ("fire-smoke", "smoke")}
-    assert all(r.delta == 0 for r in rows)
-    assert [p.name for p in serving_pack_folders(replacing)] == ["merged"]
-    assert (replacing / "fire-smoke" / "REPLACED_BY").read_text() == "merged same\n"
+def test_registry_unknown_pack_names_the_packs_there_are(layers):
+    with pytest.raises(UnknownModel, match=r"no pack 'cranes'.*packs: \['fire-smoke', 'ladders', 'ppe'\]"):
+        layers.active("cranes")
 
 
-def test_promote_replacing_refuses_a_pack_without_the_replaced_classes(replacing, datasets, tmp_path):
-    from hazardvision.packs.model_pack import default_models_dir
-    from hazardvision.packs.registry import promote_replacing
-
-    shutil.copytree(default_models_dir() / "ppe" / "0.2.0", replacing / "ppe" / "0.2.0",
-                    ignore=shutil.ignore_patterns("*.pt"))
-    with pytest.raises(PromotionRefused, match=r"lacks the classes \['helmet'"):
-        promote_replacing(replacing, "merged", "same", ["ppe"], datasets)
+def test_registry_new_version_goes_to_the_home_and_never_reuses_a_name(layers):
+    assert layers.new_version("ppe", "v2") == layers.home / "ppe" / "v2"
+    for taken in ("v1", "v3"):  # bundled, and the home's
+        with pytest.raises(InvalidModel, match="versions are never overwritten"):
+            layers.new_version("fire-smoke", taken)
 
 
-def test_promote_of_a_staged_pack_needs_replaces_or_force(replacing):
-    with pytest.raises(PromotionRefused, match="--replaces"):
-        promote(replacing, "merged", "same")
+def test_registry_added_version_keeps_the_single_bundled_version_active(layers):
+    add_version(layers.home, "ppe", "v2")
+    layers.added("ppe", "v2", staged=False)
+    assert layers.active("ppe").version == "v1"
+    add_version(layers.home, "cranes", "0.1")
+    layers.added("cranes", "0.1", staged=True)
+    assert layers.staged("cranes")
+
+
+def test_registry_bundle_copies_a_home_version_and_refuses_to_overwrite(layers):
+    target = layers.bundle("ladders", "1.0")
+    assert target == layers.bundled / "ladders" / "1.0"
+    assert ModelCard.read(target / CARD_FILE) == ModelCard.read(layers.home / "ladders" / "1.0" / CARD_FILE)
+    assert layers.version("ladders", "1.0").bundled
+    with pytest.raises(InvalidModel, match="never overwritten"):
+        layers.bundle("ladders", "1.0")
+    with pytest.raises(InvalidModel, match="never overwritten"):
+        layers.bundle("fire-smoke", "v1")
+
+
+def test_registry_without_a_home_refuses_to_write(layers):
+    read_only = PackRegistry(layers.bundled)
+    assert read_only.packs() == ["fire-smoke", "ppe"]
+    before = fingerprint(layers.bundled)
+    with pytest.raises(InvalidModel, match="no home folder"):
+        read_only.activate("fire-smoke", "v2")
+    assert fingerprint(layers.bundled) == before
+
+
+def test_registry_at_layers_the_home_folder_over_the_bundled_packs(tmp_path):
+    registry = PackRegistry.at(tmp_path)
+    assert registry.home == tmp_path.resolve() / "models"
+    assert registry.packs() == bundled_registry().packs()

@@ -41,8 +41,11 @@ class LiveServer:
 
 @contextmanager
 def live_server(home: Path, *, wait_ready: bool = True, **settings: Any) -> Iterator[LiveServer]:
-    """Start the service on a free port with `settings` (and wait for its models); stop it on exit."""
-    bank = SampleBank(home)
+    """Start the service on a free port with `settings` (and wait for its models); stop it on exit.
+
+    `database_url=...` runs it on that database (else HAZARDVISION_DATABASE_URL, else the home's SQLite file).
+    """
+    bank = SampleBank(home, url=settings.get("database_url"))
     keys = {role: ApiKeys(bank).create(f"test-{role.value}", role)[1] for role in Role}
     bank.engine.dispose()
     config = Settings(**{"home": home, "inference_workers": 2, "batch_window_ms": 2, **settings})

@@ -11,10 +11,10 @@ import pytest
 from hazardvision.access import Role
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
-from hazardvision.packs.model_pack import active_version, load_pack
-from hazardvision.resources import bundled_path
+from hazardvision.packs.model_pack import load_pack
 from hazardvision.similar.case_index import CaseIndex
 from hazardvision.similar.maintenance import sync_indexes
+from tests.conftest import bundled_registry
 from tests.service.conftest import assert_error, labelled_bank, live_server
 
 CLIENTS = 4
@@ -25,7 +25,7 @@ SWAPS = 12
 def models_dir(tmp_path_factory):
     """The bundled ppe pack as 0.1.0, and a copy as 0.1.1 whose card claims a worse mAP50 (the gate refuses it)."""
     root = tmp_path_factory.mktemp("models")
-    source = active_version(bundled_path("models") / "ppe")
+    source = bundled_registry().active("ppe").folder
     for version in ("0.1.0", "0.1.1"):
         folder = root / "ppe" / version
         folder.mkdir(parents=True)
@@ -103,7 +103,8 @@ def test_models_swap_under_load_fails_no_request(server, models_dir, ppe_photos)
             thread.join(60)
     assert failures == []
     assert seen == {"0.1.0", "0.1.1"}
-    assert (models_dir / "ppe" / "ACTIVE").read_text().strip() == "0.1.0"
+    assert (models_dir / "ppe" / "ACTIVE").read_text().strip() == "0.1.0"  # never written: activations go to the home
+    assert (server.home / "models" / "ppe" / "ACTIVE").read_text().strip() == "0.1.0"
 
 
 def test_models_every_activation_is_audited(server):

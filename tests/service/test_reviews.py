@@ -10,9 +10,8 @@ import pytest
 from hazardvision.access import Role
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
-from hazardvision.packs.model_pack import active_packs
 from hazardvision.similar.maintenance import sync_indexes
-from tests.conftest import served_versions
+from tests.conftest import bundled_packs, served_versions
 from tests.service.conftest import assert_error, jpeg_bytes, labelled_bank, live_server
 
 CONTEXT = {"site": "dock-9", "enterprise": "acme", "note": "east scaffold", "captured_at": "2026-04-02T10:00:00Z"}
@@ -23,7 +22,7 @@ def server(tmp_path_factory, ppe_photos):
     home = tmp_path_factory.mktemp("reviews-home")
     bank = SampleBank(home)
     labelled_bank(bank, tmp_path_factory.mktemp("labelled"), ppe_photos[20:26])
-    sync_indexes(bank, active_packs())
+    sync_indexes(bank, bundled_packs())
     bank.engine.dispose()
     with live_server(home) as running:
         yield running

@@ -27,7 +27,7 @@ def ppe(packs):
 
 def test_sync_indexes_every_labelled_instance_and_every_photo(bank, packs):
     index = CaseIndex(bank.home, ppe(packs))
-    with bank.session() as session:
+    with bank.database.session() as session:
         boxes = session.scalars(select(Annotation.id).where(Annotation.class_name.in_(ppe(packs).card.classes))).all()
     assert index["instances"].ids() == set(boxes)
     assert len(index["photos"]) == PHOTOS and len(index["rejected"]) == 0
@@ -39,7 +39,7 @@ def test_sync_indexes_every_labelled_instance_and_every_photo(bank, packs):
 
 def test_sync_keeps_rejected_findings_apart_as_known_false_alarms(tmp_path, ppe_photos, packs):
     bank = indexed_bank(tmp_path, ppe_photos, packs)
-    with bank.session() as session:
+    with bank.database.session() as session:
         first = session.scalars(select(Annotation).where(Annotation.class_name == "no_vest")).first()
         assert first is not None
         rejected = first.id

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"], responses=responses())
 async def get_models(runtime: RuntimeDep, _key: ModelsKey) -> ModelsResponse:
     """Every pack version with its card's metrics; which is active, and which this service scans with."""
     serving = runtime.host.current.versions if runtime.host.ready else {}
-    return await runtime.offload(list_packs, runtime.models_dir, serving)
+    return await runtime.offload(list_packs, runtime.registry, serving)
 
 
 @router.post("/{pack}/activate", response_model=ActivateResponse, responses=responses(404, 409),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from hazardvision.packs.card import Metrics
 
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
 PACK_PATTERN = r"^[a-z][a-z0-9-]*$"
@@ -22,8 +22,11 @@ class PackVersion(_Schema):
     classes: list[str] = Field(description="Catalogue classes the model detects.")
     operating_confidence: float | None = Field(default=None, description="Confidence at which findings are reported.")
     status: str | None = Field(default=None, description="How the model was made, from its card.")
-    metrics: dict[str, Any] = Field(description="Test metrics from the card (per dataset: mAP50, precision, ...).")
-    active: bool = Field(description="Whether the pack's ACTIVE file names this version.")
+    metrics: Metrics | None = Field(description="Test metrics from the card (per precision and dataset: mAP50, "
+                                    "and per class precision, recall, ...).")
+    bundled: bool = Field(description="Whether the version was released with the service (else the home's own).")
+    active: bool = Field(description="Whether this is the pack's active version (the home's ACTIVE file, else the "
+                         "bundled one, names it).")
     serving: bool = Field(description="Whether this service is scanning with this version now.")
 
 
@@ -31,7 +34,7 @@ class PackView(_Schema):
     """A model pack and its versions."""
 
     pack: str = Field(description="Pack name, e.g. 'ppe'.")
-    active_version: str | None = Field(description="Version the ACTIVE file names.")
+    active_version: str | None = Field(description="Active version; None while the pack is staged or replaced.")
     serving_version: str | None = Field(description="Version this service scans with.")
     versions: list[PackVersion] = Field(description="Every installed version, by name.")
 

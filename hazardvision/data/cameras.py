@@ -1,0 +1,65 @@
+"""`Cameras`: each camera's alert settings, and the alerts raised from its frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from sqlalchemy import select
+
+from hazardvision.data.base import utcnow
+from hazardvision.data.database import Database
+from hazardvision.data.service_records import AlertRecord, CameraRecord
+from hazardvision.video.alerts import Alert
+
+
+class Cameras:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def get(self, *, camera_id: str) -> CameraRecord | None:
+        """The camera's stored settings, if it was ever configured."""
+        with self.database.session() as session:
+            return session.get(CameraRecord, camera_id)
+
+    @contextmanager
+    def configure(self, *, camera_id: str, webhook_url: str | None, webhook_secret: str | None,
+                  rule: dict[str, object], tiling: str | None) -> Iterator[CameraRecord]:
+        """Store a camera's settings and yield them inside the transaction (what the caller does there, an
+        audit entry, commits with them)."""
+        with self.database.session() as session:
+            row = session.get(CameraRecord, camera_id) or CameraRecord(id=camera_id, rule={})
+            row.webhook_url, row.webhook_secret = webhook_url, webhook_secret
+            row.rule = rule
+            row.tiling = tiling
+            row.updated_at = utcnow()
+            session.add(row)
+            session.flush()
+            yield row
+
+    @contextmanager
+    def add_alerts(self, *, alerts: Sequence[Alert], image_sha256: str,
+                   model_versions: dict[str, str]) -> Iterator[None]:
+        """Keep the alerts raised on one frame; the caller's work inside (audit entries) commits with them."""
+        with self.database.session() as session:
+            for alert in alerts:
+                x1, y1, x2, y2 = alert.box
+                session.add(AlertRecord(
+                    id=alert.alert_id, kind=alert.kind, camera_id=alert.camera_id, class_name=alert.class_name,
+                    tracker_id=alert.tracker_id, first_seen=alert.first_seen, raised_at=alert.raised_at,
+                    frames=alert.frames, x1=x1, y1=y1, x2=x2, y2=y2, confidence=alert.confidence,
+                    image_sha256=image_sha256, model_versions=model_versions))
+            session.flush()
+            yield
+
+    def alerts(self, *, camera_id: str | None = None, since: dt.datetime | None = None, limit: int = 50,
+               offset: int = 0) -> list[AlertRecord]:
+        """Alerts, newest first, of one camera or of all, raised since a time."""
+        query = select(AlertRecord).order_by(AlertRecord.created_at.desc(), AlertRecord.id).limit(limit).offset(offset)
+        if camera_id:
+            query = query.where(AlertRecord.camera_id == camera_id)
+        if since is not None:
+            query = query.where(AlertRecord.created_at >= since)
+        with self.database.session() as session:
+            return list(session.scalars(query))

@@ -1,0 +1,78 @@
+"""`Database`: the engine, its sessions, the schema at open, and the writer lock of one home folder.
+
+Every other module of the data layer reaches the database through one of these; nothing outside
+the data layer sees a session.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.orm import Session
+
+from hazardvision.data.engine import create_database_engine
+from hazardvision.data.migrations import migrate, schema_version
+from hazardvision.errors import BankError
+from hazardvision.home import Home
+
+__all__ = ["Database", "Engine", "database_errors"]
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Database failures (locked, full disk, unreachable server) as a `BankError` a user can read."""
+    try:
+        yield
+    except (OperationalError, DatabaseError) as error:
+        raise BankError(f"the bank database failed: {getattr(error, 'orig', None) or error}") from error
+
+
+class Database:
+    """The bank database at `url`, its schema brought to the latest version on open.
+
+    `home` holds the locks: the schema lock (two processes opening a new bank at once must not
+    both create its tables) and the writer lock (one process adds or deletes cases at a time).
+    """
+
+    def __init__(self, url: str, home: Home) -> None:
+        self.home = home
+        self.engine: Engine = create_database_engine(url)
+        with open(home.schema_lock, "a+b") as handle, database_errors():
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            migrate(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error; records stay readable after it."""
+        with database_errors(), Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def writer(self, *, wait: bool = True) -> Iterator[bool]:
+        """The right to add or delete cases: one writer at a time, waiting for the one at work unless
+        not `wait`; yields whether it was granted (always True when waiting).
+
+        The lock is an flock on `home/.writer.lock`, so the kernel releases it when a writer dies.
+        """
+        with open(self.home.writer_lock, "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def schema_version(self) -> int:
+        with database_errors(), self.engine.connect() as connection:
+            return schema_version(connection)
+
+    def dispose(self) -> None:
+        """Close the pooled connections (a process that forks, or a test that reopens the bank)."""
+        self.engine.dispose()

@@ -1,0 +1,75 @@
+"""`Reviews`: inspectors' verdicts on findings, each with the annotation it put on the bank's case."""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from hazardvision.data.bank_records import Annotation, Origin
+from hazardvision.data.database import Database
+from hazardvision.data.service_records import FindingRecord, ReviewRecord, ReviewStatus, ScanRecord
+from hazardvision.errors import ReviewConflict
+
+
+class Reviews:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def finding(self, *, finding_id: str) -> FindingRecord | None:
+        """The finding with its scan loaded."""
+        with self.database.session() as session:
+            return session.get(FindingRecord, finding_id, options=[selectinload(FindingRecord.scan)])
+
+    @contextmanager
+    def record(
+        self, *, finding_id: str, scan_id: str, case_id: int, confirmed: bool, decision: str, reviewer: str,
+        actor: str, note: str | None, class_name: str, box: tuple[float, float, float, float], corrected: bool,
+        at: dt.datetime,
+    ) -> Iterator[ReviewRecord]:
+        """Record a verdict (the finding's status, the review, and a confirmed or rejected annotation on the
+        case of its photo) and yield the review inside the transaction (what the caller does there, an audit
+        entry, commits with it). `ReviewConflict` if the finding is not pending any more."""
+        conflict = ReviewConflict(f"finding {finding_id} was reviewed meanwhile; a review is final")
+        x1, y1, x2, y2 = box
+        with self.database.session() as session:
+            finding = session.get(FindingRecord, finding_id)
+            if finding is None or finding.status != ReviewStatus.PENDING.value:
+                raise conflict
+            annotation = Annotation(
+                case_id=case_id, class_name=class_name, source_class=finding.class_name, x1=x1, y1=y1, x2=x2, y2=y2,
+                origin=(Origin.CONFIRMED if confirmed else Origin.REJECTED).value, reviewer=reviewer,
+                reviewed_at=at, note=note)
+            session.add(annotation)
+            session.flush()
+            finding.status = (ReviewStatus.CONFIRMED if confirmed else ReviewStatus.REJECTED).value
+            row = ReviewRecord(
+                finding_id=finding_id, scan_id=scan_id, decision=decision, reviewer=reviewer, actor=actor, note=note,
+                class_name=class_name, x1=x1, y1=y1, x2=x2, y2=y2, corrected=corrected, case_id=case_id,
+                annotation_id=annotation.id, created_at=at)
+            session.add(row)
+            try:
+                session.flush()
+            except IntegrityError as error:  # another process reviewed it between our check and our write
+                raise conflict from error
+            yield row
+
+    def list(self, *, scan_id: str | None = None, site: str | None = None, enterprise: str | None = None,
+             limit: int = 50, offset: int = 0) -> builtins.list[ReviewRecord]:
+        """Reviews, newest first, of one scan or of the scans at a site or of an enterprise."""
+        query = select(ReviewRecord).order_by(ReviewRecord.id.desc()).limit(limit).offset(offset)
+        if scan_id:
+            query = query.where(ReviewRecord.scan_id == scan_id)
+        if site or enterprise:
+            query = query.join(ScanRecord, ScanRecord.id == ReviewRecord.scan_id)
+            if site:
+                query = query.where(ScanRecord.site == site)
+            if enterprise:
+                query = query.where(ScanRecord.enterprise == enterprise)
+        with self.database.session() as session:
+            return builtins.list(session.scalars(query))

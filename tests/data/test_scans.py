@@ -1,0 +1,90 @@
+"""`Scans` and `Reviews`: a scan with its findings, and the final verdict on each finding."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from hazardvision.data.cases import Cases
+from hazardvision.data.reviews import Reviews
+from hazardvision.data.scans import NewFinding, NewScan, Scans
+from hazardvision.errors import ReviewConflict
+from tests.data.builders import case, open_cases, photo
+
+AT = dt.datetime(2026, 4, 2, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def cases(tmp_path, database_url) -> Cases:
+    return open_cases(tmp_path / "home", database_url)
+
+
+def record_scan(scans: Scans, scan_id: str, *, site: str | None = "dock-9", findings: int = 2) -> None:
+    scan = NewScan(id=scan_id, created_at=AT, actor="li.wei", source="site.jpg", image_sha256=photo(1).sha256,
+                   image_format="JPEG", result={"image": {"width": 64, "height": 48}}, model_versions={"ppe": "0.2.1"},
+                   site=site, enterprise="acme")
+    with scans.record(scan=scan, findings=[
+        NewFinding(id=f"{scan_id}-{i}", class_name="no_helmet", box=(1, 2, 30, 40), confidence=0.9, pack="ppe")
+        for i in range(findings)
+    ]):
+        pass
+
+
+def review(reviews: Reviews, finding_id: str, case_id: int, *, confirmed: bool = True) -> int:
+    with reviews.record(finding_id=finding_id, scan_id=finding_id.split("-", 1)[0], case_id=case_id,
+                        confirmed=confirmed, decision="confirm" if confirmed else "reject", reviewer="li.wei",
+                        actor="inspector-key", note=None, class_name="helmet", box=(2, 3, 30, 40), corrected=True,
+                        at=AT) as row:
+        return row.id
+
+
+def test_scans_record_keeps_findings_in_order(cases):
+    scans = Scans(cases.database)
+    record_scan(scans, "s1", findings=3)
+    found = scans.get(scan_id="s1")
+    assert found is not None and found.site == "dock-9" and found.model_versions == {"ppe": "0.2.1"}
+    assert [f.id for f in found.findings] == ["s1-0", "s1-1", "s1-2"]
+    assert [f.status for f in found.findings] == ["pending"] * 3
+    assert scans.get(scan_id="nope") is None
+
+
+def test_scans_record_is_undone_when_the_work_inside_fails(cases):
+    scans = Scans(cases.database)
+    scan = NewScan(id="s1", created_at=AT, actor="li.wei", source="x.jpg", image_sha256="0" * 64, image_format="JPEG",
+                   result={}, model_versions={})
+    with pytest.raises(RuntimeError), scans.record(scan=scan, findings=[]):
+        raise RuntimeError("the audit log cannot be written")
+    assert scans.get(scan_id="s1") is None
+
+
+def test_reviews_record_annotates_the_case_and_is_final(cases):
+    scans, reviews = Scans(cases.database), Reviews(cases.database)
+    record_scan(scans, "s1")
+    provenance = cases.provenance(source="service-scans", kind="scan")
+    with cases.database.writer():
+        case_id = cases.add(cases=[case(1)], provenance=provenance)[photo(1).sha256]
+    review(reviews, "s1-0", case_id)
+    review(reviews, "s1-1", case_id, confirmed=False)
+    annotations = cases.get(case_id=case_id).annotations
+    assert [(a.origin, a.class_name, a.source_class) for a in annotations] == [
+        ("confirmed", "helmet", "no_helmet"), ("rejected", "helmet", "no_helmet")]
+    finding = reviews.finding(finding_id="s1-0")
+    assert finding is not None and finding.status == "confirmed" and finding.scan.id == "s1"
+    with pytest.raises(ReviewConflict, match="a review is final"):
+        review(reviews, "s1-0", case_id)
+    assert len(cases.get(case_id=case_id).annotations) == 2
+
+
+def test_reviews_list_newest_first_by_scan_and_site(cases):
+    scans, reviews = Scans(cases.database), Reviews(cases.database)
+    record_scan(scans, "s1", findings=1)
+    record_scan(scans, "s2", site="dock-4", findings=1)
+    provenance = cases.provenance(source="service-scans", kind="scan")
+    with cases.database.writer():
+        case_id = cases.add(cases=[case(1)], provenance=provenance)[photo(1).sha256]
+    first, second = review(reviews, "s1-0", case_id), review(reviews, "s2-0", case_id)
+    assert [r.id for r in reviews.list()] == [second, first]
+    assert [r.id for r in reviews.list(scan_id="s1")] == [first]
+    assert [r.id for r in reviews.list(site="dock-4", enterprise="acme")] == [second]
+    assert reviews.list(site="dock-1") == []
