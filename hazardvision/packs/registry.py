@@ -90,6 +90,14 @@ class PackRegistry:
                  if pack.is_dir() and any((v / CARD_FILE).is_file() for v in pack.iterdir())}
         return sorted(names)
 
+    def nothing_serves(self) -> UnknownModel:
+        """The error of a registry where no pack serves, naming pack folders that hold no version."""
+        empty = sorted({pack.name for root, _ in self._layers() if root.is_dir() for pack in root.iterdir()
+                        if pack.is_dir() and pack.name not in self.packs()})
+        hint = (f"; these pack folders hold no version (a folder with a {CARD_FILE}): {', '.join(empty)}"
+                if empty else "")
+        return UnknownModel(f"no model packs serve in {self._where()}{hint}")
+
     def versions(self, pack: str) -> list[PackVersion]:
         """Every version of `pack`, by name; a version in both layers is the bundled one."""
         found: dict[str, PackVersion] = {}
@@ -164,7 +172,7 @@ class PackRegistry:
         """The serving packs, loaded (at `precision`, else each card's default)."""
         packs = [version.load(precision) for version in self.serving()]
         if not packs:
-            raise UnknownModel(f"no model packs serve in {self._where()}")
+            raise self.nothing_serves()
         return packs
 
     # -- writing (the home only, but for `bundle`)

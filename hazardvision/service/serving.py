@@ -19,7 +19,7 @@ import numpy as np
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import Catalogue
 from hazardvision.detections import Detections
-from hazardvision.errors import ModelsLoading, UnknownModel
+from hazardvision.errors import ModelsLoading
 from hazardvision.home import Home
 from hazardvision.images import DecodedImage
 from hazardvision.packs.card import CARD_FILE, Precision
@@ -176,7 +176,7 @@ class ModelHost:
     def _active_packs(self) -> list[ModelPack]:
         folders = [version.folder for version in self.registry.serving()]
         if not folders:
-            raise UnknownModel(f"no model pack serves in {self.registry.bundled} or {self.registry.home}")
+            raise self.registry.nothing_serves()
         return [self.cache.get(folder, self.precision) for folder in folders]
 
     def _install(self, packs: Sequence[ModelPack]) -> ServingState:

@@ -1,0 +1,112 @@
+"""Video scanning: share of frames analysed, real-time factor and event recall, with and without frame selection.
+
+Builds a 1920x1080, 30 fps clip of test-split photos (each shot held for --shot seconds, panning
+slowly, with fresh sensor noise on every frame and a block crossing the picture for a third of
+every second, so that the motion gate cannot skip a still slideshow), then scans it with the
+active packs three ways in one process:
+  every frame   no rate target, no motion gate: the reference events
+  fps only      at most --fps frames a second
+  fps + motion  the default: rate target and motion gate (max gap --max-gap s)
+and prints, per way, frames analysed, video seconds per wall second, and event recall against the
+reference (a reference event is found when an event of its class overlaps it in time).
+
+    python benchmarks/video_events.py --seconds 60 --shot 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.video.footage builds the clip
+
+from hazardvision.catalogue import load_catalogue
+from hazardvision.detections import Detections
+from hazardvision.images import BGRImage
+from hazardvision.packs.registry import active_packs
+from hazardvision.resources import default_datasets
+from hazardvision.video.events import EventBuilder, HazardEvent
+from hazardvision.video.scanning import VideoReport, scan_video
+from hazardvision.video.selection import FrameSelector, SelectionSettings
+from hazardvision.video.sources import VideoFile
+from hazardvision.video.tracking import Tracker, TrackerSettings
+from tests.video.footage import Shot, clip_frames, write_clip
+
+SIZE = (1920, 1080)
+FPS = 30
+DATASETS = ("ppe-vest", "fire-smoke", "hardhat-head", "forklift-person")
+
+
+def with_mover(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """A 60x120 block crossing the picture during the first third of every second."""
+    for index, frame in enumerate(frames):
+        phase = index % FPS
+        if phase < FPS // 3:
+            x = 100 + phase * 40
+            frame[800:920, x:x + 60] = (30, 30, 200)
+        yield frame
+
+
+def build_clip(folder: Path, seconds: float, shot: float) -> Path:
+    root = default_datasets()
+    photos = [sorted((root / name / "images" / "test").iterdir())[3 + i] for i in range(4) for name in DATASETS]
+    plan = [Shot(photos[i % len(photos)], i * shot, shot) for i in range(int(seconds // shot))]
+    return write_clip(folder / "clip.mp4", with_mover(clip_frames(plan, fps=FPS, size=SIZE, noise=3.0, pan=12.0)),
+                      fps=FPS)
+
+
+def scan(path: Path, settings: SelectionSettings) -> VideoReport:
+    packs = active_packs()
+    keep = max(1.0, 2 * settings.max_gap, 3.0 / (settings.fps or FPS))
+    tracker = Tracker(TrackerSettings(max_age_seconds=keep))
+    builder = EventBuilder(load_catalogue(), path.name, min_frames=3, end_after=keep)
+
+    def detect(pixels: BGRImage) -> Detections:
+        return Detections.merge([pack.detect([pixels], weak=tracker.settings.low_threshold)[0] for pack in packs])
+
+    return scan_video(VideoFile(path), detect, builder, tracker=tracker, selector=FrameSelector(settings))
+
+
+def recall(reference: list[HazardEvent], found: list[HazardEvent]) -> float:
+    hazards = [e for e in reference if e.kind == "hazard"]
+    if not hazards:
+        return float("nan")
+    hit = sum(any(f.class_name == e.class_name and f.start <= e.end and e.start <= f.end for f in found)
+              for e in hazards)
+    return hit / len(hazards)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--shot", type=float, default=10.0)
+    parser.add_argument("--fps", type=float, default=5.0)
+    parser.add_argument("--max-gap", type=float, default=2.0)
+    parser.add_argument("--clip", type=Path, help="Scan this clip instead of building one.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        path = args.clip or build_clip(Path(folder), args.seconds, args.shot)
+        print(f"clip {path.name}: {SIZE[0]}x{SIZE[1]} at {FPS} fps, built in {time.perf_counter() - start:.0f} s; "
+              f"packs {', '.join(f'{p.name} {p.version} {p.precision.value}' for p in active_packs())}")
+        ways = {
+            "every frame": SelectionSettings(fps=None, motion=False, max_gap=args.max_gap),
+            "fps only": SelectionSettings(fps=args.fps, motion=False, max_gap=args.max_gap),
+            "fps + motion": SelectionSettings(fps=args.fps, motion=True, max_gap=args.max_gap),
+        }
+        reports = {name: scan(path, settings) for name, settings in ways.items()}
+    reference = reports["every frame"].events
+    print(f"{'way':<14} {'analysed':>10} {'share':>7} {'wall s':>8} {'x real time':>12} {'events':>7} {'recall':>7}")
+    for name, report in reports.items():
+        print(f"{name:<14} {report.frames_analysed:>10} {report.analysed_share:>7.3f} {report.wall_seconds:>8.1f} "
+              f"{report.realtime_factor:>12.2f} {len(report.events):>7} {recall(reference, report.events):>7.3f}")
+
+
+if __name__ == "__main__":
+    main()
