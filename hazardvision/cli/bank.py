@@ -180,7 +180,7 @@ def verify(home: HomeOption = None) -> None:
     """Check the bank's invariants and its similar-case indexes; exit code 1 if any is broken."""
     try:
         bank = SampleBank(home)
-        problems = bank.verify() + verify_indexes(bank, active_packs())
+        problems = bank.verify() + verify_indexes(bank, active_packs(home=bank.home))
     except HazardVisionError as error:
         fail(error)
     for problem in problems:
@@ -265,4 +265,5 @@ def _sync_indexes(bank: SampleBank, *, rebuild: bool, only_existing: bool, quiet
                 tasks[pack] = progress.add_task(pack, total=total)
             progress.update(tasks[pack], completed=done, total=total)
 
-        return sync_indexes(bank, active_packs(), rebuild=rebuild, only_existing=only_existing, progress=step)
+        return sync_indexes(bank, active_packs(home=bank.home), rebuild=rebuild, only_existing=only_existing,
+                            progress=step)

@@ -138,6 +138,15 @@ def test_errors_unknown_resources(server, inspector):
     assert_error(inspector.delete("/v1/scans"), 405, "MethodNotAllowed")
 
 
+def test_errors_nul_characters_in_text_fields_are_refused(inspector, photo):
+    # PostgreSQL cannot store NUL in text: refused at the edge on every database, with the field named.
+    response = inspector.post("/v1/scans", params={"note": "wet\x00floor"}, files={"image": ("a.jpg", photo)})
+    assert "note" in assert_error(response, 422, "ValidationError")["message"]
+    review = {"decision": "reject", "reviewer": "in\x00spector"}
+    assert "NUL" in assert_error(inspector.post("/v1/findings/abc/review", json=review), 422,
+                                 "ValidationError")["message"]
+
+
 @pytest.mark.parametrize(("body", "expected"), [
     (b"{not json", "not valid JSON"),
     (b'{"decision": "maybe", "reviewer": "x"}', "body.decision"),

@@ -26,6 +26,16 @@ UtcDatetime = Annotated[dt.datetime, AfterValidator(_utc)]
 """A time given with any zone (or none: UTC), kept in UTC."""
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (\\x00); send plain text")
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(_no_nul)]
+"""Text that every database stores as given (PostgreSQL refuses NUL characters)."""
+
+
 class ErrorBody(BaseModel):
     """An error: what kind, and what to do about it."""
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from hazardvision.results import Box
+from hazardvision.service.schemas.common import PlainText
 
 
 class Decision(StrEnum):
@@ -22,8 +23,9 @@ class ReviewRequest(BaseModel):
 
     decision: Decision = Field(description="confirm: a real hazard (it becomes a case in the sample bank); "
                                "reject: a false alarm (kept as a known false alarm).")
-    reviewer: str = Field(min_length=1, max_length=200, description="Who reviewed it (a person's name or id).")
-    note: str | None = Field(default=None, max_length=4000, description="The reviewer's note.")
+    reviewer: PlainText = Field(min_length=1, max_length=200,
+                                description="Who reviewed it (a person's name or id).")
+    note: PlainText | None = Field(default=None, max_length=4000, description="The reviewer's note.")
     class_name: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$", max_length=100,
                                    description="Corrected catalogue class. Default: the finding's class.")
     box: Box | None = Field(default=None, description="Corrected box, pixels of the photo. Default: the finding's.")

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hazardvision.packs.tiling import TilingMode
 from hazardvision.results import ImageInfo, ScanResult
-from hazardvision.service.schemas.common import ErrorBody, UtcDatetime
+from hazardvision.service.schemas.common import ErrorBody, PlainText, UtcDatetime
 
 
 class ScanContext(BaseModel):
@@ -16,12 +16,14 @@ class ScanContext(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    site: str | None = Field(default=None, min_length=1, max_length=200, description="Site the photo was taken at.")
-    enterprise: str | None = Field(default=None, min_length=1, max_length=200,
+    site: PlainText | None = Field(default=None, min_length=1, max_length=200,
+                                   description="Site the photo was taken at.")
+    enterprise: PlainText | None = Field(default=None, min_length=1, max_length=200,
                                    description="Enterprise the site belongs to.")
-    camera: str | None = Field(default=None, min_length=1, max_length=200,
+    camera: PlainText | None = Field(default=None, min_length=1, max_length=200,
                                description="Camera or phone that took the photo.")
-    note: str | None = Field(default=None, max_length=4000, description="The inspector's note about the photo.")
+    note: PlainText | None = Field(default=None, max_length=4000,
+                                   description="The inspector's note about the photo.")
     captured_at: UtcDatetime | None = Field(
         default=None, description="When the photo was taken, ISO 8601; without a zone it is taken as UTC.")
     tiling: TilingMode | None = Field(
