@@ -1,6 +1,7 @@
 """Video scanning: share of frames analysed, real-time factor and event recall, with and without frame selection.
 
-Builds a 1920x1080, 30 fps clip of test-split photos (each shot held for --shot seconds, panning
+Builds a 1920x1080, 30 fps clip of test-split photos in which the active packs find a hazard as
+still photos (each shot held for --shot seconds, panning
 slowly, with fresh sensor noise on every frame and a block crossing the picture for a third of
 every second, so that the motion gate cannot skip a still slideshow), then scans it with the
 active packs three ways in one process:
@@ -28,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.video.foot
 
 from hazardvision.catalogue import load_catalogue
 from hazardvision.detections import Detections
-from hazardvision.images import BGRImage
+from hazardvision.images import BGRImage, load_image
 from hazardvision.packs.registry import active_packs
 from hazardvision.resources import default_datasets
+from hazardvision.scan import Scanner
 from hazardvision.video.events import EventBuilder, HazardEvent
 from hazardvision.video.scanning import VideoReport, scan_video
 from hazardvision.video.selection import FrameSelector, SelectionSettings
@@ -53,10 +55,26 @@ def with_mover(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         yield frame
 
 
-def build_clip(folder: Path, seconds: float, shot: float) -> Path:
+def hazard_photos(count: int) -> list[Path]:
+    """Test photos in which the active packs find a hazard as a still photo, taken in turn from each dataset:
+    the clip then holds hazards the detector can see, and recall measures the video path, not the detector."""
+    scanner = Scanner(active_packs(), load_catalogue())
     root = default_datasets()
-    photos = [sorted((root / name / "images" / "test").iterdir())[3 + i] for i in range(4) for name in DATASETS]
-    plan = [Shot(photos[i % len(photos)], i * shot, shot) for i in range(int(seconds // shot))]
+    per_dataset = [sorted((root / name / "images" / "test").iterdir()) for name in DATASETS]
+    chosen: list[Path] = []
+    for index in range(60):
+        for photos in per_dataset:
+            if len(chosen) < count and index < len(photos):
+                result = scanner.scan([load_image(photos[index])], [photos[index].name])[0]
+                if result.findings:
+                    chosen.append(photos[index])
+    return chosen
+
+
+def build_clip(folder: Path, seconds: float, shot: float) -> Path:
+    shots = int(seconds // shot)
+    photos = hazard_photos(shots)
+    plan = [Shot(photos[i % len(photos)], i * shot, shot) for i in range(shots)]
     return write_clip(folder / "clip.mp4", with_mover(clip_frames(plan, fps=FPS, size=SIZE, noise=3.0, pan=12.0)),
                       fps=FPS)
 
@@ -102,6 +120,9 @@ def main() -> None:
         }
         reports = {name: scan(path, settings) for name, settings in ways.items()}
     reference = reports["every frame"].events
+    for name, report in reports.items():
+        print(f"{name}: " + "; ".join(f"{e.class_name} {e.start:.1f}-{e.end:.1f} s ({e.frames} frames, peak "
+                                      f"{e.peak_confidence or 0:.2f})" for e in report.events if e.kind == "hazard"))
     print(f"{'way':<14} {'analysed':>10} {'share':>7} {'wall s':>8} {'x real time':>12} {'events':>7} {'recall':>7}")
     for name, report in reports.items():
         print(f"{name:<14} {report.frames_analysed:>10} {report.analysed_share:>7.3f} {report.wall_seconds:>8.1f} "

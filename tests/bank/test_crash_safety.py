@@ -16,7 +16,7 @@ from tests.conftest import DATASETS
 
 SCRIPT = Path(sys.executable).with_name("hazardvision")
 PHOTOS = 300
-KILLS = 22
+KILLS = 12  # spread over the whole import (photo n*300/14), each a fresh process: about 3.5 s a kill
 
 
 def subset(root: Path) -> Path:
@@ -66,7 +66,7 @@ def test_import_killed_at_many_points_stays_consistent_and_resumes(datasets, tmp
         cases = bank.stats().cases
         partial += 0 < cases < PHOTOS
         bank.engine.dispose()
-    assert partial >= 15, f"only {partial} kills left a partly imported bank"
+    assert partial >= KILLS - 3, f"only {partial} kills left a partly imported bank"
 
     finished = subprocess.run([str(SCRIPT), "bank", "import", str(data), "--home", str(home), "--drop", "default"],
                               capture_output=True, text=True, check=False)
