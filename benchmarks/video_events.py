@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.video.foot
 from hazardvision.catalogue import load_catalogue
 from hazardvision.detections import Detections
 from hazardvision.images import BGRImage, load_image
+from hazardvision.packs.model_pack import detect_with_packs
 from hazardvision.packs.registry import active_packs
 from hazardvision.resources import default_datasets
 from hazardvision.scan import Scanner
@@ -86,7 +87,7 @@ def scan(path: Path, settings: SelectionSettings) -> VideoReport:
     builder = EventBuilder(load_catalogue(), path.name, min_frames=3, end_after=keep)
 
     def detect(pixels: BGRImage) -> Detections:
-        return Detections.merge([pack.detect([pixels], weak=tracker.settings.low_threshold)[0] for pack in packs])
+        return detect_with_packs(packs, [pixels], weak=tracker.settings.low_threshold)[0]
 
     return scan_video(VideoFile(path), detect, builder, tracker=tracker, selector=FrameSelector(settings))
 

@@ -20,7 +20,7 @@ from hazardvision.errors import HazardVisionError
 from hazardvision.frame_quality import CameraCondition
 from hazardvision.images import BGRImage
 from hazardvision.packs.card import Precision
-from hazardvision.packs.model_pack import ModelPack
+from hazardvision.packs.model_pack import ModelPack, detect_with_packs
 from hazardvision.packs.registry import active_packs, resolve_model
 from hazardvision.packs.tiling import tiling_mode
 from hazardvision.video.events import EventBuilder, folder_writer
@@ -79,7 +79,7 @@ def scan_video_command(
     weak = tracker.settings.low_threshold
 
     def detect(pixels: BGRImage) -> Detections:
-        return Detections.merge([pack.detect([pixels], weak=weak, tiling=mode)[0] for pack in packs])
+        return detect_with_packs(packs, [pixels], weak=weak, tiling=mode)[0]
 
     total = duration or video.duration
     with ExitStack() as stack:

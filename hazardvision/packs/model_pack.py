@@ -163,3 +163,13 @@ def load_pack(folder: str | Path, precision: Precision | None = None) -> ModelPa
     folder = Path(folder)
     card = ModelCard.read(folder / CARD_FILE)
     return ModelPack(folder, card, precision or card.default_precision)
+
+
+def detect_with_packs(
+    packs: Sequence[ModelPack], images: Sequence[BGRImage], *, weak: float | None = None,
+    tiling: TilingMode | None = None,
+) -> list[Detections]:
+    """Detections of every pack merged per image (each pack batched over the images), down to `weak` confidence
+    for a tracker's second stage; see `ModelPack.detect`."""
+    per_pack = [pack.detect(images, weak=weak, tiling=tiling) for pack in packs]
+    return [Detections.merge(found) for found in zip(*per_pack, strict=True)]

@@ -23,7 +23,7 @@ from hazardvision.errors import ModelsLoading
 from hazardvision.home import Home
 from hazardvision.images import DecodedImage
 from hazardvision.packs.card import CARD_FILE, Precision
-from hazardvision.packs.model_pack import ModelPack, load_pack
+from hazardvision.packs.model_pack import ModelPack, detect_with_packs, load_pack
 from hazardvision.packs.promotion import Comparison, promote
 from hazardvision.packs.registry import PackRegistry
 from hazardvision.packs.tiling import TilingMode
@@ -61,9 +61,7 @@ class ServingState:
                ) -> list[Detections]:
         """Detections of every pack, merged per frame (no similar-case search), down to `weak` confidence
         for the tracker, each tagged with its class's operating threshold."""
-        pixels = [image.pixels for image in images]
-        per_pack = [pack.detect(pixels, weak=weak, tiling=tiling) for pack in self.packs]
-        return [Detections.merge(found) for found in zip(*per_pack, strict=True)]
+        return detect_with_packs(self.packs, [image.pixels for image in images], weak=weak, tiling=tiling)
 
 
 @dataclass

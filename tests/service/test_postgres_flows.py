@@ -14,9 +14,8 @@ from hazardvision.access import ApiKeys, Role
 from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
 from hazardvision.errors import ApiKeyConflict
-from hazardvision.packs.registry import active_packs
 from hazardvision.similar.maintenance import sync_indexes
-from tests.conftest import test_photos
+from tests.conftest import bundled_packs, test_photos
 from tests.databases import PostgresServer
 from tests.service.conftest import LiveServer, jpeg_bytes, labelled_bank, live_server
 
@@ -32,7 +31,7 @@ def postgres_home(tmp_path_factory, postgres_server: PostgresServer) -> Iterator
         home = tmp_path_factory.mktemp("postgres-home")
         bank = SampleBank(home, url=url)
         labelled_bank(bank, tmp_path_factory.mktemp("labelled"), test_photos("ppe-vest")[20:26])
-        sync_indexes(bank, active_packs())
+        sync_indexes(bank, bundled_packs())
         bank.engine.dispose()
         yield home, url
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from hazardvision.catalogue import load_catalogue
-from hazardvision.detections import Detections
 from hazardvision.images import load_image
+from hazardvision.packs.model_pack import detect_with_packs
 from hazardvision.scan import Scanner
 from hazardvision.video.events import EventBuilder
 from hazardvision.video.scanning import scan_video
@@ -47,7 +47,7 @@ def _scan(packs, video: Path, **selection):
     builder = EventBuilder(load_catalogue(), "test", min_frames=3, end_after=2.0)
 
     def detect(pixels):
-        return Detections.merge([pack.detect([pixels], weak=0.1)[0] for pack in packs])
+        return detect_with_packs(packs, [pixels], weak=0.1)[0]
 
     return scan_video(VideoFile(video), detect, builder, tracker=tracker,
                       selector=FrameSelector(SelectionSettings(**selection)))
