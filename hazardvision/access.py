@@ -18,8 +18,8 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
+from hazardvision.data.audit import AuditLog
 from hazardvision.data.base import utcnow
 from hazardvision.data.keys import Keys
 from hazardvision.data.service_records import ApiKey
@@ -128,7 +128,7 @@ class ApiKeys:
     def __init__(self, bank: SampleBank, audit: AuditLog | None = None) -> None:
         self.bank = bank
         self.records = Keys(bank.database)
-        self.audit = audit or AuditLog(bank.home)
+        self.audit = audit or AuditLog(bank.database)
 
     def create(self, name: str, role: Role, *, actor: str = "cli") -> tuple[KeyRecord, str]:
         """A new key: its record and the key itself, which nobody can see again."""

@@ -60,6 +60,18 @@ class InvalidFrame(HazardVisionError):
     """A video frame arrived out of order: its timestamp is older than the camera's last frame."""
 
 
+class UnknownCamera(HazardVisionError):
+    """No camera of that id was configured or has sent frames to this service."""
+
+
+class UnknownAlert(HazardVisionError):
+    """No alert of that id was recorded by the service."""
+
+
+class AlertConflict(HazardVisionError):
+    """The alert was acknowledged already; an acknowledgement is final."""
+
+
 class InvalidWebhook(HazardVisionError):
     """A webhook cannot be sent as given (not an http or https URL, or no signing secret)."""
 
@@ -102,6 +114,14 @@ class ReviewConflict(HazardVisionError):
 
 class InvalidReview(HazardVisionError):
     """A review cannot be recorded as given (for example, a corrected box outside the photo)."""
+
+
+class IdempotencyKeyReused(HazardVisionError):
+    """An Idempotency-Key already named a scan of another photo (a key names one request, never two)."""
+
+
+class DuplicateIdempotencyKey(HazardVisionError):
+    """Data layer: a scan with this actor and Idempotency-Key was stored meanwhile (a concurrent retry)."""
 
 
 class PlaceConflict(HazardVisionError):

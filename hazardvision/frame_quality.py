@@ -46,6 +46,16 @@ class FrameStatus(StrEnum):
     """A camera sends the same picture again and again (cameras only)."""
 
 
+MEANING: dict[FrameStatus, str] = {
+    FrameStatus.OK: "the frame shows a scene",
+    FrameStatus.NO_SIGNAL: "no picture reaches the camera (its frames are uniform or pure noise)",
+    FrameStatus.VIEW_OBSTRUCTED: "the lens is covered, blinded or pointed at a light (frames almost black or "
+                                 "blown out)",
+    FrameStatus.FROZEN: "the camera or its stream is stuck (it repeats one picture)",
+}
+"""What each status means for whoever watches the camera, in one sentence."""
+
+
 @dataclass(frozen=True)
 class FrameQuality:
     """What the check found, with the measures it decided on."""
@@ -140,6 +150,11 @@ class CameraCondition:
         self._status = FrameStatus.OK
         self._frames = 0
         self._alerted = False
+
+    @property
+    def status(self) -> FrameStatus:
+        """The status of the camera's latest frame (ok before its first)."""
+        return self._status
 
     def update(self, image: BGRImage, timestamp: float) -> tuple[FrameQuality, bool]:
         """The frame's quality as the camera sees it (frozen replaces ok), and whether it should alert now."""

@@ -4,6 +4,7 @@
       bank.sqlite3        the database (unless HAZARDVISION_DATABASE_URL names a server)
       images/             the bank's photos, by SHA-256
       scans/              photos the service scanned, by SHA-256 (in the bank only once reviewed)
+      frames/             camera frames that raised an alert, by SHA-256 (the alerts' snapshots)
       audit/              the audit log, its anchor and key
       similar/<model>/    similar-case indexes, one per embedding model
       thumbnails/         thumbnails of similar cases
@@ -51,6 +52,10 @@ class Home:
     @property
     def scans(self) -> Path:
         return self.root / "scans"
+
+    @property
+    def frames(self) -> Path:
+        return self.root / "frames"
 
     @property
     def audit(self) -> Path:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hazardvision.catalogue import Category, Rule, Severity, Text
+from hazardvision.catalogue import CatalogueEntry, Category, Rule, Severity, Text
 from hazardvision.frame_quality import FrameQuality
 
 
@@ -52,6 +52,14 @@ class HazardInfo(_Schema):
     category: Category = Field(description="Hazard family, e.g. ppe or fire.")
     rules: list[Rule] = Field(description="Rules the hazard breaks.")
     advice: Text = Field(description="How to rectify it.")
+
+    @classmethod
+    def of(cls, entry: CatalogueEntry) -> HazardInfo | None:
+        """The entry's details, or None for a class that is not a hazard (context such as `helmet`)."""
+        if not entry.hazard or entry.advice is None:
+            return None
+        return cls(code=entry.code, name=entry.name, severity=entry.severity, category=entry.category,
+                   rules=list(entry.rules), advice=entry.advice)
 
 
 class SimilarCase(_Schema):

@@ -151,9 +151,8 @@ class Scanner:
             pack = str(packs[i]) if packs is not None else ""
             objects.append(DetectedObject(class_name=class_name, confidence=confidence, box=box, pack=pack,
                                           is_hazard=entry.hazard))
-            if entry.hazard and entry.advice is not None:
-                hazard = HazardInfo(code=entry.code, name=entry.name, severity=entry.severity,
-                                    category=entry.category, rules=list(entry.rules), advice=entry.advice)
+            hazard = HazardInfo.of(entry)
+            if hazard is not None:
                 findings.append(Finding(id=uuid.uuid4().hex, class_name=class_name, confidence=confidence,
                                         box=box, pack=pack, hazard=hazard))
         findings.sort(key=lambda f: (-SEVERITY_RANK[f.hazard.severity], -f.confidence))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from sqlalchemy import update
 
 from hazardvision.access import PERMISSIONS, ApiKeys, KeyRecord, Permission, Role, allowed, check, key_digest
-from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
+from hazardvision.data.audit import AuditLog
+from hazardvision.data.audit_records import AuditHead
 from hazardvision.errors import ApiKeyConflict, ApiKeyError, AuditError, Forbidden, Unauthenticated, UnknownApiKey
 
 # The policy, written out independently of hazardvision.access.PERMISSIONS.
@@ -118,7 +120,7 @@ def test_access_create_refuses_a_bad_name(keys, name):
 def test_access_key_changes_are_audited(keys, tmp_path):
     record, key = keys.create("ml-bob", Role.ML, actor="cli:ann")
     keys.revoke("ml-bob", actor="key:root")
-    log = AuditLog(tmp_path)
+    log = AuditLog.at(tmp_path)
     assert [(r.action, r.actor, r.subject) for r in log.records()] == [
         ("key.create", "cli:ann", "ml-bob"), ("key.revoke", "key:root", "ml-bob")]
     assert log.records()[0].details == {"id": record.id, "role": "ml", "prefix": key[:8]}
@@ -127,8 +129,8 @@ def test_access_key_changes_are_audited(keys, tmp_path):
 
 def test_access_key_is_not_created_when_it_cannot_be_audited(keys, tmp_path):
     keys.create("root", Role.ADMIN)
-    log = AuditLog(tmp_path)
-    log.path.write_text("")  # the log's tail was cut: appends are refused
-    with pytest.raises(AuditError, match="tail was cut"):
+    with keys.bank.database.session() as session:  # the chain's head forged: appends are refused
+        session.execute(update(AuditHead).values(mac="0" * 64))
+    with pytest.raises(AuditError, match="wrong MAC"):
         keys.create("ml-bob", Role.ML)
     assert [k.name for k in keys.list()] == ["root"]

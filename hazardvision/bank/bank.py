@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -14,8 +13,8 @@ from hazardvision.data.bank_records import Case
 from hazardvision.data.cases import Cases, NewPhoto
 from hazardvision.data.database import Database, Engine
 from hazardvision.data.image_store import ImageStore
-from hazardvision.errors import BankError, UnknownCase
-from hazardvision.home import Home, default_home_folder
+from hazardvision.errors import UnknownCase
+from hazardvision.home import default_home_folder
 from hazardvision.images import DecodedImage
 
 
@@ -39,15 +38,10 @@ class SampleBank:
     """
 
     def __init__(self, home: Path | None = None, *, url: str | None = None) -> None:
-        self.layout = Home.at(home)
+        self.database = Database.of_home(home, url=url)
+        self.layout = self.database.home
         self.home = self.layout.root
-        try:
-            self.home.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise BankError(f"cannot create the bank folder {self.home}: {error.strerror}") from error
         self.store = ImageStore(self.layout.images)
-        url = url or os.environ.get("HAZARDVISION_DATABASE_URL") or self.layout.sqlite_url
-        self.database = Database(url, self.layout)
         self.records = Cases(self.database, self.store)
         """The cases' records (the data layer's methods)."""
         self.recover()

@@ -9,30 +9,31 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from hazardvision.audit import AuditLog
 from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out
+from hazardvision.data.audit import AuditLog
 from hazardvision.errors import HazardVisionError
 
-audit_app = typer.Typer(help="Check and read the tamper-evident audit log (HOME/audit).", no_args_is_help=True)
+audit_app = typer.Typer(help="Check and read the tamper-evident audit log (in the bank's database; its key in "
+                        "HOME/audit).", no_args_is_help=True)
 
 
 @audit_app.command()
 def verify(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Check the log's hash chain, MACs and anchor; exit code 1 if anything is wrong."""
-    log = AuditLog(home)
+    """Check the chain's hashes, MACs and head; exit code 1 if anything is wrong."""
     try:
+        log = AuditLog.at(home)
         problems = log.verify()
         count = log.count()
     except HazardVisionError as error:
         fail(error)
     if as_json:
-        print(json.dumps({"log": str(log.path), "intact": not problems, "records": count, "problems": problems},
+        print(json.dumps({"log": log.database.url, "intact": not problems, "records": count, "problems": problems},
                          indent=2))
     else:
         for problem in problems:
             err.print(problem, style="red", markup=False, highlight=False)
         if not problems:
-            out.print(f"audit log {log.path} is intact: {count} records", markup=False, highlight=False)
+            out.print(f"{log.where} is intact: {count} records", markup=False, highlight=False)
     if problems:
         raise typer.Exit(1)
 
@@ -46,7 +47,7 @@ def list_command(
 ) -> None:
     """The latest records, oldest first."""
     try:
-        records = AuditLog(home).records(action=action, last=limit)
+        records = AuditLog.at(home).records(action=action, last=limit)
     except HazardVisionError as error:
         fail(error)
     if as_json:
@@ -64,3 +65,18 @@ def list_command(
     for row in rows:
         table.add_row(*(escape(row[i]) for i in shown))
     out.print(table)
+
+
+@audit_app.command()
+def adopt(home: HomeOption = None) -> None:
+    """Check the file log of a home from before the database kept the chain (HOME/audit/audit.jsonl) and copy
+    it into the database's empty chain; the service does this when it starts."""
+    try:
+        log = AuditLog.at(home)
+        adopted = log.adopt()
+    except HazardVisionError as error:
+        fail(error)
+    if adopted:
+        out.print(f"adopted {adopted} records from {log.legacy_path} into {log.where}", markup=False, highlight=False)
+    else:
+        out.print(f"no file log at {log.legacy_path}: nothing to adopt", markup=False, highlight=False)

@@ -9,9 +9,9 @@ import typer
 from rich.table import Column, Table
 
 from hazardvision.access import ApiKeys, Role
-from hazardvision.audit import local_actor
 from hazardvision.bank.bank import SampleBank
 from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out
+from hazardvision.data.audit import local_actor
 from hazardvision.errors import HazardVisionError
 
 keys_app = typer.Typer(help="Create, revoke and list the API keys of the service.", no_args_is_help=True)

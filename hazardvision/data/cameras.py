@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from hazardvision.data.base import utcnow
 from hazardvision.data.database import Database
@@ -17,6 +17,16 @@ from hazardvision.video.alerts import Alert
 class Cameras:
     def __init__(self, database: Database) -> None:
         self.database = database
+
+    def configured(self) -> list[CameraRecord]:
+        """Every configured camera, by id."""
+        with self.database.session() as session:
+            return list(session.scalars(select(CameraRecord).order_by(CameraRecord.id)))
+
+    def with_alerts(self) -> set[str]:
+        """Ids of the cameras that raised an alert, configured or not."""
+        with self.database.session() as session:
+            return set(session.scalars(select(AlertRecord.camera_id).distinct()))
 
     def get(self, *, camera_id: str) -> CameraRecord | None:
         """The camera's stored settings, if it was ever configured."""
@@ -39,8 +49,8 @@ class Cameras:
             yield row
 
     @contextmanager
-    def add_alerts(self, *, alerts: Sequence[Alert], image_sha256: str,
-                   model_versions: dict[str, str]) -> Iterator[None]:
+    def add_alerts(self, *, alerts: Sequence[Alert], image_sha256: str, model_versions: dict[str, str],
+                   image_format: str | None = None) -> Iterator[None]:
         """Keep the alerts raised on one frame; the caller's work inside (audit entries) commits with them."""
         with self.database.session() as session:
             for alert in alerts:
@@ -49,17 +59,38 @@ class Cameras:
                     id=alert.alert_id, kind=alert.kind, camera_id=alert.camera_id, class_name=alert.class_name,
                     tracker_id=alert.tracker_id, first_seen=alert.first_seen, raised_at=alert.raised_at,
                     frames=alert.frames, x1=x1, y1=y1, x2=x2, y2=y2, confidence=alert.confidence,
-                    image_sha256=image_sha256, model_versions=model_versions))
+                    image_sha256=image_sha256, image_format=image_format, model_versions=model_versions))
             session.flush()
             yield
 
-    def alerts(self, *, camera_id: str | None = None, since: dt.datetime | None = None, limit: int = 50,
-               offset: int = 0) -> list[AlertRecord]:
-        """Alerts, newest first, of one camera or of all, raised since a time."""
+    def alert(self, *, alert_id: str) -> AlertRecord | None:
+        with self.database.session() as session:
+            return session.get(AlertRecord, alert_id)
+
+    @contextmanager
+    def acknowledge(self, *, alert_id: str, actor: str, note: str | None,
+                    at: dt.datetime) -> Iterator[tuple[AlertRecord | None, bool]]:
+        """Acknowledge an alert unless it was already; yield it (None if there is no such alert) and whether
+        this call acknowledged it, inside the transaction (the caller's audit entry commits with it)."""
+        with self.database.session() as session:
+            # Conditional, so that of two concurrent acknowledgements exactly one wins.
+            changed = session.execute(
+                update(AlertRecord).where(AlertRecord.id == alert_id, AlertRecord.acknowledged_at.is_(None))
+                .values(acknowledged_at=at, acknowledged_by=actor, ack_note=note)
+                .execution_options(synchronize_session=False))
+            row = session.get(AlertRecord, alert_id, populate_existing=True)
+            yield row, bool(getattr(changed, "rowcount", 0))
+
+    def alerts(self, *, camera_id: str | None = None, since: dt.datetime | None = None,
+               acknowledged: bool | None = None, limit: int = 50, offset: int = 0) -> list[AlertRecord]:
+        """Alerts, newest first, of one camera or of all, raised since a time, acknowledged or not."""
         query = select(AlertRecord).order_by(AlertRecord.created_at.desc(), AlertRecord.id).limit(limit).offset(offset)
         if camera_id:
             query = query.where(AlertRecord.camera_id == camera_id)
         if since is not None:
             query = query.where(AlertRecord.created_at >= since)
+        if acknowledged is not None:
+            query = query.where(AlertRecord.acknowledged_at.is_not(None) if acknowledged
+                                else AlertRecord.acknowledged_at.is_(None))
         with self.database.session() as session:
             return list(session.scalars(query))

@@ -7,8 +7,11 @@ the data layer sees a session.
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
@@ -20,6 +23,11 @@ from hazardvision.errors import BankError
 from hazardvision.home import Home
 
 __all__ = ["Database", "Engine", "database_errors"]
+
+DATABASE_URL_VARIABLE = "HAZARDVISION_DATABASE_URL"
+
+_OPEN: ContextVar[tuple[Engine, Session] | None] = ContextVar("hazardvision_open_session", default=None)
+"""The innermost session `Database.session()` has open in this thread or task, and its engine."""
 
 
 @contextmanager
@@ -47,9 +55,27 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error; records stay readable after it."""
+        """A session that commits on success and rolls back on error; records stay readable after it.
+
+        While it is open, `open_session()` on this thread returns it, so that what must commit with
+        an action (its audit record) joins the action's transaction.
+        """
         with database_errors(), Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+            token = _OPEN.set((self.engine, session))
+            try:
+                yield session
+            finally:
+                _OPEN.reset(token)
+
+    def open_session(self) -> Session | None:
+        """The transaction of this database open on this thread, if any (see `session`)."""
+        current = _OPEN.get()
+        return current[1] if current is not None and current[0] is self.engine else None
+
+    @property
+    def url(self) -> str:
+        """The database's URL, password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     @contextmanager
     def writer(self, *, wait: bool = True) -> Iterator[bool]:
@@ -72,6 +98,16 @@ class Database:
     def schema_version(self) -> int:
         with database_errors(), self.engine.connect() as connection:
             return schema_version(connection)
+
+    @classmethod
+    def of_home(cls, home: Path | None = None, *, url: str | None = None) -> Database:
+        """The database of a home: `url`, else $HAZARDVISION_DATABASE_URL, else the home's SQLite file."""
+        layout = Home.at(home)
+        try:
+            layout.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BankError(f"cannot create the bank folder {layout.root}: {error.strerror}") from error
+        return cls(url or os.environ.get(DATABASE_URL_VARIABLE) or layout.sqlite_url, layout)
 
     def dispose(self) -> None:
         """Close the pooled connections (a process that forks, or a test that reopens the bank)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from hazardvision.data import bank_records, service_records  # noqa: F401  (their tables join Base's metadata)
+from hazardvision.data import audit_records, bank_records, service_records  # noqa: F401  (their tables join Base's metadata)
 from hazardvision.data.base import Base
 from hazardvision.errors import BankError
 
@@ -50,11 +50,44 @@ def _camera_status_and_tiling(connection: Connection) -> None:
         connection.execute(text("ALTER TABLE cameras ADD COLUMN tiling VARCHAR(8)"))
 
 
+def _audit_records(connection: Connection) -> None:
+    # The audit chain moves from HOME/audit/audit.jsonl into the database (AuditLog.adopt imports it).
+    for name in ("audit_records", "audit_head"):
+        Base.metadata.tables[name].create(connection, checkfirst=True)
+
+
+_ALERT_ACKS = ("image_format", "acknowledged_at", "acknowledged_by", "ack_note")
+
+
+def _alert_acks_and_frames(connection: Connection) -> None:
+    # Alerts raised before this version were never acknowledged and kept no frame: every new
+    # column is nullable. A bank that skipped to here through `_service_records` has them already.
+    present = {column["name"] for column in inspect(connection).get_columns("alerts")}
+    table = Base.metadata.tables["alerts"]
+    for name in _ALERT_ACKS:
+        if name not in present:
+            kind = table.columns[name].type.compile(dialect=connection.dialect)
+            connection.execute(text(f"ALTER TABLE alerts ADD COLUMN {name} {kind}"))
+
+
+def _scan_idempotency_keys(connection: Connection) -> None:
+    # Scans made before this version had no Idempotency-Key: the column is nullable, and NULLs never
+    # collide in the unique index.
+    if "idempotency_key" not in {column["name"] for column in inspect(connection).get_columns("scans")}:
+        connection.execute(text("ALTER TABLE scans ADD COLUMN idempotency_key VARCHAR(200)"))
+    for index in Base.metadata.tables["scans"].indexes:
+        if index.name == "ix_scans_actor_idempotency_key":
+            index.create(connection, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
     Migration(3, "scans, findings, reviews, cameras and alerts of the service", _service_records),
     Migration(4, "alert kinds (hazard or camera status) and camera tiling", _camera_status_and_tiling),
+    Migration(5, "the audit chain in the database", _audit_records),
+    Migration(6, "alert acknowledgements and the frames that raised alerts", _alert_acks_and_frames),
+    Migration(7, "Idempotency-Key of scans", _scan_idempotency_keys),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -62,6 +62,10 @@ class ScanRecord(Base):
     """The photo lives in the service's scan store under its SHA-256 (not in the bank until reviewed)."""
     result: Mapped[dict[str, object]] = mapped_column(JSON)
     model_versions: Mapped[dict[str, str]] = mapped_column(JSON)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    """The client's Idempotency-Key header: a retry with the same key (and actor) gets this scan back."""
+
+    __table_args__ = (Index("ix_scans_actor_idempotency_key", "actor", "idempotency_key", unique=True),)
 
     findings: Mapped[list[FindingRecord]] = relationship(
         back_populates="scan", cascade="all, delete-orphan", order_by="FindingRecord.position"
@@ -147,5 +151,11 @@ class AlertRecord(Base):
     y2: Mapped[float] = mapped_column(Float)
     confidence: Mapped[float] = mapped_column(Float)
     image_sha256: Mapped[str] = mapped_column(String(64))
+    image_format: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    """Format of the frame kept at `HOME/frames/` under `image_sha256`; null: not kept (raised before version 6)."""
     model_versions: Mapped[dict[str, str]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    """Name of the API key that acknowledged the alert."""
+    ack_note: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
+from hazardvision.data.audit import AuditLog
 from hazardvision.data.base import utcnow
 from hazardvision.data.image_store import ImageStore
 from hazardvision.data.scans import NewFinding, NewScan, Scans
 from hazardvision.data.service_records import ScanRecord
-from hazardvision.errors import BankError, PlaceConflict, UnknownScan
+from hazardvision.errors import BankError, DuplicateIdempotencyKey, IdempotencyKeyReused, PlaceConflict, UnknownScan
 from hazardvision.home import Home
 from hazardvision.images import DecodedImage
 from hazardvision.results import ScanResult
@@ -52,9 +52,22 @@ class ScanArchive:
             raise PlaceConflict(f"site {context.site!r} belongs to enterprise {owner!r} in the sample bank, not "
                                 f"{context.enterprise!r}; correct the site or the enterprise")
 
+    def replay(self, actor: str, idempotency_key: str, image_sha256: str) -> StoredScan | None:
+        """The scan `actor` already sent with this Idempotency-Key, if any; refused if it was of another photo."""
+        row = self.records.by_idempotency_key(actor=actor, key=idempotency_key)
+        if row is None:
+            return None
+        if row.image_sha256 != image_sha256:
+            raise IdempotencyKeyReused(f"Idempotency-Key {idempotency_key!r} already named scan {row.id} of another "
+                                       "photo; send a new key with each new request, and the same key only when "
+                                       "retrying the same photo")
+        return stored(row)
+
     def record(self, scan_id: str, actor: str, context: ScanContext, *, image: DecodedImage, data: bytes,
-               result: ScanResult) -> ScanResponse:
-        """Keep the photo, the scan and its findings, and audit it; the scan exists only if all of that worked."""
+               result: ScanResult, idempotency_key: str | None = None) -> StoredScan:
+        """Keep the photo, the scan and its findings, and audit it; the scan exists only if all of that worked.
+
+        With an `idempotency_key` that a concurrent retry stored first, that scan is returned instead."""
         try:
             self.photos.put(image.sha256, image.format, data)
         except OSError as error:
@@ -64,15 +77,24 @@ class ScanArchive:
         scan = NewScan(id=scan_id, created_at=created_at, actor=actor, source=result.source, site=context.site,
                        enterprise=context.enterprise, camera=context.camera, note=context.note,
                        captured_at=context.captured_at, image_sha256=image.sha256, image_format=image.format,
-                       result=result.model_dump(mode="json"), model_versions=versions)
+                       result=result.model_dump(mode="json"), model_versions=versions,
+                       idempotency_key=idempotency_key)
         findings = [NewFinding(id=f.id, class_name=f.class_name, box=(f.box.x1, f.box.y1, f.box.x2, f.box.y2),
                                confidence=f.confidence, pack=f.pack) for f in result.findings]
-        with self.records.record(scan=scan, findings=findings):
-            # Inside the transaction: a scan that cannot be audited is not recorded.
-            self.audit.append(actor, "scan", scan_id, input_sha256=image.sha256, model_versions=versions,
-                              details={"findings": [f.class_name for f in result.findings], "site": context.site,
-                                       "enterprise": context.enterprise, "camera": context.camera})
-        return ScanResponse(**result.model_dump(), scan_id=scan_id, created_at=created_at, context=context)
+        try:
+            with self.records.record(scan=scan, findings=findings):
+                # Inside the transaction: a scan that cannot be audited is not recorded.
+                self.audit.append(actor, "scan", scan_id, input_sha256=image.sha256, model_versions=versions,
+                                  details={"findings": [f.class_name for f in result.findings], "site": context.site,
+                                           "enterprise": context.enterprise, "camera": context.camera})
+        except DuplicateIdempotencyKey:
+            assert idempotency_key is not None
+            first = self.replay(actor, idempotency_key, image.sha256)
+            if first is None:
+                raise
+            return first
+        response = ScanResponse(**result.model_dump(), scan_id=scan_id, created_at=created_at, context=context)
+        return StoredScan(response, image.sha256, image.format, actor)
 
     def get(self, scan_id: str) -> StoredScan:
         row = self.records.get(scan_id=scan_id)

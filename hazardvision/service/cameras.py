@@ -1,9 +1,9 @@
 """`CameraHub`: each camera's tracker and alert aggregator, its settings, and its alerts.
 
 Trackers live in memory, one per camera (the least recently used is forgotten past
-`max_cameras`); settings and alerts live in the bank database. Alerts go to the camera's webhook
-through one `WebhookSender`, whose `submit` returns at once: the frame path never waits on a
-receiver.
+`max_cameras`, and a reset drops one); settings and alerts live in the bank database, and the
+frame that raised an alert in `HOME/frames/`. Alerts go to the camera's webhook through one
+`WebhookSender`, whose `submit` returns at once: the frame path never waits on a receiver.
 """
 
 from __future__ import annotations
@@ -15,16 +15,38 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hazardvision.audit import AuditLog
+from hazardvision.annotate import encode_jpeg
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import Catalogue
+from hazardvision.data.audit import AuditLog
 from hazardvision.data.cameras import Cameras
+from hazardvision.data.image_store import ImageStore
+from hazardvision.data.service_records import AlertRecord, CameraRecord
 from hazardvision.detections import Detections
-from hazardvision.errors import HazardVisionError
-from hazardvision.frame_quality import CameraCondition, FrameQuality
-from hazardvision.images import DecodedImage
+from hazardvision.errors import (
+    AlertConflict,
+    BankError,
+    HazardVisionError,
+    InvalidFrame,
+    UnknownAlert,
+    UnknownCamera,
+    UnknownClass,
+)
+from hazardvision.frame_quality import MEANING, CameraCondition, FrameQuality, FrameStatus
+from hazardvision.home import Home
+from hazardvision.images import DecodedImage, decode_image
 from hazardvision.packs.tiling import TilingMode
-from hazardvision.service.schemas.cameras import AlertView, CameraConfig, CameraView
+from hazardvision.results import HazardInfo
+from hazardvision.service.schemas.cameras import (
+    AlertView,
+    CameraConfig,
+    CameraReset,
+    CameraStatus,
+    CameraTrouble,
+    CameraView,
+    RaisedAlert,
+    public_url,
+)
 from hazardvision.service.schemas.common import as_utc
 from hazardvision.video.alerts import Alert, AlertAggregator, AlertRule, camera_alert
 from hazardvision.video.tracking import Tracker, TrackerSettings
@@ -44,7 +66,7 @@ class CameraSettings:
     tiling: TilingMode | None = None
 
     def view(self, camera_id: str) -> CameraView:
-        return CameraView(camera_id=camera_id, configured=self.configured, webhook_url=self.webhook_url,
+        return CameraView(camera_id=camera_id, configured=self.configured, webhook_url=public_url(self.webhook_url),
                           rule=self.rule, tiling=self.tiling)
 
 
@@ -59,6 +81,24 @@ class CameraStream:
     condition: CameraCondition
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held from detection to alerts, so that a camera's frames are tracked one at a time, in arrival order."""
+    frames: int = 0
+    last_frame_at: dt.datetime | None = None
+    last_timestamp: float | None = None
+    retired: bool = False
+    """Reset or forgotten: a frame that waited for its lock takes the camera's new stream instead."""
+
+    def admit(self, timestamp: float) -> None:
+        """Refuse a frame older than the last one before it changes anything of the camera."""
+        if self.last_timestamp is not None and timestamp < self.last_timestamp:
+            raise InvalidFrame(
+                f"frame timestamp {timestamp} of camera {self.camera_id!r} is older than its previous frame's "
+                f"{self.last_timestamp}; send each camera's frames in time order, or start the camera over with "
+                f"POST /v1/cameras/{self.camera_id}/reset")
+
+    def analysed(self, timestamp: float) -> None:
+        self.frames += 1
+        self.last_frame_at = dt.datetime.now(dt.UTC)
+        self.last_timestamp = timestamp
 
     def look(self, image: DecodedImage, timestamp: float) -> tuple[FrameQuality, list[Alert]]:
         """The frame's quality as this camera sees it (frozen included), and the camera alert it raises, if any."""
@@ -85,7 +125,9 @@ class CameraHub:
                  frozen_seconds: float = 10.0) -> None:
         self.bank = bank
         self.records = Cameras(bank.database)
+        self.frames = ImageStore(Home(bank.home).frames)
         self.audit = audit
+        self.catalogue = catalogue
         self.hazards = tuple(entry.class_name for entry in catalogue.classes if entry.hazard)
         self.webhooks = webhooks
         self.tracker_settings = tracker
@@ -96,7 +138,9 @@ class CameraHub:
 
     def settings(self, camera_id: str) -> CameraSettings:
         """The stored settings of a camera, or the defaults."""
-        row = self.records.get(camera_id=camera_id)
+        return self._settings_of(self.records.get(camera_id=camera_id))
+
+    def _settings_of(self, row: CameraRecord | None) -> CameraSettings:
         if row is None:
             return CameraSettings(None, None, self.default_rule, configured=False)
         return CameraSettings(row.webhook_url, row.webhook_secret, AlertRule.model_validate(row.rule),
@@ -110,7 +154,8 @@ class CameraHub:
                 camera_id, settings, Tracker(self.tracker_settings), AlertAggregator(self.hazards, settings.rule),
                 CameraCondition(self.frozen_seconds, settings.rule.min_frames))
             while len(self._streams) > self.max_cameras:
-                oldest, _ = self._streams.popitem(last=False)
+                oldest, forgotten = self._streams.popitem(last=False)
+                forgotten.retired = True
                 log.info("forgot the tracks of idle camera %s", oldest)
         return stream
 
@@ -140,30 +185,134 @@ class CameraHub:
             stream.aggregator = AlertAggregator(self.hazards, settings.rule)
             stream.condition.min_frames = settings.rule.min_frames
 
-    def record_alerts(self, stream: CameraStream, alerts: Sequence[Alert], actor: str, image_sha256: str,
-                      versions: dict[str, str]) -> None:
-        """Keep and audit the alerts, then queue their webhooks (never waiting for the receiver)."""
-        with self.records.add_alerts(alerts=alerts, image_sha256=image_sha256, model_versions=versions):
+    def record_alerts(self, stream: CameraStream, alerts: Sequence[Alert], *, actor: str, image: DecodedImage,
+                      data: bytes, versions: dict[str, str]) -> list[RaisedAlert]:
+        """Keep the frame, keep and audit the alerts, then queue their webhooks (never waiting for the receiver)."""
+        try:
+            self.frames.put(image.sha256, image.format, data)
+        except OSError as error:
+            raise BankError(f"cannot keep the frame of camera {stream.camera_id}'s alert in {self.frames.root}: "
+                            f"{error.strerror}") from error
+        with self.records.add_alerts(alerts=alerts, image_sha256=image.sha256, image_format=image.format,
+                                     model_versions=versions):
             for alert in alerts:
-                self.audit.append(actor, "alert", alert.alert_id, input_sha256=image_sha256, model_versions=versions,
+                self.audit.append(actor, "alert", alert.alert_id, input_sha256=image.sha256, model_versions=versions,
                                   details={"camera_id": alert.camera_id, "kind": alert.kind,
                                            "class_name": alert.class_name,
                                            "tracker_id": alert.tracker_id, "raised_at": alert.raised_at})
+        raised = [self.raised(alert) for alert in alerts]
         settings = stream.settings
         if settings.webhook_url and settings.webhook_secret:
-            for alert in alerts:
+            for alert in raised:
                 payload = {"event": "alert", "alert": alert.model_dump(mode="json"), "model_versions": versions}
                 try:
                     self.webhooks.submit(settings.webhook_url, settings.webhook_secret, payload)
                 except (HazardVisionError, RuntimeError) as error:  # the alert is recorded; delivery is best effort
                     log.warning("webhook of alert %s not queued: %s", alert.alert_id, error)
+        return raised
 
-    def alerts(self, *, camera_id: str | None, since: dt.datetime | None, limit: int, offset: int) -> list[AlertView]:
-        rows = self.records.alerts(camera_id=camera_id, since=as_utc(since), limit=limit, offset=offset)
-        return [AlertView(
-            alert_id=row.id, kind="camera" if row.kind == "camera" else "hazard", camera_id=row.camera_id,
-            class_name=row.class_name, tracker_id=row.tracker_id,
-            first_seen=row.first_seen, raised_at=row.raised_at, frames=row.frames,
-            box=(row.x1, row.y1, row.x2, row.y2), confidence=row.confidence,
+    def raised(self, alert: Alert) -> RaisedAlert:
+        """The alert with its hazard's catalogue details, or what its camera status means."""
+        hazard, trouble = None, None
+        if alert.kind == "camera":
+            status = FrameStatus(alert.class_name)
+            trouble = CameraTrouble.model_validate({"status": status.value, "meaning": MEANING[status]})
+        else:
+            try:
+                hazard = HazardInfo.of(self.catalogue.entry(alert.class_name))
+            except UnknownClass:  # an alert of a class a later catalogue dropped still lists
+                log.warning("alert %s has class %s, which the catalogue lacks", alert.alert_id, alert.class_name)
+        return RaisedAlert(**alert.model_dump(), hazard=hazard, camera_trouble=trouble,
+                           snapshot_url=f"/v1/alerts/{alert.alert_id}/snapshot")
+
+    def _view(self, row: AlertRecord) -> AlertView:
+        alert = Alert(alert_id=row.id, kind="camera" if row.kind == "camera" else "hazard", camera_id=row.camera_id,
+                      class_name=row.class_name, tracker_id=row.tracker_id, first_seen=row.first_seen,
+                      raised_at=row.raised_at, frames=row.frames, box=(row.x1, row.y1, row.x2, row.y2),
+                      confidence=row.confidence)
+        return AlertView(
+            **self.raised(alert).model_dump(),
             created_at=as_utc(row.created_at) or dt.datetime.now(dt.UTC), model_versions=row.model_versions,
-        ) for row in rows]
+            acknowledged=row.acknowledged_at is not None, acknowledged_at=as_utc(row.acknowledged_at),
+            acknowledged_by=row.acknowledged_by, ack_note=row.ack_note)
+
+    def alerts(self, *, camera_id: str | None, since: dt.datetime | None, acknowledged: bool | None, limit: int,
+               offset: int) -> list[AlertView]:
+        rows = self.records.alerts(camera_id=camera_id, since=as_utc(since), acknowledged=acknowledged, limit=limit,
+                                   offset=offset)
+        return [self._view(row) for row in rows]
+
+    def acknowledge(self, alert_id: str, actor: str, note: str | None) -> AlertView:
+        """Record who acknowledged the alert, and when (audited); a second acknowledgement is a conflict."""
+        with self.records.acknowledge(alert_id=alert_id, actor=actor, note=note, at=dt.datetime.now(dt.UTC)) as (
+                row, now):
+            if row is None:
+                raise UnknownAlert(_no_alert(alert_id))
+            if not now:
+                raise AlertConflict(f"alert {alert_id} was acknowledged already by {row.acknowledged_by!r} at "
+                                    f"{as_utc(row.acknowledged_at)}; an acknowledgement is final")
+            # Inside the transaction: an acknowledgement that cannot be audited is not recorded.
+            self.audit.append(actor, "alert.ack", alert_id, details={"camera_id": row.camera_id, "note": note})
+        return self._view(row)
+
+    def snapshot(self, alert_id: str, max_pixels: int) -> bytes:
+        """The frame that raised the alert, as JPEG."""
+        row = self.records.alert(alert_id=alert_id)
+        if row is None:
+            raise UnknownAlert(_no_alert(alert_id))
+        if row.image_format is None:
+            raise UnknownAlert(f"alert {alert_id} kept no frame: it was raised before this service kept the frames "
+                               "of its alerts")
+        try:
+            data = self.frames.path(row.image_sha256, row.image_format).read_bytes()
+        except OSError as error:
+            raise BankError(f"the frame of alert {alert_id} is missing from {self.frames.root}") from error
+        if row.image_format == "JPEG":
+            return data
+        return encode_jpeg(decode_image(data, max_pixels=max_pixels).pixels)
+
+    # -- the cameras as a whole
+
+    def stored(self) -> tuple[list[CameraRecord], set[str]]:
+        """The configured cameras, and the ids of those that raised alerts (database reads: call in a thread)."""
+        return self.records.configured(), self.records.with_alerts()
+
+    def statuses(self, configured: Sequence[CameraRecord], alerted: set[str]) -> list[CameraStatus]:
+        """Every camera configured, in memory, or with alerts; call on the event loop (it reads the streams)."""
+        rows = {row.id: row for row in configured}
+        found = []
+        for camera_id in sorted({*rows, *alerted, *self._streams}):
+            settings = self._settings_of(rows.get(camera_id))
+            stream = self._streams.get(camera_id)
+            found.append(CameraStatus(
+                **settings.view(camera_id).model_dump(), webhook=settings.webhook_url is not None,
+                frames_analysed=stream.frames if stream else 0,
+                last_frame_at=stream.last_frame_at if stream else None,
+                last_timestamp=stream.last_timestamp if stream else None,
+                open_tracks=stream.tracker.active_tracks if stream else 0,
+                frame_status=stream.condition.status.value if stream else "ok"))
+        return found
+
+    def check_known(self, camera_id: str) -> None:
+        """`UnknownCamera` unless the camera is configured or raised alerts (database reads: call in a thread)."""
+        if self.records.get(camera_id=camera_id) is None and not self.records.alerts(camera_id=camera_id, limit=1):
+            raise UnknownCamera(f"no camera {camera_id!r}: it was never configured and has sent this service no "
+                                "frames; GET /v1/cameras lists the cameras")
+
+    def reset(self, camera_id: str, actor: str, stream: CameraStream | None) -> CameraReset:
+        """Audit the reset of a camera; the caller then drops its stream (`drop`). Call in a thread."""
+        summary = CameraReset(camera_id=camera_id, dropped_tracks=stream.tracker.active_tracks if stream else 0,
+                              frames_analysed=stream.frames if stream else 0,
+                              last_timestamp=stream.last_timestamp if stream else None)
+        self.audit.append(actor, "camera.reset", camera_id, details=summary.model_dump(exclude={"camera_id"}))
+        return summary
+
+    def drop(self, camera_id: str, stream: CameraStream) -> None:
+        """Forget the camera's tracker, aggregator and frame-quality state; its next frame starts afresh."""
+        stream.retired = True
+        if self._streams.get(camera_id) is stream:
+            del self._streams[camera_id]
+
+
+def _no_alert(alert_id: str) -> str:
+    return f"no alert {alert_id!r}; GET /v1/alerts lists the alerts"

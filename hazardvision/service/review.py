@@ -14,9 +14,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank, new_photo
 from hazardvision.catalogue import Catalogue
+from hazardvision.data.audit import AuditLog
 from hazardvision.data.base import utcnow
 from hazardvision.data.cases import NewCase
 from hazardvision.data.reviews import Reviews

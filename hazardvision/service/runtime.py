@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -21,9 +23,9 @@ import anyio.to_thread
 
 from hazardvision.access import ApiKeys, KeyRecord, Permission, check
 from hazardvision.annotate import HazardAnnotator, encode_jpeg
-from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import load_catalogue
+from hazardvision.data.audit import AuditLog
 from hazardvision.data.similar_cases import SimilarCaseRecords
 from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError, ImageTooLarge, UnknownCase
@@ -34,11 +36,19 @@ from hazardvision.results import Box, ModelRef, QualityInfo, ScanResult
 from hazardvision.scan import result_detections
 from hazardvision.service.archive import ScanArchive
 from hazardvision.service.batcher import MicroBatcher
-from hazardvision.service.cameras import CameraHub
+from hazardvision.service.cameras import CameraHub, CameraStream
 from hazardvision.service.errors import error_body, status_of
 from hazardvision.service.metrics import ServiceMetrics
 from hazardvision.service.review import FindingReviews
-from hazardvision.service.schemas.cameras import CameraConfig, CameraView, FrameResponse, TrackedObject
+from hazardvision.service.schemas.cameras import (
+    CameraConfig,
+    CameraReset,
+    CameraStatus,
+    CameraView,
+    FrameResponse,
+    RaisedAlert,
+    TrackedObject,
+)
 from hazardvision.service.schemas.common import ErrorBody
 from hazardvision.service.schemas.models import ActivateRequest, ActivateResponse, Comparison
 from hazardvision.service.schemas.scans import BatchItem, BatchResponse, ScanContext, ScanResponse
@@ -90,7 +100,8 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.bank = SampleBank(settings.home, url=settings.database_url)
-        self.audit = AuditLog(self.bank.home)
+        self.audit = AuditLog(self.bank.database)
+        self._adopt_file_audit_log()
         self.keys = ApiKeys(self.bank, self.audit)
         self.catalogue = load_catalogue(settings.catalogue)
         self.registry = PackRegistry.at(self.bank.home, settings.models)  # activations write to the home
@@ -117,6 +128,16 @@ class Runtime:
                                  frozen_seconds=settings.frozen_seconds)
         self.annotator = HazardAnnotator(self.catalogue)
         self._loading: asyncio.Future[ServingState] | None = None
+
+    def _adopt_file_audit_log(self) -> None:
+        """A home from before the database kept the audit chain: copy its file log in, or say why not."""
+        try:
+            adopted = self.audit.adopt()
+        except HazardVisionError as error:
+            log.warning("the audit log was not adopted: %s", error)
+            return
+        if adopted:
+            log.info("adopted %d audit records from %s into the database", adopted, self.audit.legacy_path)
 
     # -- life cycle
 
@@ -163,15 +184,30 @@ class Runtime:
 
     async def scan(self, upload: Upload, context: ScanContext, actor: str) -> ScanResponse:
         """Scan one photo on the state current when the request came, and record it."""
+        response, _ = await self.scan_once(upload, context, actor)
+        return response
+
+    async def scan_once(self, upload: Upload, context: ScanContext, actor: str,
+                        idempotency_key: str | None = None) -> tuple[ScanResponse, bool]:
+        """`scan`, except that a retry with the `idempotency_key` of a recorded scan of the same photo gets that
+        scan back instead of a second one; also says whether it was such a replay."""
         state = self.host.current
+        if idempotency_key is not None:
+            sha256 = hashlib.sha256(upload.data).hexdigest()
+            earlier = await self.offload(self.archive.replay, actor, idempotency_key, sha256)
+            if earlier is not None:
+                return earlier.response, True
         if context.site and context.enterprise:
             await self.offload(self.archive.check_place, context)
         photo = await asyncio.get_running_loop().run_in_executor(self.inference, self._decode, upload)
         result = await self.scan_batches.submit(state, dataclasses.replace(photo, tiling=context.tiling))
-        response = await self.offload(self.archive.record, uuid.uuid4().hex, actor, context, image=photo.image,
-                                      data=upload.data, result=result)
-        self.metrics.scanned(result)
-        return response
+        scan_id = uuid.uuid4().hex
+        kept = await self.offload(self.archive.record, scan_id, actor, context, image=photo.image, data=upload.data,
+                                  result=result, idempotency_key=idempotency_key)
+        replayed = kept.response.scan_id != scan_id  # a concurrent retry was stored first
+        if not replayed:
+            self.metrics.scanned(result)
+        return kept.response, replayed
 
     async def scan_batch(self, uploads: Sequence[Upload], context: ScanContext, actor: str) -> BatchResponse:
         """Scan several photos at once; each gets its result or its own error."""
@@ -226,10 +262,10 @@ class Runtime:
     async def frame(self, camera_id: str, upload: Upload, timestamp: float, actor: str) -> FrameResponse:
         """Detect, track and aggregate one frame; record and send the alerts it raises."""
         state = self.host.current
-        stream = self.cameras.known(camera_id) or self.cameras.stream(
-            camera_id, await self.offload(self.cameras.settings, camera_id))
         photo = await asyncio.get_running_loop().run_in_executor(self.inference, self._decode, upload)
-        async with stream.lock:
+        raised: list[RaisedAlert] = []
+        async with self._camera(camera_id) as stream:
+            stream.admit(timestamp)  # an out-of-order frame changes nothing
             quality, alerts = stream.look(photo.image, timestamp)
             # A frame that shows no scene (or a frozen one) is not shown to the detector: its tracks age.
             detections = (await self.frame_batches.submit(state, (photo.image, stream.settings.tiling)) if quality.ok
@@ -237,13 +273,25 @@ class Runtime:
             tracked, hazards = stream.update(detections, timestamp)
             alerts += hazards
             if alerts:
-                await self.offload(self.cameras.record_alerts, stream, alerts, actor, photo.image.sha256,
-                                   state.versions)
+                raised = await self.offload(self.cameras.record_alerts, stream, alerts, actor=actor,
+                                            image=photo.image, data=upload.data, versions=state.versions)
                 self.metrics.alerted(alerts)
+            stream.analysed(timestamp)
         return FrameResponse(camera_id=camera_id, timestamp=timestamp, frame_quality=QualityInfo.of(quality),
-                             objects=self._tracked(tracked), alerts=alerts,
+                             objects=self._tracked(tracked), alerts=raised,
                              models=[ModelRef(pack=p.name, version=p.version, precision=p.precision.value)
                                      for p in state.packs])
+
+    @asynccontextmanager
+    async def _camera(self, camera_id: str) -> AsyncIterator[CameraStream]:
+        """The camera's stream, its lock held: a camera's frames go one at a time, each on its current stream."""
+        while True:
+            stream = self.cameras.known(camera_id) or self.cameras.stream(
+                camera_id, await self.offload(self.cameras.settings, camera_id))
+            async with stream.lock:
+                if not stream.retired:  # else reset (or forgotten) while this frame waited for it
+                    yield stream
+                    return
 
     def _tracked(self, tracked: Detections) -> list[TrackedObject]:
         packs = tracked.data.get("pack")
@@ -264,6 +312,21 @@ class Runtime:
             async with stream.lock:  # not in the middle of one of its frames
                 self.cameras.apply(camera_id, settings)
         return settings.view(camera_id)
+
+    async def camera_statuses(self) -> list[CameraStatus]:
+        configured, alerted = await self.offload(self.cameras.stored)
+        return self.cameras.statuses(configured, alerted)
+
+    async def reset_camera(self, camera_id: str, actor: str) -> CameraReset:
+        """Drop the camera's tracks and alert and picture state (audited); its settings stay."""
+        stream = self.cameras.known(camera_id)
+        if stream is None:
+            await self.offload(self.cameras.check_known, camera_id)
+            return await self.offload(self.cameras.reset, camera_id, actor, None)
+        async with stream.lock:  # not in the middle of one of its frames
+            summary = await self.offload(self.cameras.reset, camera_id, actor, stream)
+            self.cameras.drop(camera_id, stream)
+        return summary
 
     # -- models
 

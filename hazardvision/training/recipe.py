@@ -84,6 +84,10 @@ class Recipe(BaseModel):
         default=False, description="Train on one photo per original (Roboflow's augmented copies '<orig>.rf.<hash>' "
         "are augmentations ultralytics makes itself): about a third less time per epoch on ppe-vest and "
         "forklift-person.")
+    repeat: dict[str, PositiveInt] = Field(
+        default_factory=dict, description="Class-aware repeat sampling: a training photo with a box of a named "
+        "class is seen this many times per epoch (the largest factor of its classes), e.g. {fire: 3} for a rare "
+        "class. Val and test are never repeated.")
     epochs: PositiveInt = Field(default=100, description="Epochs to train.")
     batch: PositiveInt = Field(default=16, description="Photos per batch.")
     patience: int = Field(default=0, ge=0, description="Stop after this many epochs without improvement (0: never).")
@@ -126,6 +130,7 @@ class Recipe(BaseModel):
     def _classes_known(self) -> Recipe:
         named = {f"exclusive_classes {group}": group for group in self.exclusive_classes}
         named |= {f"absent of {spec.dataset}": spec.absent for spec in self.evaluation}
+        named["repeat"] = list(self.repeat)
         for where, names in named.items():
             unknown = sorted(set(names) - set(self.classes))
             if unknown:

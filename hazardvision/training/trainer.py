@@ -104,6 +104,8 @@ def train(
             run_folder.mkdir(parents=True)
             model = YOLO(str(_start(recipe, run_folder, pretrained_root, on_message)) if recipe.pretrained
                          else recipe.architecture)
+            if recipe.repeat:
+                data_yaml = _repeated(data_yaml, recipe, run_folder, on_message)
             if scope is not None:
                 (run_folder / SCOPE_FILE).write_text(json.dumps(scope.describe(), indent=2) + "\n", encoding="utf-8")
             _on_epoch(model, on_epoch)
@@ -112,6 +114,36 @@ def train(
     except (FileNotFoundError, RuntimeError, AssertionError) as error:
         raise TrainingError(f"training {recipe.pack} failed: {error}") from error
     return _result(run_folder, resumed=resumed)
+
+
+def _repeated(data_yaml: Path, recipe: Recipe, run_folder: Path, on_message: Callable[[str], None] | None) -> Path:
+    """A data.yaml in `run_folder` whose training list repeats each photo by its classes' `repeat` factor."""
+    import yaml  # noqa: PLC0415
+
+    spec = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
+    root = Path(spec.get("path") or data_yaml.parent)
+    images = root / spec["train"]
+    if not images.is_dir():
+        raise DatasetError(f"{data_yaml}: its train entry {images} is not a folder of photos; class repeats need "
+                           "a snapshot folder")
+    factors = [recipe.repeat.get(name, 1) for name in recipe.classes]
+    lines, extra = [], 0
+    for image in sorted(path for path in images.iterdir() if path.suffix.lower() in {".jpg", ".jpeg", ".png"}):
+        label = root / "labels" / images.name / f"{image.stem}.txt"
+        rows = label.read_text(encoding="utf-8").split("\n") if label.is_file() else []
+        ids = {int(row.split()[0]) for row in rows if row.strip()}
+        times = max((factors[i] for i in ids if 0 <= i < len(factors)), default=1)
+        lines.extend([str(image)] * times)
+        extra += times - 1
+    listing = run_folder / "train.txt"
+    listing.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    spec |= {"path": str(root), "train": str(listing)}
+    repeated = run_folder / "data.yaml"
+    repeated.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    if on_message is not None:
+        on_message(f"class repeats {recipe.repeat}: {len(lines)} training photos per epoch "
+                   f"({extra} repeats of {len(lines) - extra})")
+    return repeated
 
 
 def _on_epoch(model: Any, on_epoch: Progress | None) -> None:

@@ -197,8 +197,7 @@ class EventBuilder:
 
     def _hazard_event(self, event: _OpenEvent) -> HazardEvent:
         entry = self.catalogue.entry(event.class_name)
-        hazard = (HazardInfo(code=entry.code, name=entry.name, severity=entry.severity, category=entry.category,
-                             rules=list(entry.rules), advice=entry.advice) if entry.advice is not None else None)
+        hazard = HazardInfo.of(entry)
         event_id = uuid.uuid4().hex
         snapshot = None
         if self.snapshots is not None and event.best_image is not None:

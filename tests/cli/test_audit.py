@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import delete, update
 from typer.testing import CliRunner
 
-from hazardvision.audit import AuditLog
 from hazardvision.cli import app
+from hazardvision.data.audit import AuditLog
+from hazardvision.data.audit_records import AuditEntry
 
 runner = CliRunner(env={"COLUMNS": "200"})  # tables as wide as they need
 
@@ -19,7 +21,7 @@ def audit(*args: str):
 
 @pytest.fixture
 def home(tmp_path):
-    log = AuditLog(tmp_path)
+    log = AuditLog.at(tmp_path)
     log.append("key:dock3", "scan", "scan-1", input_sha256="ab" * 32, model_versions={"ppe": "v1"})
     log.append("cli:ann", "key.create", "ml-bob", details={"role": "ml"})
     log.append("key:ann", "review.confirm", "scan-1", details={"finding": 0})
@@ -36,12 +38,12 @@ def test_audit_verify_intact_log(home):
 
 
 def test_audit_verify_tampered_log_exits_1_with_each_problem(home):
-    log = AuditLog(home)
-    text = log.path.read_text().replace('"scan-1"', '"scan-9"', 1)
-    log.path.write_text("".join(text.splitlines(keepends=True)[:3]))
+    with AuditLog.at(home).database.session() as session:
+        session.execute(update(AuditEntry).where(AuditEntry.seq == 1).values(subject="scan-9"))
+        session.execute(delete(AuditEntry).where(AuditEntry.seq == 4))
     done = audit("verify", "--home", str(home))
     assert done.exit_code == 1
-    assert "record 1 (line 1) does not match its hash: it was edited" in done.stderr
+    assert "record 1 does not match its hash: it was edited" in done.stderr
     assert "its tail was cut (record 4 is missing)" in done.stderr
     report = json.loads(audit("verify", "--home", str(home), "--json").stdout)
     assert not report["intact"] and len(report["problems"]) == 2
@@ -63,7 +65,19 @@ def test_audit_list_filters_and_limits(home):
 
 
 def test_audit_list_of_a_damaged_log_is_one_clear_line(home):
-    AuditLog(home).path.write_text("not json\n")
+    with AuditLog.at(home).database.session() as session:
+        session.execute(update(AuditEntry).where(AuditEntry.seq == 2).values(seq=-2))
     done = audit("list", "--home", str(home))
     assert done.exit_code == 2
-    assert "line 1 of" in done.stderr and "audit verify" in done.stderr and "Traceback" not in done.output
+    assert "not an audit record" in done.stderr and "audit verify" in done.stderr and "Traceback" not in done.output
+
+
+def test_audit_adopt_copies_a_file_log_of_an_older_home(tmp_path):
+    from tests.data.test_audit import write_file_log
+
+    write_file_log(tmp_path, 3)
+    assert audit("verify", "--home", str(tmp_path)).exit_code == 1  # not adopted yet: verify says so
+    done = audit("adopt", "--home", str(tmp_path))
+    assert done.exit_code == 0 and "adopted 3 records" in done.stdout
+    assert "is intact: 3 records" in audit("verify", "--home", str(tmp_path)).stdout
+    assert "nothing to adopt" in audit("adopt", "--home", str(tmp_path)).stdout

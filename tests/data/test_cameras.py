@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import text
 
+from hazardvision.bank.bank import SampleBank
 from hazardvision.data.cameras import Cameras
 from hazardvision.data.database import Database
+from hazardvision.data.migrations import LATEST
 from hazardvision.home import Home
 from hazardvision.video.alerts import Alert
 
@@ -55,3 +58,60 @@ def test_cameras_alerts_are_not_kept_when_the_work_inside_fails(cameras):
                                                          model_versions={}):
         raise RuntimeError("the audit log cannot be written")
     assert cameras.alerts() == []
+
+
+def test_cameras_lists_configured_cameras_and_those_that_alerted(cameras):
+    with cameras.configure(camera_id="gate-2", webhook_url=None, webhook_secret=None, rule={}, tiling=None):
+        pass
+    with cameras.add_alerts(alerts=[alert("a1", "dock-9")], image_sha256="0" * 64, model_versions={}):
+        pass
+    assert [row.id for row in cameras.configured()] == ["gate-2"]
+    assert cameras.with_alerts() == {"dock-9"}
+
+
+def test_cameras_acknowledge_once_then_report_it_was_already(cameras):
+    with cameras.add_alerts(alerts=[alert("a1"), alert("a2")], image_sha256="0" * 64, model_versions={},
+                            image_format="JPEG"):
+        pass
+    at = dt.datetime(2026, 5, 1, 8, 30, tzinfo=dt.UTC)
+    with cameras.acknowledge(alert_id="a1", actor="ops-7", note="helmet handed out", at=at) as (row, now):
+        assert row is not None and now
+    with cameras.acknowledge(alert_id="a1", actor="ops-8", note=None, at=at + dt.timedelta(hours=1)) as (row, now):
+        assert row is not None and not now
+        assert (row.acknowledged_by, row.acknowledged_at, row.ack_note) == ("ops-7", at, "helmet handed out")
+    with cameras.acknowledge(alert_id="nope", actor="ops-7", note=None, at=at) as (row, now):
+        assert row is None and not now
+    assert [row.id for row in cameras.alerts(acknowledged=True)] == ["a1"]
+    assert [row.id for row in cameras.alerts(acknowledged=False)] == ["a2"]
+    found = cameras.alert(alert_id="a2")
+    assert found is not None and found.image_format == "JPEG"
+
+
+def test_cameras_acknowledgement_is_undone_when_the_work_inside_fails(cameras):
+    with cameras.add_alerts(alerts=[alert("a1")], image_sha256="0" * 64, model_versions={}):
+        pass
+    with pytest.raises(RuntimeError), cameras.acknowledge(alert_id="a1", actor="ops-7", note=None,
+                                                          at=dt.datetime.now(dt.UTC)):
+        raise RuntimeError("the audit log cannot be written")
+    assert [row.id for row in cameras.alerts(acknowledged=False)] == ["a1"]
+
+
+@pytest.mark.usefixtures("database_url")
+def test_migration_6_adds_acknowledgements_and_frames_to_a_version_5_bank(tmp_path):
+    bank = SampleBank(tmp_path)
+    with bank.engine.begin() as connection:  # make it a version 5 bank: without the four columns
+        for column in ("image_format", "acknowledged_at", "acknowledged_by", "ack_note"):
+            connection.execute(text(f"ALTER TABLE alerts DROP COLUMN {column}"))
+        connection.execute(text("INSERT INTO alerts (id, kind, camera_id, class_name, tracker_id, first_seen, "
+                                "raised_at, frames, x1, y1, x2, y2, confidence, image_sha256, model_versions, "
+                                "created_at) VALUES ('a1', 'hazard', 'gate', 'no_helmet', 1, 0, 1, 5, 0, 0, 1, 1, 0.9, "
+                                "'x', '{}', '2026-01-01')"))
+        connection.execute(text("DELETE FROM schema_version WHERE version >= 6"))
+    bank.engine.dispose()
+    upgraded = SampleBank(tmp_path)
+    assert upgraded.stats().schema_version == LATEST
+    old = Cameras(upgraded.database).alert(alert_id="a1")
+    assert old is not None and (old.image_format, old.acknowledged_at, old.acknowledged_by) == (None, None, None)
+    with Cameras(upgraded.database).acknowledge(alert_id="a1", actor="ops", note="seen",
+                                                at=dt.datetime.now(dt.UTC)) as (_row, now):
+        assert now

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from hazardvision.cli import app
+from hazardvision.data.audit import AuditLog
 from hazardvision.data.bank_records import (
     Annotation,
     Case,
@@ -78,6 +79,10 @@ def make_sqlite_bank(home: Path, cases: int = 3) -> None:
                                 raised_at=1.5, frames=5, x1=0, y1=0, x2=1, y2=1, confidence=0.8, image_sha256="d" * 64,
                                 model_versions={"fire-smoke": "0.2.1"}))
     engine.dispose()
+    log = AuditLog.at(home, url=Home.at(home).sqlite_url)
+    log.append("root", "scan", "s1", input_sha256="c" * 64, details={"note": "grüße, 工地"})
+    log.append("root", "review.confirm", "f1", details={"ratio": 0.1 + 0.2})
+    log.database.dispose()
 
 
 def counts(url: str) -> dict[str, int]:
@@ -94,6 +99,9 @@ def test_copy_brings_every_row_and_value_across(tmp_path, database_url):
     report = copy_bank(home, database_url, batch_size=2)
     assert report.rows == counts(Home.at(home).sqlite_url) == counts(database_url)
     assert all(report.rows.values()), report.rows  # every table had something to copy
+    copied = AuditLog.at(home, url=database_url)
+    assert copied.verify() == [] and copied.count() == 2  # the chain's hashes hold on the other database
+    copied.database.dispose()
 
     engine = create_database_engine(database_url)
     with Session(engine) as session:

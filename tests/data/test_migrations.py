@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hazardvision.access import ApiKeys, Role
@@ -70,7 +71,7 @@ def test_migrations_upgrade_a_v1_bank_to_the_latest_with_its_cases(tmp_path, dat
     after = tables_and_indexes(database_url)
     assert set(after) - set(before) == LATER_TABLES  # the migrations add only the new tables
     assert {t: after[t] for t in before} == before
-    assert bank.stats().schema_version == LATEST == 4
+    assert bank.stats().schema_version == LATEST == len(MIGRATIONS)
     case = bank.case(case_id)
     assert (case.source, case.source_file, case.description) == ("site-photos", "images/train/photo000.jpg",
                                                                  "scaffold without guard rail")
@@ -79,7 +80,7 @@ def test_migrations_upgrade_a_v1_bank_to_the_latest_with_its_cases(tmp_path, dat
 
     keys = ApiKeys(bank)
     _, key = keys.create("root", Role.ADMIN)
-    assert SampleBank(home).stats().schema_version == 4  # opening it again migrates nothing
+    assert SampleBank(home).stats().schema_version == LATEST  # opening it again migrates nothing
     assert ApiKeys(SampleBank(home)).authenticate(key).name == "root"
 
 
@@ -87,7 +88,7 @@ def test_migrations_stamp_a_new_bank_with_every_version(tmp_path, database_url):
     bank = SampleBank(tmp_path)
     with bank.engine.connect() as connection:
         versions = connection.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all()
-    assert versions == [1, 2, 3, 4]
+    assert versions == list(range(1, LATEST + 1))
     assert "uq_api_keys_active_name" in tables_and_indexes(database_url)["api_keys"]
 
 
@@ -127,7 +128,7 @@ def test_migrations_on_several_machines_at_once_create_the_schema_once(tmp_path,
     with engine.connect() as connection:
         versions = connection.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all()
     engine.dispose()
-    assert versions == [1, 2, 3, 4]
+    assert versions == list(range(1, LATEST + 1))
 
 
 def test_migration_4_adds_alert_kinds_and_camera_tiling_to_a_version_3_bank(tmp_path):
@@ -138,10 +139,10 @@ def test_migration_4_adds_alert_kinds_and_camera_tiling_to_a_version_3_bank(tmp_
         connection.execute(text("INSERT INTO alerts (id, camera_id, class_name, tracker_id, first_seen, raised_at, "
                                 "frames, x1, y1, x2, y2, confidence, image_sha256, model_versions, created_at) VALUES "
                                 "('a1', 'gate', 'no_helmet', 1, 0, 1, 5, 0, 0, 1, 1, 0.9, 'x', '{}', '2026-01-01')"))
-        connection.execute(text("DELETE FROM schema_version WHERE version = 4"))
+        connection.execute(text("DELETE FROM schema_version WHERE version >= 4"))
     bank.engine.dispose()
     upgraded = SampleBank(tmp_path)
-    assert upgraded.stats().schema_version == 4
+    assert upgraded.stats().schema_version == LATEST
     with upgraded.engine.connect() as connection:
         assert connection.execute(text("SELECT kind FROM alerts")).scalars().all() == ["hazard"]
         assert connection.execute(text("SELECT count(tiling) FROM cameras")).scalar() == 0
@@ -173,3 +174,27 @@ def second_database_url(database_url, tmp_path, request) -> Iterator[str]:
         return
     with request.getfixturevalue("postgres_server").database() as url:
         yield url
+
+
+@pytest.mark.usefixtures("database_url")
+def test_migration_7_adds_idempotency_keys_to_the_scans_of_a_version_6_bank(tmp_path):
+    bank = SampleBank(tmp_path)
+    with bank.engine.begin() as connection:  # make it a version 6 bank: scans without the key and its index
+        connection.execute(text("DROP INDEX ix_scans_actor_idempotency_key"))
+        connection.execute(text("ALTER TABLE scans DROP COLUMN idempotency_key"))
+        connection.execute(text("INSERT INTO scans (id, created_at, actor, source, image_sha256, image_format, result, "
+                                "model_versions) VALUES ('s1', '2026-01-01', 'dock-3', 'a.jpg', 'x', 'JPEG', '{}', "
+                                "'{}')"))
+        connection.execute(text("DELETE FROM schema_version WHERE version >= 7"))
+    bank.engine.dispose()
+    upgraded = SampleBank(tmp_path)
+    assert upgraded.stats().schema_version == LATEST
+    insert = text("INSERT INTO scans (id, created_at, actor, source, image_sha256, image_format, result, "
+                  "model_versions, idempotency_key) VALUES (:id, '2026-01-02', 'dock-3', 'b.jpg', 'y', 'JPEG', '{}', "
+                  "'{}', 'k-1')")
+    with upgraded.engine.begin() as connection:
+        assert connection.execute(text("SELECT idempotency_key FROM scans")).scalars().all() == [None]
+        connection.execute(insert, {"id": "s2"})
+    with pytest.raises(IntegrityError), upgraded.engine.begin() as connection:  # the unique index is in place
+        connection.execute(insert, {"id": "s3"})
+    upgraded.close()

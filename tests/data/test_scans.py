@@ -9,7 +9,7 @@ import pytest
 from hazardvision.data.cases import Cases
 from hazardvision.data.reviews import Reviews
 from hazardvision.data.scans import NewFinding, NewScan, Scans
-from hazardvision.errors import ReviewConflict
+from hazardvision.errors import DuplicateIdempotencyKey, ReviewConflict
 from tests.data.builders import case, open_cases, photo
 
 AT = dt.datetime(2026, 4, 2, 10, 0, tzinfo=dt.UTC)
@@ -88,3 +88,24 @@ def test_reviews_list_newest_first_by_scan_and_site(cases):
     assert [r.id for r in reviews.list(scan_id="s1")] == [first]
     assert [r.id for r in reviews.list(site="dock-4", enterprise="acme")] == [second]
     assert reviews.list(site="dock-1") == []
+
+
+def test_scans_one_idempotency_key_per_actor_names_one_scan(cases):
+    scans = Scans(cases.database)
+
+    def keyed(scan_id: str, actor: str = "li.wei") -> NewScan:
+        return NewScan(id=scan_id, created_at=AT, actor=actor, source="site.jpg", image_sha256=photo(1).sha256,
+                       image_format="JPEG", result={}, model_versions={}, idempotency_key="retry-7f3a")
+
+    with scans.record(scan=keyed("first"), findings=[]):
+        pass
+    with pytest.raises(DuplicateIdempotencyKey, match="retry-7f3a"), scans.record(scan=keyed("second"), findings=[]):
+        pass
+    assert scans.get(scan_id="second") is None  # the retry stored nothing
+    found = scans.by_idempotency_key(actor="li.wei", key="retry-7f3a")
+    assert found is not None and found.id == "first"
+    with scans.record(scan=keyed("other-actor", actor="dock-3"), findings=[]):  # keys are per actor
+        pass
+    record_scan(scans, "unkeyed-1")
+    record_scan(scans, "unkeyed-2")  # scans without a key never collide
+    assert scans.get(scan_id="unkeyed-2") is not None

@@ -102,6 +102,23 @@ def assert_error(response: httpx.Response, status: int, error: str | None = None
     return body
 
 
+def send_frame(client: httpx.Client, camera: str, data: bytes, timestamp: object) -> httpx.Response:
+    """POST one frame of `camera` with its timestamp as a form field."""
+    return client.post(f"/v1/cameras/{camera}/frames", files={"image": ("frame.jpg", data)},
+                       data={"timestamp": str(timestamp)})
+
+
+def find_one_hazard_photo(server: LiveServer) -> bytes:
+    """A real photo whose scan reports exactly one hazard (every reported hazard can start a track), clearly
+    over its class's threshold."""
+    with server.client(Role.INSPECTOR) as inspector:
+        for photo in test_photos("fire-smoke")[:40]:
+            scan = inspector.post("/v1/scans", files={"image": (photo.name, photo.read_bytes())}).json()
+            if len(scan["findings"]) == 1 and scan["findings"][0]["confidence"] >= 0.5:
+                return photo.read_bytes()
+    pytest.fail("no photo among the first 40 of fire-smoke's test split has exactly one clear hazard")
+
+
 @pytest.fixture(scope="module")
 def ppe_photos(datasets: Path) -> list[Path]:
     """Real site photos of the ppe-vest test split."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -10,8 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete, update
 
 from hazardvision.access import Role
+from hazardvision.data.audit import AuditLog
+from hazardvision.data.audit_records import AuditEntry
 from tests.service.conftest import jpeg_bytes, live_server
 
 SCRIPT = Path(sys.executable).with_name("hazardvision")
@@ -33,31 +35,38 @@ def verify(home: Path) -> subprocess.CompletedProcess[str]:
                           timeout=120, check=False)
 
 
-def lines_of(home: Path) -> list[str]:
-    return (home / "audit" / "audit.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+def edit_middle(log: AuditLog, count: int) -> None:
+    with log.database.session() as session:
+        session.execute(update(AuditEntry).where(AuditEntry.seq == count // 2).values(actor="someone-else"))
 
 
-def edit_middle(lines: list[str]) -> list[str]:
-    middle = len(lines) // 2
-    record = json.loads(lines[middle])
-    record["actor"] = "someone-else"
-    return [*lines[:middle], json.dumps(record) + "\n", *lines[middle + 1:]]
+def delete_third(log: AuditLog, count: int) -> None:
+    with log.database.session() as session:
+        session.execute(delete(AuditEntry).where(AuditEntry.seq == 3))
+
+
+def cut_tail(log: AuditLog, count: int) -> None:
+    with log.database.session() as session:
+        session.execute(delete(AuditEntry).where(AuditEntry.seq > count - 2))
 
 
 @pytest.mark.parametrize(("tamper", "message"), [
     (edit_middle, "was edited"),
-    (lambda lines: lines[:2] + lines[3:], "deleted"),
-    (lambda lines: lines[:-2], "its tail was cut"),
+    (delete_third, "deleted"),
+    (cut_tail, "its tail was cut"),
 ])
 def test_audit_verify_catches_tampering_with_the_service_log(
-    audited_home: Path, tmp_path: Path, tamper: Callable[[list[str]], list[str]], message: str
+    audited_home: Path, tmp_path: Path, tamper: Callable[[AuditLog, int], None], message: str
 ):
     assert verify(audited_home).returncode == 0
     copy = tmp_path / "home"
+    copy.mkdir()
     shutil.copytree(audited_home / "audit", copy / "audit")
-    lines = lines_of(copy)
-    assert len(lines) >= 6
-    (copy / "audit" / "audit.jsonl").write_text("".join(tamper(lines)), encoding="utf-8")
+    shutil.copy(audited_home / "bank.sqlite3", copy / "bank.sqlite3")  # the chain lives in the database
+    log = AuditLog.at(copy)
+    count = log.count()
+    assert count >= 6 and log.verify() == []
+    tamper(log, count)
     done = verify(copy)
     assert done.returncode == 1
     assert message in done.stdout + done.stderr

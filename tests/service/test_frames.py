@@ -13,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from hazardvision.access import Role
-from hazardvision.audit import AuditLog
+from hazardvision.data.audit import AuditLog
 from tests.conftest import served_versions, test_photos
-from tests.service.conftest import assert_error, live_server
+from tests.service.conftest import assert_error, find_one_hazard_photo, live_server
+from tests.service.conftest import send_frame as send
 
 SECRET = "a-long-shared-secret-for-tests"
 
@@ -66,19 +67,7 @@ def pipeline(server):
 
 @pytest.fixture(scope="module")
 def one_hazard_photo(server):
-    """A real photo whose scan reports exactly one hazard (every reported hazard can start a track), clearly
-    over its class's threshold."""
-    with server.client(Role.INSPECTOR) as inspector:
-        for photo in test_photos("fire-smoke")[:40]:
-            scan = inspector.post("/v1/scans", files={"image": (photo.name, photo.read_bytes())}).json()
-            if len(scan["findings"]) == 1 and scan["findings"][0]["confidence"] >= 0.5:
-                return photo.read_bytes()
-    pytest.fail("no photo among the first 40 of fire-smoke's test split has exactly one clear hazard")
-
-
-def send(client, camera, data, timestamp):
-    return client.post(f"/v1/cameras/{camera}/frames", files={"image": ("frame.jpg", data)},
-                       data={"timestamp": str(timestamp)})
+    return find_one_hazard_photo(server)
 
 
 def test_frames_a_held_hazard_raises_exactly_one_alert(pipeline, receiver, one_hazard_photo):
@@ -113,6 +102,7 @@ def test_frames_alert_webhook_is_signed_for_the_receiver(receiver, pipeline):
     assert hmac.compare_digest(expected, headers["x-hazardvision-signature"])
     payload = json.loads(body)
     assert payload["event"] == "alert" and payload["alert"]["camera_id"] == "gate-1"
+    assert payload["alert"]["hazard"]["code"] and payload["alert"]["hazard"]["advice"]["zh"]
     assert payload["model_versions"] == served_versions()
 
 
@@ -141,7 +131,7 @@ def test_frames_camera_settings_are_checked(pipeline):
 
 
 def test_frames_every_alert_is_audited(server):
-    log = AuditLog(server.home)
+    log = AuditLog.at(server.home)
     assert log.verify() == []
     alerts = log.records(action="alert")
     assert len(alerts) == 1

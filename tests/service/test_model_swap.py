@@ -9,8 +9,8 @@ import time
 import pytest
 
 from hazardvision.access import Role
-from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
+from hazardvision.data.audit import AuditLog
 from hazardvision.packs.model_pack import load_pack
 from hazardvision.similar.case_index import CaseIndex
 from hazardvision.similar.maintenance import sync_indexes
@@ -108,7 +108,7 @@ def test_models_swap_under_load_fails_no_request(server, models_dir, ppe_photos)
 
 
 def test_models_every_activation_is_audited(server):
-    log = AuditLog(server.home)
+    log = AuditLog.at(server.home)
     assert log.verify() == []
     records = log.records(action="model.activate")
     assert len(records) == SWAPS + 1

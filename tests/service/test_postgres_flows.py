@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from hazardvision.access import ApiKeys, Role
-from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
+from hazardvision.data.audit import AuditLog
 from hazardvision.errors import ApiKeyConflict
 from hazardvision.similar.maintenance import sync_indexes
 from tests.conftest import bundled_packs, test_photos
@@ -129,7 +129,8 @@ def test_postgres_keys_revoked_are_refused_and_their_name_is_free_again(server, 
     assert keys.create("night-shift", Role.INSPECTOR)[0].active
 
 
-def test_postgres_audit_trail_holds_the_scans_and_camera_settings_and_verifies(server, scanned):
-    log = AuditLog(server.home)
+def test_postgres_audit_trail_holds_the_scans_and_camera_settings_and_verifies(server, scanned, postgres_home):
+    log = AuditLog.at(*postgres_home[:1], url=postgres_home[1])
     assert log.verify() == []
+    assert not (server.home / "audit" / "audit.jsonl").exists()  # the chain lives in PostgreSQL
     assert scanned[1]["scan_id"] in [r.subject for r in log.records(action="scan")]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from hazardvision.access import Role
-from hazardvision.audit import AuditLog
 from hazardvision.bank.bank import SampleBank
+from hazardvision.data.audit import AuditLog
 from hazardvision.similar.maintenance import sync_indexes
 from tests.conftest import bundled_packs, served_versions
 from tests.service.conftest import assert_error, jpeg_bytes, labelled_bank, live_server
@@ -135,7 +135,7 @@ def test_reviews_list_filters_by_scan_site_and_enterprise(inspector, scanned):
 
 def test_review_every_review_is_audited(server, scanned):
     _, scan = scanned
-    log = AuditLog(server.home)
+    log = AuditLog.at(server.home)
     assert log.verify() == []
     confirms, rejects = log.records(action="review.confirm"), log.records(action="review.reject")
     assert len(confirms) == 2 and len(rejects) == 1

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hazardvision.access import Role
-from hazardvision.audit import AuditLog
+from hazardvision.data.audit import AuditLog
 from hazardvision.results import ScanResult
 from tests.conftest import served_versions
 from tests.service.conftest import jpeg_bytes, live_server
@@ -116,9 +116,54 @@ def test_scan_openapi_describes_every_field(server):
 
 
 def test_scan_every_scan_is_audited(server, inspector):
-    log = AuditLog(server.home)
+    log = AuditLog.at(server.home)
     assert log.verify() == []
     scans = log.records(action="scan")
     assert len(scans) >= 5
     assert all(r.actor == "test-inspector" and r.input_sha256 and r.model_versions == served_versions()
                for r in scans)
+
+
+def test_scan_retried_with_its_idempotency_key_is_recorded_once(server, inspector, ppe_photos):
+    photo = ppe_photos[3].read_bytes()
+
+    def send(key: str, data: bytes = photo, client=inspector):
+        return client.post("/v1/scans", files={"image": ("retry.jpg", data, "image/jpeg")},
+                           headers={"Idempotency-Key": key})
+
+    log = AuditLog.at(server.home)
+    first = send("3f1c-retry")
+    assert first.status_code == 200, first.text
+    assert "Idempotent-Replayed" not in first.headers
+    again = send("3f1c-retry")  # the client lost the first answer and retries
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert [r.subject for r in log.records(action="scan")].count(first.json()["scan_id"]) == 1
+
+    other = send("3f1c-retry", ppe_photos[4].read_bytes())  # the key of another request, reused
+    assert other.status_code == 422 and other.json()["error"] == "IdempotencyKeyReused"
+    assert first.json()["scan_id"] in other.json()["message"]
+    with server.client(Role.ADMIN) as admin:  # keys are per API key: another client's key is its own
+        assert send("3f1c-retry", client=admin).json()["scan_id"] != first.json()["scan_id"]
+    for bad in ("", "x" * 201, "has space"):
+        refused = send(bad)
+        assert refused.status_code == 422 and "Idempotency-Key" in refused.text, bad
+
+
+def test_scan_concurrent_retries_with_one_idempotency_key_store_one_scan(server, ppe_photos):
+    import concurrent.futures
+
+    photo = ppe_photos[5].read_bytes()
+
+    def send(_: int) -> dict:
+        with server.client(Role.INSPECTOR) as client:
+            response = client.post("/v1/scans", files={"image": ("race.jpg", photo, "image/jpeg")},
+                                   headers={"Idempotency-Key": "race-91d2"})
+            assert response.status_code == 200, response.text
+            return response.json()
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(send, range(4)))
+    assert len({answer["scan_id"] for answer in answers}) == 1
+    scans = [r.subject for r in AuditLog.at(server.home).records(action="scan")]
+    assert scans.count(answers[0]["scan_id"]) == 1

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import Response
 
-from hazardvision.service.deps import AlertsKey, FramesKey, RuntimeDep
+from hazardvision.service.deps import AlertsKey, FramesKey, ReviewKey, RuntimeDep
 from hazardvision.service.schemas.cameras import (
     CAMERA_PATTERN,
+    TIMESTAMP_RULE,
+    AckRequest,
     AlertFilter,
     AlertList,
+    AlertView,
     CameraConfig,
+    CameraList,
+    CameraReset,
     CameraView,
     FrameFields,
     FrameQuery,
@@ -24,7 +30,9 @@ router = APIRouter(tags=["cameras"], responses=responses())
 
 CameraId = Annotated[str, Path(pattern=CAMERA_PATTERN, description="Camera id: letters, digits and ._:@-.")]
 _FRAME = {"type": "string", "format": "binary", "description": "The frame: JPEG, PNG, WebP, BMP or TIFF."}
-_TIMESTAMP = {"type": "number", "description": "When the frame was taken, in seconds."}
+AlertId = Annotated[str, Path(min_length=1, max_length=64, description="Alert id, from GET /v1/alerts or a frame's "
+                                                                      "alerts.")]
+_TIMESTAMP = {"type": "number", "description": f"When the frame was taken: {TIMESTAMP_RULE}."}
 _FRAME_BODY: dict[str, Any] = {"requestBody": {
     "required": True, "description": "The frame as multipart/form-data (file field 'image', field 'timestamp') or as "
     "a raw image/* body (timestamp as a query parameter).",
@@ -44,6 +52,19 @@ async def post_frame(camera_id: CameraId, request: Request, runtime: RuntimeDep,
     return await runtime.frame(camera_id, photos.uploads[0], frame.timestamp, key.name)
 
 
+@router.get("/v1/cameras", response_model=CameraList, summary="List cameras")
+async def list_cameras(runtime: RuntimeDep, _key: AlertsKey) -> CameraList:
+    """Settings (never a secret) and what this service process has seen of each camera: frames, tracks."""
+    return CameraList(cameras=await runtime.camera_statuses())
+
+
+@router.post("/v1/cameras/{camera_id}/reset", response_model=CameraReset, responses=responses(404),
+             summary="Start a camera over")
+async def reset_camera(camera_id: CameraId, runtime: RuntimeDep, key: FramesKey) -> CameraReset:
+    """Drops its tracks, alert counting and picture state, so a restarted pipeline's timestamps start afresh."""
+    return await runtime.reset_camera(camera_id, key.name)
+
+
 @router.put("/v1/cameras/{camera_id}", response_model=CameraView, responses=responses(),
             summary="Set a camera's webhook and alert rule")
 async def put_camera(camera_id: CameraId, config: CameraConfig, runtime: RuntimeDep, key: FramesKey) -> CameraView:
@@ -60,7 +81,25 @@ async def get_camera(camera_id: CameraId, runtime: RuntimeDep, _key: FramesKey) 
 
 @router.get("/v1/alerts", response_model=AlertList, summary="List alerts")
 async def list_alerts(runtime: RuntimeDep, _key: AlertsKey, query: Annotated[AlertFilter, Query()]) -> AlertList:
-    """Newest first; filtered by camera and by time."""
+    """Newest first; filtered by camera, by time and by acknowledgement."""
     found = await runtime.offload(runtime.cameras.alerts, camera_id=query.camera, since=query.since,
-                                  limit=query.limit, offset=query.offset)
+                                  acknowledged=query.acknowledged, limit=query.limit, offset=query.offset)
     return AlertList(alerts=found)
+
+
+@router.post("/v1/alerts/{alert_id}/ack", response_model=AlertView, responses=responses(404, 409),
+             summary="Acknowledge an alert",
+             openapi_extra={"requestBody": {"description": "Optional: a JSON object with a note."}})
+async def acknowledge_alert(alert_id: AlertId, runtime: RuntimeDep, key: ReviewKey,
+                            request: Annotated[AckRequest | None, Body()] = None) -> AlertView:
+    """Records who (the key's name) acknowledged it and when, with an optional note; final (again: 409)."""
+    note = request.note if request is not None else None
+    return await runtime.offload(runtime.cameras.acknowledge, alert_id, key.name, note)
+
+
+@router.get("/v1/alerts/{alert_id}/snapshot", response_class=Response, summary="The frame that raised an alert",
+            responses={**responses(404), 200: {"content": {"image/jpeg": {}}, "description": "A JPEG."}})
+async def get_snapshot(alert_id: AlertId, runtime: RuntimeDep, _key: AlertsKey) -> Response:
+    """The frame as the camera sent it (re-encoded as JPEG if it came in another format)."""
+    data = await runtime.offload(runtime.cameras.snapshot, alert_id, runtime.settings.max_pixels)
+    return Response(data, media_type="image/jpeg")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
 
 from hazardvision.service.deps import RuntimeDep, ScanKey, SettingsDep
@@ -30,16 +30,25 @@ def _photo_body(many: bool) -> dict[str, Any]:
 
 
 ScanId = Annotated[str, Path(min_length=1, max_length=64, description="Scan id, from POST /v1/scans.")]
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
+    description="A key the client makes for this request (a UUID, say) and sends again only when it retries it: a "
+    "retry of a request that was recorded (its answer lost to a timeout or a dropped connection) gets the same "
+    "scan back, with the header `Idempotent-Replayed: true`, instead of a second scan. Keys are per API key; "
+    "reusing one for another photo answers 422.")]
 
 
 @router.post("", response_model=ScanResponse, openapi_extra=_photo_body(False),
-             responses=responses(400, 409, 413, 415), summary="Scan one site photo for hazards")
-async def create_scan(request: Request, runtime: RuntimeDep, key: ScanKey,
-                      query: Annotated[ScanQuery, Query()]) -> ScanResponse:
+             responses=responses(400, 409, 413, 415, 422), summary="Scan one site photo for hazards")
+async def create_scan(request: Request, response: Response, *, runtime: RuntimeDep, key: ScanKey,
+                      query: Annotated[ScanQuery, Query()], idempotency_key: IdempotencyKey = None) -> ScanResponse:
     """Findings (with rules, advice and similar past cases) and every detected object; the scan is recorded."""
     photos = await read_photos(request, max_files=1, filename=query.filename)
     context = with_fields(ScanContext, query, photos.fields, exclude={"filename"})
-    return await runtime.scan(photos.uploads[0], context, key.name)
+    scan, replayed = await runtime.scan_once(photos.uploads[0], context, key.name, idempotency_key)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return scan
 
 
 @router.post("/batch", response_model=BatchResponse, openapi_extra=_photo_body(True),

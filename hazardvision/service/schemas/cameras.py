@@ -4,17 +4,45 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Self
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
 from hazardvision.packs.tiling import TilingMode
-from hazardvision.results import Box, ModelRef, QualityInfo
-from hazardvision.service.schemas.common import UtcDatetime
+from hazardvision.results import Box, HazardInfo, ModelRef, QualityInfo
+from hazardvision.service.schemas.common import PlainText, UtcDatetime
 from hazardvision.video.alerts import Alert, AlertRule
 
 CAMERA_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$"
+ALERT_PATTERN = r"^[0-9a-f]{32}$"
 MAX_RULE_CLASSES = 64
+MAX_TIMESTAMP = 4_102_444_800.0
+"""2100-01-01T00:00:00Z in unix time: no video position or wall-clock time of a frame comes near it."""
+TIMESTAMP_RULE = (f"a finite number of seconds from 0 to {MAX_TIMESTAMP:.0f}: the frame's position in its video, "
+                  "or its unix time (before 2100-01-01)")
+
+
+def _valid_timestamp(value: float) -> float:
+    # Refused here, before the camera sees the frame: a timestamp of 1e308 accepted once would
+    # put every later, real frame "in the past" of the camera's tracker.
+    if not (math.isfinite(value) and 0 <= value <= MAX_TIMESTAMP):
+        raise ValueError(f"a frame timestamp is {TIMESTAMP_RULE}; got {value!r}")
+    return value
+
+
+FrameTimestamp = Annotated[float, AfterValidator(_valid_timestamp),
+                           Field(json_schema_extra={"minimum": 0, "maximum": MAX_TIMESTAMP})]
+"""When a frame was taken, in seconds, within the range every camera's timeline lies in."""
+
+
+def public_url(url: str | None) -> str | None:
+    """The URL without any user:password part, fit to show."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host))
 
 
 class _Schema(BaseModel):
@@ -55,24 +83,57 @@ class CameraView(_Schema):
 
     camera_id: str = Field(description="Camera id.")
     configured: bool = Field(description="Whether PUT /v1/cameras/{camera_id} set this camera up.")
-    webhook_url: str | None = Field(default=None, description="Where alerts are sent, if anywhere.")
+    webhook_url: str | None = Field(default=None, description="Where alerts are sent, if anywhere (without any "
+                                    "user:password part).")
     rule: AlertRule = Field(description="When a tracked hazard alerts.")
     tiling: TilingMode | None = Field(default=None, description="Tiling of its frames; none: each pack's default.")
+
+
+class CameraStatus(CameraView):
+    """A camera's settings and what this service process has seen of it."""
+
+    webhook: bool = Field(description="Whether alerts go to a webhook.")
+    frames_analysed: int = Field(description="Frames this service process analysed since it started or since the "
+                                 "camera's last reset (0 once it forgot an idle camera).")
+    last_frame_at: dt.datetime | None = Field(default=None, description="When the last of those frames arrived "
+                                              "(UTC); none: no frame yet.")
+    last_timestamp: float | None = Field(default=None, description="The last frame's own timestamp: the next "
+                                         "frame's must be at or after it (POST .../reset starts over).")
+    open_tracks: int = Field(description="Tracks the camera's tracker holds (confirmed, lost or tentative).")
+    frame_status: Literal["ok", "no_signal", "view_obstructed", "frozen"] = Field(
+        description="Status of the last frame: ok, no_signal, view_obstructed or frozen (ok before any frame).")
+
+
+class CameraList(_Schema):
+    """Cameras, by id."""
+
+    cameras: list[CameraStatus] = Field(description="Every camera configured, or seen by this service process, "
+                                        "or that raised an alert.")
+
+
+class CameraReset(_Schema):
+    """What a reset dropped: the camera starts over at its next frame, settings unchanged."""
+
+    camera_id: str = Field(description="The camera.")
+    dropped_tracks: int = Field(description="Tracks the tracker held.")
+    frames_analysed: int = Field(description="Frames analysed since the camera's previous start or reset.")
+    last_timestamp: float | None = Field(description="The last frame's timestamp before the reset; none: no frame.")
 
 
 class FrameQuery(_Schema):
     """Query parameters of a frame (or form fields of a multipart upload)."""
 
-    timestamp: float | None = Field(
-        default=None, allow_inf_nan=False,
-        description="When the frame was taken, in seconds (video position or unix time); each camera's frames "
-        "must come in time order. Required (here or as a form field).")
+    timestamp: FrameTimestamp | None = Field(
+        default=None,
+        description=f"When the frame was taken: {TIMESTAMP_RULE}. Each camera's frames must come in time order "
+        "(an earlier one is a 409; POST /v1/cameras/{camera_id}/reset starts the camera over). Required (here or as "
+        "a form field).")
 
 
 class FrameFields(_Schema):
     """A frame's fields once query and form are merged: the timestamp is required."""
 
-    timestamp: float = Field(allow_inf_nan=False, description="When the frame was taken, in seconds.")
+    timestamp: FrameTimestamp = Field(description=f"When the frame was taken: {TIMESTAMP_RULE}.")
 
 
 class TrackedObject(_Schema):
@@ -86,6 +147,24 @@ class TrackedObject(_Schema):
     is_hazard: bool = Field(description="Whether the catalogue marks this class as a hazard.")
 
 
+class CameraTrouble(_Schema):
+    """What a camera alert is about: the camera's picture, not a hazard."""
+
+    status: Literal["no_signal", "view_obstructed", "frozen"] = Field(description="The frame status that held.")
+    meaning: str = Field(description="What the status means for whoever watches the camera.")
+
+
+class RaisedAlert(Alert):
+    """An alert, with what the catalogue says about its hazard."""
+
+    hazard: HazardInfo | None = Field(default=None, description="Hazard details from the catalogue (code, names, "
+                                      "severity, rules, advice); none for a camera alert.")
+    camera_trouble: CameraTrouble | None = Field(default=None, description="For a camera alert (kind camera): "
+                                                 "which status held and what it means; none for a hazard.")
+    snapshot_url: str = Field(description="The frame that raised the alert, as JPEG: "
+                              "GET /v1/alerts/{alert_id}/snapshot.")
+
+
 class FrameResponse(_Schema):
     """What one frame showed, and the alerts it raised."""
 
@@ -94,15 +173,26 @@ class FrameResponse(_Schema):
     frame_quality: QualityInfo = Field(description="Whether the frame shows a scene (else it was not scanned for "
                                        "hazards), as this camera sees it: frozen when its picture stopped changing.")
     objects: list[TrackedObject] = Field(description="Tracked detections of the frame.")
-    alerts: list[Alert] = Field(description="Alerts this frame raised (usually none: one per hazard, not per frame).")
+    alerts: list[RaisedAlert] = Field(description="Alerts this frame raised (usually none: one per hazard, not per "
+                                      "frame).")
     models: list[ModelRef] = Field(description="Model pack versions that looked at the frame.")
 
 
-class AlertView(Alert):
+class AlertView(RaisedAlert):
     """A recorded alert."""
 
     created_at: dt.datetime = Field(description="When the service raised it (UTC).")
     model_versions: dict[str, str] = Field(description="Pack -> version that detected the hazard.")
+    acknowledged: bool = Field(description="Whether someone acknowledged the alert.")
+    acknowledged_at: dt.datetime | None = Field(default=None, description="When it was acknowledged (UTC).")
+    acknowledged_by: str | None = Field(default=None, description="Name of the API key that acknowledged it.")
+    ack_note: str | None = Field(default=None, description="The note given with the acknowledgement.")
+
+
+class AckRequest(_Schema):
+    """An acknowledgement of an alert."""
+
+    note: PlainText | None = Field(default=None, max_length=4000, description="What was done about the alert.")
 
 
 class AlertList(_Schema):
@@ -117,5 +207,7 @@ class AlertFilter(_Schema):
     camera: str | None = Field(default=None, max_length=100, description="Only this camera's alerts.")
     since: UtcDatetime | None = Field(
         default=None, description="Only alerts raised at or after this time (ISO 8601; UTC without a zone).")
+    acknowledged: bool | None = Field(default=None, description="true: only acknowledged alerts; false: only "
+                                      "those nobody acknowledged yet. Default: both.")
     limit: int = Field(default=100, ge=1, le=1000, description="Most alerts to return.")
     offset: int = Field(default=0, ge=0, le=1_000_000_000, description="Alerts to skip, for paging.")

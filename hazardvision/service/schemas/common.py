@@ -54,8 +54,8 @@ _WHAT = {
     403: "The key's role lacks the permission.",
     404: "No such resource.",
     408: "The request body arrived too slowly.",
-    409: "Conflicts with the current state (already reviewed, refused promotion, frame out of order, a site "
-         "filed under another enterprise).",
+    409: "Conflicts with the current state (already reviewed or acknowledged, refused promotion, frame out of "
+         "order, a site filed under another enterprise).",
     413: "The body or the photo's pixel count exceeds the limit.",
     415: "The body is neither multipart/form-data nor image/*.",
     422: "A field is missing or invalid.",

@@ -1,0 +1,237 @@
+"""Cameras and their alerts through a real server: the camera list, a reset that lets a restarted pipeline go on,
+timestamps that cannot break a camera, alerts with their hazard details, acknowledgements and snapshots."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from hazardvision.access import Role
+from hazardvision.catalogue import load_catalogue
+from hazardvision.data.audit import AuditLog
+from tests.service.conftest import assert_error, find_one_hazard_photo, live_server, send_frame
+
+SECRET = "a-long-shared-secret-for-tests"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, datasets):
+    with live_server(tmp_path_factory.mktemp("cameras-home"), similar_cases=0) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def pipeline(server):
+    with server.client(Role.PIPELINE) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def inspector(server):
+    with server.client(Role.INSPECTOR) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def hazard_photo(server):
+    return find_one_hazard_photo(server)
+
+
+@pytest.fixture(scope="module")
+def hazard_alert(pipeline, hazard_photo):
+    """The alert a held hazard raised on camera 'alerting-1', and the bytes of the frame that raised it."""
+    assert pipeline.put("/v1/cameras/alerting-1", json={"rule": {"min_frames": 3}}).status_code == 200
+    for i in range(4):
+        response = send_frame(pipeline, "alerting-1", hazard_photo, 10 + i)
+        assert response.status_code == 200, response.text
+        if response.json()["alerts"]:
+            return response.json()["alerts"][0]
+    pytest.fail("the held hazard raised no alert")
+
+
+def grey_frame(extension: str) -> bytes:
+    return cv2.imencode(extension, np.full((240, 320, 3), 120, np.uint8))[1].tobytes()
+
+
+def camera(client, camera_id):
+    found = [c for c in client.get("/v1/cameras").json()["cameras"] if c["camera_id"] == camera_id]
+    assert len(found) == 1, camera_id
+    return found[0]
+
+
+# -- GET /v1/cameras
+
+
+def test_cameras_list_shows_settings_without_credentials_or_secret(pipeline, inspector):
+    config = {"webhook_url": "https://ops:hunter2@ops.example:8443/hooks?site=3", "webhook_secret": SECRET,
+              "rule": {"min_frames": 4}, "tiling": "off"}
+    put = pipeline.put("/v1/cameras/listed-1", json=config)
+    assert put.status_code == 200, put.text
+    response = inspector.get("/v1/cameras")  # whoever may read alerts
+    assert response.status_code == 200, response.text
+    assert SECRET not in response.text and "hunter2" not in response.text
+    listed = camera(inspector, "listed-1")
+    assert listed["webhook_url"] == "https://ops.example:8443/hooks?site=3" and listed["webhook"] is True
+    assert (listed["configured"], listed["rule"]["min_frames"], listed["tiling"]) == (True, 4, "off")
+    assert (listed["frames_analysed"], listed["last_frame_at"], listed["open_tracks"]) == (0, None, 0)
+    assert pipeline.get("/v1/cameras/listed-1").json()["webhook_url"] == "https://ops.example:8443/hooks?site=3"
+
+
+def test_cameras_list_counts_the_frames_and_tracks_of_a_camera_never_configured(pipeline, inspector, hazard_photo):
+    for i in range(3):
+        assert send_frame(pipeline, "seen-1", hazard_photo, 20 + i).status_code == 200
+    seen = camera(inspector, "seen-1")
+    assert (seen["configured"], seen["webhook"], seen["webhook_url"]) == (False, False, None)
+    assert (seen["frames_analysed"], seen["last_timestamp"], seen["frame_status"]) == (3, 22, "ok")
+    assert seen["last_frame_at"] is not None and seen["open_tracks"] >= 1
+
+
+def test_cameras_list_needs_a_key(server):
+    with server.client(None) as anonymous:
+        assert_error(anonymous.get("/v1/cameras"), 401, "Unauthenticated")
+
+
+# -- POST /v1/cameras/{id}/reset
+
+
+def test_cameras_reset_lets_a_restarted_pipeline_go_on(server, pipeline, inspector, hazard_photo):
+    for i in range(3):
+        assert send_frame(pipeline, "restarted-1", hazard_photo, 500 + i).status_code == 200
+    assert_error(send_frame(pipeline, "restarted-1", hazard_photo, 1), 409, "InvalidFrame")  # the restarted one
+    assert camera(inspector, "restarted-1")["frames_analysed"] == 3  # the refused frame changed nothing
+
+    reset = pipeline.post("/v1/cameras/restarted-1/reset")
+    assert reset.status_code == 200, reset.text
+    assert reset.json()["frames_analysed"] == 3 and reset.json()["last_timestamp"] == 502
+    assert reset.json()["dropped_tracks"] >= 1
+    going_on = send_frame(pipeline, "restarted-1", hazard_photo, 1)
+    assert going_on.status_code == 200, going_on.text
+    listed = camera(inspector, "restarted-1")
+    assert (listed["frames_analysed"], listed["last_timestamp"]) == (1, 1)
+
+    records = AuditLog.at(server.home).records(action="camera.reset")
+    assert [(r.actor, r.subject, r.details["frames_analysed"]) for r in records] == [
+        ("test-pipeline", "restarted-1", 3)]
+
+
+def test_cameras_reset_keeps_the_settings_of_a_configured_camera(pipeline):
+    assert pipeline.put("/v1/cameras/kept-1", json={"rule": {"min_frames": 7}}).status_code == 200
+    reset = pipeline.post("/v1/cameras/kept-1/reset")  # configured, but never sent a frame here
+    assert reset.status_code == 200 and reset.json()["dropped_tracks"] == 0
+    assert pipeline.get("/v1/cameras/kept-1").json()["rule"]["min_frames"] == 7
+
+
+def test_cameras_reset_of_an_unknown_camera_is_404(pipeline):
+    body = assert_error(pipeline.post("/v1/cameras/never-seen/reset"), 404, "UnknownCamera")
+    assert "never-seen" in body["message"] and "GET /v1/cameras" in body["message"]
+
+
+def test_cameras_reset_needs_a_key_that_configures_cameras(inspector):
+    assert_error(inspector.post("/v1/cameras/seen-1/reset"), 403, "Forbidden")
+
+
+# -- frame timestamps
+
+
+@pytest.mark.parametrize("timestamp", ["1e308", "inf", "-inf", "nan", "-0.5", "4102444800.5"])
+def test_cameras_an_impossible_timestamp_is_refused_and_changes_nothing(pipeline, inspector, hazard_photo, timestamp):
+    camera_id = f"clock-{timestamp}"
+    assert send_frame(pipeline, camera_id, hazard_photo, 5).status_code == 200
+    body = assert_error(send_frame(pipeline, camera_id, hazard_photo, timestamp), 422, "ValidationError")
+    assert "timestamp" in body["message"] and "0 to 4102444800" in body["message"]
+    raw = pipeline.post(f"/v1/cameras/{camera_id}/frames", content=hazard_photo,
+                        headers={"Content-Type": "image/jpeg"}, params={"timestamp": timestamp})
+    assert "0 to 4102444800" in assert_error(raw, 422, "ValidationError")["message"]
+    assert send_frame(pipeline, camera_id, hazard_photo, 6).status_code == 200  # the camera goes on
+    listed = camera(inspector, camera_id)
+    assert (listed["frames_analysed"], listed["last_timestamp"]) == (2, 6)
+
+
+def test_cameras_unix_time_and_the_range_edges_are_valid_timestamps(pipeline, hazard_photo):
+    for timestamp in (0, 1_764_600_000.25, 4_102_444_800):
+        response = send_frame(pipeline, "clock-edges", hazard_photo, timestamp)
+        assert response.status_code == 200 and response.json()["timestamp"] == timestamp
+
+
+def test_cameras_openapi_documents_the_timestamp_range(server):
+    with server.client(None) as anonymous:
+        spec = anonymous.get("/openapi.json").json()
+    frames = spec["paths"]["/v1/cameras/{camera_id}/frames"]["post"]
+    [query] = [p for p in frames["parameters"] if p["name"] == "timestamp"]
+    form = frames["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["timestamp"]
+    assert "0 to 4102444800" in query["description"] and "0 to 4102444800" in form["description"]
+
+
+# -- alerts: hazard details, acknowledgements, snapshots
+
+
+def test_cameras_alerts_carry_the_catalogue_hazard_details(pipeline, hazard_alert):
+    entry = load_catalogue().entry(hazard_alert["class_name"])
+    hazard = hazard_alert["hazard"]
+    assert (hazard["code"], hazard["severity"], hazard["name"]) == (entry.code, entry.severity.value,
+                                                                    entry.name.model_dump())
+    assert hazard["rules"] and hazard["rules"][0]["ref"] == entry.rules[0].ref
+    assert entry.advice is not None and hazard["advice"] == entry.advice.model_dump()
+    assert hazard_alert["camera_trouble"] is None
+    listed = pipeline.get("/v1/alerts", params={"camera": "alerting-1"}).json()["alerts"]
+    assert [a["hazard"] for a in listed] == [hazard]
+    assert listed[0]["acknowledged"] is False and listed[0]["acknowledged_by"] is None
+
+
+def test_cameras_camera_alerts_say_what_is_wrong_with_the_picture(pipeline):
+    assert pipeline.put("/v1/cameras/covered-2", json={"rule": {"min_frames": 2}}).status_code == 200
+    alerts = []
+    for i in range(3):
+        response = send_frame(pipeline, "covered-2", grey_frame(".png"), 30 + i)
+        assert response.status_code == 200, response.text
+        alerts += response.json()["alerts"]
+    assert len(alerts) == 1 and alerts[0]["kind"] == "camera" and alerts[0]["hazard"] is None
+    assert alerts[0]["camera_trouble"]["status"] == "no_signal"
+    assert "no picture reaches the camera" in alerts[0]["camera_trouble"]["meaning"]
+    snapshot = pipeline.get(alerts[0]["snapshot_url"])  # sent as PNG, answered as JPEG
+    assert snapshot.status_code == 200 and snapshot.headers["content-type"] == "image/jpeg"
+    assert cv2.imdecode(np.frombuffer(snapshot.content, np.uint8), cv2.IMREAD_COLOR).shape == (240, 320, 3)
+
+
+def test_cameras_snapshot_is_the_frame_that_raised_the_alert(inspector, hazard_alert, hazard_photo):
+    response = inspector.get(f"/v1/alerts/{hazard_alert['alert_id']}/snapshot")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert response.content == hazard_photo  # a JPEG frame is kept as sent
+    assert hazard_alert["snapshot_url"] == f"/v1/alerts/{hazard_alert['alert_id']}/snapshot"
+
+
+def test_cameras_snapshot_of_an_unknown_alert_is_404(inspector):
+    assert "GET /v1/alerts" in assert_error(inspector.get("/v1/alerts/0123abcd/snapshot"), 404,
+                                            "UnknownAlert")["message"]
+
+
+def test_cameras_acknowledging_an_alert_records_who_and_when_once(server, pipeline, inspector, hazard_alert):
+    alert_id = hazard_alert["alert_id"]
+    assert_error(pipeline.post(f"/v1/alerts/{alert_id}/ack", json={}), 403, "Forbidden")
+    acked = inspector.post(f"/v1/alerts/{alert_id}/ack", json={"note": "helmet handed out"})
+    assert acked.status_code == 200, acked.text
+    body = acked.json()
+    assert (body["acknowledged"], body["acknowledged_by"], body["ack_note"]) == (True, "test-inspector",
+                                                                                  "helmet handed out")
+    assert body["acknowledged_at"] is not None and body["hazard"] == hazard_alert["hazard"]
+
+    again = assert_error(inspector.post(f"/v1/alerts/{alert_id}/ack"), 409, "AlertConflict")
+    assert "test-inspector" in again["message"]
+    acknowledged = pipeline.get("/v1/alerts", params={"acknowledged": "true"}).json()["alerts"]
+    assert alert_id in [a["alert_id"] for a in acknowledged]
+    assert alert_id not in [a["alert_id"] for a in pipeline.get("/v1/alerts",
+                                                                 params={"acknowledged": "false"}).json()["alerts"]]
+    records = AuditLog.at(server.home).records(action="alert.ack")
+    assert [(r.actor, r.subject, r.details["note"]) for r in records] == [
+        ("test-inspector", alert_id, "helmet handed out")]
+
+
+def test_cameras_acknowledging_without_a_note_or_an_unknown_alert(inspector, pipeline):
+    assert pipeline.put("/v1/cameras/covered-3", json={"rule": {"min_frames": 1}}).status_code == 200
+    alert = send_frame(pipeline, "covered-3", grey_frame(".jpg"), 1).json()["alerts"][0]
+    acked = inspector.post(f"/v1/alerts/{alert['alert_id']}/ack")
+    assert acked.status_code == 200 and acked.json()["ack_note"] is None
+    body = assert_error(inspector.post("/v1/alerts/no-such-alert/ack", json={"note": "x"}), 404, "UnknownAlert")
+    assert "no-such-alert" in body["message"]
+    assert_error(inspector.post(f"/v1/alerts/{alert['alert_id']}/ack", json={"note": "x" * 4001}), 422)
