@@ -96,10 +96,23 @@ def promote(
             for c in promote_version(registry, pack, version, force=force, tolerance=tolerance):
                 out.print(f"  {c.dataset} (split {c.split_id}): mAP50 {c.active:.3f} -> {c.candidate:.3f} "
                           f"({c.delta:+.3f})")
+        announce_models_changed(home)
     except HazardVisionError as error:
         fail(error)
     out.print(f"{pack} {version} is active" + (f"; {replaces} retired (REPLACED_BY)" if replaces else "")
               + f" (in {registry.home})")
+
+
+def announce_models_changed(home: Path | None) -> None:
+    """Tell running services of this home's database that the active versions changed (they reload)."""
+    from hazardvision.data.database import Database  # noqa: PLC0415
+    from hazardvision.data.generations import Generations, Kind  # noqa: PLC0415
+
+    database = Database.of_home(home)
+    try:
+        Generations(database).bump(Kind.MODELS)
+    finally:
+        database.dispose()
 
 
 @models_app.command()

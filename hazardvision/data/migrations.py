@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from hazardvision.data import audit_records, bank_records, service_records  # noqa: F401  (their tables join Base's metadata)
+from hazardvision.data import audit_records, bank_records, generations, service_records  # noqa: F401  (their tables join Base's metadata)
 from hazardvision.data.base import Base
 from hazardvision.errors import BankError
 
@@ -80,6 +80,10 @@ def _scan_idempotency_keys(connection: Connection) -> None:
             index.create(connection, checkfirst=True)
 
 
+def _generations(connection: Connection) -> None:
+    Base.metadata.tables["generations"].create(connection, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
@@ -88,6 +92,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "the audit chain in the database", _audit_records),
     Migration(6, "alert acknowledgements and the frames that raised alerts", _alert_acks_and_frames),
     Migration(7, "Idempotency-Key of scans", _scan_idempotency_keys),
+    Migration(8, "generation counters shared by the service processes of one database", _generations),
 )
 LATEST = MIGRATIONS[-1].version
 

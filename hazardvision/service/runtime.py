@@ -26,6 +26,7 @@ from hazardvision.annotate import HazardAnnotator, encode_jpeg
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import load_catalogue
 from hazardvision.data.audit import AuditLog
+from hazardvision.data.generations import Generations, Kind
 from hazardvision.data.similar_cases import SimilarCaseRecords
 from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError, ImageTooLarge, UnknownCase
@@ -128,6 +129,7 @@ class Runtime:
                                  frozen_seconds=settings.frozen_seconds)
         self.annotator = HazardAnnotator(self.catalogue)
         self._loading: asyncio.Future[ServingState] | None = None
+        self._following: asyncio.Task[None] | None = None
 
     def _adopt_file_audit_log(self) -> None:
         """A home from before the database kept the audit chain: copy its file log in, or say why not."""
@@ -145,6 +147,30 @@ class Runtime:
         """Load the models in the background; /readyz says when they are in."""
         self._loading = asyncio.get_running_loop().run_in_executor(self.inference, self.host.load)
         self._loading.add_done_callback(self._loaded)
+        if self.settings.sync_seconds:
+            self._following = asyncio.get_running_loop().create_task(self._follow_other_processes())
+
+    async def _follow_other_processes(self) -> None:
+        """Poll the database's generation counters; reload the models or the similar-case index when another
+        process (a second service, `models promote`, `bank reindex`) changed them."""
+        generations = Generations(self.bank.database)
+        seen: dict[Kind, int] | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                now = await self.offload(generations.read)
+                if seen is not None and self.host.ready:
+                    if now[Kind.MODELS] != seen[Kind.MODELS]:
+                        state = await loop.run_in_executor(self.inference, self.host.follow_models)
+                        if state is not None:
+                            self.metrics.serving(state.versions)
+                    if now[Kind.CASES] != seen[Kind.CASES]:
+                        await loop.run_in_executor(self.inference, self.host.follow_cases)
+                if seen is None or self.host.ready:
+                    seen = now
+            except HazardVisionError as error:  # a database or model hiccup: say so, and try again next time
+                log.warning("could not follow changes made by other processes: %s", error)
+            await asyncio.sleep(self.settings.sync_seconds)
 
     def _loaded(self, future: asyncio.Future[ServingState]) -> None:
         if future.cancelled():
@@ -156,6 +182,8 @@ class Runtime:
         self.metrics.serving(future.result().versions)
 
     async def close(self) -> None:
+        if self._following is not None:
+            self._following.cancel()
         if self._loading is not None and not self._loading.done():
             await asyncio.wait([self._loading])
         await self.offload(self.webhooks.close, 5.0)

@@ -18,6 +18,7 @@ import numpy as np
 
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import Catalogue
+from hazardvision.data.generations import Generations, Kind
 from hazardvision.detections import Detections
 from hazardvision.errors import ModelsLoading
 from hazardvision.home import Home
@@ -162,10 +163,26 @@ class ModelHost:
             if self._has_indexes():
                 sync_indexes(self.bank, [candidate])
             comparisons = promote(self.registry, pack, version, force=force)  # writes the home's ACTIVE
+            Generations(self.bank.database).bump(Kind.MODELS)  # the other processes of this database follow
             packs = [candidate if p.name == pack else p for p in current.packs]
             if pack not in {p.name for p in packs}:
                 packs.append(candidate)
             return self._install(packs), comparisons
+
+    def follow_models(self) -> ServingState | None:
+        """Serve the registry's active versions if another process changed them; the new state, or None."""
+        with self._lock:
+            state = self.current
+            wanted = [version.folder for version in self.registry.serving()]
+            if not wanted or wanted == [pack.folder for pack in state.packs]:
+                return None
+            return self._install([self.cache.get(folder, self.precision) for folder in wanted])
+
+    def follow_cases(self) -> ServingState:
+        """Read the similar-case index files again (another process changed them), starting to search if they
+        appeared since."""
+        with self._lock:
+            return self._install(self.current.packs)
 
     def _has_indexes(self) -> bool:
         state = self._state

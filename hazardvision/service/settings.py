@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     frozen_seconds: float = Field(
         default=10.0, gt=0, le=86_400, description="How long a camera's decoded picture must stay identical (no "
         "sensor noise) before the camera is reported frozen (a camera alert; frames then skip detection).")
+    sync_seconds: float = Field(
+        default=2.0, ge=0, le=3600, description="How often the service checks whether another service process of "
+        "its database changed the active models or the similar-case index (then it reloads them); 0: never.")
     max_cameras: int = Field(
         default=256, ge=1, le=100_000,
         description="Cameras tracked in memory at once; the one idle longest is forgotten first.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from hazardvision.bank.bank import SampleBank
+from hazardvision.data.generations import Generations, Kind
 from hazardvision.packs.model_pack import ModelPack
 from hazardvision.similar.case_index import CaseIndex, SyncReport
 
@@ -35,4 +36,6 @@ def sync_indexes(
             continue
         step = None if progress is None else (lambda done, total, name=pack.name: progress(name, done, total))
         reports[pack.name] = index.sync(bank, rebuild=rebuild, progress=step)
+    if any(report.added or report.removed or rebuild for report in reports.values()):
+        Generations(bank.database).bump(Kind.CASES)  # running services reload the index files
     return reports
