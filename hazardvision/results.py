@@ -106,6 +106,10 @@ class Finding(_Detected):
     similar_cases: list[SimilarCase] = Field(
         default_factory=list, description="Similar past cases from the sample bank, best first."
     )
+    likely_false_alarm: SimilarCase | None = Field(
+        default=None, description="A finding an inspector rejected before that this one closely matches (the "
+        "rejected case, with its score): probably the same false alarm again. The service can leave such findings "
+        "out (setting suppress_false_alarms).")
 
 
 class QualityInfo(_Schema):
@@ -129,6 +133,8 @@ class ScanResult(_Schema):
     models: list[ModelRef] = Field(description="Model packs that scanned the photo.")
     findings: list[Finding] = Field(description="Hazards, most severe and most confident first.")
     objects: list[DetectedObject] = Field(description="Every detection, hazard or not, most confident first.")
+    bank_case_id: int | None = Field(default=None, description="The sample-bank case this very photo is (same "
+                                     "bytes), if any; its own boxes are never among its similar cases.")
     frame_quality: QualityInfo = Field(default_factory=QualityInfo, description="Whether the photo shows a scene; "
                                        "when not, it was not scanned for hazards and findings is empty.")
     timings_ms: dict[str, float] = Field(description="Milliseconds spent per step of the scan.")

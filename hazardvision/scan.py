@@ -113,7 +113,7 @@ class Scanner:
             result.timings_ms["explain"] = (time.perf_counter() - start) * 1000
             if self.similar is not None:
                 start = time.perf_counter()
-                self.attach_similar(result.findings, maps[i])
+                self.attach_similar(result, image, maps[i])
                 result.timings_ms["similar"] = (time.perf_counter() - start) * 1000
             if decode_ms is not None:
                 result.timings_ms["decode"] = decode_ms[i]
@@ -121,19 +121,24 @@ class Scanner:
             results.append(result)
         return results
 
-    def attach_similar(self, findings: Sequence[Finding], maps: dict[str, FeatureMaps]) -> None:
-        """Fill each finding's `similar_cases` from the index of the pack that found it."""
+    def attach_similar(self, result: ScanResult, image: DecodedImage, maps: dict[str, FeatureMaps]) -> None:
+        """Fill each finding's `similar_cases` (and `likely_false_alarm`) from the index of the pack that found
+        it, leaving the photo's own case out; say which case the photo is."""
         if self.similar is None:
             return
         query = self.similar_query or SimilarQuery()
+        result.bank_case_id = self.similar.case_of_photo(image.sha256)
         for pack, features in maps.items():
-            mine = [finding for finding in findings if finding.pack == pack]
+            mine = [finding for finding in result.findings if finding.pack == pack]
             if not mine:
                 continue
             boxes = np.array([[f.box.x1, f.box.y1, f.box.x2, f.box.y2] for f in mine], np.float64)
-            found = self.similar.for_boxes(pack, features, boxes, [f.class_name for f in mine], query)
-            for finding, cases in zip(mine, found, strict=True):
-                finding.similar_cases = cases
+            found, alarms = self.similar.for_findings(pack, features, boxes, [f.class_name for f in mine], query,
+                                                      exclude_case=result.bank_case_id, pixels=image.pixels)
+            for finding, cases, alarm in zip(mine, found, alarms, strict=True):
+                finding.similar_cases, finding.likely_false_alarm = cases, alarm
+        if query.suppress_false_alarms:
+            result.findings = [finding for finding in result.findings if finding.likely_false_alarm is None]
 
     def explain(self, image: DecodedImage, source: str, detections: Detections,
                 quality: FrameQuality | None = None) -> ScanResult:

@@ -7,10 +7,12 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
+from hazardvision.boxes import box_iou
 from hazardvision.data.bank_records import Annotation, Origin
 from hazardvision.data.database import Database
 from hazardvision.data.service_records import FindingRecord, ReviewRecord, ReviewStatus, ScanRecord
@@ -41,12 +43,14 @@ class Reviews:
             finding = session.get(FindingRecord, finding_id)
             if finding is None or finding.status != ReviewStatus.PENDING.value:
                 raise conflict
-            annotation = Annotation(
-                case_id=case_id, class_name=class_name, source_class=finding.class_name, x1=x1, y1=y1, x2=x2, y2=y2,
-                origin=(Origin.CONFIRMED if confirmed else Origin.REJECTED).value, reviewer=reviewer,
-                reviewed_at=at, note=note)
-            session.add(annotation)
-            session.flush()
+            annotation = _same_object(session, case_id, class_name, box, confirmed)
+            if annotation is None:  # the case does not know this object yet: the review teaches it
+                annotation = Annotation(
+                    case_id=case_id, class_name=class_name, source_class=finding.class_name, x1=x1, y1=y1, x2=x2,
+                    y2=y2, origin=(Origin.CONFIRMED if confirmed else Origin.REJECTED).value, reviewer=reviewer,
+                    reviewed_at=at, note=note)
+                session.add(annotation)
+                session.flush()
             finding.status = (ReviewStatus.CONFIRMED if confirmed else ReviewStatus.REJECTED).value
             row = ReviewRecord(
                 finding_id=finding_id, scan_id=scan_id, decision=decision, reviewer=reviewer, actor=actor, note=note,
@@ -73,3 +77,22 @@ class Reviews:
                 query = query.where(ScanRecord.enterprise == enterprise)
         with self.database.session() as session:
             return builtins.list(session.scalars(query))
+
+
+SAME_OBJECT_IOU = 0.5
+"""A reviewed box overlapping a case's box of the same class at least this much is that box's object."""
+
+
+def _same_object(session: Session, case_id: int, class_name: str, box: tuple[float, float, float, float],
+                 confirmed: bool) -> Annotation | None:
+    """The case's annotation of this object already (same class and verdict, IoU >= SAME_OBJECT_IOU), if any:
+    confirming a finding on an imported photo whose labels have it adds no second box."""
+    rejected = Origin.REJECTED.value
+    rows = session.scalars(select(Annotation).where(
+        Annotation.case_id == case_id, Annotation.class_name == class_name,
+        (Annotation.origin != rejected) if confirmed else (Annotation.origin == rejected))).all()
+    if not rows:
+        return None
+    overlaps = box_iou(np.array([box], np.float64), np.array([[r.x1, r.y1, r.x2, r.y2] for r in rows], np.float64))[0]
+    best = int(np.argmax(overlaps))
+    return rows[best] if overlaps[best] >= SAME_OBJECT_IOU else None

@@ -90,6 +90,14 @@ def photo_dim(dim: int) -> int:
     return dim * len(PHOTO_REGIONS) + THUMBNAIL_SIDE**2
 
 
+def scene_similarity(photo_vector: Vectors, pixels: BGRImage) -> float:
+    """How alike the scene of a stored photo vector (its thumbnail part) and a photo look: the cosine of their
+    grey thumbnails, the photo taken upright or mirrored, whichever is higher (-1..1)."""
+    stored = np.asarray(photo_vector, np.float32).reshape(-1)[-THUMBNAIL_SIDE**2:] / np.sqrt(THUMBNAIL_WEIGHT)
+    mirrored: BGRImage = np.ascontiguousarray(pixels[:, ::-1])
+    return max(float(stored @ thumbnail_signature(view)[0]) for view in (pixels, mirrored))
+
+
 def thumbnail_signature(pixels: BGRImage) -> Vectors:
     """A THUMBNAIL_SIDE-square grey thumbnail, mean removed, unit length: shape (1, THUMBNAIL_SIDE**2).
 

@@ -106,7 +106,10 @@ class Runtime:
         self.keys = ApiKeys(self.bank, self.audit)
         self.catalogue = load_catalogue(settings.catalogue)
         self.registry = PackRegistry.at(self.bank.home, settings.models)  # activations write to the home
-        query = (SimilarQuery(k=settings.similar_cases, min_score=settings.similar_min_score)
+        query = (SimilarQuery(k=settings.similar_cases, min_score=settings.similar_min_score,
+                              false_alarm_score=settings.false_alarm_score,
+                              false_alarm_scene=settings.false_alarm_scene,
+                              suppress_false_alarms=settings.suppress_false_alarms)
                  if settings.similar_cases else None)
         self.host = ModelHost(self.registry, self.catalogue, self.bank, precision=settings.precision, query=query)
         self.metrics = ServiceMetrics()

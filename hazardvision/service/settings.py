@@ -20,6 +20,8 @@ from hazardvision.video.tracking import TrackerSettings
 from hazardvision.video.webhooks import WebhookSettings
 
 MIB = 1024 * 1024
+FALSE_ALARM_SCORE, FALSE_ALARM_SCENE = 0.85, 0.8
+"""Defaults of `false_alarm_score` and `false_alarm_scene`, chosen with benchmarks/false_alarms.py (README)."""
 
 
 def _default_workers() -> int:
@@ -74,6 +76,17 @@ class Settings(BaseSettings):
         default=5, ge=0, le=100, description="Similar past cases per finding (0: none).")
     similar_min_score: float | None = Field(
         default=None, ge=-1, le=1, description="Only similar cases at least this similar (cosine).")
+    false_alarm_score: float | None = Field(
+        default=FALSE_ALARM_SCORE, ge=-1, le=1, description="A finding whose box matches a rejected finding of its "
+        "class at least this closely (cosine of their detector features), on a photo of the same scene (see "
+        "false_alarm_scene), is flagged `likely_false_alarm`; None: "
+        "never (benchmarks/false_alarms.py chose the default on the val splits).")
+    false_alarm_scene: float = Field(
+        default=FALSE_ALARM_SCENE, ge=-1, le=1, description="...on a photo whose scene looks this alike (cosine of "
+        "the photos' grey thumbnails, upright or mirrored; -1: any photo).")
+    suppress_false_alarms: bool = Field(
+        default=False, description="Leave findings flagged as likely false alarms out of scans (they stay among the "
+        "scan's objects).")
     frame_confidence: float = Field(
         default=0.1, ge=0, le=1,
         description="Lowest detector confidence kept for video frames: low, because the tracker uses weak "

@@ -19,3 +19,10 @@ class SimilarQuery:
     """Only cases of this enterprise."""
     min_score: float | None = None
     """Only cases at least this similar (cosine, -1..1)."""
+    false_alarm_score: float | None = None
+    """Flag a finding as a likely false alarm when a rejected finding of its class is at least this similar
+    (cosine of their box vectors) on a photo of the same scene (see `false_alarm_scene`); None: no check."""
+    false_alarm_scene: float = -1.0
+    """How alike the photos must look for that: cosine of their grey thumbnails, upright or mirrored (-1: any)."""
+    suppress_false_alarms: bool = False
+    """Leave flagged findings out of the scan's findings (they stay among its objects)."""

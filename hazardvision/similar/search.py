@@ -15,7 +15,7 @@ from hazardvision.catalogue import Catalogue
 from hazardvision.data.similar_cases import CaseSummary, SimilarCaseRecords
 from hazardvision.home import Home
 from hazardvision.images import BGRImage
-from hazardvision.packs.embedding import FeatureMaps
+from hazardvision.packs.embedding import FeatureMaps, scene_similarity
 from hazardvision.packs.model_pack import ModelPack
 from hazardvision.results import Box, SimilarCase
 from hazardvision.similar.case_index import CaseIndex
@@ -31,6 +31,8 @@ threadpool_limits(limits=1, user_api="blas")
 CANDIDATES = 50
 """Whole-photo candidates taken from each pack before their scores are averaged."""
 DEFAULT_QUERY = SimilarQuery()
+OWN_CASE_MARGIN = 16
+"""Extra hits asked for when the photo's own case is left out (its own boxes are the nearest)."""
 
 Thumbnail = Callable[[int, int], str]
 """How a similar case points at its thumbnail, given (case id, annotation id): a path or a URL."""
@@ -69,21 +71,50 @@ class SimilarCaseSearch:
 
     def for_boxes(
         self, pack: str, maps: FeatureMaps, xyxy: NDArray[np.floating[Any]], class_names: Sequence[str | None],
-        query: SimilarQuery = DEFAULT_QUERY,
+        query: SimilarQuery = DEFAULT_QUERY, *, exclude_case: int | None = None,
     ) -> list[list[SimilarCase]]:
-        """Similar instances for each box of a photo, embedded from that photo's feature maps of `pack`."""
+        """Similar instances for each box of a photo, embedded from that photo's feature maps of `pack`;
+        `exclude_case`: the photo's own case in the bank, never its own similar case."""
+        return self.for_findings(pack, maps, xyxy, class_names, query, exclude_case=exclude_case)[0]
+
+    def for_findings(
+        self, pack: str, maps: FeatureMaps, xyxy: NDArray[np.floating[Any]], class_names: Sequence[str | None],
+        query: SimilarQuery = DEFAULT_QUERY, *, exclude_case: int | None = None, pixels: BGRImage | None = None,
+    ) -> tuple[list[list[SimilarCase]], list[SimilarCase | None]]:
+        """For each box: its similar instances (as `for_boxes`), and the rejected finding it matches at least
+        `query.false_alarm_score` on a photo of the same scene (`query.false_alarm_scene`, checked against
+        `pixels`, the photo), if any: a likely false alarm (None when the query asks for no check)."""
         live = self.indexes
         if pack not in live or len(xyxy) == 0:
-            return [[] for _ in range(len(xyxy))]
-        index = live[pack]["instances"]
+            return [[] for _ in range(len(xyxy))], [None] * len(xyxy)
+        instances, rejected = live[pack]["instances"], live[pack]["rejected"]
         vectors = maps.embed_boxes(xyxy)
         cases = self._cases_at(query)
-        found = []
+        allowed = None if cases is None else instances.ids_where(case_ids=cases)
+        asked = query.k + (OWN_CASE_MARGIN if exclude_case is not None else 0)
+        found, alarms = [], []
         for vector, class_name in zip(vectors, class_names, strict=True):
-            allowed = None if cases is None else index.ids_where(case_ids=cases)
-            hits = index.search(vector[None], query.k, allowed, class_name=class_name if query.same_class else None)[0]
-            found.append([h for h in hits if query.min_score is None or h.score >= query.min_score])
-        return self._hydrate_all(found)
+            hits = instances.search(vector[None], asked, allowed,
+                                    class_name=class_name if query.same_class else None)[0]
+            found.append([h for h in hits if h.case_id != exclude_case
+                          and (query.min_score is None or h.score >= query.min_score)][: query.k])
+            threshold = query.false_alarm_score
+            match = [] if threshold is None or len(rejected) == 0 else rejected.search(
+                vector[None], 1, class_name=class_name)[0]
+            alarms.append([h for h in match if threshold is not None and h.score >= threshold
+                           and self._same_scene(live[pack], h.case_id, pixels, query.false_alarm_scene)])
+        similar = self._hydrate_all(found)
+        return similar, [group[0] if group else None for group in self._hydrate_all(alarms)]
+
+    @staticmethod
+    def _same_scene(index: CaseIndex, case_id: int, pixels: BGRImage | None, threshold: float) -> bool:
+        if threshold <= -1 or pixels is None or case_id not in index["photos"].case_of:
+            return threshold <= -1
+        return scene_similarity(index["photos"].vector(case_id), pixels) >= threshold
+
+    def case_of_photo(self, sha256: str) -> int | None:
+        """The bank's case whose photo has these bytes, if any."""
+        return self.bank.records.case_of_photo(sha256=sha256)
 
     def for_box(
         self, maps: Mapping[str, FeatureMaps], box: tuple[float, float, float, float], class_name: str | None,

@@ -109,3 +109,24 @@ def test_scans_one_idempotency_key_per_actor_names_one_scan(cases):
     record_scan(scans, "unkeyed-1")
     record_scan(scans, "unkeyed-2")  # scans without a key never collide
     assert scans.get(scan_id="unkeyed-2") is not None
+
+
+def test_reviews_confirming_an_object_the_case_has_already_adds_no_second_box(cases):
+    scans, reviews = Scans(cases.database), Reviews(cases.database)
+    record_scan(scans, "s1", findings=3)
+    with cases.database.writer():  # the photo was imported with a helmet box at (1, 2, 10, 20)
+        case_id = cases.add(cases=[case(1, "helmet")], provenance=cases.provenance(source="ppe", kind="dataset"))[
+            photo(1).sha256]
+    imported = cases.get(case_id=case_id).annotations[0].id
+
+    def verdict(finding: str, box: tuple[float, float, float, float], *, confirmed: bool = True) -> int:
+        with reviews.record(finding_id=finding, scan_id="s1", case_id=case_id, confirmed=confirmed,
+                            decision="confirm" if confirmed else "reject", reviewer="li.wei", actor="k", note=None,
+                            class_name="helmet", box=box, corrected=False, at=AT) as row:
+            return row.annotation_id
+
+    assert verdict("s1-0", (1.5, 2, 10.5, 20)) == imported  # the same helmet: the review points at its box
+    elsewhere = verdict("s1-1", (30, 30, 40, 44))  # another helmet on the photo: a new box
+    rejected = verdict("s1-2", (1, 2, 10, 20), confirmed=False)  # a verdict of the other kind is its own box
+    boxes = cases.get(case_id=case_id).annotations
+    assert sorted(a.id for a in boxes) == sorted({imported, elsewhere, rejected}) and len(boxes) == 3

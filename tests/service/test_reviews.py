@@ -96,6 +96,25 @@ def test_review_reject_is_kept_as_a_known_false_alarm(server, inspector, scanned
     assert inspector.get(f"/v1/scans/{scan['scan_id']}").status_code == 200
 
 
+def test_review_rejected_finding_seen_again_is_flagged_and_the_photo_knows_its_case(server, inspector, scanned):
+    photo, scan = scanned
+    rejected = next(r for r in inspector.get("/v1/reviews", params={"scan_id": scan["scan_id"]}).json()["reviews"]
+                    if r["decision"] == "reject")
+    pixels = cv2.imread(str(photo))
+    copies = {"same photo": photo.read_bytes(),
+              "recompressed": jpeg_bytes(photo, quality=60),
+              "rescaled": bytes(cv2.imencode(".jpg", cv2.resize(pixels, None, fx=0.75, fy=0.75))[1])}
+    for name, data in copies.items():
+        again = inspector.post("/v1/scans", files={"image": ("again.jpg", data)}).json()
+        flagged = [f for f in again["findings"] if f["likely_false_alarm"]]
+        assert any(f["likely_false_alarm"]["annotation_id"] == rejected["annotation_id"] for f in flagged), name
+        if name == "same photo":  # the photo is a case of the bank now: it says so, and is not its own similar case
+            assert again["bank_case_id"] == rejected["case_id"]
+            assert all(c["case_id"] != rejected["case_id"] for f in again["findings"] for c in f["similar_cases"])
+        else:
+            assert again["bank_case_id"] is None
+
+
 def test_review_twice_is_a_conflict(inspector, scanned):
     _, scan = scanned
     response = inspector.post(f"/v1/findings/{scan['findings'][0]['id']}/review",
