@@ -104,3 +104,31 @@ def test_serving_size_is_packaging_only_and_does_not_change_the_run():
     assert recipe.with_overrides(epochs=recipe.epochs + 1).run_key() != recipe.run_key()
     with pytest.raises(RecipeError, match="serve_imgsz"):
         recipe.with_overrides(serve_imgsz=0)
+
+
+def test_class_repeats_list_each_photo_as_often_as_its_rarest_class_asks(tmp_path):
+    from hazardvision.training.trainer import _repeated
+
+    snapshot = tmp_path / "snapshot"
+    for split in ("images/train", "labels/train", "images/val"):
+        (snapshot / split).mkdir(parents=True)
+    rows = {"fire": "6 0.5 0.5 0.1 0.1\n", "helmet": "0 0.5 0.5 0.1 0.1\n",
+            "both": "0 0.1 0.1 0.1 0.1\n6 0.5 0.5 0.1 0.1\n", "background": ""}
+    for stem, label in rows.items():
+        (snapshot / "images" / "train" / f"{stem}.jpg").write_bytes(b"jpeg")
+        (snapshot / "labels" / "train" / f"{stem}.txt").write_text(label)
+    data = snapshot / "data.yaml"
+    data.write_text(f"path: {snapshot}\ntrain: images/train\nval: images/val\nnames: {CLASSES!r}\n")
+    recipe = load_recipe(recipe_path("site")).with_overrides(repeat={"fire": 3})
+    run = tmp_path / "run"
+    run.mkdir()
+    messages: list[str] = []
+    repeated = _repeated(data, recipe, run, messages.append)
+    listed = [Path(line).stem for line in (run / "train.txt").read_text().splitlines()]
+    assert sorted(listed) == sorted(["fire"] * 3 + ["both"] * 3 + ["helmet", "background"])
+    assert messages == ["class repeats {'fire': 3}: 8 training photos per epoch (4 repeats of 4)"]
+    spec = repeated.read_text()
+    assert "train.txt" in spec and "images/val" in spec  # val is never repeated
+
+
+CLASSES = ["helmet", "no_helmet", "vest", "no_vest", "person", "forklift", "fire", "smoke"]
