@@ -8,11 +8,18 @@ import pytest
 from sqlalchemy import delete, update
 from typer.testing import CliRunner
 
-from hazardvision.cli import app
+from hazardvision.cli import app, common
 from hazardvision.data.audit import AuditLog
 from hazardvision.data.audit_records import AuditEntry
 
 runner = CliRunner(env={"COLUMNS": "200"})  # tables as wide as they need
+
+
+@pytest.fixture(autouse=True)
+def wide_tables(monkeypatch):
+    """Rich reads COLUMNS once, when the CLI's console is made (at import, under whatever terminal the test
+    process had): give it the width the runner asks for."""
+    monkeypatch.setattr(common.out, "width", 200)
 
 
 def audit(*args: str):

@@ -25,6 +25,7 @@ from hazardvision.data.bank_records import (
 )
 from hazardvision.data.copy import copy_bank, tables
 from hazardvision.data.engine import create_database_engine
+from hazardvision.data.generations import Generations, Kind
 from hazardvision.data.migrations import migrate
 from hazardvision.data.service_records import (
     AlertRecord,
@@ -82,6 +83,7 @@ def make_sqlite_bank(home: Path, cases: int = 3) -> None:
     log = AuditLog.at(home, url=Home.at(home).sqlite_url)
     log.append("root", "scan", "s1", input_sha256="c" * 64, details={"note": "grüße, 工地"})
     log.append("root", "review.confirm", "f1", details={"ratio": 0.1 + 0.2})
+    Generations(log.database).bump(Kind.MODELS)
     log.database.dispose()
 
 
