@@ -39,6 +39,7 @@ from hazardvision.service.archive import ScanArchive
 from hazardvision.service.batcher import MicroBatcher
 from hazardvision.service.cameras import CameraHub, CameraStream
 from hazardvision.service.errors import error_body, status_of
+from hazardvision.service.index_sync import IndexSync
 from hazardvision.service.metrics import ServiceMetrics
 from hazardvision.service.review import FindingReviews
 from hazardvision.service.schemas.cameras import (
@@ -123,6 +124,7 @@ class Runtime:
             self._frame_batch, self.inference, window_seconds=window, max_size=settings.max_batch_size,
             max_concurrent=settings.inference_workers, observe=self.metrics.batch("frame"))
         self.archive = ScanArchive(self.bank, self.audit)
+        self.index_sync = IndexSync(self._sync_index)
         self.reviews = FindingReviews(self.bank, self.archive, self.audit, self.catalogue,
                                       on_change=self._after_review)
         self.webhooks = WebhookSender(settings.webhooks)
@@ -190,6 +192,7 @@ class Runtime:
         if self._loading is not None and not self._loading.done():
             await asyncio.wait([self._loading])
         await self.offload(self.webhooks.close, 5.0)
+        await self.offload(self.index_sync.close)
         self.inference.shutdown(wait=True, cancel_futures=True)
         self.bank.close()
 
@@ -279,6 +282,9 @@ class Runtime:
     # -- reviews
 
     def _after_review(self) -> None:
+        self.index_sync.request()  # the review has answered; the index follows in the background
+
+    def _sync_index(self) -> None:
         if self.host.ready:
             self.host.refresh_search()
 

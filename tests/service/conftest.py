@@ -6,7 +6,7 @@ import io
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +67,18 @@ def live_server(home: Path, *, wait_ready: bool = True, **settings: Any) -> Iter
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+FOLLOW_SECONDS = 5  # what issue 16 asks: a change is served within 5 seconds (another process's, or an index sync's)
+
+
+def eventually(check: Callable[[], Any], seconds: float = FOLLOW_SECONDS) -> Any:
+    """`check()` once it is truthy, polling; fails after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        time.sleep(0.2)
+    return result
 
 
 def jpeg_bytes(path: Path, quality: int | None = None) -> bytes:

@@ -17,7 +17,7 @@ from hazardvision.errors import ApiKeyConflict
 from hazardvision.similar.maintenance import sync_indexes
 from tests.conftest import bundled_packs, test_photos
 from tests.databases import PostgresServer
-from tests.service.conftest import LiveServer, jpeg_bytes, labelled_bank, live_server
+from tests.service.conftest import LiveServer, eventually, jpeg_bytes, labelled_bank, live_server
 
 pytestmark = pytest.mark.database("postgresql")
 
@@ -90,10 +90,13 @@ def test_postgres_review_becomes_a_case_and_a_similar_case_of_a_later_scan(inspe
     conflict = inspector.post(f"/v1/findings/{finding['id']}/review", json={"decision": "reject", "reviewer": "x"})
     assert conflict.status_code == 409, conflict.text
 
-    again = inspector.post("/v1/scans", files={"image": ("again.jpg", jpeg_bytes(photo, quality=75))}).json()
-    similar = [case for found in again["findings"] for case in found["similar_cases"]]
-    assert any(case["annotation_id"] == review["annotation_id"] and case["case_id"] == review["case_id"]
-               for case in similar), similar
+    def similar_case_found() -> bool:  # the index follows the review in the background
+        again = inspector.post("/v1/scans", files={"image": ("again.jpg", jpeg_bytes(photo, quality=75))}).json()
+        similar = [case for found in again["findings"] for case in found["similar_cases"]]
+        return any(case["annotation_id"] == review["annotation_id"] and case["case_id"] == review["case_id"]
+                   for case in similar)
+
+    eventually(similar_case_found)
     listed = inspector.get("/v1/reviews", params={"site": "dock-9"}).json()["reviews"]
     assert [r["case_id"] for r in listed] == [review["case_id"]]
 

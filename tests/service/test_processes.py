@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,11 @@ from hazardvision.data.audit import AuditLog
 from hazardvision.similar.maintenance import sync_indexes
 from tests.conftest import REPO, bundled_packs, test_photos
 from tests.databases import PostgresServer
-from tests.service.conftest import STARTUP_SECONDS, jpeg_bytes, labelled_bank, live_server
+from tests.service.conftest import STARTUP_SECONDS, eventually, jpeg_bytes, labelled_bank, live_server
 from tests.service.test_serve_command import free_port
 
 pytestmark = pytest.mark.database("postgresql")
 
-FOLLOW_SECONDS = 5  # what the issue asks: another process's change is served within 5 seconds
 
 
 @contextmanager
@@ -55,15 +54,6 @@ def wait_ready(url: str) -> None:
             pass
         assert time.monotonic() < deadline, f"{url} did not become ready"
         time.sleep(0.2)
-
-
-def eventually(check: Callable[[], Any], seconds: float = FOLLOW_SECONDS) -> Any:
-    """`check()` once it is truthy, polling; fails after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"not within {seconds} s"
-        time.sleep(0.2)
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from hazardvision.bank.bank import SampleBank
 from hazardvision.data.audit import AuditLog
 from hazardvision.similar.maintenance import sync_indexes
 from tests.conftest import bundled_packs, served_versions
-from tests.service.conftest import assert_error, jpeg_bytes, labelled_bank, live_server
+from tests.service.conftest import assert_error, eventually, jpeg_bytes, labelled_bank, live_server
 
 CONTEXT = {"site": "dock-9", "enterprise": "acme", "note": "east scaffold", "captured_at": "2026-04-02T10:00:00Z"}
 
@@ -65,12 +65,14 @@ def test_review_confirm_makes_a_case_in_the_bank(server, inspector, scanned):
 def test_review_confirmed_case_is_a_similar_case_of_a_later_scan(inspector, scanned):
     photo, scan = scanned
     confirmed = inspector.get("/v1/reviews", params={"scan_id": scan["scan_id"]}).json()["reviews"][0]
-    again = inspector.post("/v1/scans", files={"image": ("again.jpg", jpeg_bytes(photo, quality=75))}).json()
-    assert again["image"]["sha256"] != scan["image"]["sha256"]
-    similar = [case for finding in again["findings"] if finding["class_name"] == confirmed["class_name"]
-               for case in finding["similar_cases"]]
-    match = [case for case in similar if case["annotation_id"] == confirmed["annotation_id"]]
-    assert match, similar
+    def matches() -> list[dict]:  # the index follows the review in the background
+        again = inspector.post("/v1/scans", files={"image": ("again.jpg", jpeg_bytes(photo, quality=75))}).json()
+        assert again["image"]["sha256"] != scan["image"]["sha256"]
+        similar = [case for finding in again["findings"] if finding["class_name"] == confirmed["class_name"]
+                   for case in finding["similar_cases"]]
+        return [case for case in similar if case["annotation_id"] == confirmed["annotation_id"]]
+
+    match = eventually(matches)
     assert match[0]["case_id"] == confirmed["case_id"] and match[0]["site"] == "dock-9"
     thumbnail = inspector.get(match[0]["thumbnail"])
     assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/jpeg"
@@ -105,9 +107,12 @@ def test_review_rejected_finding_seen_again_is_flagged_and_the_photo_knows_its_c
               "recompressed": jpeg_bytes(photo, quality=60),
               "rescaled": bytes(cv2.imencode(".jpg", cv2.resize(pixels, None, fx=0.75, fy=0.75))[1])}
     for name, data in copies.items():
-        again = inspector.post("/v1/scans", files={"image": ("again.jpg", data)}).json()
-        flagged = [f for f in again["findings"] if f["likely_false_alarm"]]
-        assert any(f["likely_false_alarm"]["annotation_id"] == rejected["annotation_id"] for f in flagged), name
+        def flagged(data: bytes = data) -> dict | None:  # the index follows the review in the background
+            again = inspector.post("/v1/scans", files={"image": ("again.jpg", data)}).json()
+            alarms = [f["likely_false_alarm"] for f in again["findings"] if f["likely_false_alarm"]]
+            return again if any(a["annotation_id"] == rejected["annotation_id"] for a in alarms) else None
+
+        again = eventually(flagged)
         if name == "same photo":  # the photo is a case of the bank now: it says so, and is not its own similar case
             assert again["bank_case_id"] == rejected["case_id"]
             assert all(c["case_id"] != rejected["case_id"] for f in again["findings"] for c in f["similar_cases"])

@@ -1,0 +1,54 @@
+"""`IndexSync`: the similar-case index follows reviews in the background, off their requests.
+
+A review answers as soon as its verdict is committed; bringing the indexes in step with the bank
+(embedding the reviewed photo, writing the index file, serving with it) runs on one background
+thread. Requests made while a sync runs are folded into one more sync after it, so a burst of
+reviews costs a sync or two, not one each. The bank stays the source of truth: a sync that fails
+(or a process killed before it ran) leaves a difference that the next sync, `bank verify` and
+`bank reindex` find and repair.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+log = logging.getLogger("hazardvision.service")
+
+
+class IndexSync:
+    def __init__(self, sync: Callable[[], object]) -> None:
+        self._sync = sync
+        self._lock = threading.Lock()
+        self._pending = False
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="hazardvision-index")
+        self.syncs = 0
+        """Syncs run so far (for tests and metrics)."""
+
+    def request(self) -> None:
+        """Ask for a sync soon; returns at once."""
+        with self._lock:
+            if self._pending:
+                return  # one is queued already and will see this change too
+            self._pending = True
+        try:
+            self._executor.submit(self._run)
+        except RuntimeError:  # shutting down: the next start's sync, or `bank reindex`, catches up
+            log.warning("similar-case index sync not queued: the service is stopping")
+
+    def _run(self) -> None:
+        with self._lock:
+            self._pending = False
+        try:
+            self._sync()
+        except Exception as error:  # a background thread: say what failed, and keep serving
+            log.warning("similar-case index not synced after a review: %s: %s; `hazardvision bank reindex` "
+                        "repairs it", type(error).__name__, error)
+        finally:
+            self.syncs += 1
+
+    def close(self) -> None:
+        """Finish the queued sync, then stop."""
+        self._executor.shutdown(wait=True)
