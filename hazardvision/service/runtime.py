@@ -173,8 +173,8 @@ class Runtime:
                         await loop.run_in_executor(self.inference, self.host.follow_cases)
                 if seen is None or self.host.ready:
                     seen = now
-            except HazardVisionError as error:  # a database or model hiccup: say so, and try again next time
-                log.warning("could not follow changes made by other processes: %s", error)
+            except Exception as error:  # a database, file or model hiccup: say so, and try again next time
+                log.warning("could not follow changes made by other processes: %s: %s", type(error).__name__, error)
             await asyncio.sleep(self.settings.sync_seconds)
 
     def _loaded(self, future: asyncio.Future[ServingState]) -> None:
