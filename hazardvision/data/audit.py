@@ -206,6 +206,9 @@ class AuditLog:
         if not self.legacy_path.exists():
             return 0
         if self.count():
+            if self._adopted_already():  # a crash between the copy and the rename: finish the rename
+                self._retire_legacy_files()
+                return 0
             raise AuditError(f"{self.where} already holds records, so the file log {self.legacy_path} cannot join it "
                              "without forking the chain; keep the file as the record of what came before")
         problems: list[str] = []
@@ -220,11 +223,23 @@ class AuditLog:
                              + "; ".join(problems))
         records = [data for _, data in entries]
         self.chain.import_records(records, Head(tail.count, tail.head, head_mac(key, tail.count, tail.head)))
+        self._retire_legacy_files()
+        return len(records)
+
+    def _adopted_already(self) -> bool:
+        """Whether the database's chain starts with the file log's records (same last hash at the same seq)."""
+        entries = _legacy_entries(self.legacy_path, [])
+        if not entries:
+            return False
+        last = entries[-1][1]
+        stored = [e for e in self.chain.entries() if e["seq"] == last.get("seq")]
+        return bool(stored) and stored[0]["hash"] == last.get("hash")
+
+    def _retire_legacy_files(self) -> None:
         for name in (LEGACY_LOG, LEGACY_ANCHOR):
             path = self.folder / name
             if path.exists():
                 path.replace(path.with_name(name + ADOPTED_SUFFIX))
-        return len(records)
 
     def _key_for_append(self) -> bytes:
         if self._key is None:

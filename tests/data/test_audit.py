@@ -272,3 +272,13 @@ def test_audit_adopt_refuses_a_tampered_file_log_and_copies_nothing(home):
     with pytest.raises(AuditError, match=r"not intact.*record 2 was deleted"):
         log.adopt()
     assert log.count() == 0 and path.is_file()
+
+
+def test_audit_adopt_after_a_crash_between_copy_and_rename_finishes_the_rename(home):
+    write_file_log(home, 3)
+    log = AuditLog.at(home)
+    assert log.adopt() == 3
+    adopted = home / "audit" / "audit.jsonl.adopted"
+    adopted.rename(home / "audit" / "audit.jsonl")  # as if the process died before renaming the file
+    assert log.adopt() == 0 and adopted.is_file() and not (home / "audit" / "audit.jsonl").exists()
+    assert log.append("cli:ann", "scan").seq == 4 and log.verify() == []
