@@ -38,6 +38,8 @@ PositiveInt = Annotated[int, Field(ge=1)]
 PACKAGING_ONLY = {"serve_imgsz", "calibration", "calibration_method", "int8_float_modules", "operating_confidence",
                   "per_class_thresholds", "exclusive_classes", "replaces", "tiling"}
 """Recipe fields that change how a run is packaged, not the run: changing them resumes the same run."""
+OPTIONAL_RUN_SETTINGS = ("lr0", "warmup_epochs")
+"""Run settings left out of the run key while unset, so that adding them kept every earlier run's key."""
 
 
 class EvaluationSet(BaseModel):
@@ -89,6 +91,10 @@ class Recipe(BaseModel):
         "class is seen this many times per epoch (the largest factor of its classes), e.g. {fire: 3} for a rare "
         "class. Val and test are never repeated.")
     epochs: PositiveInt = Field(default=100, description="Epochs to train.")
+    lr0: float | None = Field(default=None, gt=0, le=1, description="Initial learning rate (None: ultralytics' "
+                              "0.01); lower it when continuing from a trained pack, e.g. 0.005.")
+    warmup_epochs: float | None = Field(default=None, ge=0, description="Epochs of learning-rate warm-up (None: "
+                                        "ultralytics' 3); a continued run needs less.")
     batch: PositiveInt = Field(default=16, description="Photos per batch.")
     patience: int = Field(default=0, ge=0, description="Stop after this many epochs without improvement (0: never).")
     seed: int = Field(default=0, description="Random seed.")
@@ -148,7 +154,8 @@ class Recipe(BaseModel):
 
     def run_key(self) -> str:
         """The settings that identify a training run (packaging-only settings left out), as JSON."""
-        return self.model_dump_json(exclude=PACKAGING_ONLY)
+        unset = {name for name in OPTIONAL_RUN_SETTINGS if getattr(self, name) is None}
+        return self.model_dump_json(exclude=PACKAGING_ONLY | unset)
 
     def ultralytics_arguments(self) -> dict[str, Any]:
         """Keyword arguments for `YOLO.train`."""
@@ -156,6 +163,7 @@ class Recipe(BaseModel):
             "imgsz": self.imgsz, "epochs": self.epochs, "batch": self.batch, "patience": self.patience or 10_000,
             "seed": self.seed, "workers": self.workers, "cache": "ram" if self.cache else False,
             "save_period": self.save_period or -1,
+            **{name: getattr(self, name) for name in OPTIONAL_RUN_SETTINGS if getattr(self, name) is not None},
             **self.augmentation.model_dump(),
         }
 
