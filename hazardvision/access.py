@@ -40,6 +40,7 @@ class Role(StrEnum):
 class Permission(StrEnum):
     SCAN = "scan"
     REVIEW = "review"
+    INSPECT = "inspect"
     FRAMES = "frames"
     ALERTS_READ = "alerts.read"
     MODELS_READ = "models.read"
@@ -55,6 +56,7 @@ _EVERY_ROLE = frozenset(Role)
 PERMISSIONS: Mapping[Permission, frozenset[Role]] = MappingProxyType({
     Permission.SCAN: _EVERY_ROLE,
     Permission.REVIEW: frozenset({Role.INSPECTOR, Role.ML, Role.ADMIN}),
+    Permission.INSPECT: frozenset({Role.INSPECTOR, Role.ADMIN}),
     Permission.FRAMES: frozenset({Role.PIPELINE, Role.ADMIN}),
     Permission.ALERTS_READ: _EVERY_ROLE,
     Permission.MODELS_READ: _EVERY_ROLE,

@@ -17,6 +17,7 @@ from hazardvision.errors import ApiKeyConflict, ApiKeyError, AuditError, Forbidd
 GRANTED = {
     "scan": {"inspector", "pipeline", "ml", "admin"},
     "review": {"inspector", "ml", "admin"},
+    "inspect": {"inspector", "admin"},
     "frames": {"pipeline", "admin"},
     "alerts.read": {"inspector", "pipeline", "ml", "admin"},
     "models.read": {"inspector", "pipeline", "ml", "admin"},

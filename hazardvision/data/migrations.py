@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from hazardvision.data import audit_records, bank_records, generations, service_records  # noqa: F401  (their tables join Base's metadata)
+from hazardvision.data import (  # noqa: F401  (their tables join Base's metadata)
+    audit_records,
+    bank_records,
+    generations,
+    inspection_records,
+    service_records,
+)
 from hazardvision.data.base import Base
 from hazardvision.errors import BankError
 
@@ -84,6 +90,11 @@ def _generations(connection: Connection) -> None:
     Base.metadata.tables["generations"].create(connection, checkfirst=True)
 
 
+def _inspections(connection: Connection) -> None:
+    for name in ("inspections", "inspection_scans", "rectifications"):
+        Base.metadata.tables[name].create(connection, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
@@ -93,6 +104,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "alert acknowledgements and the frames that raised alerts", _alert_acks_and_frames),
     Migration(7, "Idempotency-Key of scans", _scan_idempotency_keys),
     Migration(8, "generation counters shared by the service processes of one database", _generations),
+    Migration(9, "inspections and the rectification of confirmed hazards", _inspections),
 )
 LATEST = MIGRATIONS[-1].version
 

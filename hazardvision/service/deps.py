@@ -55,6 +55,7 @@ def permitted(permission: Permission) -> Callable[[KeyRecord], Awaitable[KeyReco
 
 ScanKey = Annotated[KeyRecord, Depends(permitted(Permission.SCAN))]
 ReviewKey = Annotated[KeyRecord, Depends(permitted(Permission.REVIEW))]
+InspectKey = Annotated[KeyRecord, Depends(permitted(Permission.INSPECT))]
 FramesKey = Annotated[KeyRecord, Depends(permitted(Permission.FRAMES))]
 AlertsKey = Annotated[KeyRecord, Depends(permitted(Permission.ALERTS_READ))]
 ModelsKey = Annotated[KeyRecord, Depends(permitted(Permission.MODELS_READ))]

@@ -73,7 +73,7 @@ class FindingReviews:
     def list(self, *, scan_id: str | None, site: str | None, enterprise: str | None, limit: int,
              offset: int) -> list[ReviewResponse]:
         """Reviews, newest first, of one scan or of the scans at a site or of an enterprise."""
-        return [_response(row) for row in self.records.list(scan_id=scan_id, site=site, enterprise=enterprise,
+        return [review_response(row) for row in self.records.list(scan_id=scan_id, site=site, enterprise=enterprise,
                                                             limit=limit, offset=offset)]
 
     def _verdict(self, finding_id: str, request: ReviewRequest) -> _Verdict:
@@ -120,7 +120,7 @@ class FindingReviews:
             box=(box.x1, box.y1, box.x2, box.y2), corrected=verdict.corrected, at=utcnow(),
         ) as row:
             self._audit(row, verdict)
-            return _response(row)
+            return review_response(row)
 
     def _audit(self, row: ReviewRecord, verdict: _Verdict) -> None:
         # Called inside the review's transaction: a review that cannot be audited is not recorded.
@@ -131,7 +131,7 @@ class FindingReviews:
                      "corrected": row.corrected, "case_id": row.case_id, "annotation_id": row.annotation_id})
 
 
-def _response(row: ReviewRecord) -> ReviewResponse:
+def review_response(row: ReviewRecord) -> ReviewResponse:
     return ReviewResponse(
         id=row.id, finding_id=row.finding_id, scan_id=row.scan_id, decision=Decision(row.decision),
         reviewer=row.reviewer, actor=row.actor, note=row.note, class_name=row.class_name,

@@ -55,7 +55,8 @@ _WHAT = {
     404: "No such resource.",
     408: "The request body arrived too slowly.",
     409: "Conflicts with the current state (already reviewed or acknowledged, refused promotion, frame out of "
-         "order, a site filed under another enterprise).",
+         "order, a site filed under another enterprise, a scan filed under another inspection, a rectification step "
+         "out of order).",
     413: "The body or the photo's pixel count exceeds the limit.",
     415: "The body is neither multipart/form-data nor image/*.",
     422: "A field is missing or invalid.",

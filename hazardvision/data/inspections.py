@@ -1,0 +1,107 @@
+"""`Inspections`: site visits and the scans filed under them."""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from hazardvision.data.base import utcnow
+from hazardvision.data.database import Database
+from hazardvision.data.inspection_records import InspectionRecord, InspectionScanRecord
+from hazardvision.data.service_records import FindingRecord, ReviewRecord, ScanRecord
+from hazardvision.errors import InspectionConflict, UnknownInspection, UnknownScan
+
+
+class Inspections:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    @contextmanager
+    def open(self, *, inspection_id: str, site: str, enterprise: str | None, inspector: str,
+             visited_on: dt.datetime, notes: str | None,
+             scan_ids: Sequence[str] = ()) -> Iterator[InspectionRecord]:
+        """Add an inspection with the scans given filed under it (see `file_scans`) and yield it inside the
+        transaction (the caller's audit entry commits with it)."""
+        with self.database.session() as session:
+            row = InspectionRecord(id=inspection_id, site=site, enterprise=enterprise, inspector=inspector,
+                                   visited_on=visited_on, notes=notes, created_at=utcnow())
+            session.add(row)
+            session.flush()
+            _file(session, inspection_id, scan_ids, inspector)
+            yield row
+
+    def get(self, *, inspection_id: str) -> InspectionRecord:
+        """The inspection with its scans; `UnknownInspection` if there is none."""
+        with self.database.session() as session:
+            row = session.get(InspectionRecord, inspection_id, options=[selectinload(InspectionRecord.scans)])
+            if row is None:
+                raise UnknownInspection(f"no inspection {inspection_id!r}; GET /v1/inspections lists them")
+            return row
+
+    def list(self, *, site: str | None = None, enterprise: str | None = None, since: dt.datetime | None = None,
+             until: dt.datetime | None = None, limit: int = 50, offset: int = 0) -> builtins.list[InspectionRecord]:
+        """Inspections, latest visit first, at a site, of an enterprise, visited in [since, until)."""
+        query = (select(InspectionRecord).options(selectinload(InspectionRecord.scans))
+                 .order_by(InspectionRecord.visited_on.desc(), InspectionRecord.id).limit(limit).offset(offset))
+        if site:
+            query = query.where(InspectionRecord.site == site)
+        if enterprise:
+            query = query.where(InspectionRecord.enterprise == enterprise)
+        if since is not None:
+            query = query.where(InspectionRecord.visited_on >= since)
+        if until is not None:
+            query = query.where(InspectionRecord.visited_on < until)
+        with self.database.session() as session:
+            return builtins.list(session.scalars(query))
+
+    @contextmanager
+    def file_scans(self, *, inspection_id: str, scan_ids: Sequence[str],
+                   actor: str) -> Iterator[builtins.list[str]]:
+        """File scans under the inspection and yield the ids newly filed, inside the transaction. A scan filed
+        under it already is left as it is; one filed under another inspection is an `InspectionConflict`."""
+        with self.database.session() as session:
+            if session.get(InspectionRecord, inspection_id, with_for_update=True) is None:
+                raise UnknownInspection(f"no inspection {inspection_id!r}; GET /v1/inspections lists them")
+            yield _file(session, inspection_id, scan_ids, actor)
+
+    def contents(self, *, inspection_id: str) -> tuple[builtins.list[ScanRecord], builtins.list[ReviewRecord]]:
+        """The inspection's scans (in filing order, findings loaded) and the reviews of their findings."""
+        with self.database.session() as session:
+            scans = builtins.list(session.scalars(
+                select(ScanRecord).join(InspectionScanRecord, InspectionScanRecord.scan_id == ScanRecord.id)
+                .where(InspectionScanRecord.inspection_id == inspection_id)
+                .options(selectinload(ScanRecord.findings)).order_by(InspectionScanRecord.added_at, ScanRecord.id)))
+            reviews = builtins.list(session.scalars(
+                select(ReviewRecord).join(FindingRecord, FindingRecord.id == ReviewRecord.finding_id)
+                .where(FindingRecord.scan_id.in_([scan.id for scan in scans])).order_by(ReviewRecord.id)))
+            return scans, reviews
+
+
+def _file(session: Session, inspection_id: str, scan_ids: Sequence[str], actor: str) -> list[str]:
+    wanted = list(dict.fromkeys(scan_ids))
+    if not wanted:
+        return []
+    known = set(session.scalars(select(ScanRecord.id).where(ScanRecord.id.in_(wanted))))
+    missing = [scan_id for scan_id in wanted if scan_id not in known]
+    if missing:
+        raise UnknownScan(f"no scans {missing}; scan ids come from POST /v1/scans")
+    filed = {row.scan_id: row.inspection_id for row in session.scalars(
+        select(InspectionScanRecord).where(InspectionScanRecord.scan_id.in_(wanted)))}
+    elsewhere = sorted(scan_id for scan_id, other in filed.items() if other != inspection_id)
+    if elsewhere:
+        raise InspectionConflict(f"the scans {elsewhere} are filed under other inspections already; a scan belongs "
+                                 "to one inspection")
+    new = [scan_id for scan_id in wanted if scan_id not in filed]
+    session.add_all(InspectionScanRecord(scan_id=scan_id, inspection_id=inspection_id, added_at=utcnow(),
+                                         added_by=actor) for scan_id in new)
+    try:
+        session.flush()
+    except IntegrityError as error:  # another request filed one of them meanwhile
+        raise InspectionConflict(f"one of the scans {new} was filed under another inspection meanwhile") from error
+    return new
