@@ -163,3 +163,7 @@ class VideoDamaged(VideoError):
 class StreamRefused(VideoError):
     """A stream URL is not allowed: a scheme other than rtsp, rtsps, http or https, or a host outside the
     networks the administrator allows."""
+
+
+class UnsupportedAspectRatio(InvalidImage):
+    """The photo is too long and thin for the detector (its aspect ratio is above the limit)."""

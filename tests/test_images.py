@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -12,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hazardvision.errors import ImageTooLarge, InvalidImage
-from hazardvision.images import decode_image, load_image
+from hazardvision.errors import ImageTooLarge, InvalidImage, UnsupportedAspectRatio
+from hazardvision.images import DECODE_BUDGET_FACTOR, DEFAULT_MAX_PIXELS, decode_image, load_image, read_header
 
 
 def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
@@ -182,3 +185,132 @@ def test_decode_image_damaged_exif_still_decodes(photo, fmt):
     data = encode(photo, fmt, exif=damaged, **({"quality": 95} if fmt == "JPEG" else {}))
     decoded = decode_image(data)
     assert {decoded.width, decoded.height} == {400, 300}
+
+
+# -- bounded decoding: the header is checked before any pixel is decoded
+
+
+def png_of(pixels: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", pixels)
+    assert ok
+    return data.tobytes()
+
+
+@pytest.mark.parametrize("size", [(60000, 1), (1, 60000), (2100, 100)], ids=["60000x1", "1x60000", "21-to-1"])
+def test_decode_image_extreme_aspect_ratio_is_refused_before_decoding(size):
+    width, height = size
+    data = png_of(np.zeros((height, width), np.uint8))
+    assert len(data) < 1000  # what a client sends: a few hundred bytes
+    with pytest.raises(UnsupportedAspectRatio, match=f"{width}x{height} .* up to 20:1"):
+        decode_image(data)
+
+
+def test_decode_image_aspect_ratio_limit_is_inclusive_and_configurable():
+    data = png_of(np.zeros((100, 2000), np.uint8))
+    assert decode_image(data).pixels.shape == (100, 2000, 3)
+    with pytest.raises(UnsupportedAspectRatio, match="up to 10:1"):
+        decode_image(data, max_aspect_ratio=10)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "described"),
+    [(np.zeros((300, 400), np.uint16), "400x300 16-bit grayscale PNG"),
+     (np.zeros((300, 400, 4), np.uint16), "400x300 16-bit RGBA/CMYK PNG"),
+     (np.zeros((300, 400, 3), np.uint8), "400x300 8-bit RGB PNG")],
+    ids=["gray16", "rgba16", "rgb8"],
+)
+def test_read_header_names_size_bit_depth_and_channels(pixels, described):
+    header = read_header(png_of(pixels))
+    assert header.describe() == described
+    assert header.output_bytes == 400 * 300 * 3
+
+
+def test_decode_image_over_its_memory_budget_is_refused_naming_the_photo():
+    data = png_of(np.zeros((1000, 1000), np.uint16))
+    with pytest.raises(ImageTooLarge, match=r"1000x1000 16-bit grayscale PNG .* memory budget of 4 MiB per photo"):
+        decode_image(data, max_decode_bytes=4 * 2**20)
+    assert decode_image(data, max_decode_bytes=8 * 2**20).width == 1000
+
+
+def test_decode_image_default_budget_admits_every_photo_up_to_the_pixel_limit():
+    side = int(DEFAULT_MAX_PIXELS**0.5)
+    for pixels in (np.zeros((64, 64), np.uint16), np.zeros((64, 64, 3), np.uint8)):
+        header = dataclasses.replace(read_header(png_of(pixels)), width=side, height=side)
+        assert header.decode_bytes <= DECODE_BUDGET_FACTOR * header.output_bytes
+
+
+# Each case builds a 4000x4000 photo (small on disk: zeros compress) in a fresh interpreter, resets its peak RSS,
+# decodes, and prints the peak over the baseline (Linux: /proc/self/clear_refs and VmHWM).
+_MEASURE = """
+import io, sys, numpy as np, cv2
+from PIL import Image
+from hazardvision.images import decode_image, read_header
+
+side = 4000
+def pillow(array, fmt, **options):
+    buffer = io.BytesIO()
+    (Image.fromarray(array) if fmt != "CMYK" else Image.fromarray(array).convert("CMYK")).save(
+        buffer, "JPEG" if fmt == "CMYK" else fmt, **options)
+    return buffer.getvalue()
+zeros = np.zeros
+photos = {
+    "png-16-bit-gray": lambda: cv2.imencode(".png", zeros((side, side), np.uint16))[1].tobytes(),
+    "png-16-bit-rgba": lambda: cv2.imencode(".png", zeros((side, side, 4), np.uint16))[1].tobytes(),
+    "webp": lambda: pillow(zeros((side, side, 3), np.uint8), "WEBP", lossless=True),
+    "tiff-32-bit-gray": lambda: pillow(zeros((side, side), np.int32) + 1000, "TIFF", compression="tiff_deflate"),
+    "tiff-rgb": lambda: pillow(zeros((side, side, 3), np.uint8), "TIFF", compression="tiff_deflate"),
+    "jpeg-cmyk": lambda: pillow(zeros((side, side, 3), np.uint8), "CMYK"),
+}
+data = photos[sys.argv[1]]()
+header = read_header(data)
+def status(key):
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith(key))
+with open("/proc/self/clear_refs", "w") as refs:
+    refs.write("5")
+base = status("VmRSS")
+decoded = decode_image(data)
+print(len(data), status("VmHWM") - base, header.decode_bytes, decoded.pixels.nbytes)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="measures peak memory through Linux's /proc")
+@pytest.mark.parametrize("photo_kind", ["png-16-bit-gray", "png-16-bit-rgba", "webp", "tiff-32-bit-gray", "tiff-rgb",
+                                        "jpeg-cmyk"])
+def test_decode_image_peak_memory_stays_within_its_budget(photo_kind):
+    run = subprocess.run([sys.executable, "-c", _MEASURE, photo_kind], capture_output=True, text=True, timeout=120,
+                         check=True)
+    size, peak, estimate, output = map(int, run.stdout.split())
+    assert output == 4000 * 4000 * 3
+    assert size < 1_000_000  # small on disk, 48 MB decoded
+    assert peak <= estimate + 4 * 2**20, f"peak {peak / output:.2f}x the 8-bit size, estimated {estimate / output:.2f}x"
+    assert estimate <= DECODE_BUDGET_FACTOR * output
+
+
+def exif_orientation(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+T = Image.Transpose
+STORED = {1: None, 2: T.FLIP_LEFT_RIGHT, 3: T.ROTATE_180, 4: T.FLIP_TOP_BOTTOM, 5: T.TRANSPOSE, 6: T.ROTATE_90,
+          7: T.TRANSVERSE, 8: T.ROTATE_270}
+"""EXIF orientation -> how a camera stores an upright picture with that tag (the inverse of what shows it upright)."""
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "TIFF", "JPEG", "CMYK-JPEG"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_decode_image_every_exif_orientation_gives_the_upright_photo(photo, fmt, orientation):
+    turn = STORED[orientation]
+    stored = photo if turn is None else photo.transpose(turn)
+    stored = stored.convert("CMYK") if fmt == "CMYK-JPEG" else stored
+    options: dict[str, object] = {"lossless": True} if fmt == "WEBP" else {"quality": 95} if "JPEG" in fmt else {}
+    decoded = decode_image(encode(stored, fmt.removeprefix("CMYK-"), exif=exif_orientation(orientation), **options))
+    assert (decoded.width, decoded.height) == photo.size
+    assert np.abs(decoded.pixels.astype(int) - bgr(photo).astype(int)).mean() < 3
+
+
+def test_decode_image_truncated_webp_raises():
+    data = encode(Image.new("RGB", (64, 64), "blue"), "WEBP", lossless=True)
+    with pytest.raises(InvalidImage, match="corrupt or truncated"):
+        decode_image(data[: len(data) // 2])

@@ -38,8 +38,9 @@ class _Batch(Generic[Context, Item, Result]):
 class MicroBatcher(Generic[Context, Item, Result]):
     """Gathers items per context and runs `run(context, items)` once per batch in `executor`.
 
-    `run` returns one result per item, in order; an exception from it fails every request of
-    that batch. With `max_size` 1 every item runs alone.
+    `run` returns one result per item, in order. When it raises on a batch of several items, each
+    item runs again alone, so that an item the model cannot take fails its own request and no
+    other. With `max_size` 1 every item runs alone.
     """
 
     def __init__(
@@ -100,13 +101,35 @@ class MicroBatcher(Generic[Context, Item, Result]):
         start = time.perf_counter()
         try:
             results = await loop.run_in_executor(self.executor, self.run, batch.context, batch.items)
-        except Exception as error:  # every waiting request gets the failure; none hangs
-            for future in batch.futures:
-                if not future.done():
-                    future.set_exception(error)
+        except Exception as error:
+            if len(batch.items) == 1:
+                _fail(batch.futures[0], error)
+            else:  # find the item(s) at fault: each runs alone, and only its own request gets the failure
+                await self._run_alone(batch)
             return
         if self.observe is not None:
             self.observe(len(batch.items), time.perf_counter() - start)
         for future, result in zip(batch.futures, results, strict=True):
-            if not future.done():  # a request that timed out has cancelled its future
-                future.set_result(result)
+            _answer(future, result)
+
+    async def _run_alone(self, batch: _Batch[Context, Item, Result]) -> None:
+        loop = asyncio.get_running_loop()
+        for item, future in zip(batch.items, batch.futures, strict=True):
+            if future.done():  # its request timed out meanwhile
+                continue
+            try:
+                (result,) = await loop.run_in_executor(self.executor, self.run, batch.context, [item])
+            except Exception as error:
+                _fail(future, error)
+            else:
+                _answer(future, result)
+
+
+def _fail(future: asyncio.Future[Result], error: Exception) -> None:
+    if not future.done():  # a request that timed out has cancelled its future
+        future.set_exception(error)
+
+
+def _answer(future: asyncio.Future[Result], result: Result) -> None:
+    if not future.done():
+        future.set_result(result)

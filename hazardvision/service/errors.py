@@ -23,6 +23,7 @@ log = logging.getLogger("hazardvision.service")
 STATUS: Mapping[type[e.HazardVisionError], int] = {
     e.InvalidImage: 400,
     e.ImageTooLarge: 413,
+    e.UnsupportedAspectRatio: 422,
     e.InvalidUpload: 422,
     e.UnsupportedUpload: 415,
     e.UploadTimeout: 408,

@@ -213,8 +213,12 @@ class Runtime:
             raise ImageTooLarge(f"{upload.filename} is {len(upload.data)} bytes, above the limit of "
                                 f"{self.settings.max_upload_bytes} bytes per photo")
         start = time.perf_counter()
-        image = decode_image(upload.data, max_pixels=self.settings.max_pixels)
+        image = self._decode_bytes(upload.data)
         return _Photo(image, upload.filename, (time.perf_counter() - start) * 1000)
+
+    def _decode_bytes(self, data: bytes) -> DecodedImage:
+        return decode_image(data, max_pixels=self.settings.max_pixels, max_aspect_ratio=self.settings.max_aspect_ratio,
+                            max_decode_bytes=self.settings.max_decode_bytes)
 
     async def scan(self, upload: Upload, context: ScanContext, actor: str) -> ScanResponse:
         """Scan one photo on the state current when the request came, and record it."""
@@ -253,6 +257,12 @@ class Runtime:
             if isinstance(outcome, HazardVisionError):
                 body = ErrorBody.model_validate(error_body(type(outcome).__name__, str(outcome)))
                 items.append(BatchItem(source=upload.filename, status=status_of(outcome), error=body))
+            elif isinstance(outcome, Exception):  # a bug met by this photo alone: the others keep their answers
+                log.error("internal error on %s: %s: %s", upload.filename, type(outcome).__name__, outcome,
+                          exc_info=outcome)
+                body = ErrorBody.model_validate(error_body("InternalError", "the service failed unexpectedly on this "
+                                                           "photo; this is a bug, the log has the details"))
+                items.append(BatchItem(source=upload.filename, status=500, error=body))
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:
@@ -265,7 +275,7 @@ class Runtime:
         data = await self.offload(self.archive.photo, scan)
 
         def draw() -> bytes:
-            image = decode_image(data, max_pixels=self.settings.max_pixels)
+            image = self._decode_bytes(data)
             return encode_jpeg(self.annotator.annotate(image.pixels, result_detections(scan.response)))
 
         return await asyncio.get_running_loop().run_in_executor(self.inference, draw)

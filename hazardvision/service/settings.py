@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hazardvision.images import DEFAULT_MAX_PIXELS
+from hazardvision.images import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
 from hazardvision.packs.card import Precision
 from hazardvision.video.alerts import AlertRule
 from hazardvision.video.tracking import TrackerSettings
@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     max_pixels: int = Field(
         default=DEFAULT_MAX_PIXELS, ge=10_000, le=400_000_000,
         description="Largest photo, in pixels, read from its header before decoding (413 above).")
+    max_aspect_ratio: float = Field(
+        default=DEFAULT_MAX_ASPECT_RATIO, ge=1, le=100_000,
+        description="Longest over shortest side of a photo the detector takes, read from its header (422 above).")
+    max_decode_bytes: int | None = Field(
+        default=None, ge=1 * MIB, le=64 * 1024 * MIB,
+        description="Most memory one photo's decode may hold, in bytes, estimated from its header (size, bit depth, "
+        "channels) before decoding (413 above). Default: 3 times the 8-bit RGB size of a photo of max_pixels, which "
+        "every decode of such a photo stays under.")
     max_batch_images: int = Field(default=16, ge=1, le=256, description="Most photos in one POST /v1/scans/batch.")
     request_timeout_seconds: float = Field(
         default=60.0, gt=0, le=3600,

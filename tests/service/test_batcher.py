@@ -1,4 +1,4 @@
-"""The micro-batcher: batches per context, never above their size, failures reach every request."""
+"""The micro-batcher: batches per context, never above their size, a failure reaches only the requests at fault."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class Recorder:
         self.batches.append((context, list(items)))
         if context == "broken":
             raise ValueError("the model failed")
+        if any(item < 0 for item in items):
+            raise ValueError(f"the model cannot take item {min(items)}")
         return [f"{context}:{item}" for item in items]
 
 
@@ -60,7 +62,7 @@ def test_batcher_gathers_waiting_items_while_runs_are_busy():
     assert [items for _, items in recorder.batches] == [[0], [1, 2, 3, 4], [5]]
 
 
-def test_batcher_failure_reaches_every_request_of_the_batch():
+def test_batcher_broken_model_fails_every_request_of_the_batch():
     recorder = Recorder()
     recorder.gate.set()
 
@@ -71,3 +73,21 @@ def test_batcher_failure_reaches_every_request_of_the_batch():
 
     outcomes = run(scenario())
     assert all(isinstance(outcome, ValueError) for outcome in outcomes)
+
+
+def test_batcher_poisoned_item_fails_only_its_own_request():
+    recorder = Recorder()
+
+    async def scenario():
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(recorder, executor, window_seconds=0, max_size=8, max_concurrent=1)
+            first = asyncio.ensure_future(batcher.submit("a", 0))
+            await asyncio.sleep(0.05)  # the others wait together for the only slot: one batch
+            rest = [asyncio.ensure_future(batcher.submit("a", i)) for i in (1, -2, 3)]
+            recorder.gate.set()
+            return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    outcomes = run(scenario())
+    assert outcomes[:2] == ["a:0", "a:1"] and outcomes[3] == "a:3"
+    assert isinstance(outcomes[2], ValueError) and "item -2" in str(outcomes[2])
+    assert [items for _, items in recorder.batches] == [[0], [1, -2, 3], [1], [-2], [3]]
