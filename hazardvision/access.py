@@ -13,6 +13,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -78,6 +79,12 @@ LAST_USED_RESOLUTION = dt.timedelta(minutes=1)  # a busy key is not written to t
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:+-]{0,99}")
 
 
+SESSION_COOKIE = "hv_session"
+"""The signed-in page's cookie: HttpOnly, SameSite=Strict, holding a session token (never the key)."""
+CSRF_HEADER = "X-CSRF-Token"
+"""The header a signed-in page's write carries: its session's CSRF token."""
+
+
 class KeyRecord(BaseModel):
     """An API key as it is shown: never the key itself, only its first characters."""
 
@@ -94,6 +101,16 @@ class KeyRecord(BaseModel):
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A page's session: the key it acts for, its CSRF token and when it ends (the token only at sign-in)."""
+
+    key: KeyRecord
+    csrf_token: str
+    expires_at: dt.datetime
+    token: str = ""
 
 
 def key_digest(key: str) -> str:
@@ -175,6 +192,36 @@ class ApiKeys:
             self.records.mark_used(key_id=row.id, at=now)
             row.last_used_at = now
         return _record(row)
+
+    def sign_in(self, key: str, *, lifetime: dt.timedelta) -> SignedIn:
+        """Exchange a key for a session (the page keeps its token in a cookie, never the key); audited."""
+        record = self.authenticate(key)
+        token, csrf = secrets.token_urlsafe(KEY_BYTES), secrets.token_urlsafe(KEY_BYTES)
+        expires = utcnow() + lifetime
+        with self.records.open_session(key_id=record.id, token_hash=key_digest(token), csrf_token=csrf,
+                                       expires_at=expires):
+            self.audit.append(record.name, "session.start", record.name,
+                              details={"role": record.role.value, "expires_at": expires.isoformat()})
+        return SignedIn(record, csrf, expires, token)
+
+    def session(self, token: str) -> SignedIn:
+        """The open session of this token; `Unauthenticated` once it ended, expired or its key was revoked."""
+        if not token:
+            raise Unauthenticated("not signed in: POST /v1/session with your API key")
+        row = self.records.web_session(token_hash=key_digest(token))
+        if row is None or row.ended_at is not None or _utc(row.expires_at) <= utcnow():
+            raise Unauthenticated("the session ended or expired; sign in again with your API key")
+        if row.key.revoked_at is not None:
+            raise Unauthenticated(f"the key {row.key.name!r} of this session was revoked; sign in with a new key")
+        return SignedIn(_record(row.key), row.csrf_token, _utc(row.expires_at))
+
+    def sign_out(self, token: str) -> KeyRecord | None:
+        """End the session of this token (audited); None if it was not open."""
+        with self.records.end_session(token_hash=key_digest(token)) as row:
+            if row is None:
+                return None
+            self.audit.append(row.key.name, "session.end", row.key.name)
+            return _record(row.key)
 
     def list(self, *, include_revoked: bool = True) -> builtins.list[KeyRecord]:
         """Keys, oldest first."""

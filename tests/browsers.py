@@ -26,7 +26,7 @@ def _unavailable(reason: str) -> None:
 def browser() -> Iterator[Any]:
     """A headless Chromium (a Playwright `Browser`)."""
     try:
-        from playwright.sync_api import sync_playwright  # noqa: PLC0415  (the dev extra)
+        from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("Playwright is not installed: pip install -e '.[dev]'")
     if shutil.which(CHROMIUM) is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 
 import pytest
@@ -135,3 +136,15 @@ def test_access_key_is_not_created_when_it_cannot_be_audited(keys, tmp_path):
     with pytest.raises(AuditError, match="wrong MAC"):
         keys.create("ml-bob", Role.ML)
     assert [k.name for k in keys.list()] == ["root"]
+
+
+def test_access_session_expires_and_needs_its_token(keys):
+    key = keys.create("brief", Role.INSPECTOR)[1]
+    signed_in = keys.sign_in(key, lifetime=dt.timedelta(hours=1))
+    assert keys.session(signed_in.token).key.name == "brief" and signed_in.token not in (key, signed_in.csrf_token)
+    expired = keys.sign_in(key, lifetime=dt.timedelta(seconds=-1))
+    with pytest.raises(Unauthenticated, match="expired"):
+        keys.session(expired.token)
+    with pytest.raises(Unauthenticated, match="not signed in"):
+        keys.session("")
+    assert keys.sign_out(signed_in.token).name == "brief" and keys.sign_out(signed_in.token) is None

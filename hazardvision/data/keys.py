@@ -7,12 +7,13 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from hazardvision.data.base import utcnow
 from hazardvision.data.database import Database
-from hazardvision.data.service_records import ApiKey
+from hazardvision.data.service_records import ApiKey, WebSession
 from hazardvision.errors import ApiKeyConflict
 
 
@@ -66,3 +67,30 @@ class Keys:
             query = query.where(ApiKey.revoked_at.is_(None))
         with self.database.session() as session:
             return builtins.list(session.scalars(query))
+
+    @contextmanager
+    def open_session(self, *, key_id: int, token_hash: str, csrf_token: str,
+                     expires_at: dt.datetime) -> Iterator[WebSession]:
+        """Add a session of the key and yield it inside the transaction (the caller's audit entry commits
+        with it)."""
+        with self.database.session() as session:
+            row = WebSession(token_hash=token_hash, key_id=key_id, csrf_token=csrf_token, created_at=utcnow(),
+                             expires_at=expires_at)
+            session.add(row)
+            session.flush()
+            yield row
+
+    def web_session(self, *, token_hash: str) -> WebSession | None:
+        """The session (with its key) whose token's SHA-256 this is, ended or not."""
+        with self.database.session() as session:
+            return session.get(WebSession, token_hash, options=[selectinload(WebSession.key)])
+
+    @contextmanager
+    def end_session(self, *, token_hash: str) -> Iterator[WebSession | None]:
+        """End the session if it is open and yield it inside the transaction (None if it was not open)."""
+        with self.database.session() as session:
+            changed = session.execute(
+                update(WebSession).where(WebSession.token_hash == token_hash, WebSession.ended_at.is_(None))
+                .values(ended_at=utcnow()).execution_options(synchronize_session=False))
+            row = session.get(WebSession, token_hash, options=[selectinload(WebSession.key)])
+            yield row if getattr(changed, "rowcount", 0) else None

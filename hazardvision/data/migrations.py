@@ -95,6 +95,10 @@ def _inspections(connection: Connection) -> None:
         Base.metadata.tables[name].create(connection, checkfirst=True)
 
 
+def _web_sessions(connection: Connection) -> None:
+    Base.metadata.tables["web_sessions"].create(connection, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
@@ -105,6 +109,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "Idempotency-Key of scans", _scan_idempotency_keys),
     Migration(8, "generation counters shared by the service processes of one database", _generations),
     Migration(9, "inspections and the rectification of confirmed hazards", _inspections),
+    Migration(10, "signed-in sessions of the web page", _web_sessions),
 )
 LATEST = MIGRATIONS[-1].version
 

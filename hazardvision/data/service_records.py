@@ -33,6 +33,22 @@ Index("uq_api_keys_active_name", ApiKey.name, unique=True,
       sqlite_where=ApiKey.revoked_at.is_(None), postgresql_where=ApiKey.revoked_at.is_(None))
 
 
+class WebSession(Base):
+    """A signed-in page's session: the cookie's token, kept as its SHA-256, and the key it acts for."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    """Sent back by the page in X-CSRF-Token with every write: a cross-site form cannot know it."""
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    key: Mapped[ApiKey] = relationship()
+
+
 class ReviewStatus(StrEnum):
     """Where a finding of the service stands with the inspectors."""
 

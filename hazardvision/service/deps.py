@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from hazardvision.access import KeyRecord, Permission, check
+from hazardvision.access import CSRF_HEADER, SESSION_COOKIE, KeyRecord, Permission, check
+from hazardvision.errors import Forbidden
 from hazardvision.service.runtime import Runtime
 from hazardvision.service.settings import Settings
 
@@ -31,12 +33,25 @@ def get_settings(runtime: RuntimeDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def current_key(
     request: Request, runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> KeyRecord:
-    """The caller's API key; 401 when missing, unknown or revoked."""
-    record = await runtime.authenticate(credentials.credentials if credentials else None)
+    """The caller's API key, from its bearer header or the signed-in page's session cookie; 401 when missing,
+    unknown, revoked or ended; 403 for a page's write without its CSRF token."""
+    token = request.cookies.get(SESSION_COOKIE) if credentials is None else None
+    if token:
+        signed_in = await runtime.offload(runtime.keys.session, token)
+        sent = request.headers.get(CSRF_HEADER, "")
+        if request.method not in SAFE_METHODS and not hmac.compare_digest(sent.encode(), signed_in.csrf_token.encode()):
+            raise Forbidden(f"a write from the signed-in page needs the session's {CSRF_HEADER} header (GET "
+                            "/v1/session gives it); reload the page")
+        record = signed_in.key
+    else:
+        record = await runtime.authenticate(credentials.credentials if credentials else None)
     request.state.key_name = record.name  # for the request log
     return record
 

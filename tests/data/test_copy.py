@@ -26,6 +26,7 @@ from hazardvision.data.bank_records import (
 from hazardvision.data.copy import copy_bank, tables
 from hazardvision.data.engine import create_database_engine
 from hazardvision.data.generations import Generations, Kind
+from hazardvision.data.inspection_records import InspectionRecord, InspectionScanRecord, RectificationRecord
 from hazardvision.data.migrations import migrate
 from hazardvision.data.service_records import (
     AlertRecord,
@@ -34,6 +35,7 @@ from hazardvision.data.service_records import (
     FindingRecord,
     ReviewRecord,
     ScanRecord,
+    WebSession,
 )
 from hazardvision.errors import BankError
 from hazardvision.home import Home
@@ -79,6 +81,15 @@ def make_sqlite_bank(home: Path, cases: int = 3) -> None:
         session.add(AlertRecord(id="a1", camera_id="gate-1", class_name="fire", tracker_id=1, first_seen=0.0,
                                 raised_at=1.5, frames=5, x1=0, y1=0, x2=1, y2=1, confidence=0.8, image_sha256="d" * 64,
                                 model_versions={"fire-smoke": "0.2.1"}))
+        session.flush()
+        session.add(WebSession(token_hash="f" * 64, key_id=1, csrf_token="csrf", expires_at=CAPTURED))
+        inspection = InspectionRecord(id="i1", site="dock-9", enterprise="acme", inspector="root",
+                                      visited_on=CAPTURED, notes="工地 visit")
+        inspection.scans.append(InspectionScanRecord(scan_id="s1", added_by="root"))
+        session.add(inspection)
+        session.add(RectificationRecord(id="r1", finding_id="f1", scan_id="s1", class_name="no_helmet",
+                                        enterprise="acme", responsible="contractor", deadline=CAPTURED,
+                                        assigned_by="root", after_passed=False))
     engine.dispose()
     log = AuditLog.at(home, url=Home.at(home).sqlite_url)
     log.append("root", "scan", "s1", input_sha256="c" * 64, details={"note": "grüße, 工地"})
