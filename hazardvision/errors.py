@@ -167,3 +167,7 @@ class StreamRefused(VideoError):
 
 class UnsupportedAspectRatio(InvalidImage):
     """The photo is too long and thin for the detector (its aspect ratio is above the limit)."""
+
+
+class UnknownHome(BankError):
+    """A check was pointed at a home folder that does not exist or holds no bank (it is never created for one)."""

@@ -11,13 +11,23 @@
       snapshots/<id>/     frozen training datasets
       runs/<pack>-<key>/  training runs
       models/             the user's own model packs, layered over the bundled ones
+
+Writers write beside the final place and rename (`.incoming/<sha256>.<pid>` in a photo store,
+`.<name>.<pid>` elsewhere), so a writer killed mid-write leaves a temporary file tagged with its
+process id: `Home.leftovers()` finds those whose process is gone.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+_TAGGED = re.compile(r"^\..+\.(?P<pid>[0-9]+)(\.[0-9a-f]{8})?$")
+"""`.<name>.<pid>`, or `.<name>.<pid>.<8 hex>` (the audit key's): a temporary file of the process `pid`."""
 
 
 def default_home_folder() -> Path:
@@ -93,3 +103,58 @@ class Home:
     def schema_lock(self) -> Path:
         """flock held while a process migrates the schema."""
         return self.root / ".schema.lock"
+
+    @property
+    def photo_stores(self) -> tuple[Path, ...]:
+        """The content-addressed photo stores, each with its `.incoming/` folder of temporary files."""
+        return self.images, self.scans, self.frames
+
+    def leftovers(self) -> list[Path]:
+        """Temporary files (and snapshot folders) that writers left half-written when they stopped: a crash, a
+        kill, a full disk. Those of processes still running are not leftovers; they are at work."""
+        return sorted(path for path, pid in self._temporaries() if not process_running(pid))
+
+    def remove_leftovers(self) -> list[Path]:
+        """Delete `leftovers()`; return what was removed."""
+        removed = []
+        for path in self.leftovers():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+        return removed
+
+    def _temporaries(self) -> Iterator[tuple[Path, int]]:
+        for store in self.photo_stores:
+            for path in _entries(store / ".incoming"):
+                pid = path.suffix.lstrip(".")
+                yield path, int(pid) if pid.isdigit() else 0
+        folders = [self.thumbnails, self.snapshots, self.audit, *_entries(self.similar)]
+        folders += [path for path in self.models.rglob("*") if path.is_dir()] if self.models.is_dir() else []
+        folders.append(self.models)
+        for folder in folders:
+            for path in _entries(folder):
+                tagged = _TAGGED.match(path.name)
+                if tagged:
+                    yield path, int(tagged["pid"])
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def process_running(pid: int) -> bool:
+    """Whether process `pid` exists on this machine (0 and negative ids: no process)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

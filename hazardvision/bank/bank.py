@@ -37,8 +37,9 @@ class SampleBank:
     but never committed to the database are removed.
     """
 
-    def __init__(self, home: Path | None = None, *, url: str | None = None) -> None:
-        self.database = Database.of_home(home, url=url)
+    def __init__(self, home: Path | None = None, *, url: str | None = None, create: bool = True) -> None:
+        """With `create` false, a home that does not exist is an `UnknownHome` (see `Database.of_home`)."""
+        self.database = Database.of_home(home, url=url, create=create)
         self.layout = self.database.home
         self.home = self.layout.root
         self.store = ImageStore(self.layout.images)

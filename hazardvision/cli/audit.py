@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out
+from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out, report_leftovers
 from hazardvision.data.audit import AuditLog
 from hazardvision.errors import HazardVisionError
 
@@ -19,21 +19,24 @@ audit_app = typer.Typer(help="Check and read the tamper-evident audit log (in th
 
 @audit_app.command()
 def verify(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Check the chain's hashes, MACs and head; exit code 1 if anything is wrong."""
+    """Check the chain's hashes, MACs and head (exit code 1 if anything is wrong, 2 if there is no bank there);
+    report leftover temporary files of the home."""
     try:
-        log = AuditLog.at(home)
+        log = AuditLog.at(home, create=False)
         problems = log.verify()
         count = log.count()
+        leftovers = log.database.home.leftovers()
     except HazardVisionError as error:
         fail(error)
     if as_json:
-        print(json.dumps({"log": log.database.url, "intact": not problems, "records": count, "problems": problems},
-                         indent=2))
+        print(json.dumps({"log": log.database.url, "intact": not problems, "records": count, "problems": problems,
+                          "leftovers": [str(path) for path in leftovers]}, indent=2))
     else:
         for problem in problems:
             err.print(problem, style="red", markup=False, highlight=False)
         if not problems:
             out.print(f"{log.where} is intact: {count} records", markup=False, highlight=False)
+        report_leftovers(leftovers)
     if problems:
         raise typer.Exit(1)
 

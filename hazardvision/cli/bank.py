@@ -14,7 +14,7 @@ from hazardvision.bank.bank import SampleBank
 from hazardvision.bank.importer import DEFAULT_BATCH, import_dataset
 from hazardvision.bank.snapshot import SplitRule, make_snapshot
 from hazardvision.catalogue import load_catalogue
-from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out
+from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out, report_leftovers
 from hazardvision.data.copy import DEFAULT_BATCH as COPY_BATCH
 from hazardvision.data.copy import copy_bank
 from hazardvision.datasets.classmap import build_class_map, parse_pairs
@@ -47,7 +47,8 @@ def import_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Photos per database transaction.")] = DEFAULT_BATCH,
     as_json: JsonOption = False,
 ) -> None:
-    """Import a labelled dataset; every file problem is reported and the rest goes on."""
+    """Import a labelled dataset; every file problem is reported and the rest goes on (exit code 1 when files
+    failed)."""
     try:
         dataset = read_dataset(path, name, images)
         class_map = build_class_map(dataset.classes, load_catalogue(catalogue), parse_pairs(map_ or []), drop or [])
@@ -62,7 +63,7 @@ def import_command(
         fail(error)
     if as_json:
         print(report.model_dump_json(indent=2))
-        return
+        raise typer.Exit(1 if report.failed else 0)
     for problem in report.problems:
         for line in problem.errors:
             err.print(f"[red]{problem.file}:[/red] {line}", highlight=False)
@@ -72,6 +73,10 @@ def import_command(
     out.print(f"{report.source}: {report.files} files, {report.imported} imported, {report.already_in_bank} already "
               f"in the bank, {report.failed} failed, {report.backgrounds} backgrounds, {warned} repaired "
               f"(see --json); {report.groups} leakage groups in the bank")
+    if report.failed:
+        err.print(f"[red]{report.failed} of {report.files} files failed[/red] (listed above); fix them and import "
+                  "again: what was imported stays", highlight=False)
+        raise typer.Exit(1)
 
 
 @bank_app.command()
@@ -176,15 +181,25 @@ def snapshot(
 
 
 @bank_app.command()
-def verify(home: HomeOption = None) -> None:
-    """Check the bank's invariants and its similar-case indexes; exit code 1 if any is broken."""
+def verify(
+    home: HomeOption = None,
+    clean: Annotated[bool, typer.Option("--clean", help="First remove the temporary files that writers no longer "
+                                        "running left behind.")] = False,
+) -> None:
+    """Check the bank's invariants and its similar-case indexes (exit code 1 if any is broken, 2 if there is no
+    bank there) and report leftover temporary files (--clean removes them)."""
     try:
-        bank = SampleBank(home)
+        bank = SampleBank(home, create=False)
+        removed = bank.layout.remove_leftovers() if clean else []
         problems = bank.verify() + verify_indexes(bank, active_packs(home=bank.home))
+        leftovers = bank.layout.leftovers()
     except HazardVisionError as error:
         fail(error)
     for problem in problems:
         err.print(f"[red]{problem}[/red]", highlight=False)
+    if removed:
+        out.print(f"removed {len(removed)} leftover temporary file(s)", highlight=False)
+    report_leftovers(leftovers)
     if problems:
         raise typer.Exit(1)
     out.print("bank is consistent")

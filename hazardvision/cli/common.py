@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -18,6 +19,15 @@ HomeOption = Annotated[
     typer.Option("--home", help="Bank folder. Default: $HAZARDVISION_HOME, else ~/.local/share/hazardvision."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for programs to read.")]
+
+
+def report_leftovers(leftovers: Sequence[Path]) -> None:
+    """Warn of temporary files that stopped writers left (see `Home.leftovers`)."""
+    for path in leftovers:
+        err.print(f"[yellow]leftover temporary file:[/yellow] {path}", highlight=False)
+    if leftovers:
+        err.print(f"[yellow]{len(leftovers)} leftover temporary file(s)[/yellow] from writers that stopped mid-write "
+                  "(nothing refers to them); `hazardvision bank verify --clean` removes them", highlight=False)
 
 
 def fail(error: HazardVisionError, code: int = 2) -> NoReturn:

@@ -110,9 +110,10 @@ class AuditLog:
         self._key: bytes | None = None
 
     @classmethod
-    def at(cls, home: Path | None = None, *, url: str | None = None, key_file: Path | None = None) -> AuditLog:
+    def at(cls, home: Path | None = None, *, url: str | None = None, key_file: Path | None = None,
+           create: bool = True) -> AuditLog:
         """The audit log of a home's database (see `Database.of_home`)."""
-        return cls(Database.of_home(home, url=url), key_file=key_file)
+        return cls(Database.of_home(home, url=url, create=create), key_file=key_file)
 
     @property
     def where(self) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from hazardvision.data.engine import create_database_engine
 from hazardvision.data.migrations import migrate, schema_version
-from hazardvision.errors import BankError
+from hazardvision.errors import BankError, UnknownHome
 from hazardvision.home import Home
 
 __all__ = ["Database", "Engine", "database_errors"]
@@ -100,15 +100,32 @@ class Database:
             return schema_version(connection)
 
     @classmethod
-    def of_home(cls, home: Path | None = None, *, url: str | None = None) -> Database:
-        """The database of a home: `url`, else $HAZARDVISION_DATABASE_URL, else the home's SQLite file."""
+    def of_home(cls, home: Path | None = None, *, url: str | None = None, create: bool = True) -> Database:
+        """The database of a home: `url`, else $HAZARDVISION_DATABASE_URL, else the home's SQLite file.
+
+        With `create` false, a home folder that does not exist (or, on SQLite, holds no bank file) is an
+        `UnknownHome` instead of a new, empty bank: what checks of an existing bank want.
+        """
         layout = Home.at(home)
+        url = url or os.environ.get(DATABASE_URL_VARIABLE)
+        if not create:
+            _require_existing(layout, sqlite=url is None)
         try:
             layout.root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise BankError(f"cannot create the bank folder {layout.root}: {error.strerror}") from error
-        return cls(url or os.environ.get(DATABASE_URL_VARIABLE) or layout.sqlite_url, layout)
+        return cls(url or layout.sqlite_url, layout)
 
     def dispose(self) -> None:
         """Close the pooled connections (a process that forks, or a test that reopens the bank)."""
         self.engine.dispose()
+
+
+def _require_existing(layout: Home, *, sqlite: bool) -> None:
+    if not layout.root.is_dir():
+        raise UnknownHome(f"no hazardvision home at {layout.root}: the folder does not exist; pass --home (or set "
+                          "HAZARDVISION_HOME) to the folder of an existing bank")
+    if sqlite and not layout.database.is_file() and not layout.audit.is_dir():  # audit/ alone: a home of old
+        raise UnknownHome(f"{layout.root} holds no bank ({layout.database.name} is missing); pass --home (or set "
+                          "HAZARDVISION_HOME) to the folder of an existing bank, or set HAZARDVISION_DATABASE_URL "
+                          "to its database")

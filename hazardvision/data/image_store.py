@@ -6,6 +6,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from hazardvision.home import process_running
+
 EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
 
 
@@ -50,15 +52,5 @@ class ImageStore:
         """Remove half-written temporary files left by writers that are no longer running."""
         for path in self.incoming.iterdir():
             pid = path.suffix.lstrip(".")
-            if not pid.isdigit() or not _running(int(pid)):
+            if not pid.isdigit() or not process_running(int(pid)):
                 path.unlink(missing_ok=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from hazardvision.cli import app, common
 from hazardvision.data.audit import AuditLog
 from hazardvision.data.audit_records import AuditEntry
+from tests.cli.test_bank import plant_leftovers
 
 runner = CliRunner(env={"COLUMNS": "200"})  # tables as wide as they need
 
@@ -56,9 +57,31 @@ def test_audit_verify_tampered_log_exits_1_with_each_problem(home):
     assert not report["intact"] and len(report["problems"]) == 2
 
 
-def test_audit_verify_of_a_home_without_a_log(tmp_path):
+def test_audit_verify_of_a_bank_without_records(tmp_path):
+    AuditLog.at(tmp_path).count()  # opens (so creates) the bank
     done = audit("verify", "--home", str(tmp_path))
     assert done.exit_code == 0 and "intact: 0 records" in done.stdout
+
+
+@pytest.mark.parametrize("folder", ["TYPO", "empty"])
+def test_audit_verify_of_a_missing_home_exits_2_and_creates_nothing(tmp_path, folder):
+    home = tmp_path / folder
+    if folder == "empty":
+        home.mkdir()
+    done = audit("verify", "--home", str(home))
+    assert done.exit_code == 2
+    assert "intact" not in done.stdout
+    assert ("the folder does not exist" if folder == "TYPO" else "holds no bank") in done.stderr
+    assert not home.exists() if folder == "TYPO" else list(home.iterdir()) == []
+
+
+def test_audit_verify_reports_leftover_temporary_files(home):
+    leftovers, _ = plant_leftovers(home)
+    done = audit("verify", "--home", str(home))
+    assert done.exit_code == 0, done.output
+    assert "is intact: 4 records" in done.stdout and "6 leftover temporary file(s)" in done.stderr
+    report = json.loads(audit("verify", "--home", str(home), "--json").stdout)
+    assert report["intact"] and sorted(report["leftovers"]) == sorted(map(str, leftovers))
 
 
 def test_audit_list_filters_and_limits(home):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from hazardvision.bank.bank import SampleBank
 from tests.bank.conftest import make_yolo
 
 SCRIPT = Path(sys.executable).with_name("hazardvision")
@@ -28,7 +30,7 @@ def test_bank_import_show_stats_and_snapshot(dataset, tmp_path):
     home = str(tmp_path / "home")
     done = bank("import", str(dataset), "--home", home, "--map", "hard_hat=helmet", "--map", "no_head_wear=no_helmet",
                 "--drop", "default", "--site", "Dock 3", "--enterprise", "Acme Steel", "--json")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # one file failed; the others are in
     report = json.loads(done.stdout)
     assert (report["imported"], report["failed"], report["backgrounds"]) == (2, 1, 1)
     assert "not numbers" in report["problems"][0]["errors"][0]
@@ -59,7 +61,7 @@ def test_bank_import_again_adds_nothing(dataset, tmp_path):
     home = str(tmp_path / "home")
     args = ("import", str(dataset), "--home", home, "--map", "hard_hat=helmet", "--map", "no_head_wear=no_helmet",
             "--drop", "default")
-    assert bank(*args).returncode == 0
+    assert bank(*args).returncode == 1  # its broken label file
     again = bank(*args)
     assert "0 imported, 2 already in the bank" in again.stdout
 
@@ -78,3 +80,73 @@ def test_bank_errors_are_one_clear_line(dataset, tmp_path, args, message):
     done = bank(*[a.format(dataset=dataset) for a in args], "--home", str(tmp_path / "home"))
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bank_import_with_failed_files_exits_1_saying_how_many(dataset, tmp_path):
+    done = bank("import", str(dataset), "--home", str(tmp_path / "home"), "--map", "hard_hat=helmet",
+                "--map", "no_head_wear=no_helmet", "--drop", "default")
+    assert done.returncode == 1
+    assert "3 files, 2 imported, 0 already in the bank, 1 failed" in done.stdout
+    assert "1 of 3 files failed" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bank_import_without_failures_exits_0(sample_photos, tmp_path):
+    labels = ["0 0.5 0.5 0.2 0.2\n", "0 0.4 0.4 0.2 0.2\n"]
+    dataset = make_yolo(tmp_path / "clean", sample_photos[:2], labels, ["hard_hat"])
+    done = bank("import", str(dataset), "--home", str(tmp_path / "home"), "--map", "hard_hat=helmet")
+    assert done.returncode == 0, done.stderr
+    assert "2 imported" in done.stdout and "0 failed" in done.stdout
+
+
+def test_bank_verify_of_a_missing_home_exits_2_and_creates_nothing(tmp_path):
+    missing = tmp_path / "TYPO"
+    done = bank("verify", "--home", str(missing))
+    assert done.returncode == 2
+    assert f"no hazardvision home at {missing}: the folder does not exist" in done.stderr
+    assert "consistent" not in done.stdout and not missing.exists()
+    (tmp_path / "empty").mkdir()
+    done = bank("verify", "--home", str(tmp_path / "empty"))
+    assert done.returncode == 2 and "holds no bank (bank.sqlite3 is missing)" in done.stderr
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def plant_leftovers(home: Path) -> tuple[list[Path], Path]:
+    """Temporary files as writers killed mid-write leave them, and one of a writer still at work."""
+    gone = dead_pid()
+    sha = "ab" * 32
+    leftovers = [home / "scans" / ".incoming" / f"{sha}.{gone}", home / "frames" / ".incoming" / f"{sha}.{gone}",
+                 home / "thumbnails" / f".17.jpg.{gone}", home / "audit" / f".anchor.key.{gone}.0badc0de",
+                 home / "models" / "ppe" / f".ACTIVE.{gone}", home / "snapshots" / f".3f2a9c.{gone}"]
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent.name == "snapshots":
+            (path / "images").mkdir(parents=True)
+        else:
+            path.write_bytes(b"half a file")
+    at_work = home / "scans" / ".incoming" / f"{'cd' * 32}.{os.getpid()}"
+    at_work.write_bytes(b"being written")
+    return leftovers, at_work
+
+
+def test_bank_verify_reports_leftover_temporary_files_and_clean_removes_them(tmp_path):
+    home = tmp_path / "home"
+    SampleBank(home).close()
+    leftovers, at_work = plant_leftovers(home)
+
+    done = bank("verify", "--home", str(home))
+    assert done.returncode == 0, done.stderr
+    assert "bank is consistent" in done.stdout
+    assert "6 leftover temporary file(s)" in done.stderr and "bank verify --clean" in done.stderr
+    assert all(str(path) in done.stderr for path in leftovers) and str(at_work) not in done.stderr
+
+    cleaned = bank("verify", "--home", str(home), "--clean")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert "removed 6 leftover temporary file(s)" in cleaned.stdout and "leftover" not in cleaned.stderr
+    assert not any(path.exists() for path in leftovers) and at_work.exists()
