@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from hazardvision import __version__
 from hazardvision.service import errors
 from hazardvision.service.middleware import BodyLimit, Deadline, RequestObserver
-from hazardvision.service.routes import cameras, cases, health, models, reviews, scans
+from hazardvision.service.routes import cameras, cases, deepstack, health, models, reviews, roboflow, scans
 from hazardvision.service.runtime import Runtime
 from hazardvision.service.settings import Settings
 
@@ -38,12 +38,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="hazardvision", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
-    for router in (scans.router, reviews.router, cameras.router, models.router, cases.router, health.router):
+    for router in (scans.router, reviews.router, cameras.router, models.router, cases.router, deepstack.router,
+                   roboflow.router, health.router):
         app.include_router(router)
     errors.install(app)
 
     def limit_for(path: str) -> int:
         single = settings.max_upload_bytes
+        if path == roboflow.INFER_PATH:  # photos in base64, in JSON
+            return (single * 4 // 3 + 4096) * settings.max_batch_images
         return single * settings.max_batch_images if path == BATCH_PATH else single
 
     # The last added runs first: observe everything, then the deadline, then the body limit.

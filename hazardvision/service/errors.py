@@ -1,6 +1,7 @@
 """Domain errors as HTTP answers: the one table of status codes, and the handlers that use it.
 
-Every answer is JSON `{"error": ..., "message": ...}`; nothing answers with a traceback.
+Every answer is JSON `{"error": ..., "message": ...}`, except on the DeepStack API's paths, which answer
+DeepStack's `{"success": false, "error": ...}` with DeepStack's status codes; nothing answers with a traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from starlette.routing import Match
 
 from hazardvision import errors as e
 from hazardvision.service.schemas.common import ErrorBody
+from hazardvision.service.schemas.deepstack import PREFIX as DEEPSTACK
+from hazardvision.service.schemas.deepstack import DeepStackError, deepstack_status
 
 log = logging.getLogger("hazardvision.service")
 
@@ -73,13 +76,27 @@ def error_body(kind: str, message: str, details: Sequence[dict[str, Any]] | None
         exclude_none=True)
 
 
-def _domain(_request: Request, error: Exception) -> JSONResponse:
+def answer(path: str, status: int, kind: str, message: str, details: Sequence[dict[str, Any]] | None = None
+           ) -> tuple[int, dict[str, Any]]:
+    """The status and body of an error on `path`: the service's own, or DeepStack's on its paths."""
+    if path == DEEPSTACK or path.startswith(f"{DEEPSTACK}/"):
+        return deepstack_status(status), DeepStackError(error=message).model_dump()
+    return status, error_body(kind, message, details)
+
+
+def _json(request: Request, status: int, kind: str, message: str, *,
+          details: Sequence[dict[str, Any]] | None = None, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    code, body = answer(request.url.path, status, kind, message, details)
+    return JSONResponse(body, code, headers=headers)
+
+
+def _domain(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, e.HazardVisionError)
     status = status_of(error)
     if status >= 500:
         log.warning("request failed: %s: %s", type(error).__name__, error)
     headers = {"Retry-After": "5"} if status == 503 else None
-    return JSONResponse(error_body(type(error).__name__, str(error)), status, headers=headers)
+    return _json(request, status, type(error).__name__, str(error), headers=headers)
 
 
 def readable(errors: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
@@ -98,10 +115,10 @@ def readable(errors: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
     return message or "the request is invalid", details
 
 
-def _validation(_request: Request, error: Exception) -> JSONResponse:
+def _validation(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     message, details = readable(error.errors())
-    return JSONResponse(error_body("ValidationError", message, details), 422)
+    return _json(request, 422, "ValidationError", message, details=details)
 
 
 _HTTP_KINDS = {400: "InvalidUpload", 404: "NotFound", 405: "MethodNotAllowed", 413: "ImageTooLarge",
@@ -118,8 +135,8 @@ def _http(request: Request, error: Exception) -> JSONResponse:
         # Answered like any other malformed JSON body (422), which is what the routes document.
         reason = "it is not UTF-8 text" if isinstance(error.__cause__, UnicodeDecodeError) else "it cannot be parsed"
         message = f"the body is not valid JSON ({reason}); send UTF-8 JSON with Content-Type application/json"
-        return JSONResponse(error_body("ValidationError", message, [{"loc": "body", "msg": message,
-                                                                     "type": "json_invalid"}]), 422)
+        return _json(request, 422, "ValidationError", message, details=[{"loc": "body", "msg": message,
+                                                                         "type": "json_invalid"}])
     if error.status_code == 404 and error.detail == "Not Found":
         message = f"no route {request.method} {request.url.path}; see /docs for the API"
     elif error.status_code == 405:
@@ -130,7 +147,7 @@ def _http(request: Request, error: Exception) -> JSONResponse:
     headers = error.headers
     if error.status_code == 405:
         headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
-    return JSONResponse(error_body(kind, message), error.status_code, headers=headers)
+    return _json(request, error.status_code, kind, message, headers=headers)
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -143,10 +160,10 @@ def _allowed_methods(request: Request) -> list[str]:
             if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)]
 
 
-def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+def _unexpected(request: Request, error: Exception) -> JSONResponse:
     log.error("internal error: %s: %s", type(error).__name__, error, exc_info=error)
-    return JSONResponse(error_body("InternalError", "the service failed unexpectedly; this is a bug, the log has "
-                                   "the details"), 500)
+    return _json(request, 500, "InternalError", "the service failed unexpectedly; this is a bug, the log has the "
+                 "details")
 
 
 def install(app: FastAPI) -> None:

@@ -16,16 +16,17 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hazardvision.errors import HazardVisionError, ImageTooLarge, RequestTimeout, UploadTimeout
-from hazardvision.service.errors import error_body, status_of
+from hazardvision.service.errors import answer, status_of
 from hazardvision.service.metrics import ServiceMetrics
 
 access_log = logging.getLogger("hazardvision.service.access")
 
 
-async def send_error(send: Send, error: HazardVisionError) -> None:
-    """Answer with a domain error's status and JSON body, from outside the app."""
-    body = json.dumps(error_body(type(error).__name__, str(error))).encode()
-    await send({"type": "http.response.start", "status": status_of(error), "headers": [
+async def send_error(send: Send, error: HazardVisionError, path: str = "") -> None:
+    """Answer with a domain error's status and JSON body (in the dialect of `path`), from outside the app."""
+    status, payload = answer(path, status_of(error), type(error).__name__, str(error))
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
@@ -102,7 +103,7 @@ class Deadline:
             error: HazardVisionError = (
                 RequestTimeout(f"no answer within {self.seconds:g} s; the service is busy, retry later")
                 if body_done else UploadTimeout(f"the request body did not arrive within {self.seconds:g} s"))
-            await send_error(send, error)
+            await send_error(send, error, scope["path"])
 
 
 class BodyLimit:
@@ -124,7 +125,7 @@ class BodyLimit:
                                   "(or fewer photos per batch)")
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await send_error(send, too_large)
+            await send_error(send, too_large, scope["path"])
             return
         received = 0
         refused = False
@@ -138,7 +139,7 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 if received > limit and not refused:
                     refused = True
-                    await send_error(send, too_large)
+                    await send_error(send, too_large, scope["path"])
                     return {"type": "http.disconnect"}  # the app stops reading; its own answer is dropped below
             return message
 

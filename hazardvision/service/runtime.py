@@ -12,7 +12,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,7 +29,7 @@ from hazardvision.data.audit import AuditLog
 from hazardvision.data.generations import Generations, Kind
 from hazardvision.data.similar_cases import SimilarCaseRecords
 from hazardvision.detections import Detections
-from hazardvision.errors import HazardVisionError, ImageTooLarge, UnknownCase
+from hazardvision.errors import HazardVisionError, ImageTooLarge, UnknownCase, UnknownModel
 from hazardvision.images import DecodedImage, decode_image
 from hazardvision.packs.registry import PackRegistry
 from hazardvision.packs.tiling import TilingMode
@@ -41,6 +41,7 @@ from hazardvision.service.cameras import CameraHub, CameraStream
 from hazardvision.service.errors import error_body, status_of
 from hazardvision.service.index_sync import IndexSync
 from hazardvision.service.metrics import ServiceMetrics
+from hazardvision.service.profiles import ClientPrediction, ClientProfile, Recording, client_view
 from hazardvision.service.review import FindingReviews
 from hazardvision.service.schemas.cameras import (
     CameraConfig,
@@ -56,6 +57,7 @@ from hazardvision.service.schemas.models import ActivateRequest, ActivateRespons
 from hazardvision.service.schemas.scans import BatchItem, BatchResponse, ScanContext, ScanResponse
 from hazardvision.service.serving import ModelHost, ServingState
 from hazardvision.service.settings import Settings
+from hazardvision.service.summaries import ScanSummaries
 from hazardvision.service.uploads import Upload
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.thumbnails import thumbnail_path
@@ -68,20 +70,51 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class ScanOptions:
+    """How a photo is scanned; photos of a batch that ask alike share one scanner call."""
+
+    tiling: TilingMode | None = None
+    confidence: float | None = None
+    """Overrides every class's operating threshold."""
+    packs: tuple[str, ...] | None = None
+    """Only these packs (None: every pack that serves)."""
+    similar: bool = True
+    """Search similar cases (when the service has an index); off is the fast path."""
+
+
+@dataclass(frozen=True)
 class _Photo:
     image: DecodedImage
     source: str
     decode_ms: float
-    tiling: TilingMode | None = None
+    options: ScanOptions = ScanOptions()
+
+
+@dataclass(frozen=True)
+class ClientScan:
+    """A photo scanned for a protocol client (DeepStack, Roboflow Inference), and what its profile lets it see."""
+
+    result: ScanResult
+    profile: ClientProfile
+    class_ids: dict[str, int]
+    """Class name -> its id among the packs that scanned (in their classes' order)."""
+    scan_id: str | None
+    """The recorded scan, when the profile keeps scans."""
+
+    @property
+    def predictions(self) -> list[ClientPrediction]:
+        return client_view(self.result, self.profile, self.class_ids, stored=self.scan_id is not None)
 
 
 Item = TypeVar("Item")
+Key = TypeVar("Key", bound=Hashable)
 Done = TypeVar("Done")
 
 
-def per_tiling_mode(items: Sequence[Item], mode_of: Callable[[Item], TilingMode | None],
-                    run: Callable[[list[Item], TilingMode | None], Sequence[Done]]) -> list[Done]:
-    """`run` once per tiling mode the batch's items ask for, results back in the batch's order."""
+def per_tiling_mode(items: Sequence[Item], mode_of: Callable[[Item], Key],
+                    run: Callable[[list[Item], Key], Sequence[Done]]) -> list[Done]:
+    """`run` once per tiling mode (or other way of scanning) the batch's items ask for, results back in the
+    batch's order."""
     results: dict[int, Done] = {}
     for mode in dict.fromkeys(map(mode_of, items)):
         chosen = [i for i, item in enumerate(items) if mode_of(item) == mode]
@@ -90,10 +123,11 @@ def per_tiling_mode(items: Sequence[Item], mode_of: Callable[[Item], TilingMode 
 
 
 def _scan_batch(state: ServingState, photos: Sequence[_Photo]) -> list[ScanResult]:
-    """Scan a batch, one scanner call per tiling mode asked for."""
-    return per_tiling_mode(photos, lambda photo: photo.tiling, lambda chosen, mode: state.scanner.scan(
+    """Scan a batch, one scanner call per way of scanning asked for."""
+    return per_tiling_mode(photos, lambda photo: photo.options, lambda chosen, how: state.scanner_for(
+        how.packs, similar=how.similar).scan(
         [p.image for p in chosen], [p.source for p in chosen], decode_ms=[p.decode_ms for p in chosen],
-        tiling=mode))
+        confidence=how.confidence, tiling=how.tiling))
 
 
 class Runtime:
@@ -133,6 +167,9 @@ class Runtime:
                                  default_rule=settings.alert_rule, max_cameras=settings.max_cameras,
                                  frozen_seconds=settings.frozen_seconds)
         self.annotator = HazardAnnotator(self.catalogue)
+        for name, profile in {"the default key": settings.default_client_profile, **settings.client_profiles}.items():
+            profile.check(self.catalogue, name)
+        self.summaries = ScanSummaries(self.audit)
         self._loading: asyncio.Future[ServingState] | None = None
         self._following: asyncio.Task[None] | None = None
 
@@ -191,6 +228,8 @@ class Runtime:
             self._following.cancel()
         if self._loading is not None and not self._loading.done():
             await asyncio.wait([self._loading])
+        for summary in self.summaries.pending():
+            await self.offload(self.summaries.write, summary)
         await self.offload(self.webhooks.close, 5.0)
         await self.offload(self.index_sync.close)
         self.inference.shutdown(wait=True, cancel_futures=True)
@@ -238,7 +277,8 @@ class Runtime:
         if context.site and context.enterprise:
             await self.offload(self.archive.check_place, context)
         photo = await asyncio.get_running_loop().run_in_executor(self.inference, self._decode, upload)
-        result = await self.scan_batches.submit(state, dataclasses.replace(photo, tiling=context.tiling))
+        options = ScanOptions(tiling=context.tiling, confidence=context.confidence)
+        result = await self.scan_batches.submit(state, dataclasses.replace(photo, options=options))
         scan_id = uuid.uuid4().hex
         kept = await self.offload(self.archive.record, scan_id, actor, context, image=photo.image, data=upload.data,
                                   result=result, idempotency_key=idempotency_key)
@@ -268,6 +308,37 @@ class Runtime:
             else:
                 items.append(BatchItem(source=upload.filename, status=200, scan=outcome))
         return BatchResponse(results=items)
+
+    def profile(self, key: KeyRecord) -> ClientProfile:
+        """The client profile of a key: its own, else the default one."""
+        return self.settings.client_profiles.get(key.name, self.settings.default_client_profile)
+
+    async def scan_for_client(self, upload: Upload, key: KeyRecord, protocol: str, *, pack: str | None = None,
+                              min_confidence: float | None = None) -> ClientScan:
+        """Scan one photo for a protocol client with `pack` (None: every pack) as the key's profile says: kept as
+        a scan (audited), or only counted in the key's audit summary (the fast path: no similar cases)."""
+        state = self.host.current
+        packs = [p for p in state.packs if pack is None or p.name == pack]
+        if not packs:
+            raise UnknownModel(f"no model {pack!r} serves here; the models are "
+                               f"{', '.join(p.name for p in state.packs)}")
+        profile = self.profile(key)
+        keep = profile.record is Recording.SCANS
+        options = ScanOptions(confidence=profile.confidence(min_confidence),
+                              packs=None if pack is None else (pack,), similar=keep)
+        photo = await asyncio.get_running_loop().run_in_executor(self.inference, self._decode, upload)
+        result = await self.scan_batches.submit(state, dataclasses.replace(photo, options=options))
+        self.metrics.scanned(result)
+        class_ids = {name: i for i, name in enumerate(dict.fromkeys(c for p in packs for c in p.card.classes))}
+        if not keep:
+            summary = self.summaries.add(key.name, protocol, result, profile.summary_seconds)
+            if summary is not None:
+                await self.offload(self.summaries.write, summary)
+            return ClientScan(result, profile, class_ids, None)
+        scan_id = uuid.uuid4().hex
+        kept = await self.offload(self.archive.record, scan_id, key.name, ScanContext(note=f"via {protocol}"),
+                                  image=photo.image, data=upload.data, result=result)
+        return ClientScan(kept.response, profile, class_ids, scan_id)
 
     async def annotated(self, scan_id: str) -> bytes:
         """The scan's photo with its detections drawn, as JPEG."""

@@ -53,10 +53,25 @@ class ServingState:
     scanner: Scanner
     search: SimilarCaseSearch | None
     generation: int
+    _scanners: dict[tuple[tuple[str, ...] | None, bool], Scanner] = field(default_factory=dict, repr=False,
+                                                                           compare=False)
 
     @property
     def versions(self) -> dict[str, str]:
         return {pack.name: pack.version for pack in self.packs}
+
+    def scanner_for(self, packs: tuple[str, ...] | None = None, *, similar: bool = True) -> Scanner:
+        """The scanner of some of the packs (None: all), searching similar cases or not (faster)."""
+        if packs is None and (similar or self.search is None):
+            return self.scanner
+        key = (packs, similar and self.search is not None)
+        scanner = self._scanners.get(key)
+        if scanner is None:  # two threads may both build one: harmless, they are alike
+            chosen = [pack for pack in self.packs if packs is None or pack.name in packs]
+            scanner = Scanner(chosen, self.scanner.catalogue, similar=self.search if key[1] else None,
+                              similar_query=self.scanner.similar_query)
+            self._scanners[key] = scanner
+        return scanner
 
     def detect(self, images: Sequence[DecodedImage], weak: float, *, tiling: TilingMode | None = None
                ) -> list[Detections]:

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hazardvision.images import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
 from hazardvision.packs.card import Precision
+from hazardvision.service.profiles import ClientProfile
 from hazardvision.video.alerts import AlertRule
 from hazardvision.video.tracking import TrackerSettings
 from hazardvision.video.webhooks import WebhookSettings
@@ -114,6 +115,13 @@ class Settings(BaseSettings):
         description="Cameras tracked in memory at once; the one idle longest is forgotten first.")
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings, description="How alert webhooks are "
                                       "queued and retried.")
+    client_profiles: dict[str, ClientProfile] = Field(
+        default_factory=dict, description="API key name -> what that key's DeepStack or Roboflow Inference client "
+        "is sent (labels, threshold, most predictions) and whether its requests are kept as scans or only audited "
+        "in summaries, e.g. HAZARDVISION_CLIENT_PROFILES='{\"frigate\": {\"min_confidence\": 0.4, "
+        "\"record\": \"summary\"}}'.")
+    default_client_profile: ClientProfile = Field(
+        default_factory=ClientProfile, description="The client profile of every key not in client_profiles.")
     metrics_public: bool = Field(
         default=True, description="Serve /metrics without an API key (for a Prometheus scraper on a private "
         "network); false asks for any valid key.")

@@ -45,8 +45,9 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-async def read_photos(request: Request, *, max_files: int, filename: str | None) -> Photos:
-    """The photos of a multipart form (field `image`, repeatable up to `max_files`) or of a raw image/* body."""
+async def read_photos(request: Request, *, max_files: int, filename: str | None, required: bool = True) -> Photos:
+    """The photos of a multipart form (field `image`, repeatable up to `max_files`) or of a raw image/* body;
+    without `required`, a form without a photo is read too (its fields can say who sent it)."""
     media = _media_type(request)
     if media.startswith("image/"):
         data = await request.body()
@@ -76,7 +77,7 @@ async def read_photos(request: Request, *, max_files: int, filename: str | None)
                 fields[name] = value
     finally:
         await form.close()  # spooled temporary files
-    if not uploads:
+    if not uploads and required:
         raise InvalidUpload("no photo in the form; attach it as the file field 'image'")
     if len(uploads) > max_files:
         raise InvalidUpload(f"{len(uploads)} photos sent; at most {max_files} per request")

@@ -30,6 +30,9 @@ class ScanContext(BaseModel):
         default=None, description="Also look at a large photo in overlapping tiles, for small, distant workers: "
         "on, off, or auto (photos of the pack's auto size and more). Default: each pack's default, chosen on "
         "validation data (see its card). Costs about one model run per tile.")
+    confidence: float | None = Field(
+        default=None, ge=0, le=1, description="Report every class from this detector confidence up, instead of "
+        "from each class's operating threshold (the pack's card). Default: the operating thresholds.")
 
 
 class ScanQuery(ScanContext):
