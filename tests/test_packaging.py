@@ -43,6 +43,9 @@ def test_wheel_bundles_catalogue_and_model_packs(tmp_path):
     assert "hazardvision/_bundled/samples/catalogue.yaml" in names
     assert any(n.startswith("hazardvision/_bundled/models/") and n.endswith("model.onnx") for n in names)
     assert any(n.endswith("card.json") for n in names)
+    # the inspection record's fonts, with their licences
+    assert {"hazardvision/fonts/DroidSansFallbackFull.ttf", "hazardvision/fonts/DejaVuSans.ttf",
+            "hazardvision/fonts/LICENSE-Apache-2.0.txt", "hazardvision/fonts/README.md"} <= set(names)
     metadata = next(n for n in names if n.endswith("METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode()
     requires = [line for line in text.splitlines() if line.startswith("Requires-Dist:")]

@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
 
 from hazardvision.service.deps import InspectKey, RuntimeDep
+from hazardvision.service.i18n import Language
+from hazardvision.service.record_export import export_record
 from hazardvision.service.schemas.common import responses
 from hazardvision.service.schemas.inspections import (
     FileScansRequest,
@@ -49,3 +52,16 @@ async def file_scans(inspection_id: InspectionId, request: FileScansRequest, run
                      key: InspectKey) -> InspectionDetail:
     """A scan belongs to one inspection: one filed under another answers 409."""
     return await runtime.offload(runtime.inspections.file_scans, inspection_id, request.scan_ids, key.name)
+
+
+@router.get("/{inspection_id}/record.pdf", response_class=Response, summary="The inspection record, as PDF",
+            responses={**responses(404), 200: {"content": {"application/pdf": {}}, "description": "A PDF."}})
+async def get_record(inspection_id: InspectionId, runtime: RuntimeDep, key: InspectKey,
+                     lang: Annotated[Language, Query(description="Language of the record: en (English) or zh "
+                                                     "(Simplified Chinese).")] = Language.EN) -> Response:
+    """The record to file: the visit, each annotated photo, each finding with rule, advice, review and
+    rectification, the model versions and the audit head hash. Audited as `inspection.export` (with the
+    file's SHA-256)."""
+    record = await export_record(runtime, inspection_id, lang, key.name)
+    return Response(record.pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{record.filename}"'})
