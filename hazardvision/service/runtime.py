@@ -30,7 +30,7 @@ from hazardvision.data.generations import Generations, Kind
 from hazardvision.data.similar_cases import SimilarCaseRecords
 from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError, ImageTooLarge, UnknownCase, UnknownModel
-from hazardvision.images import DecodedImage, decode_image
+from hazardvision.images import DecodedImage, decode_image, read_header
 from hazardvision.packs.registry import PackRegistry
 from hazardvision.packs.tiling import TilingMode
 from hazardvision.results import Box, ModelRef, QualityInfo, ScanResult
@@ -290,7 +290,14 @@ class Runtime:
     async def scan_batch(self, uploads: Sequence[Upload], context: ScanContext, actor: str) -> BatchResponse:
         """Scan several photos at once; each gets its result or its own error."""
         _ = self.host.current  # while the models load, the whole batch gets the 503
-        outcomes = await asyncio.gather(*(self.scan(upload, context, actor) for upload in uploads),
+
+        async def scan(upload: Upload, refusal: ImageTooLarge | None) -> ScanResponse:
+            if refusal is not None:
+                raise refusal
+            return await self.scan(upload, context, actor)
+
+        outcomes = await asyncio.gather(*(scan(upload, refusal) for upload, refusal in
+                                          zip(uploads, self._past_batch_budget(uploads), strict=True)),
                                         return_exceptions=True)
         items = []
         for upload, outcome in zip(uploads, outcomes, strict=True):
@@ -339,6 +346,27 @@ class Runtime:
         kept = await self.offload(self.archive.record, scan_id, key.name, ScanContext(note=f"via {protocol}"),
                                   image=photo.image, data=upload.data, result=result)
         return ClientScan(kept.response, profile, class_ids, scan_id)
+
+    def _past_batch_budget(self, uploads: Sequence[Upload]) -> list[ImageTooLarge | None]:
+        """The refusal of each photo of a batch beyond its pixel budget (`max_batch_pixels`), read from the headers
+        before anything is decoded: a batch never holds more decoded pixels than that at once."""
+        budget, total, refusals = self.settings.max_batch_pixels, 0, []
+        for upload in uploads:
+            try:
+                header = read_header(upload.data)
+            except HazardVisionError:
+                header = None  # its own decode says what is wrong with it
+            pixels = header.width * header.height if header is not None else 0
+            refusal = None
+            if pixels <= self.settings.max_pixels:  # else its decode refuses it alone
+                if total + pixels > budget:
+                    refusal = ImageTooLarge(
+                        f"{upload.filename} ({pixels / 1e6:.1f} megapixels) would take the batch's photos above "
+                        f"{budget / 1e6:.0f} megapixels in all, the limit per request; send it in another request")
+                else:
+                    total += pixels
+            refusals.append(refusal)
+        return refusals
 
     async def annotated(self, scan_id: str) -> bytes:
         """The scan's photo with its detections drawn, as JPEG."""

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         description="Most memory one photo's decode may hold, in bytes, estimated from its header (size, bit depth, "
         "channels) before decoding (413 above). Default: 3 times the 8-bit RGB size of a photo of max_pixels, which "
         "every decode of such a photo stays under.")
+    max_batch_pixels: int = Field(
+        default=4 * DEFAULT_MAX_PIXELS, ge=10_000, le=4_000_000_000,
+        description="Most pixels of all the photos of one POST /v1/scans/batch together, read from their headers "
+        "before decoding: the photos past it get 413 each, the others are scanned. Default: four photos of "
+        "max_pixels.")
     max_batch_images: int = Field(default=16, ge=1, le=256, description="Most photos in one POST /v1/scans/batch.")
     request_timeout_seconds: float = Field(
         default=60.0, gt=0, le=3600,

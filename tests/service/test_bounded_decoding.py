@@ -204,3 +204,21 @@ def test_scan_batch_body_over_the_limit_is_refused_while_it_streams(tmp_path, da
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"connection: close" in answer.lower()  # the middleware's answer, not the app's
     assert sent < 32 * MIB, f"{sent} bytes sent before the answer"
+
+
+@needs_proc
+def test_scan_batch_of_sixteen_bit_pngs_stays_within_the_request_budget(inspector):
+    """Four 60-megapixel photos fill a batch's default budget: a fifth is refused from its header, undecoded, and
+    the server's peak memory stays under the four photos' 8-bit pixels plus two decodes in flight."""
+    data = sixteen_bit_png()
+    files = [("image", (f"big-{i}.png", data, "image/png")) for i in range(5)]
+    answers: list[httpx.Response] = []
+    rise = peak_rise(lambda: answers.append(inspector.post("/v1/scans/batch", files=files)))
+    assert answers[0].status_code == 200, answers[0].text
+    results = answers[0].json()["results"]
+    assert [r["status"] for r in results] == [200, 200, 200, 200, 413]
+    assert "the limit per request" in results[4]["error"]["message"]
+    output = SIDE * SIDE * 3
+    print(f"batch of five 16-bit {SIDE}x{SIDE} PNGs (four scanned): peak RSS +{rise / MIB:.0f} MiB "
+          f"({rise / output:.2f}x one photo's 8-bit RGB size)")
+    assert rise <= (4 + 2 * DECODE_BUDGET_FACTOR) * output, f"+{rise / MIB:.0f} MiB"
