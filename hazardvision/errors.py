@@ -165,6 +165,22 @@ class StreamRefused(VideoError):
     networks the administrator allows."""
 
 
+class UnknownInspection(HazardVisionError):
+    """No inspection has this id."""
+
+
+class InspectionConflict(HazardVisionError):
+    """A scan is filed under another inspection already."""
+
+
+class UnknownRectification(HazardVisionError):
+    """No rectification has this id."""
+
+
+class RectificationConflict(HazardVisionError):
+    """The rectification is not in the state the step needs (or the finding is not a confirmed hazard)."""
+
+
 class UnsupportedAspectRatio(InvalidImage):
     """The photo is too long and thin for the detector (its aspect ratio is above the limit)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -62,6 +62,24 @@ class Reviews:
             except IntegrityError as error:  # another process reviewed it between our check and our write
                 raise conflict from error
             yield row
+
+    def pending(self, *, site: str | None = None, enterprise: str | None = None,
+                class_names: Sequence[str] | None = None, limit: int = 50,
+                offset: int = 0) -> builtins.list[FindingRecord]:
+        """Findings not yet reviewed, newest scan first, with their scans loaded; of a site, an enterprise, some
+        classes."""
+        query = (select(FindingRecord).join(ScanRecord, ScanRecord.id == FindingRecord.scan_id)
+                 .where(FindingRecord.status == ReviewStatus.PENDING.value)
+                 .options(selectinload(FindingRecord.scan))
+                 .order_by(ScanRecord.created_at.desc(), FindingRecord.position).limit(limit).offset(offset))
+        if site:
+            query = query.where(ScanRecord.site == site)
+        if enterprise:
+            query = query.where(ScanRecord.enterprise == enterprise)
+        if class_names is not None:
+            query = query.where(FindingRecord.class_name.in_(class_names))
+        with self.database.session() as session:
+            return builtins.list(session.scalars(query))
 
     def list(self, *, scan_id: str | None = None, site: str | None = None, enterprise: str | None = None,
              limit: int = 50, offset: int = 0) -> builtins.list[ReviewRecord]:

@@ -8,9 +8,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hazardvision import __version__
-from hazardvision.service import errors
+from hazardvision.service import docs, errors
 from hazardvision.service.middleware import BodyLimit, Deadline, RequestObserver
-from hazardvision.service.routes import cameras, cases, deepstack, health, models, reviews, roboflow, scans
+from hazardvision.service.routes import (
+    cameras,
+    cases,
+    catalogue,
+    deepstack,
+    health,
+    inspections,
+    models,
+    page,
+    rectifications,
+    reviews,
+    roboflow,
+    scans,
+    session,
+)
 from hazardvision.service.runtime import Runtime
 from hazardvision.service.settings import Settings
 
@@ -36,12 +50,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await runtime.close()
 
-    app = FastAPI(title="hazardvision", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="hazardvision", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # docs.install serves them without a CDN
     app.state.runtime = runtime
-    for router in (scans.router, reviews.router, cameras.router, models.router, cases.router, deepstack.router,
-                   roboflow.router, health.router):
+    for router in (session.router, scans.router, reviews.router, inspections.router, rectifications.router,
+                   cameras.router, models.router, cases.router, catalogue.router, deepstack.router, roboflow.router,
+                   health.router):
         app.include_router(router)
     errors.install(app)
+    docs.install(app)
+    page.install(app)
 
     def limit_for(path: str) -> int:
         single = settings.max_upload_bytes

@@ -53,7 +53,13 @@ async def current_key(
     else:
         record = await runtime.authenticate(credentials.credentials if credentials else None)
     request.state.key_name = record.name  # for the request log
+    request.state.signed_in = bool(token)
     return record
+
+
+def signed_in(request: Request) -> bool:
+    """Whether the request came from a signed-in page (its session cookie) rather than a bearer key."""
+    return bool(getattr(request.state, "signed_in", False))
 
 
 CurrentKey = Annotated[KeyRecord, Depends(current_key)]

@@ -9,6 +9,7 @@ import's (`Cases.add`). A finding is reviewed once.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -23,10 +24,16 @@ from hazardvision.data.reviews import Reviews
 from hazardvision.data.service_records import ReviewRecord, ReviewStatus, ScanRecord
 from hazardvision.errors import BankError, HazardVisionError, InvalidReview, ReviewConflict, UnknownFinding
 from hazardvision.images import decode_image
-from hazardvision.results import Box
+from hazardvision.results import Box, HazardInfo
 from hazardvision.service.archive import ScanArchive, stored
 from hazardvision.service.schemas.common import as_utc
-from hazardvision.service.schemas.reviews import Decision, ReviewRequest, ReviewResponse
+from hazardvision.service.schemas.reviews import (
+    Decision,
+    PendingFilter,
+    PendingFinding,
+    ReviewRequest,
+    ReviewResponse,
+)
 
 log = logging.getLogger("hazardvision.service")
 
@@ -76,6 +83,18 @@ class FindingReviews:
         return [review_response(row) for row in self.records.list(scan_id=scan_id, site=site, enterprise=enterprise,
                                                             limit=limit, offset=offset)]
 
+    def pending(self, query: PendingFilter) -> builtins.list[PendingFinding]:
+        """The review queue: findings not yet reviewed, newest scan first."""
+        classes = None if query.severity is None else [
+            entry.class_name for entry in self.catalogue.classes if entry.severity is query.severity]
+        rows = self.records.pending(site=query.site, enterprise=query.enterprise, class_names=classes,
+                                    limit=query.limit, offset=query.offset)
+        return [PendingFinding(
+            id=row.id, scan_id=row.scan_id, class_name=row.class_name, confidence=row.confidence,
+            hazard=HazardInfo.of(self.catalogue.entry(row.class_name)),
+            box=Box(x1=row.x1, y1=row.y1, x2=row.x2, y2=row.y2), site=row.scan.site, enterprise=row.scan.enterprise,
+            scanned_at=as_utc(row.scan.created_at) or dt.datetime.now(dt.UTC)) for row in rows]
+
     def _verdict(self, finding_id: str, request: ReviewRequest) -> _Verdict:
         finding = self.records.finding(finding_id=finding_id)
         if finding is None:
@@ -116,7 +135,7 @@ class FindingReviews:
         with self.records.record(
             finding_id=verdict.finding_id, scan_id=verdict.scan.id, case_id=case_id,
             confirmed=request.decision is Decision.CONFIRM, decision=request.decision.value,
-            reviewer=request.reviewer, actor=actor, note=request.note, class_name=verdict.class_name,
+            reviewer=request.reviewer or actor, actor=actor, note=request.note, class_name=verdict.class_name,
             box=(box.x1, box.y1, box.x2, box.y2), corrected=verdict.corrected, at=utcnow(),
         ) as row:
             self._audit(row, verdict)

@@ -40,8 +40,10 @@ from hazardvision.service.batcher import MicroBatcher
 from hazardvision.service.cameras import CameraHub, CameraStream
 from hazardvision.service.errors import error_body, status_of
 from hazardvision.service.index_sync import IndexSync
+from hazardvision.service.inspection import SiteInspections
 from hazardvision.service.metrics import ServiceMetrics
 from hazardvision.service.profiles import ClientPrediction, ClientProfile, Recording, client_view
+from hazardvision.service.rectification import HazardRectifications
 from hazardvision.service.review import FindingReviews
 from hazardvision.service.schemas.cameras import (
     CameraConfig,
@@ -161,6 +163,8 @@ class Runtime:
         self.index_sync = IndexSync(self._sync_index)
         self.reviews = FindingReviews(self.bank, self.archive, self.audit, self.catalogue,
                                       on_change=self._after_review)
+        self.inspections = SiteInspections(self.bank.database, self.audit)
+        self.rectifications = HazardRectifications(self.bank.database, self.audit)
         self.webhooks = WebhookSender(settings.webhooks)
         self.metrics.watch_webhooks(self.webhooks.stats)
         self.cameras = CameraHub(self.bank, self.audit, self.catalogue, self.webhooks, tracker=settings.tracker,

@@ -127,6 +127,10 @@ class Settings(BaseSettings):
         "\"record\": \"summary\"}}'.")
     default_client_profile: ClientProfile = Field(
         default_factory=ClientProfile, description="The client profile of every key not in client_profiles.")
+    session_hours: float = Field(default=12, gt=0, le=24 * 30, description="How long a signed-in page's "
+                                 "session lasts (it ends sooner at sign-out or when its key is revoked).")
+    secure_cookies: bool = Field(default=False, description="Mark the session cookie Secure even on plain HTTP "
+                                 "(it always is on HTTPS): set it behind a TLS-terminating proxy.")
     metrics_public: bool = Field(
         default=True, description="Serve /metrics without an API key (for a Prometheus scraper on a private "
         "network); false asks for any valid key.")

@@ -142,7 +142,8 @@ def test_rectification_is_closed_by_a_passing_after_photo_and_verified_by_anothe
 
 def test_rectification_of_a_failed_after_photo_needs_a_reason_or_opens_again(inspector, verifier, ppe_photos):
     photo = next(photo for photo in ppe_photos[12:40] if (scan := inspector.post(
-        "/v1/scans", files={"image": (photo.name, photo.read_bytes())}, data={"enterprise": "acme"}).json())["findings"])
+        "/v1/scans", files={"image": (photo.name, photo.read_bytes())},
+        data={"enterprise": "acme"}).json())["findings"])
     finding = scan["findings"][0]
     assert inspector.post(f"/v1/findings/{finding['id']}/review",
                           json={"decision": "confirm", "reviewer": "li wei"}).status_code == 201

@@ -22,7 +22,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spec(server) -> dict[str, Any]:
-    response = httpx.get(f"{server.url}/openapi.json")
+    response = httpx.get(f"{server.url}/openapi.json", timeout=60)  # built on first use: seconds on a busy machine
     assert response.status_code == 200, response.text
     return response.json()
 

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
-from hazardvision.service.deps import ReviewKey, RuntimeDep
+from hazardvision.service.deps import ReviewKey, RuntimeDep, signed_in
 from hazardvision.service.schemas.common import responses
-from hazardvision.service.schemas.reviews import ReviewFilter, ReviewList, ReviewRequest, ReviewResponse
+from hazardvision.service.schemas.reviews import (
+    PendingFilter,
+    PendingList,
+    ReviewFilter,
+    ReviewList,
+    ReviewRequest,
+    ReviewResponse,
+)
 
 router = APIRouter(tags=["reviews"], responses=responses())
 
@@ -17,11 +24,20 @@ router = APIRouter(tags=["reviews"], responses=responses())
              responses=responses(404, 409), summary="Confirm or reject a finding")
 async def review_finding(
     finding_id: Annotated[str, Path(min_length=1, max_length=64, description="Finding id, from a scan's findings.")],
-    review: ReviewRequest, runtime: RuntimeDep, key: ReviewKey,
+    review: ReviewRequest, request: Request, runtime: RuntimeDep, key: ReviewKey,
 ) -> ReviewResponse:
     """A confirmed finding becomes a case in the sample bank (and a similar case for later scans); a rejected one
     is kept as a known false alarm. A finding is reviewed once: a second review gets 409."""
+    if signed_in(request):  # a page's reviewer is its signed-in key, never free text
+        review = review.model_copy(update={"reviewer": None})
     return await runtime.offload(runtime.reviews.review, finding_id, review, key.name)
+
+
+@router.get("/v1/findings", response_model=PendingList, summary="The review queue")
+async def pending_findings(runtime: RuntimeDep, _key: ReviewKey,
+                           query: Annotated[PendingFilter, Query()]) -> PendingList:
+    """Findings not yet reviewed, newest scan first; by site, enterprise and severity."""
+    return PendingList(findings=await runtime.offload(runtime.reviews.pending, query))
 
 
 @router.get("/v1/reviews", response_model=ReviewList, summary="List reviews")

@@ -72,3 +72,13 @@ async def get_scan(scan_id: ScanId, runtime: RuntimeDep, _key: ScanKey) -> ScanR
 async def get_annotated(scan_id: ScanId, runtime: RuntimeDep, _key: ScanKey) -> Response:
     """Hazards boxed in their severity's colour, other objects in green."""
     return Response(await runtime.annotated(scan_id), media_type="image/jpeg")
+
+
+@router.get("/{scan_id}/photo", response_class=Response, summary="The scanned photo as it was uploaded",
+            responses={**responses(404), 200: {"content": {"image/*": {}}, "description": "The photo's bytes."}})
+async def get_photo(scan_id: ScanId, runtime: RuntimeDep, _key: ScanKey) -> Response:
+    """The uploaded bytes (boxes are in the pixels of this photo after its EXIF orientation)."""
+    scan = await runtime.offload(runtime.archive.get, scan_id)
+    data = await runtime.offload(runtime.archive.photo, scan)
+    kind = "jpeg" if scan.image_format in ("JPEG", "MPO") else scan.image_format.lower()
+    return Response(data, media_type=f"image/{kind}")
