@@ -135,11 +135,27 @@ def test_page_inspection_flow_from_sign_in_to_pdf(server, page_at, ppe_photos, v
 
     first, second = items.nth(0).get_attribute("data-finding"), items.nth(1).get_attribute("data-finding")
     items.nth(0).locator("input[name=note]").fill("no helmet near the crane")
+    items.nth(0).locator("button:has-text('Correct the box')").click()  # then one drag on the photo
+    area = page.locator(".photo svg").bounding_box()
+    page.mouse.move(area["x"] + area["width"] * 0.1, area["y"] + area["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.6, steps=5)
+    page.mouse.up()
+    assert "New box" in items.nth(0).inner_text()
     items.nth(0).locator("button:has-text('Confirm hazard')").click()
     page.wait_for_selector(f"li[data-finding='{first}'] .badge.confirmed")
     page.locator(f"li[data-finding='{second}'] button:has-text('Reject')").click()
     page.wait_for_selector(f"li[data-finding='{second}'] .badge.rejected")
     assert "test-inspector" in page.inner_text(f"li[data-finding='{first}']")  # the reviewer is the key's name
+    with server.client(Role.INSPECTOR) as client:
+        scan_id = page.url.rsplit("/", 1)[-1]
+        width = client.get(f"/v1/scans/{scan_id}").json()["image"]["width"]
+        review = next(r for r in client.get("/v1/reviews", params={"scan_id": scan_id}).json()["reviews"]
+                      if r["finding_id"] == first)
+    assert review["corrected"] and review["reviewer"] == "test-inspector"
+    assert review["note"] == "no helmet near the crane"
+    assert abs(review["box"]["x1"] - 0.1 * width) <= 0.02 * width
+    assert abs(review["box"]["x2"] - 0.5 * width) <= 0.02 * width
 
     page.goto(f"{server.url}/app#/inspections/{inspection_id}")
     page.wait_for_selector("main h1:has-text('Inspection at dock-9')")

@@ -276,10 +276,46 @@ function similarCases(cases) {
       item.description ? h("div", { class: "muted" }, item.description) : null)));
 }
 
-function reviewControls(finding, review, refresh) {
+function drawBox(overlay, onDrawn) {
+  // One drag on the photo draws a box, in the photo's pixels (the overlay's viewBox).
+  const point = (event) => {
+    const position = new DOMPoint(event.clientX, event.clientY).matrixTransform(overlay.getScreenCTM().inverse());
+    return { x: Math.round(position.x), y: Math.round(position.y) };
+  };
+  const drawn = svg("rect", { class: "box drawn", stroke: "#0b57d0" });
+  let start = null;
+  overlay.classList.add("drawing");
+  const down = (event) => { start = point(event); overlay.setPointerCapture(event.pointerId); overlay.append(drawn); };
+  const move = (event) => {
+    if (!start) return;
+    const end = point(event);
+    drawn.setAttribute("x", Math.min(start.x, end.x)); drawn.setAttribute("y", Math.min(start.y, end.y));
+    drawn.setAttribute("width", Math.abs(end.x - start.x)); drawn.setAttribute("height", Math.abs(end.y - start.y));
+  };
+  const up = (event) => {
+    if (!start) return;
+    const end = point(event);
+    const [width, height] = overlay.getAttribute("viewBox").split(" ").slice(2).map(Number);
+    const clamp = (value, limit) => Math.max(0, Math.min(limit, value));
+    const box = { x1: clamp(Math.min(start.x, end.x), width), y1: clamp(Math.min(start.y, end.y), height),
+                  x2: clamp(Math.max(start.x, end.x), width), y2: clamp(Math.max(start.y, end.y), height) };
+    overlay.removeEventListener("pointerdown", down);
+    overlay.removeEventListener("pointermove", move);
+    overlay.removeEventListener("pointerup", up);
+    overlay.classList.remove("drawing");
+    start = null;
+    if (box.x2 > box.x1 && box.y2 > box.y1) onDrawn(box); else drawn.remove();
+  };
+  overlay.addEventListener("pointerdown", down);
+  overlay.addEventListener("pointermove", move);
+  overlay.addEventListener("pointerup", up);
+}
+
+function reviewControls(finding, review, container, refresh) {
   if (review) {
     return h("p", {}, h("span", { class: `badge ${review.decision === "confirm" ? "confirmed" : "rejected"}` },
-      t(`review.${review.decision}ed`)), " ", t("review.by", { name: review.reviewer, at: when(review.created_at) }));
+      t(`review.${review.decision}ed`)), " ", t("review.by", { name: review.reviewer, at: when(review.created_at) }),
+      review.corrected ? ` (${t("review.corrected")})` : "");
   }
   if (!can("review")) return null;
   const note = h("input", { name: "note", maxlength: 4000 });
@@ -287,11 +323,23 @@ function reviewControls(finding, review, refresh) {
     state.catalogue.filter((entry) => entry.class_name !== finding.class_name).map((entry) =>
       h("option", { value: entry.class_name }, `${text(entry.name)} (${entry.class_name})`)));
   const message = h("div");
+  const boxNote = h("span", { class: "muted", role: "status" });
+  let box = null;
+  const redraw = h("button", { type: "button", class: "secondary", onclick: () => {
+    const overlay = container.querySelector(".photo svg");
+    boxNote.textContent = t("review.draw_box");
+    overlay.scrollIntoView({ block: "nearest" });
+    drawBox(overlay, (drawnBox) => {
+      box = drawnBox;
+      boxNote.textContent = t("review.new_box", drawnBox);
+    });
+  } }, t("review.correct_box"));
   const send = (decision) => async () => {
     message.replaceChildren();
     const body = { decision };
     if (note.value.trim()) body.note = note.value.trim();
     if (corrected.value) body.class_name = corrected.value;
+    if (box) body.box = box;
     try {
       await api("POST", `/v1/findings/${finding.id}/review`, body);
       toast(t(`review.${decision}ed`));
@@ -299,6 +347,7 @@ function reviewControls(finding, review, refresh) {
     } catch (error) { message.append(errorLine(error)); }
   };
   return h("div", {}, h("div", { class: "row" }, field(t("review.note"), note), field(t("review.class"), corrected)),
+    h("div", { class: "actions" }, redraw, boxNote),
     h("div", { class: "actions" },
       h("button", { type: "button", onclick: send("confirm") }, t("review.confirm")),
       h("button", { type: "button", class: "danger", onclick: send("reject") }, t("review.reject"))), message);
@@ -316,7 +365,7 @@ function findingItem(finding, review, container, refresh) {
     h("ul", {}, hazard.rules.map((rule) => h("li", {}, h("strong", {}, rule.ref), ": ", rule.summary))),
     h("p", {}, h("strong", {}, t("finding.advice")), " ", text(hazard.advice)),
     h("h4", {}, t("cases.title")), similarCases(finding.similar_cases),
-    reviewControls(finding, review, refresh));
+    reviewControls(finding, review, container, refresh));
 }
 
 async function renderScanResult(scanId) {
