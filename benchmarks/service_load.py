@@ -136,7 +136,8 @@ class Server:
     def get(self, path: str) -> tuple[int, str]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
-            connection.request("GET", path)
+            # /metrics needs a key (metrics_public is off by default); /readyz takes one too.
+            connection.request("GET", path, headers={"Authorization": f"Bearer {self.key}"})
             response = connection.getresponse()
             return response.status, response.read().decode()
         except OSError:

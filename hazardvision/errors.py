@@ -187,3 +187,11 @@ class UnsupportedAspectRatio(InvalidImage):
 
 class UnknownHome(BankError):
     """A check was pointed at a home folder that does not exist or holds no bank (it is never created for one)."""
+
+
+class TooManySignIns(HazardVisionError):
+    """Too many failed sign-ins from one client address: wait `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -6,6 +6,7 @@
       scans/              photos the service scanned, by SHA-256 (in the bank only once reviewed)
       frames/             camera frames that raised an alert, by SHA-256 (the alerts' snapshots)
       audit/              the audit log, its anchor and key
+      keys/webhook.key    the key that encrypts webhook secrets in the database (mode 600)
       similar/<model>/    similar-case indexes, one per embedding model
       thumbnails/         thumbnails of similar cases
       snapshots/<id>/     frozen training datasets
@@ -72,6 +73,14 @@ class Home:
         return self.root / "audit"
 
     @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def webhook_key(self) -> Path:
+        return self.keys / "webhook.key"
+
+    @property
     def similar(self) -> Path:
         return self.root / "similar"
 
@@ -130,7 +139,7 @@ class Home:
             for path in _entries(store / ".incoming"):
                 pid = path.suffix.lstrip(".")
                 yield path, int(pid) if pid.isdigit() else 0
-        folders = [self.thumbnails, self.snapshots, self.audit, *_entries(self.similar)]
+        folders = [self.thumbnails, self.snapshots, self.audit, self.keys, *_entries(self.similar)]
         folders += [path for path in self.models.rglob("*") if path.is_dir()] if self.models.is_dir() else []
         folders.append(self.models)
         for folder in folders:

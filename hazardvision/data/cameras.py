@@ -1,4 +1,4 @@
-"""`Cameras`: each camera's alert settings, and the alerts raised from its frames."""
+"""`Cameras`: each camera's alert settings (its webhook secret encrypted), and the alerts raised from its frames."""
 
 from __future__ import annotations
 
@@ -10,13 +10,28 @@ from sqlalchemy import select, update
 
 from hazardvision.data.base import utcnow
 from hazardvision.data.database import Database
+from hazardvision.data.encryption import SecretBox
 from hazardvision.data.service_records import AlertRecord, CameraRecord
 from hazardvision.video.alerts import Alert
 
 
 class Cameras:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, secrets: SecretBox | None = None) -> None:
         self.database = database
+        self.secrets = secrets or SecretBox(database.home.webhook_key)
+
+    def secret(self, row: CameraRecord) -> str | None:
+        """The camera's webhook secret, decrypted (`BankError` when the key file does not fit)."""
+        return self.secrets.open(row.webhook_secret) if row.webhook_secret is not None else None
+
+    def seal_clear(self) -> int:
+        """Encrypt the webhook secrets an older hazardvision stored in clear; return how many."""
+        with self.database.session() as session:
+            rows = [row for row in session.scalars(select(CameraRecord).where(CameraRecord.webhook_secret.is_not(None)))
+                    if row.webhook_secret is not None and not self.secrets.sealed(row.webhook_secret)]
+            for row in rows:
+                row.webhook_secret = self.secrets.seal(row.webhook_secret or "")
+            return len(rows)
 
     def configured(self) -> list[CameraRecord]:
         """Every configured camera, by id."""
@@ -35,12 +50,15 @@ class Cameras:
 
     @contextmanager
     def configure(self, *, camera_id: str, webhook_url: str | None, webhook_secret: str | None,
-                  rule: dict[str, object], tiling: str | None) -> Iterator[CameraRecord]:
-        """Store a camera's settings and yield them inside the transaction (what the caller does there, an
-        audit entry, commits with them)."""
+                  rule: dict[str, object], tiling: str | None, owner: str | None = None) -> Iterator[CameraRecord]:
+        """Store a camera's settings (the secret encrypted) and yield them inside the transaction (what the caller
+        does there, an ownership check or an audit entry, commits with them). `owner` is kept only for a camera
+        configured for the first time; the row yielded carries the owner it had."""
         with self.database.session() as session:
-            row = session.get(CameraRecord, camera_id) or CameraRecord(id=camera_id, rule={})
-            row.webhook_url, row.webhook_secret = webhook_url, webhook_secret
+            row = session.get(CameraRecord, camera_id, with_for_update=True) or CameraRecord(
+                id=camera_id, rule={}, owner=owner)
+            row.webhook_url = webhook_url
+            row.webhook_secret = self.secrets.seal(webhook_secret) if webhook_secret is not None else None
             row.rule = rule
             row.tiling = tiling
             row.updated_at = utcnow()

@@ -99,6 +99,12 @@ def _web_sessions(connection: Connection) -> None:
     Base.metadata.tables["web_sessions"].create(connection, checkfirst=True)
 
 
+def _camera_owners(connection: Connection) -> None:
+    # Cameras configured before this version have no owner (null): only an admin changes them.
+    if "owner" not in {column["name"] for column in inspect(connection).get_columns("cameras")}:
+        connection.execute(text("ALTER TABLE cameras ADD COLUMN owner VARCHAR(100)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
@@ -110,6 +116,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "generation counters shared by the service processes of one database", _generations),
     Migration(9, "inspections and the rectification of confirmed hazards", _inspections),
     Migration(10, "signed-in sessions of the web page", _web_sessions),
+    Migration(11, "the API key that owns each camera", _camera_owners),
 )
 LATEST = MIGRATIONS[-1].version
 

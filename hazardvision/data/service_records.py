@@ -141,7 +141,11 @@ class CameraRecord(Base):
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     webhook_url: Mapped[str | None] = mapped_column(Text)
     webhook_secret: Mapped[str | None] = mapped_column(Text)
-    """Kept as given: the service needs it to sign deliveries."""
+    """Encrypted (`SecretBox`: `fernet:...`); a bank from before encryption may hold it in clear until the
+    service's next start seals it."""
+    owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    """Name of the API key that configured the camera first; null for cameras configured before owners were
+    kept (only an admin changes those)."""
     rule: Mapped[dict[str, object]] = mapped_column(JSON)
     tiling: Mapped[str | None] = mapped_column(String(8), nullable=True)
     """Tiling mode of its frames (auto, on, off); null: each pack's default."""

@@ -32,7 +32,7 @@ BATCH_PATH = "/v1/scans/batch"
 DESCRIPTION = """Finds hidden safety hazards in site photos and video frames, and backs every finding with similar
 past cases from the sample bank.
 
-Every endpoint except `/healthz`, `/readyz` and (by default) `/metrics` needs an API key:
+Every endpoint except `/healthz` and `/readyz` needs an API key (`/metrics` too, unless `metrics_public`):
 `Authorization: Bearer hv_...`; `hazardvision keys create --role inspector --name NAME` makes one.
 Errors answer `{"error": ..., "message": ...}`."""
 

@@ -4,6 +4,9 @@ Trackers live in memory, one per camera (the least recently used is forgotten pa
 `max_cameras`, and a reset drops one); settings and alerts live in the bank database, and the
 frame that raised an alert in `HOME/frames/`. Alerts go to the camera's webhook through one
 `WebhookSender`, whose `submit` returns at once: the frame path never waits on a receiver.
+
+A camera belongs to the API key that configured it first; only that key or an admin configures or
+resets it again. Cameras configured before owners were kept have none: only an admin changes them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from hazardvision.access import KeyRecord, Role
 from hazardvision.annotate import encode_jpeg
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import Catalogue
@@ -26,6 +30,7 @@ from hazardvision.detections import Detections
 from hazardvision.errors import (
     AlertConflict,
     BankError,
+    Forbidden,
     HazardVisionError,
     InvalidFrame,
     UnknownAlert,
@@ -125,6 +130,9 @@ class CameraHub:
                  frozen_seconds: float = 10.0) -> None:
         self.bank = bank
         self.records = Cameras(bank.database)
+        sealed = self.records.seal_clear()
+        if sealed:
+            log.info("encrypted %d webhook secrets stored in clear with %s", sealed, self.records.secrets.key_path)
         self.frames = ImageStore(Home(bank.home).frames)
         self.audit = audit
         self.catalogue = catalogue
@@ -143,7 +151,12 @@ class CameraHub:
     def _settings_of(self, row: CameraRecord | None) -> CameraSettings:
         if row is None:
             return CameraSettings(None, None, self.default_rule, configured=False)
-        return CameraSettings(row.webhook_url, row.webhook_secret, AlertRule.model_validate(row.rule),
+        try:
+            secret = self.records.secret(row)
+        except BankError as error:  # its alerts are still recorded, only not sent
+            log.warning("camera %s sends no webhooks: %s", row.id, error)
+            secret = None
+        return CameraSettings(row.webhook_url, secret, AlertRule.model_validate(row.rule),
                               configured=True, tiling=_tiling(row.tiling))
 
     def stream(self, camera_id: str, settings: CameraSettings) -> CameraStream:
@@ -166,15 +179,20 @@ class CameraHub:
             self._streams.move_to_end(camera_id)
         return stream
 
-    def configure(self, camera_id: str, config: CameraConfig, actor: str) -> CameraSettings:
-        """Store a camera's settings (audited); the caller applies them to the stream in memory."""
+    def configure(self, camera_id: str, config: CameraConfig, key: KeyRecord) -> CameraSettings:
+        """Store a camera's settings (audited) if `key` may change it; the caller applies them to the stream in
+        memory. A webhook URL to an address webhooks may not go to is an `InvalidWebhook`."""
         rule = config.rule or self.default_rule
         AlertAggregator(self.hazards, rule)  # UnknownClass now, not on the next frame
         url = str(config.webhook_url) if config.webhook_url is not None else None
+        if url is not None:
+            self.webhooks.targets.check_config(url)
         with self.records.configure(camera_id=camera_id, webhook_url=url, webhook_secret=config.webhook_secret,
-                                    rule=rule.model_dump(mode="json"), tiling=config.tiling) as row:
-            self.audit.append(actor, "camera.configure", camera_id,
-                              details={"webhook": url is not None, "rule": row.rule, "tiling": config.tiling})
+                                    rule=rule.model_dump(mode="json"), tiling=config.tiling, owner=key.name) as row:
+            _may_change(camera_id, row.owner, key)  # raising here rolls the change back
+            self.audit.append(key.name, "camera.configure", camera_id,
+                              details={"webhook_url": public_url(url), "owner": row.owner, "rule": row.rule,
+                                       "tiling": config.tiling})
         return CameraSettings(url, config.webhook_secret, rule, configured=True, tiling=config.tiling)
 
     def apply(self, camera_id: str, settings: CameraSettings) -> None:
@@ -299,8 +317,13 @@ class CameraHub:
             raise UnknownCamera(f"no camera {camera_id!r}: it was never configured and has sent this service no "
                                 "frames; GET /v1/cameras lists the cameras")
 
-    def reset(self, camera_id: str, actor: str, stream: CameraStream | None) -> CameraReset:
-        """Audit the reset of a camera; the caller then drops its stream (`drop`). Call in a thread."""
+    def reset(self, camera_id: str, key: KeyRecord, stream: CameraStream | None) -> CameraReset:
+        """Audit the reset of a camera if `key` may change it; the caller then drops its stream (`drop`). Call
+        in a thread. A camera never configured belongs to nobody: any key that sends frames resets it."""
+        row = self.records.get(camera_id=camera_id)
+        if row is not None:
+            _may_change(camera_id, row.owner, key)
+        actor = key.name
         summary = CameraReset(camera_id=camera_id, dropped_tracks=stream.tracker.active_tracks if stream else 0,
                               frames_analysed=stream.frames if stream else 0,
                               last_timestamp=stream.last_timestamp if stream else None)
@@ -312,6 +335,17 @@ class CameraHub:
         stream.retired = True
         if self._streams.get(camera_id) is stream:
             del self._streams[camera_id]
+
+
+def _may_change(camera_id: str, owner: str | None, key: KeyRecord) -> None:
+    """`Forbidden` unless `key` owns the camera or is an admin's."""
+    if key.role is Role.ADMIN or (owner is not None and owner == key.name):
+        return
+    if owner is None:
+        raise Forbidden(f"camera {camera_id!r} was configured before cameras had owners: only an admin key "
+                        "changes or resets it")
+    raise Forbidden(f"camera {camera_id!r} belongs to the key {owner!r}: only that key or an admin key changes or "
+                    "resets it; use another camera id")
 
 
 def _no_alert(alert_id: str) -> str:

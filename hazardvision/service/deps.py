@@ -13,6 +13,7 @@ from hazardvision.access import CSRF_HEADER, SESSION_COOKIE, KeyRecord, Permissi
 from hazardvision.errors import Forbidden
 from hazardvision.service.runtime import Runtime
 from hazardvision.service.settings import Settings
+from hazardvision.service.sign_ins import client_address
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer hv_...` "
                     "(`hazardvision keys create` makes one).")
@@ -33,6 +34,11 @@ def get_settings(runtime: RuntimeDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+def address_of(request: Request, runtime: Runtime) -> str:
+    """The client's address, as the sign-in limit counts it (setting client_address_header)."""
+    return client_address(request, runtime.settings.client_address_header)
+
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -41,7 +47,8 @@ async def current_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> KeyRecord:
     """The caller's API key, from its bearer header or the signed-in page's session cookie; 401 when missing,
-    unknown, revoked or ended; 403 for a page's write without its CSRF token."""
+    unknown, revoked or ended; 403 for a page's write without its CSRF token; 429 after too many failed keys
+    from the client's address."""
     token = request.cookies.get(SESSION_COOKIE) if credentials is None else None
     if token:
         signed_in = await runtime.offload(runtime.keys.session, token)
@@ -51,7 +58,8 @@ async def current_key(
                             "/v1/session gives it); reload the page")
         record = signed_in.key
     else:
-        record = await runtime.authenticate(credentials.credentials if credentials else None)
+        record = await runtime.authenticate(credentials.credentials if credentials else None,
+                                            address_of(request, runtime))
     request.state.key_name = record.name  # for the request log
     request.state.signed_in = bool(token)
     return record

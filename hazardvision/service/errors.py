@@ -32,6 +32,7 @@ STATUS: Mapping[type[e.HazardVisionError], int] = {
     e.UploadTimeout: 408,
     e.Unauthenticated: 401,
     e.Forbidden: 403,
+    e.TooManySignIns: 429,
     e.UnknownModel: 404,
     e.UnknownCase: 404,
     e.UnknownScan: 404,
@@ -100,6 +101,8 @@ def _domain(request: Request, error: Exception) -> JSONResponse:
     if status >= 500:
         log.warning("request failed: %s: %s", type(error).__name__, error)
     headers = {"Retry-After": "5"} if status == 503 else None
+    if isinstance(error, e.TooManySignIns):
+        headers = {"Retry-After": str(error.retry_after)}
     return _json(request, status, type(error).__name__, str(error), headers=headers)
 
 

@@ -27,7 +27,8 @@ class _Webhooks(Collector):
         stats = self.stats()
         deliveries = CounterMetricFamily("hazardvision_webhook_deliveries", "Finished webhook deliveries, by outcome.",
                                          labels=["status"])
-        for status in ("delivered", "failed", "dropped"):
+        # By outcome only: a label per URL, host or port would tell a reader which internal ports answer.
+        for status in ("delivered", "failed", "dropped", "refused"):
             deliveries.add_metric([status], getattr(stats, status))
         yield deliveries
         yield CounterMetricFamily("hazardvision_webhook_retries", "Webhook attempts retried.", value=stats.retries)

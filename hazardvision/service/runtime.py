@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import hashlib
 import logging
 import time
@@ -21,7 +22,7 @@ from typing import ParamSpec, TypeVar
 
 import anyio.to_thread
 
-from hazardvision.access import ApiKeys, KeyRecord, Permission, check
+from hazardvision.access import ApiKeys, KeyRecord, Permission, SignedIn, check
 from hazardvision.annotate import HazardAnnotator, encode_jpeg
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import load_catalogue
@@ -29,7 +30,7 @@ from hazardvision.data.audit import AuditLog
 from hazardvision.data.generations import Generations, Kind
 from hazardvision.data.similar_cases import SimilarCaseRecords
 from hazardvision.detections import Detections
-from hazardvision.errors import HazardVisionError, ImageTooLarge, UnknownCase, UnknownModel
+from hazardvision.errors import HazardVisionError, ImageTooLarge, Unauthenticated, UnknownCase, UnknownModel
 from hazardvision.images import DecodedImage, decode_image, read_header
 from hazardvision.packs.registry import PackRegistry
 from hazardvision.packs.tiling import TilingMode
@@ -59,6 +60,7 @@ from hazardvision.service.schemas.models import ActivateRequest, ActivateRespons
 from hazardvision.service.schemas.scans import BatchItem, BatchResponse, ScanContext, ScanResponse
 from hazardvision.service.serving import ModelHost, ServingState
 from hazardvision.service.settings import Settings
+from hazardvision.service.sign_ins import FailedSignIns
 from hazardvision.service.summaries import ScanSummaries
 from hazardvision.service.uploads import Upload
 from hazardvision.similar.query import SimilarQuery
@@ -141,6 +143,7 @@ class Runtime:
         self.audit = AuditLog(self.bank.database)
         self._adopt_file_audit_log()
         self.keys = ApiKeys(self.bank, self.audit)
+        self.sign_ins = FailedSignIns(settings.failed_sign_in_limit, settings.failed_sign_in_window_seconds)
         self.catalogue = load_catalogue(settings.catalogue)
         self.registry = PackRegistry.at(self.bank.home, settings.models)  # activations write to the home
         query = (SimilarQuery(k=settings.similar_cases, min_score=settings.similar_min_score,
@@ -246,8 +249,26 @@ class Runtime:
         """
         return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs), abandon_on_cancel=True)
 
-    async def authenticate(self, key: str | None) -> KeyRecord:
-        return await self.offload(self.keys.authenticate, key)
+    async def authenticate(self, key: str | None, address: str) -> KeyRecord:
+        """The key's record; a key that fails counts against `address` (the client's), which past the limit
+        gets `TooManySignIns` whatever key it sends."""
+        if key is None:
+            return await self.offload(self.keys.authenticate, key)
+        self.sign_ins.check(address)
+        try:
+            return await self.offload(self.keys.authenticate, key)
+        except Unauthenticated:
+            self.sign_ins.failed(address)
+            raise
+
+    async def sign_in(self, key: str, address: str, lifetime: dt.timedelta) -> SignedIn:
+        """A session of the key (POST /v1/session), under the same limit of failures per address."""
+        self.sign_ins.check(address)
+        try:
+            return await self.offload(self.keys.sign_in, key, lifetime=lifetime)
+        except Unauthenticated:
+            self.sign_ins.failed(address)
+            raise
 
     # -- scans
 
@@ -455,8 +476,8 @@ class Runtime:
                 tracker_id=int(ids[i]), is_hazard=self.catalogue.entry(class_name).hazard))
         return objects
 
-    async def configure_camera(self, camera_id: str, config: CameraConfig, actor: str) -> CameraView:
-        settings = await self.offload(self.cameras.configure, camera_id, config, actor)
+    async def configure_camera(self, camera_id: str, config: CameraConfig, key: KeyRecord) -> CameraView:
+        settings = await self.offload(self.cameras.configure, camera_id, config, key)
         stream = self.cameras.known(camera_id)
         if stream is not None:
             async with stream.lock:  # not in the middle of one of its frames
@@ -467,14 +488,14 @@ class Runtime:
         configured, alerted = await self.offload(self.cameras.stored)
         return self.cameras.statuses(configured, alerted)
 
-    async def reset_camera(self, camera_id: str, actor: str) -> CameraReset:
+    async def reset_camera(self, camera_id: str, key: KeyRecord) -> CameraReset:
         """Drop the camera's tracks and alert and picture state (audited); its settings stay."""
         stream = self.cameras.known(camera_id)
         if stream is None:
             await self.offload(self.cameras.check_known, camera_id)
-            return await self.offload(self.cameras.reset, camera_id, actor, None)
+            return await self.offload(self.cameras.reset, camera_id, key, None)
         async with stream.lock:  # not in the middle of one of its frames
-            summary = await self.offload(self.cameras.reset, camera_id, actor, stream)
+            summary = await self.offload(self.cameras.reset, camera_id, key, stream)
             self.cameras.drop(camera_id, stream)
         return summary
 

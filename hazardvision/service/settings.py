@@ -132,8 +132,19 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(default=False, description="Mark the session cookie Secure even on plain HTTP "
                                  "(it always is on HTTPS): set it behind a TLS-terminating proxy.")
     metrics_public: bool = Field(
-        default=True, description="Serve /metrics without an API key (for a Prometheus scraper on a private "
-        "network); false asks for any valid key.")
+        default=False, description="Serve /metrics without an API key (for a Prometheus scraper on a private "
+        "network); false (the default) asks for any valid key (a scraper's `authorization` bearer credentials).")
+    failed_sign_in_limit: int = Field(
+        default=10, ge=1, le=1_000_000, description="Failed sign-ins (unknown or revoked bearer keys, POST "
+        "/v1/session) one client address may make within failed_sign_in_window_seconds; past it the address gets "
+        "429 with Retry-After, whatever key it sends. Counted in each service process's memory.")
+    failed_sign_in_window_seconds: float = Field(
+        default=60, gt=0, le=86_400, description="The window of failed_sign_in_limit, in seconds.")
+    client_address_header: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9-]+$",
+        description="Header whose last entry is the client's address, set by a trusted reverse proxy (e.g. "
+        "X-Forwarded-For), for the sign-in limit; none: the connection's peer. Never set it without such a proxy: "
+        "clients could then pick their own address.")
     log_level: str = Field(
         default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="DEBUG, INFO, WARNING or ERROR.")
 

@@ -9,6 +9,11 @@ Every delivery is an HTTP POST of the payload as canonical JSON
 - `X-Hazardvision-Delivery`: a uuid that stays the same over retries, so that a receiver can
   ignore a delivery it has already handled.
 
+Deliveries go only where `WebhookTargets` allows (public addresses, and networks an admin allowed):
+each attempt resolves the URL's host, checks every address, and connects to a checked one with the
+URL's host in the Host header and TLS server name, so a name re-pointed since (DNS rebinding) reaches
+nothing internal. Redirects are never followed.
+
 A receiver checks a request with `verify_signature(secret, timestamp, body, signature)` on the
 raw body bytes, and should refuse timestamps more than a few minutes old (`tolerance_seconds`)
 so that a captured request cannot be replayed later.
@@ -21,22 +26,23 @@ import hmac
 import http.client
 import json
 import random
+import socket
+import ssl
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections import deque
 from dataclasses import dataclass
 from email.message import Message
 from enum import StrEnum
 from heapq import heapify, heappop, heappush
-from typing import IO, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from hazardvision.errors import InvalidWebhook
+from hazardvision.video.webhook_targets import Network, Resolver, WebhookTargets, port_of, resolve
 
 TIMESTAMP_HEADER = "X-Hazardvision-Timestamp"
 SIGNATURE_HEADER = "X-Hazardvision-Signature"
@@ -83,18 +89,6 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, timestamp, body).encode(), signature.encode())
 
 
-def _checked_url(url: str) -> str:
-    """The URL, if it is an absolute http or https URL; otherwise an `InvalidWebhook`."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        _ = parts.port  # raises on a port that is not a number
-    except ValueError as error:
-        raise InvalidWebhook(f"webhook URL {url!r} cannot be parsed: {error}") from error
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidWebhook(f"webhook URL {url!r} must be an absolute http:// or https:// URL with a host")
-    return url
-
-
 def _redacted(url: str) -> str:
     """The URL without credentials, query or fragment, which may carry tokens, for outcomes and logs."""
     parts = urllib.parse.urlsplit(url)
@@ -119,12 +113,19 @@ class WebhookSettings(BaseModel):
     )
     workers: int = Field(default=2, ge=1, le=32, description="Threads that send deliveries in parallel.")
     history: int = Field(default=100, ge=0, description="Finished deliveries kept for `recent()`.")
+    allowed_networks: list[Network] = Field(
+        default_factory=list, max_length=256,
+        description="Networks (CIDR) webhooks may go to besides public addresses, e.g. [\"10.20.0.0/16\"]: "
+        "loopback, private, link-local (169.254.169.254, the metadata service), multicast and reserved addresses "
+        "are refused, at configuration and at each delivery, unless they lie in one of these.")
 
 
 class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     DROPPED = "dropped"
+    REFUSED = "refused"
+    """The URL's host resolved to an address webhooks may not go to: nothing was sent."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class WebhookStats:
     delivered: int
     failed: int
     dropped: int
+    refused: int
     retries: int
     pending: int
 
@@ -169,6 +171,7 @@ class _Attempt:
     http_status: int | None
     error: str | None
     retry_after: float | None = None
+    refused: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -177,22 +180,33 @@ class _Attempt:
     @property
     def retryable(self) -> bool:
         """Connection errors, timeouts, 429 and 5xx may pass; other answers will not change."""
+        if self.refused:
+            return False
         return self.http_status is None or self.http_status == 429 or self.http_status >= 500
 
 
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """Redirects fail the delivery: following one would drop the body or resend it to another host."""
+class _PinnedHTTP(http.client.HTTPConnection):
+    """HTTP to an address checked beforehand; the Host header stays the URL's host."""
 
-    def redirect_request(  # noqa: PLR0917  # the standard library's signature
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: Message,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        return None
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to an address checked beforehand; SNI and the certificate check use the URL's host."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float, context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.address = address
+        self.tls = context
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self.tls.wrap_socket(raw, server_hostname=self.host)
 
 
 def _retry_after(headers: Message | None) -> float | None:
@@ -212,9 +226,10 @@ class WebhookSender:
     at shutdown to give waiting deliveries a chance to finish.
     """
 
-    def __init__(self, settings: WebhookSettings | None = None) -> None:
+    def __init__(self, settings: WebhookSettings | None = None, *, resolver: Resolver = resolve) -> None:
         self.settings = settings or WebhookSettings()
-        self._opener = urllib.request.build_opener(_RefuseRedirects())
+        self.targets = WebhookTargets(self.settings.allowed_networks, resolver)
+        self._tls = ssl.create_default_context()
         self._random = random.Random()
         self._condition = threading.Condition()
         self._fresh: deque[_Delivery] = deque()
@@ -223,7 +238,7 @@ class WebhookSender:
         self._sequence = 0
         self._closing = False
         self._stopped = False
-        self._counts = dict.fromkeys(("delivered", "failed", "dropped", "retries"), 0)
+        self._counts = dict.fromkeys(("delivered", "failed", "dropped", "refused", "retries"), 0)
         self._recent: deque[DeliveryOutcome] = deque(maxlen=self.settings.history)
         self._threads = [
             threading.Thread(target=self._work, name=f"hazardvision-webhook-{i}", daemon=True)
@@ -235,10 +250,11 @@ class WebhookSender:
     def submit(self, url: str, secret: str | bytes, payload: dict[str, Any]) -> str:
         """Queue a delivery of `payload` to `url` and return its delivery id at once.
 
-        Raises `InvalidWebhook` for a URL that is not http or https or an empty secret, and
-        `TypeError` for a payload that JSON cannot encode.
+        Raises `InvalidWebhook` for a URL that is not http or https, carries credentials or names an
+        address webhooks may not go to, or an empty secret, and `TypeError` for a payload that JSON
+        cannot encode. A host name is resolved and checked at each attempt, not here.
         """
-        _checked_url(url)
+        self.targets.check_url(url)
         if not secret:
             raise InvalidWebhook("a webhook needs a non-empty secret to sign its deliveries")
         body = canonical_body(payload)  # now, so that later changes to the payload are not sent
@@ -348,6 +364,8 @@ class WebhookSender:
                 self._in_flight -= 1
                 if attempt.delivered:
                     self._finish(delivery, DeliveryStatus.DELIVERED, attempt)
+                elif attempt.refused:
+                    self._finish(delivery, DeliveryStatus.REFUSED, attempt)
                 elif attempt.retryable and delivery.attempts < self.settings.max_attempts and not self._stopped:
                     self._counts["retries"] += 1
                     due = time.monotonic() + self._backoff(delivery.attempts, attempt.retry_after)
@@ -367,29 +385,37 @@ class WebhookSender:
         return jittered
 
     def _attempt(self, delivery: _Delivery) -> _Attempt:
-        """One HTTP POST; signed afresh, so that a retry carries a current timestamp."""
-        timestamp = str(int(time.time()))
-        request = urllib.request.Request(
-            delivery.url,
-            data=delivery.body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                TIMESTAMP_HEADER: timestamp,
-                SIGNATURE_HEADER: sign(delivery.secret, timestamp, delivery.body),
-                DELIVERY_HEADER: delivery.delivery_id,
-                "User-Agent": "hazardvision-webhooks",
-            },
-        )
+        """One HTTP POST to a checked address; signed afresh, so that a retry carries a current timestamp."""
+        parts = urllib.parse.urlsplit(delivery.url)
+        host, port = parts.hostname or "", port_of(parts)
         try:
-            with self._opener.open(request, timeout=self.settings.timeout_seconds) as response:
-                return _Attempt(int(response.status), None)
-        except urllib.error.HTTPError as error:
-            try:
-                return _Attempt(error.code, f"HTTP {error.code} {error.reason}", _retry_after(error.headers))
-            finally:
-                error.close()
-        except urllib.error.URLError as error:
-            return _Attempt(None, f"cannot reach the receiver: {error.reason}")
+            addresses = self.targets.addresses(host, port)
+        except InvalidWebhook as error:
+            return _Attempt(None, str(error), refused=True)
+        except OSError as error:
+            return _Attempt(None, f"cannot resolve {host}: {error}")
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(delivery.secret, timestamp, delivery.body),
+            DELIVERY_HEADER: delivery.delivery_id,
+            "User-Agent": "hazardvision-webhooks",
+        }
+        target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        timeout = self.settings.timeout_seconds
+        connection = (_PinnedHTTPS(host, port, addresses[0], timeout, self._tls) if parts.scheme == "https"
+                      else _PinnedHTTP(host, port, addresses[0], timeout))
+        try:
+            connection.request("POST", target, body=delivery.body, headers=headers)
+            response = connection.getresponse()
+            status = int(response.status)
+            if 200 <= status < 300:
+                return _Attempt(status, None)
+            if 300 <= status < 400:  # never followed: it would drop the body or resend it elsewhere
+                return _Attempt(status, f"HTTP {status} {response.reason}: redirects are not followed")
+            return _Attempt(status, f"HTTP {status} {response.reason}", _retry_after(response.headers))
         except (OSError, http.client.HTTPException) as error:
-            return _Attempt(None, f"{type(error).__name__}: {error}")
+            return _Attempt(None, f"cannot reach the receiver: {type(error).__name__}: {error}")
+        finally:
+            connection.close()

@@ -115,3 +115,57 @@ def test_migration_6_adds_acknowledgements_and_frames_to_a_version_5_bank(tmp_pa
     with Cameras(upgraded.database).acknowledge(alert_id="a1", actor="ops", note="seen",
                                                 at=dt.datetime.now(dt.UTC)) as (_row, now):
         assert now
+
+
+def test_cameras_webhook_secrets_are_encrypted_at_rest_with_a_key_file_of_mode_600(cameras, tmp_path):
+    with cameras.configure(camera_id="gate-1", webhook_url="https://example.test/hook",
+                           webhook_secret="a-long-shared-secret", rule={}, tiling=None):
+        pass
+    with cameras.database.session() as session:
+        stored = session.execute(text("SELECT webhook_secret FROM cameras WHERE id = 'gate-1'")).scalar_one()
+    assert stored.startswith("fernet:") and "a-long-shared-secret" not in stored
+    row = cameras.get(camera_id="gate-1")
+    assert row is not None and cameras.secret(row) == "a-long-shared-secret"
+    key = tmp_path / "home" / "keys" / "webhook.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and key.parent.stat().st_mode & 0o777 == 0o700
+    assert [path.name for path in key.parent.iterdir()] == ["webhook.key"]  # no temporary file left
+
+
+def test_cameras_secrets_stored_in_clear_before_are_sealed_and_still_read(cameras):
+    with cameras.configure(camera_id="old-1", webhook_url="https://example.test/hook", webhook_secret="x",
+                           rule={}, tiling=None):
+        pass
+    with cameras.database.session() as session:  # as an older hazardvision stored it
+        session.execute(text("UPDATE cameras SET webhook_secret = 'stored-in-clear-before' WHERE id = 'old-1'"))
+    row = cameras.get(camera_id="old-1")
+    assert row is not None and cameras.secret(row) == "stored-in-clear-before"
+    assert cameras.seal_clear() == 1
+    assert cameras.seal_clear() == 0
+    row = cameras.get(camera_id="old-1")
+    assert row is not None and row.webhook_secret is not None and row.webhook_secret.startswith("fernet:")
+    assert cameras.secret(row) == "stored-in-clear-before"
+
+
+def test_cameras_keep_the_owner_of_their_first_configuration(cameras):
+    with cameras.configure(camera_id="gate-1", webhook_url=None, webhook_secret=None, rule={}, tiling=None,
+                           owner="pipeline-a") as row:
+        assert row.owner == "pipeline-a"
+    with cameras.configure(camera_id="gate-1", webhook_url=None, webhook_secret=None, rule={}, tiling=None,
+                           owner="admin-1") as row:
+        assert row.owner == "pipeline-a"
+    found = cameras.get(camera_id="gate-1")
+    assert found is not None and found.owner == "pipeline-a"
+
+
+@pytest.mark.usefixtures("database_url")
+def test_migration_11_adds_camera_owners_to_a_version_10_bank(tmp_path):
+    bank = SampleBank(tmp_path)
+    with bank.engine.begin() as connection:  # make it a version 10 bank: cameras without owners
+        connection.execute(text("ALTER TABLE cameras DROP COLUMN owner"))
+        connection.execute(text("INSERT INTO cameras (id, rule, updated_at) VALUES ('gate', '{}', '2026-01-01')"))
+        connection.execute(text("DELETE FROM schema_version WHERE version >= 11"))
+    bank.engine.dispose()
+    upgraded = SampleBank(tmp_path)
+    assert upgraded.stats().schema_version == LATEST
+    old = Cameras(upgraded.database).get(camera_id="gate")
+    assert old is not None and old.owner is None

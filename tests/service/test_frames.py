@@ -1,5 +1,5 @@
 """Video frames through a real server: a hazard held over many frames alerts once, and the alert reaches a
-real webhook receiver with a signature the receiver can check."""
+real webhook receiver with a signature the receiver can check; a receiver's redirect is not followed."""
 
 from __future__ import annotations
 
@@ -37,25 +37,36 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.deliveries.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(204)
+        if self.path.startswith("/redirect/"):  # to the receiver on the port the path names
+            self.send_response(307)
+            self.send_header("Location", f"http://127.0.0.1:{self.path.rsplit('/', 1)[1]}/hooks/alerts")
+            self.send_header("Content-Length", "0")
+        else:
+            self.send_response(204)
         self.end_headers()
 
     def log_message(self, *args):
         pass
 
 
+def running_receiver():
+    server = Receiver()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @pytest.fixture(scope="module")
 def receiver():
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = running_receiver()
     yield server
     server.shutdown()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, datasets):
-    with live_server(tmp_path_factory.mktemp("frames-home"), similar_cases=0) as running:
+    # The receivers listen on 127.0.0.1, which webhooks reach only where an admin allows it.
+    with live_server(tmp_path_factory.mktemp("frames-home"), similar_cases=0,
+                     webhooks={"allowed_networks": ["127.0.0.0/8"]}) as running:
         yield running
 
 
@@ -217,3 +228,41 @@ def test_frames_without_a_picture_alert_as_the_camera_not_as_hazards(pipeline):
         assert response.json()["frame_quality"]["status"] == "no_signal"
         alerts += response.json()["alerts"]
     assert [(a["kind"], a["class_name"]) for a in alerts] == [("camera", "no_signal")]
+
+
+def webhook_metrics(server):
+    with server.client(Role.ADMIN) as admin:
+        return [line for line in admin.get("/metrics").text.splitlines() if line.startswith("hazardvision_webhook")]
+
+
+def test_frames_a_receivers_redirect_is_not_followed(server, pipeline, one_hazard_photo):
+    allowed, elsewhere = running_receiver(), running_receiver()
+    try:
+        url = f"http://127.0.0.1:{allowed.server_address[1]}/redirect/{elsewhere.server_address[1]}"
+        config = {"webhook_url": url, "webhook_secret": SECRET, "rule": {"min_frames": 2, "cooldown_seconds": 600}}
+        assert pipeline.put("/v1/cameras/redirected-1", json=config).status_code == 200
+        failed_before = next(line for line in webhook_metrics(server) if 'status="failed"' in line)
+        alerts = []
+        for i in range(6):
+            alerts += send(pipeline, "redirected-1", one_hazard_photo, 10 + i).json()["alerts"]
+        assert len(alerts) == 1
+        deadline = time.monotonic() + 30
+        while not allowed.deliveries and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # what a followed redirect would take
+        assert len(allowed.deliveries) == 1 and elsewhere.deliveries == []
+        failed = next(line for line in webhook_metrics(server) if 'status="failed"' in line)
+        assert float(failed.split()[-1]) == float(failed_before.split()[-1]) + 1
+    finally:
+        allowed.shutdown()
+        elsewhere.shutdown()
+
+
+def test_frames_webhook_metrics_name_no_delivery_target(server, receiver):
+    lines = webhook_metrics(server)
+    assert {line.split("{")[0].split(" ")[0] for line in lines} == {
+        "hazardvision_webhook_deliveries_total", "hazardvision_webhook_retries_total", "hazardvision_webhook_pending"}
+    port = str(receiver.server_address[1])
+    assert [line for line in lines if "127.0.0.1" in line or port in line or "url" in line or "host" in line] == []
+    labels = {line.partition("{")[2].partition("}")[0] for line in lines if "{" in line}
+    assert labels == {f'status="{status}"' for status in ("delivered", "failed", "dropped", "refused")}

@@ -10,7 +10,7 @@ from hazardvision.access import Role
 from hazardvision.data.audit import AuditLog
 from hazardvision.results import ScanResult
 from tests.conftest import served_versions
-from tests.service.conftest import jpeg_bytes, live_server
+from tests.service.conftest import assert_error, jpeg_bytes, live_server
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +82,13 @@ def test_scan_batch_answers_each_photo_even_with_a_broken_one(inspector, ppe_pho
     assert inspector.get(f"/v1/scans/{results[2]['scan']['scan_id']}").status_code == 200
 
 
-def test_scan_health_and_metrics_need_no_key(server, inspector):
+def test_scan_health_needs_no_key_and_metrics_any_key(server, inspector):
     with server.client(role=None) as anonymous:
         assert anonymous.get("/healthz").json() == {"status": "ok"}
         ready = anonymous.get("/readyz").json()
         assert ready["ready"] and set(ready["models"]) == set(served_versions())
-        metrics = anonymous.get("/metrics").text
+        assert_error(anonymous.get("/metrics"), 401, "Unauthenticated")  # metrics_public is off by default
+    metrics = inspector.get("/metrics").text
     assert 'hazardvision_http_requests_total{method="POST",route="/v1/scans",status="200"}' in metrics
     for pack, version in served_versions().items():
         assert f'hazardvision_model_active{{pack="{pack}",version="{version}"}} 1.0' in metrics

@@ -12,11 +12,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from hazardvision.errors import InvalidWebhook
+from hazardvision.video.webhook_targets import WebhookTargets, parse_networks
 from hazardvision.video.webhooks import DeliveryStatus, WebhookSender, WebhookSettings, verify_signature
 
 SECRET = "s3cret-shared-with-the-receiver"
 WAIT = 30.0  # a safety net against hangs, never a timing assertion
-FAST = WebhookSettings(base_delay_seconds=0.01, max_delay_seconds=0.05, timeout_seconds=WAIT)
+# The receivers of these tests listen on 127.0.0.1, which webhooks reach only when an admin allows it.
+FAST = WebhookSettings(base_delay_seconds=0.01, max_delay_seconds=0.05, timeout_seconds=WAIT,
+                       allowed_networks=["127.0.0.0/8"])
+DEFAULT = FAST.model_copy(update={"allowed_networks": []})
 
 
 @dataclass
@@ -223,3 +227,75 @@ def test_webhook_sender_refuses_submissions_after_close():
     sender.close(WAIT)
     with pytest.raises(RuntimeError, match="closed"):
         sender.submit("https://example.com/hook", SECRET, {"n": 1})
+
+
+@pytest.mark.parametrize("host", [
+    "127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.100.100.200",
+    "0.0.0.0", "224.0.0.1", "240.0.0.1", "[::1]", "[fd00:ec2::254]", "[fe80::1]", "[::ffff:127.0.0.1]", "[::]",
+])
+def test_webhook_sender_refuses_addresses_that_are_not_public_by_default(host):
+    with WebhookSender(DEFAULT) as sender, pytest.raises(InvalidWebhook, match="public addresses only"):
+        sender.submit(f"http://{host}:8080/hook", SECRET, {"n": 1})
+
+
+def test_webhook_sender_refuses_credentials_in_the_url():
+    with WebhookSender(FAST) as sender, pytest.raises(InvalidWebhook, match="credentials"):
+        sender.submit("https://ops:hunter2@hooks.example.test/x", SECRET, {"n": 1})
+
+
+@pytest.mark.parametrize(("resolved", "allowed", "refused"), [
+    (["127.0.0.1"], [], True),
+    (["93.184.215.14", "10.0.0.7"], [], True),  # one internal address among public ones is enough to refuse
+    (["93.184.215.14"], [], False),
+    (["10.0.0.7"], ["10.0.0.0/8"], False),
+    (["fd00:ec2::254"], ["10.0.0.0/8"], True),
+])
+def test_webhook_targets_check_what_a_name_resolves_to(resolved, allowed, refused):
+    targets = WebhookTargets(parse_networks(allowed), resolver=lambda host, port: resolved)
+    if refused:
+        with pytest.raises(InvalidWebhook, match="resolves to"):
+            targets.check_config("https://hooks.example.test/x")
+    else:
+        targets.check_config("https://hooks.example.test/x")
+
+
+def test_webhook_targets_localhost_is_loopback_and_an_unresolved_name_waits_for_delivery():
+    def unresolved(host, port):
+        raise OSError("no such name")
+    targets = WebhookTargets(resolver=unresolved)
+    with pytest.raises(InvalidWebhook, match="loopback"):
+        targets.check_config("http://localhost:8000/x")
+    with pytest.raises(InvalidWebhook, match="loopback"):
+        targets.check_config("http://api.localhost./x")
+    targets.check_config("https://not-yet.example.test/x")  # each delivery resolves and checks it
+
+
+def test_webhook_sender_refuses_a_name_rebound_to_loopback_at_delivery(receiver):
+    # Public when the camera was configured, loopback when the alert is sent: nothing is sent.
+    port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
+    sender = WebhookSender(DEFAULT, resolver=lambda host, _port: ["127.0.0.1"])
+    sender.submit(f"http://rebound.example.test:{port}/hooks/alerts", SECRET, {"n": 1})
+    sender.close(WAIT)
+
+    assert receiver.requests == []
+    stats = sender.stats()
+    assert (stats.refused, stats.failed, stats.retries, stats.delivered) == (1, 0, 0, 0)
+    [outcome] = sender.recent()
+    assert outcome.status is DeliveryStatus.REFUSED and "loopback" in (outcome.error or "")
+
+
+def test_webhook_sender_connects_to_the_checked_address_with_the_urls_host(receiver):
+    port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
+    asked = []
+
+    def resolver(host, resolved_port):
+        asked.append((host, resolved_port))
+        return ["127.0.0.1"]
+    sender = WebhookSender(FAST, resolver=resolver)
+    sender.submit(f"http://hooks.example.test:{port}/hooks/alerts?site=3", SECRET, {"n": 1})
+    sender.close(WAIT)
+
+    assert asked == [("hooks.example.test", port)]
+    [request] = receiver.requests
+    assert request.headers["Host"] == f"hooks.example.test:{port}"
+    assert sender.stats().delivered == 1

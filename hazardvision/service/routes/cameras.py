@@ -61,15 +61,18 @@ async def list_cameras(runtime: RuntimeDep, _key: AlertsKey) -> CameraList:
 @router.post("/v1/cameras/{camera_id}/reset", response_model=CameraReset, responses=responses(404),
              summary="Start a camera over")
 async def reset_camera(camera_id: CameraId, runtime: RuntimeDep, key: FramesKey) -> CameraReset:
-    """Drops its tracks, alert counting and picture state, so a restarted pipeline's timestamps start afresh."""
-    return await runtime.reset_camera(camera_id, key.name)
+    """Drops its tracks, alert counting and picture state, so a restarted pipeline's timestamps start afresh.
+    A configured camera is reset only by the key that configured it first, or an admin (403)."""
+    return await runtime.reset_camera(camera_id, key)
 
 
 @router.put("/v1/cameras/{camera_id}", response_model=CameraView, responses=responses(),
             summary="Set a camera's webhook and alert rule")
 async def put_camera(camera_id: CameraId, config: CameraConfig, runtime: RuntimeDep, key: FramesKey) -> CameraView:
-    """Applies from the camera's next frame; a new rule starts its alert counting afresh."""
-    return await runtime.configure_camera(camera_id, config, key.name)
+    """Applies from the camera's next frame; a new rule starts its alert counting afresh. The camera then belongs
+    to the key that configured it first: another key gets 403 (an admin's may). A webhook URL with credentials,
+    or to a loopback, private, link-local or metadata address (unless allowed), is refused (422)."""
+    return await runtime.configure_camera(camera_id, config, key)
 
 
 @router.get("/v1/cameras/{camera_id}", response_model=CameraView, responses=responses(),

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 
 from hazardvision.access import KeyRecord, Permission, check
 from hazardvision.errors import InvalidUpload
-from hazardvision.service.deps import RuntimeDep, bearer
+from hazardvision.service.deps import RuntimeDep, address_of, bearer
 from hazardvision.service.runtime import ClientScan
 from hazardvision.service.schemas.deepstack import (
     PREFIX,
@@ -88,7 +88,8 @@ async def _form_fields(request: Request) -> dict[str, str]:
 async def _key(request: Request, runtime: RuntimeDep, fields: dict[str, str],
                credentials: HTTPAuthorizationCredentials | None) -> KeyRecord:
     """The key of the `api_key` form field, else of the Authorization header; 401 without one."""
-    record = await runtime.authenticate(fields.get("api_key") or (credentials.credentials if credentials else None))
+    record = await runtime.authenticate(fields.get("api_key") or (credentials.credentials if credentials else None),
+                                        address_of(request, runtime))
     request.state.key_name = record.name  # for the request log
     return record
 

@@ -1,11 +1,11 @@
-"""Liveness, readiness and metrics: no API key needed (except /metrics when `metrics_public` is off)."""
+"""Liveness, readiness and metrics: no API key needed, except for /metrics (unless `metrics_public`)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from hazardvision.service.deps import RuntimeDep
+from hazardvision.service.deps import RuntimeDep, address_of
 from hazardvision.service.metrics import CONTENT_TYPE
 from hazardvision.service.schemas.common import ErrorBody
 from hazardvision.service.schemas.health import Health, Readiness
@@ -35,10 +35,13 @@ async def readyz(runtime: RuntimeDep) -> Response:
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",
             responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Text exposition format."},
-                       401: {"model": ErrorBody, "description": "A key is required (metrics_public off)."}})
+                       401: {"model": ErrorBody, "description": "A key is required (unless metrics_public)."},
+                       429: {"model": ErrorBody, "description": "Too many failed keys from this address."}})
 async def metrics(request: Request, runtime: RuntimeDep) -> Response:
-    """Requests by route and status, latency, findings per hazard, alerts, batch sizes, model versions in use."""
+    """Requests by route and status, latency, findings per hazard, alerts, batch sizes, model versions in use,
+    webhook deliveries by outcome (never by target). Needs any valid key unless metrics_public."""
     if not runtime.settings.metrics_public:
         header = request.headers.get("authorization", "")
-        await runtime.authenticate(header[7:] if header.lower().startswith("bearer ") else None)
+        await runtime.authenticate(header[7:] if header.lower().startswith("bearer ") else None,
+                                   address_of(request, runtime))
     return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE)

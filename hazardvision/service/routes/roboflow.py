@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from hazardvision.access import KeyRecord, Permission, check
 from hazardvision.errors import InvalidImage, InvalidUpload, UnknownModel
-from hazardvision.service.deps import RuntimeDep, bearer
+from hazardvision.service.deps import RuntimeDep, address_of, bearer
 from hazardvision.service.runtime import ClientScan, Runtime
 from hazardvision.service.schemas.common import responses
 from hazardvision.service.schemas.roboflow import (
@@ -46,7 +46,7 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 async def _key(request: Request, runtime: Runtime, permission: Permission, *candidates: str | None) -> KeyRecord:
     """The first key given (body, query, then Authorization header), checked for `permission`."""
-    record = await runtime.authenticate(next((key for key in candidates if key), None))
+    record = await runtime.authenticate(next((key for key in candidates if key), None), address_of(request, runtime))
     request.state.key_name = record.name  # for the request log
     check(record, permission)
     return record

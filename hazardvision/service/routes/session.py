@@ -8,7 +8,7 @@ import datetime as dt
 from fastapi import APIRouter, Request, Response
 
 from hazardvision.access import SESSION_COOKIE, Permission, SignedIn, allowed
-from hazardvision.service.deps import CurrentKey, RuntimeDep, SettingsDep
+from hazardvision.service.deps import CurrentKey, RuntimeDep, SettingsDep, address_of
 from hazardvision.service.schemas.common import responses
 from hazardvision.service.schemas.session import SessionView, SignInRequest
 
@@ -21,12 +21,14 @@ def _view(signed_in: SignedIn) -> SessionView:
                        permissions=[permission for permission in Permission if allowed(key.role, permission)])
 
 
-@router.post("", response_model=SessionView, status_code=201, summary="Sign in with an API key")
+@router.post("", response_model=SessionView, status_code=201, responses=responses(401),
+             summary="Sign in with an API key")
 async def sign_in(body: SignInRequest, request: Request, response: Response, runtime: RuntimeDep,
                   settings: SettingsDep) -> SessionView:
-    """Sets the session cookie; the key itself is not kept by the page. Audited as `session.start`."""
-    signed_in = await runtime.offload(runtime.keys.sign_in, body.key,
-                                      lifetime=dt.timedelta(hours=settings.session_hours))
+    """Sets the session cookie; the key itself is not kept by the page. Audited as `session.start`. Failed sign-ins
+    count against the client's address (429 past failed_sign_in_limit)."""
+    signed_in = await runtime.sign_in(body.key, address_of(request, runtime),
+                                      dt.timedelta(hours=settings.session_hours))
     response.set_cookie(SESSION_COOKIE, signed_in.token, max_age=int(settings.session_hours * 3600), path="/",
                         httponly=True, samesite="strict",
                         secure=settings.secure_cookies or request.url.scheme == "https")

@@ -60,9 +60,10 @@ _WHAT = {
     413: "The body or the photo's pixel count exceeds the limit.",
     415: "The body is neither multipart/form-data nor image/*.",
     422: "A field is missing or invalid.",
+    429: "Too many failed sign-ins from this client address; retry after Retry-After seconds.",
     503: "Models are loading, the request timed out, or storage failed; retry later.",
 }
-COMMON = (401, 403, 408, 422, 503)
+COMMON = (401, 403, 408, 422, 429, 503)
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
