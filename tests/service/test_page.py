@@ -247,3 +247,20 @@ def test_page_main_screens_have_no_serious_accessibility_violations(server, page
     page.wait_for_selector("main h1:has-text('Rectifications')")
     found["rectifications"] = axe_violations(page)
     assert not any(found.values()), found
+
+
+def test_page_shows_a_clear_error_for_a_photo_too_large(browser, tmp_path_factory, ppe_photos):  # noqa: F811
+    photo = max(ppe_photos[:40], key=lambda path: path.stat().st_size)
+    limit = photo.stat().st_size // 2
+    with live_server(tmp_path_factory.mktemp("small-uploads"), wait_ready=False, max_upload_bytes=limit) as small:
+        context = browser.new_context(viewport=PHONE)
+        try:
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT)
+            page.goto(f"{small.url}/app")
+            sign_in(page, small.keys[Role.INSPECTOR])
+            page.set_input_files("input[type=file]", str(photo))
+            page.click("main form button[type=submit]")
+            assert "too large" in page.inner_text("main [role=alert]")
+        finally:
+            context.close()
