@@ -226,10 +226,13 @@ class WebhookSender:
     at shutdown to give waiting deliveries a chance to finish.
     """
 
-    def __init__(self, settings: WebhookSettings | None = None, *, resolver: Resolver = resolve) -> None:
+    def __init__(self, settings: WebhookSettings | None = None, *, resolver: Resolver = resolve,
+                 tls: ssl.SSLContext | None = None) -> None:
+        """`resolver` and `tls` (the certificates trusted for https receivers; default: the system's) are there
+        for tests and private certificate authorities."""
         self.settings = settings or WebhookSettings()
         self.targets = WebhookTargets(self.settings.allowed_networks, resolver)
-        self._tls = ssl.create_default_context()
+        self._tls = tls or ssl.create_default_context()
         self._random = random.Random()
         self._condition = threading.Condition()
         self._fresh: deque[_Delivery] = deque()

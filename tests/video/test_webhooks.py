@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -299,3 +301,63 @@ def test_webhook_sender_connects_to_the_checked_address_with_the_urls_host(recei
     [request] = receiver.requests
     assert request.headers["Host"] == f"hooks.example.test:{port}"
     assert sender.stats().delivered == 1
+
+
+def self_signed(folder, name: str):
+    """A certificate for `name` and its key, as PEM files (the receiver's, and the CA the sender trusts)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize(("host", "delivered"), [("hooks.example.test", True), ("other.example.test", False)])
+def test_webhook_sender_checks_https_certificates_against_the_urls_host_not_the_address(tmp_path, host, delivered):
+    cert, key = self_signed(tmp_path, "hooks.example.test")
+    arrived = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            arrived.append((self.headers["Host"], self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        sender = WebhookSender(FAST.model_copy(update={"max_attempts": 1}), resolver=lambda h, p: ["127.0.0.1"],
+                               tls=ssl.create_default_context(cafile=str(cert)))
+        sender.submit(f"https://{host}:{port}/hooks", SECRET, {"n": 1})
+        sender.close(WAIT)
+    finally:
+        server.shutdown()
+        server.server_close()
+    [outcome] = sender.recent()
+    if delivered:
+        assert outcome.status is DeliveryStatus.DELIVERED and arrived == [(f"{host}:{port}", b'{"n":1}')]
+    else:  # the certificate names hooks.example.test, not the URL's host: nothing sent
+        assert outcome.status is DeliveryStatus.FAILED and "certificate" in (outcome.error or "").lower()
+        assert arrived == []
