@@ -49,6 +49,8 @@ class Permission(StrEnum):
     MODELS_FORCE = "models.force"
     KEYS_MANAGE = "keys.manage"
     AUDIT_READ = "audit.read"
+    PREANNOTATE = "preannotate"
+    """Label Studio's ML backend: pre-annotations for a labelling project."""
 
 
 _EVERY_ROLE = frozenset(Role)
@@ -65,6 +67,7 @@ PERMISSIONS: Mapping[Permission, frozenset[Role]] = MappingProxyType({
     Permission.MODELS_FORCE: frozenset({Role.ADMIN}),
     Permission.KEYS_MANAGE: frozenset({Role.ADMIN}),
     Permission.AUDIT_READ: frozenset({Role.ML, Role.ADMIN}),
+    Permission.PREANNOTATE: frozenset({Role.ML, Role.ADMIN}),
 })
 
 

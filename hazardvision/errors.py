@@ -195,3 +195,12 @@ class TooManySignIns(HazardVisionError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class InvalidLabelConfig(HazardVisionError):
+    """A Label Studio label config cannot be read, or has no box control on an image."""
+
+
+class TaskImageUnavailable(HazardVisionError):
+    """A Label Studio task's image cannot be fetched: no or another host, a redirect away, too large, an HTTP
+    error."""

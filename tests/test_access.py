@@ -26,6 +26,7 @@ GRANTED = {
     "models.force": {"admin"},
     "keys.manage": {"admin"},
     "audit.read": {"ml", "admin"},
+    "preannotate": {"ml", "admin"},
 }
 
 

@@ -17,6 +17,7 @@ from hazardvision.service.routes import (
     deepstack,
     health,
     inspections,
+    label_studio,
     models,
     page,
     rectifications,
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     for router in (session.router, scans.router, reviews.router, inspections.router, rectifications.router,
                    cameras.router, models.router, cases.router, catalogue.router, deepstack.router, roboflow.router,
-                   health.router):
+                   label_studio.router, health.router):
         app.include_router(router)
     errors.install(app)
     docs.install(app)

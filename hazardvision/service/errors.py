@@ -57,6 +57,8 @@ STATUS: Mapping[type[e.HazardVisionError], int] = {
     e.ClassMappingError: 422,
     e.InvalidWebhook: 422,
     e.InvalidReview: 422,
+    e.InvalidLabelConfig: 422,
+    e.TaskImageUnavailable: 422,
     e.IdempotencyKeyReused: 422,
     e.ApiKeyError: 422,
     e.InferenceError: 503,

@@ -346,15 +346,17 @@ class Runtime:
         return self.settings.client_profiles.get(key.name, self.settings.default_client_profile)
 
     async def scan_for_client(self, upload: Upload, key: KeyRecord, protocol: str, *, pack: str | None = None,
-                              min_confidence: float | None = None) -> ClientScan:
-        """Scan one photo for a protocol client with `pack` (None: every pack) as the key's profile says: kept as
-        a scan (audited), or only counted in the key's audit summary (the fast path: no similar cases)."""
+                              min_confidence: float | None = None, profile: ClientProfile | None = None,
+                              summary_target: str | None = None) -> ClientScan:
+        """Scan one photo for a protocol client with `pack` (None: every pack) as the key's profile (or `profile`)
+        says: kept as a scan (audited), or only counted in the key's audit summary of `summary_target` (default:
+        the protocol; the fast path: no similar cases)."""
         state = self.host.current
         packs = [p for p in state.packs if pack is None or p.name == pack]
         if not packs:
             raise UnknownModel(f"no model {pack!r} serves here; the models are "
                                f"{', '.join(p.name for p in state.packs)}")
-        profile = self.profile(key)
+        profile = profile or self.profile(key)
         keep = profile.record is Recording.SCANS
         options = ScanOptions(confidence=profile.confidence(min_confidence),
                               packs=None if pack is None else (pack,), similar=keep)
@@ -363,7 +365,7 @@ class Runtime:
         self.metrics.scanned(result)
         class_ids = {name: i for i, name in enumerate(dict.fromkeys(c for p in packs for c in p.card.classes))}
         if not keep:
-            summary = self.summaries.add(key.name, protocol, result, profile.summary_seconds)
+            summary = self.summaries.add(key.name, protocol, result, profile.summary_seconds, target=summary_target)
             if summary is not None:
                 await self.offload(self.summaries.write, summary)
             return ClientScan(result, profile, class_ids, None)

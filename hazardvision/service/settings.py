@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from hazardvision.images import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
 from hazardvision.packs.card import Precision
 from hazardvision.service.profiles import ClientProfile
+from hazardvision.service.task_images import LabelStudioSettings
 from hazardvision.video.alerts import AlertRule
 from hazardvision.video.tracking import TrackerSettings
 from hazardvision.video.webhooks import WebhookSettings
@@ -127,6 +128,10 @@ class Settings(BaseSettings):
         "\"record\": \"summary\"}}'.")
     default_client_profile: ClientProfile = Field(
         default_factory=ClientProfile, description="The client profile of every key not in client_profiles.")
+    label_studio: LabelStudioSettings = Field(
+        default_factory=LabelStudioSettings, description="How the service answers Label Studio as its ML backend "
+        "(/label-studio): its host and token for task images, label mapping, most tasks per request, e.g. "
+        "HAZARDVISION_LABEL_STUDIO__URL=http://label-studio:8080.")
     session_hours: float = Field(default=12, gt=0, le=24 * 30, description="How long a signed-in page's "
                                  "session lasts (it ends sooner at sign-out or when its key is revoked).")
     secure_cookies: bool = Field(default=False, description="Mark the session cookie Secure even on plain HTTP "
