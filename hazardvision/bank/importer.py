@@ -87,7 +87,7 @@ def import_dataset(
     report what was skipped and why."""
     tally = _Tally()
     with bank.writer():
-        place = bank.records.provenance(source=dataset.name, kind="dataset", origin=dataset.origin,
+        place = bank.records.provenance(source=dataset.name, kind=dataset.kind, origin=dataset.origin,
                                         licence=dataset.licence, site=site, enterprise=enterprise)
         for start in range(0, len(dataset.files), batch_size):
             batch = dataset.files[start : start + batch_size]

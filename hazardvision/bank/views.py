@@ -42,6 +42,7 @@ class CaseView(_View):
 
 class SourceStats(_View):
     name: str = Field(description="Source dataset name.")
+    kind: str = Field(description="What the source is: dataset, scan, or label-studio (a Label Studio export).")
     licence: str | None = Field(description="Licence of the source.")
     origin: str | None = Field(description="Where the source comes from.")
     cases: dict[str, int] = Field(description="Cases per source split ('none' when the source had no splits).")

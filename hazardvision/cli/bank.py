@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.bank.importer import DEFAULT_BATCH, import_dataset
+from hazardvision.bank.importer import DEFAULT_BATCH, ImportReport, import_dataset
+from hazardvision.bank.label_studio_export import ExportFormat, import_export, is_label_studio_export
 from hazardvision.bank.snapshot import SplitRule, make_snapshot
 from hazardvision.catalogue import load_catalogue
 from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out, report_leftovers
@@ -31,9 +35,17 @@ def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
 
+class ImportFormat(StrEnum):
+    AUTO = "auto"
+    DATASET = "dataset"
+    LABEL_STUDIO_YOLO = ExportFormat.YOLO.value
+    LABEL_STUDIO_COCO = ExportFormat.COCO.value
+
+
 @bank_app.command("import")
 def import_command(
-    path: Annotated[Path, typer.Argument(help="YOLO data.yaml (or its folder), or a COCO .json file.")],
+    path: Annotated[Path, typer.Argument(help="YOLO data.yaml (or its folder), a COCO .json file, or a Label Studio "
+                                         "export (its zip, folder or result.json).")],
     home: HomeOption = None,
     name: Annotated[str | None, typer.Option(help="Source name to record. Default: the folder or file name.")] = None,
     images: Annotated[Path | None, typer.Option(help="COCO only: folder of the images. Default: beside the JSON.")]
@@ -45,19 +57,37 @@ def import_command(
     site: Annotated[str | None, typer.Option(help="Site the photos were taken at.")] = None,
     enterprise: Annotated[str | None, typer.Option(help="Enterprise the site belongs to.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Photos per database transaction.")] = DEFAULT_BATCH,
+    import_format: Annotated[ImportFormat, typer.Option("--format", help="auto: a Label Studio export when PATH looks "
+                             "like one (a zip; a folder with classes.txt, notes.json or result.json), else a "
+                             "dataset.")] = ImportFormat.AUTO,
+    project: Annotated[str | None, typer.Option(help="Label Studio only: the project, when the export's name "
+                                                "(project-<id>-at-...) does not say it.")] = None,
+    exported_at: Annotated[dt.datetime | None, typer.Option(help="Label Studio only: when it was exported, when "
+                                                            "its name does not say it.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Import a labelled dataset; every file problem is reported and the rest goes on (exit code 1 when files
-    failed)."""
+    """Import a labelled dataset or a Label Studio export (with its project and export time as provenance); every
+    file problem is reported and the rest goes on (exit code 1 when files failed)."""
     try:
-        dataset = read_dataset(path, name, images)
-        class_map = build_class_map(dataset.classes, load_catalogue(catalogue), parse_pairs(map_ or []), drop or [])
+        if import_format is ImportFormat.AUTO:
+            label_studio, export_format = is_label_studio_export(path), None  # an export says which it is
+        else:
+            label_studio = import_format is not ImportFormat.DATASET
+            export_format = ExportFormat(import_format.value) if label_studio else None
         bank = SampleBank(home)
         with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=err, disable=as_json) as progress:
-            task = progress.add_task(dataset.name, total=len(dataset.files))
-            report = import_dataset(bank, dataset, class_map, batch_size=batch_size, site=site,
-                                    enterprise=enterprise, on_progress=lambda n: progress.advance(task, n))
+            task = progress.add_task(name or path.name, total=None)
+            if not label_studio:
+                report = _import_dataset(bank, path, name, images, catalogue, map_, drop, site, enterprise,
+                                         batch_size, lambda n: progress.update(task, total=n),
+                                         lambda n: progress.advance(task, n))
+            else:
+                report = import_export(bank, path, load_catalogue(catalogue), export_format=export_format, name=name,
+                                       project=project, exported_at=exported_at, mapping=parse_pairs(map_ or []),
+                                       drop=drop or [], site=site, enterprise=enterprise, batch_size=batch_size,
+                                       on_start=lambda n: progress.update(task, total=n),
+                                       on_progress=lambda n: progress.advance(task, n))
         _sync_existing_indexes(bank, quiet=as_json)
     except HazardVisionError as error:
         fail(error)
@@ -68,7 +98,7 @@ def import_command(
         for line in problem.errors:
             err.print(f"[red]{problem.file}:[/red] {line}", highlight=False)
     for line in report.dataset_problems:
-        err.print(f"[yellow]{dataset.name}:[/yellow] {line}", highlight=False)
+        err.print(f"[yellow]{report.source}:[/yellow] {line}", highlight=False)
     warned = sum(bool(p.warnings) for p in report.problems)
     out.print(f"{report.source}: {report.files} files, {report.imported} imported, {report.already_in_bank} already "
               f"in the bank, {report.failed} failed, {report.backgrounds} backgrounds, {warned} repaired "
@@ -77,6 +107,17 @@ def import_command(
         err.print(f"[red]{report.failed} of {report.files} files failed[/red] (listed above); fix them and import "
                   "again: what was imported stays", highlight=False)
         raise typer.Exit(1)
+
+
+def _import_dataset(bank: SampleBank, path: Path, name: str | None, images: Path | None, catalogue: Path | None,
+                    map_: list[str] | None, drop: list[str] | None, site: str | None, enterprise: str | None,
+                    batch_size: int, on_start: Callable[[int], None], on_progress: Callable[[int], None]
+                    ) -> ImportReport:
+    dataset = read_dataset(path, name, images)
+    class_map = build_class_map(dataset.classes, load_catalogue(catalogue), parse_pairs(map_ or []), drop or [])
+    on_start(len(dataset.files))
+    return import_dataset(bank, dataset, class_map, batch_size=batch_size, site=site, enterprise=enterprise,
+                          on_progress=on_progress)
 
 
 @bank_app.command()

@@ -48,7 +48,7 @@ class Source(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    kind: Mapped[str] = mapped_column(String(20))  # dataset | scan
+    kind: Mapped[str] = mapped_column(String(20))  # dataset | scan | label-studio
     origin: Mapped[str | None] = mapped_column(Text)
     licence: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)

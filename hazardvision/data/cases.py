@@ -94,6 +94,7 @@ class GroupedPhoto:
 @dataclass(frozen=True)
 class SourceCounts:
     name: str
+    kind: str
     licence: str | None
     origin: str | None
     cases: dict[str, int]
@@ -309,7 +310,7 @@ class Cases:
                 ):
                     boxes[split or "none"][source_class or "?"] = count
                 sources.append(SourceCounts(
-                    name=src.name, licence=src.licence, origin=src.origin,
+                    name=src.name, kind=src.kind, licence=src.licence, origin=src.origin,
                     cases={(s or "none"): n for s, n in cases}, backgrounds={(s or "none"): n for s, n in backgrounds},
                     boxes=dict(boxes),
                 ))

@@ -67,6 +67,8 @@ class Dataset:
     """Problems with files that have no image to attach them to (orphan labels, bad COCO rows)."""
     origin: str | None = None
     licence: str | None = None
+    kind: str = "dataset"
+    """What the bank records it as: dataset, or label-studio for a Label Studio export."""
 
 
 def read_dataset(path: Path, name: str | None = None, images: Path | None = None) -> Dataset:
@@ -101,18 +103,23 @@ def read_yolo(data_yaml: Path, name: str | None = None) -> Dataset:
         if not image_dir.is_dir():
             dataset.problems.append(f"{split}: image folder {image_dir} does not exist")
             continue
-        label_dir = _label_dir(image_dir)
-        images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        stems = {p.stem for p in images}
-        for image in images:
-            dataset.files.append(_yolo_file(image, label_dir / f"{image.stem}.txt", split, classes, root))
-        if label_dir.is_dir():
-            for label in sorted(label_dir.glob("*.txt")):
-                if label.stem not in stems:
-                    dataset.problems.append(f"{label.relative_to(root)}: label file without an image")
+        add_yolo_folder(dataset, image_dir, _label_dir(image_dir), split)
     if not dataset.files:
         raise DatasetError(f"{data_yaml} lists no image files: " + ("; ".join(dataset.problems) or "folders are empty"))
     return dataset
+
+
+def add_yolo_folder(dataset: Dataset, image_dir: Path, label_dir: Path, split: str | None) -> None:
+    """Add the images of `image_dir` with their YOLO label files in `label_dir` (and orphan labels as problems)."""
+    root = dataset.root
+    images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    stems = {p.stem for p in images}
+    for image in images:
+        dataset.files.append(_yolo_file(image, label_dir / f"{image.stem}.txt", split, dataset.classes, root))
+    if label_dir.is_dir():
+        for label in sorted(label_dir.glob("*.txt")):
+            if label.stem not in stems:
+                dataset.problems.append(f"{_relative(label, root)}: label file without an image")
 
 
 def _label_dir(image_dir: Path) -> Path:
@@ -153,7 +160,7 @@ def _class_names(names: Any, source: Path) -> tuple[str, ...]:
     raise DatasetError(f"{source}: 'names' must be a non-empty list or an index-to-name mapping")
 
 
-def _yolo_file(image: Path, label: Path, split: str, classes: tuple[str, ...], root: Path) -> SampleFile:
+def _yolo_file(image: Path, label: Path, split: str | None, classes: tuple[str, ...], root: Path) -> SampleFile:
     sample = SampleFile(image=image, name=_relative(image, root), split=split)
     if not label.exists():
         sample.warnings.append("no label file: imported as a background image")
