@@ -307,3 +307,20 @@ def test_label_studio_predictions_are_audited_per_project_not_kept_as_scans(serv
     assert len(setups) == 1 and setups[0].details["image_host"] == hosts[0].url
     assert setups[0].details["unmapped"] == ["Ladder"] and TOKEN not in str(setups[0].details)
     assert not [r for r in records if r.action == "scan" and r.actor == "test-ml"]
+
+
+def test_label_studio_url_in_settings_pins_the_host_and_token(tmp_path, hosts, photos, datasets):
+    host, other = hosts
+    alias = "http://label-studio.internal:8080"  # Label Studio's own HOSTNAME, which this service cannot reach
+    with live_server(tmp_path, label_studio={"url": host.url, "access_token": TOKEN}) as pinned:
+        good = f"/data/upload/1/{photos[0].name}"
+        before = predict(pinned, [task(1, good)], project="3.1")["results"]  # no setup needed
+        with backend(pinned) as client:
+            setup = client.post("/setup", json={"project": "3.1", "schema": CONFIG, "hostname": alias,
+                                                "access_token": "ignored"}).json()
+        assert setup["image_host"] == host.url
+        after = predict(pinned, [task(1, f"{alias}{good}"), task(2, f"{other.url}{good}")], project="3.1")["results"]
+    assert before[0].get("error") is None and after[0].get("error") is None  # the alias is read as the pinned host
+    assert [r["value"] for r in after[0]["result"]] == [r["value"] for r in before[0]["result"]]
+    assert "not on Label Studio's host" in after[1]["error"] and other.requests == []
+    assert host.requests[-1][1] == f"Token {TOKEN}"
