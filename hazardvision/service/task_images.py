@@ -74,22 +74,25 @@ class TaskImageSource:
         """The URL to fetch for a task's image reference; `TaskImageUnavailable` for one off the host."""
         reference = reference.strip()
         if reference.startswith("/") and not reference.startswith("//"):
-            return self.origin + reference
+            return self.origin + _quoted(reference)
         try:
             origin = origin_of(reference)
         except ValueError:
-            scheme = urllib.parse.urlsplit(reference).scheme or "a relative path"
+            scheme = reference.split(":", 1)[0] if ":" in reference else "a relative path"
             raise TaskImageUnavailable(
                 f"the image {reference[:120]!r} is {scheme}, not a file of Label Studio at {self.origin}; this "
                 "service fetches task images from that host only (connect cloud storage to Label Studio so that "
                 "tasks point at it)") from None
-        if origin == self.origin:
-            return reference
-        if origin in self.aliases:
+        if origin in {self.origin, *self.aliases}:  # rebuilt on the host: no user info, no fragment
             parts = urllib.parse.urlsplit(reference)
-            return self.origin + urllib.parse.urlunsplit(("", "", parts.path, parts.query, ""))
+            return self.origin + _quoted(urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, "")))
         raise TaskImageUnavailable(f"the image {reference[:120]!r} is on {origin}, not on Label Studio's host "
                                    f"{self.origin}; this service fetches task images from that host only")
+
+
+def _quoted(path: str) -> str:
+    """The path and query with characters HTTP cannot carry (spaces, non-ASCII file names) percent-encoded."""
+    return urllib.parse.quote(path, safe="/?&=;:@+,$!~*'()%")
 
 
 class _SameOrigin(urllib.request.HTTPRedirectHandler):
@@ -131,7 +134,7 @@ def fetch_task_image(source: TaskImageSource, reference: str, *, max_bytes: int,
         raise TaskImageUnavailable(f"{url} answered HTTP {error.code} {error.reason}{hint}") from None
     except urllib.error.URLError as error:
         raise TaskImageUnavailable(f"{url} cannot be reached: {error.reason}") from None
-    except (TimeoutError, http.client.HTTPException, OSError) as error:
+    except (TimeoutError, http.client.HTTPException, OSError, ValueError) as error:
         raise TaskImageUnavailable(f"{url} could not be read: {type(error).__name__}: {error}") from None
 
 

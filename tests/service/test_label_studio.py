@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -30,6 +31,7 @@ LABEL_STUDIO_SDK = ["label-studio-sdk==2.1.2"]  # the newest release; it install
 TOKEN = "ls-token-5f1c"
 MAX_UPLOAD = 1024 * 1024
 PROJECT = "7.1764590000"
+UNICODE_NAME = "3f2a9b1c-工地 照片.jpg"  # Label Studio keeps an upload's own name, spaces and all
 # Labels as a Label Studio project names them: a class, an English name, a spelling, one mapped in settings,
 # and one with no class at all.
 LABELS = {"Helmet": "helmet", "High-visibility vest worn": "vest", "no-helmet": "no_helmet", "No hi-vis": "no_vest"}
@@ -91,8 +93,8 @@ def _handler(host: FileHost, other: str) -> type[BaseHTTPRequestHandler]:
                 self._send(200, _huge_photo(next(iter(host.photos.values()))))
             elif self.path == "/data/upload/1/huge-undeclared.png":
                 self._send(200, _huge_photo(next(iter(host.photos.values()))), declare=False)
-            elif self.path.startswith("/data/upload/1/") and self.path.rsplit("/", 1)[1] in host.photos:
-                self._send(200, host.photos[self.path.rsplit("/", 1)[1]])
+            elif self.path.startswith("/data/upload/1/") and unquote(self.path.rsplit("/", 1)[1]) in host.photos:
+                self._send(200, host.photos[unquote(self.path.rsplit("/", 1)[1])])
             else:
                 self._send(404, b"not found")
 
@@ -127,7 +129,8 @@ def hosts(photos: list[Path]) -> Iterator[tuple[FileHost, FileHost]]:
     """Label Studio's file host, and another host it redirects one file to."""
     servers, made = [], []
     other = FileHost("", {})
-    for host in (other, FileHost("", {p.name: p.read_bytes() for p in photos})):
+    served = {p.name: p.read_bytes() for p in photos} | {UNICODE_NAME: photos[0].read_bytes()}
+    for host in (other, FileHost("", served)):
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(host, other.url))
         # The other host is reached as localhost: another origin than 127.0.0.1, whatever its port.
         name = "localhost" if host is other else "127.0.0.1"
@@ -231,10 +234,11 @@ def test_label_studio_task_images_come_from_its_host_alone(server, hosts, photos
     tasks = [task(1, good), task(2, "/data/upload/1/moved.jpg"), task(3, "/data/upload/1/huge.png"),
              task(4, "/data/upload/1/huge-undeclared.png"), task(5, f"{other.url}/data/upload/1/{photos[0].name}"),
              task(6, "s3://bucket/photo.jpg"), {"id": 7, "data": {"text": "no image"}},
-             task(8, "/data/upload/1/renamed.jpg"), task(9, f"{host.url}{good}")]
+             task(8, "/data/upload/1/renamed.jpg"), task(9, f"{host.url}{good}"),
+             task(10, f"/data/upload/1/{UNICODE_NAME}")]
     results = predict(server, tasks)["results"]
     errors = [r.get("error") for r in results]
-    assert errors[0] is None and errors[7] is None and errors[8] is None  # its own files, by path or URL
+    assert errors[0] is None and errors[7] is None and errors[8] is None and errors[9] is None  # its own files
     assert "redirects to" in errors[1] and "another host" in errors[1]
     assert "limit" in errors[2] and "limit" in errors[3]
     assert "not on Label Studio's host" in errors[4]
