@@ -38,6 +38,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": DeepStackError, "description": "No API key, or an unknown or revoked one."},
     403: {"model": DeepStackError, "description": "The key's role lacks the permission."},
     413: {"model": DeepStackError, "description": "The photo is too large."},
+    429: {"model": DeepStackError, "description": "Too many failed keys from this client address; retry after "
+          "Retry-After seconds."},
     503: {"model": DeepStackError, "description": "Models are loading, or the request timed out."},
 }
 router = APIRouter(prefix=PREFIX, tags=["deepstack"], responses=_ERRORS)
