@@ -66,7 +66,6 @@ class LabelStudioBackend:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings.label_studio
-        label_classes([], runtime.catalogue, self.settings.labels)  # a wrong class in settings fails now
         self._sources: dict[str, TaskImageSource] = {}
 
     @property

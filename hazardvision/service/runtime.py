@@ -29,6 +29,7 @@ from hazardvision.catalogue import load_catalogue
 from hazardvision.data.audit import AuditLog
 from hazardvision.data.generations import Generations, Kind
 from hazardvision.data.similar_cases import SimilarCaseRecords
+from hazardvision.datasets.label_names import label_classes
 from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError, ImageTooLarge, Unauthenticated, UnknownCase, UnknownModel
 from hazardvision.images import DecodedImage, decode_image, read_header
@@ -145,6 +146,7 @@ class Runtime:
         self.keys = ApiKeys(self.bank, self.audit)
         self.sign_ins = FailedSignIns(settings.failed_sign_in_limit, settings.failed_sign_in_window_seconds)
         self.catalogue = load_catalogue(settings.catalogue)
+        label_classes([], self.catalogue, settings.label_studio.labels)  # a class the catalogue lacks fails now
         self.registry = PackRegistry.at(self.bank.home, settings.models)  # activations write to the home
         query = (SimilarQuery(k=settings.similar_cases, min_score=settings.similar_min_score,
                               false_alarm_score=settings.false_alarm_score,

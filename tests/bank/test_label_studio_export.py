@@ -16,6 +16,7 @@ from hazardvision.bank.bank import SampleBank
 from hazardvision.bank.label_studio_export import ExportFormat, import_export, is_label_studio_export
 from hazardvision.catalogue import load_catalogue
 from hazardvision.cli import app
+from hazardvision.datasets.label_names import label_classes
 from hazardvision.errors import ClassMappingError, DatasetError
 from tests.conftest import DATASETS, test_photos
 
@@ -202,3 +203,17 @@ def test_bank_import_command_takes_a_label_studio_export(tmp_path):
     done = CliRunner().invoke(app, ["bank", "import", str(result), "--home", str(home), "--exported-at",
                                     dt.datetime(2026, 12, 1).isoformat()])
     assert done.exit_code != 0 and "--project" in done.output
+
+
+@pytest.mark.parametrize(("label", "expected"), [
+    ("no_helmet", "no_helmet"), ("No helmet", "no_helmet"), ("NO-HELMET", "no_helmet"),
+    ("Worker without a safety helmet", "no_helmet"), (" Safety helmet worn ", "helmet"), ("Forklift", "forklift"),
+    ("No hi-vis", "no_vest"), ("Ladder", None), ("", None),
+])
+def test_label_names_map_by_class_english_name_or_mapping(label, expected):
+    assert label_classes([label], load_catalogue(), MAPPING) == {label: expected}
+
+
+def test_label_names_mapping_to_a_class_the_catalogue_lacks_is_refused():
+    with pytest.raises(ClassMappingError, match="hard_hat"):
+        label_classes(["Hard hat"], load_catalogue(), {"Hard hat": "hard_hat"})

@@ -23,6 +23,8 @@ from PIL import Image
 
 from hazardvision.access import Role
 from hazardvision.data.audit import AuditLog
+from hazardvision.errors import ClassMappingError
+from hazardvision.service import Settings, create_app
 from tests.conftest import served_versions, test_photos
 from tests.service.client_envs import client_python, run_client
 from tests.service.conftest import LiveServer, assert_error, live_server
@@ -328,3 +330,8 @@ def test_label_studio_url_in_settings_pins_the_host_and_token(tmp_path, hosts, p
     assert [r["value"] for r in after[0]["result"]] == [r["value"] for r in before[0]["result"]]
     assert "not on Label Studio's host" in after[1]["error"] and other.requests == []
     assert host.requests[-1][1] == f"Token {TOKEN}"
+
+
+def test_label_studio_label_mapped_to_a_class_the_catalogue_lacks_stops_the_start(tmp_path):
+    with pytest.raises(ClassMappingError, match="hard_hat"):
+        create_app(Settings(home=tmp_path, label_studio={"labels": {"Hard hat": "hard_hat"}}))
