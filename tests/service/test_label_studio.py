@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +24,9 @@ import pytest
 from PIL import Image
 
 from hazardvision.access import Role
+from hazardvision.bank.bank import SampleBank
+from hazardvision.bank.label_studio_export import import_export
+from hazardvision.catalogue import load_catalogue
 from hazardvision.data.audit import AuditLog
 from hazardvision.errors import ClassMappingError
 from hazardvision.service import Settings, create_app
@@ -335,3 +340,50 @@ def test_label_studio_url_in_settings_pins_the_host_and_token(tmp_path, hosts, p
 def test_label_studio_label_mapped_to_a_class_the_catalogue_lacks_stops_the_start(tmp_path):
     with pytest.raises(ClassMappingError, match="hard_hat"):
         create_app(Settings(home=tmp_path, label_studio={"labels": {"Hard hat": "hard_hat"}}))
+
+
+# Label Studio's own export of a project: its converter, downloading the images from the file host as
+# "YOLO with Images" and "COCO with Images" do.
+EXPORT = """
+import json, sys
+from label_studio_sdk.converter import Converter
+args = json.load(sys.stdin)
+converter = Converter(config=args["config"], project_dir=None, download_resources=True, hostname=args["hostname"],
+                      access_token=args["token"])
+converter.convert_to_yolo(args["tasks"], args["yolo"], is_dir=False)
+converter.convert_to_coco(args["tasks"], args["coco"], is_dir=False)
+print(json.dumps({"done": True}))
+"""
+
+
+@pytest.mark.parametrize("export_format", ["yolo", "coco"])
+def test_label_studio_export_of_accepted_predictions_imports_into_the_bank(server, hosts, photos, label_studio_sdk,
+                                                                          tmp_path, export_format):
+    """The way back: the pre-annotations, accepted as they are, exported by Label Studio's converter and zipped under
+    Label Studio's export name, import with their project, export time and classes."""
+    connect(server, hosts)
+    tasks = [task(i, f"/data/upload/1/{p.name}") for i, p in enumerate(photos)]
+    predicted = predict(server, tasks)["results"]
+    exported = [{**t, "annotations": [{"id": t["id"], "result": p["result"], "completed_by": 1, "was_cancelled": False,
+                                       "created_at": "2026-11-30T14:00:00Z"}]} for t, p in zip(tasks, predicted,
+                                                                                               strict=True)]
+    (tmp_path / "tasks.json").write_text(json.dumps(exported))
+    run_client(label_studio_sdk, EXPORT, {"config": CONFIG, "hostname": hosts[0].url, "token": TOKEN,
+                                          "tasks": str(tmp_path / "tasks.json"), "yolo": str(tmp_path / "yolo"),
+                                          "coco": str(tmp_path / "coco")})
+    folder = tmp_path / export_format
+    archive = tmp_path / f"project-7-at-2026-11-30-14-05-{export_format}00000.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for file in sorted(folder.rglob("*")):
+            out.write(file, file.relative_to(folder).as_posix())
+    bank = SampleBank(tmp_path / "bank")
+    report = import_export(bank, archive, load_catalogue(), mapping={"No hi-vis": "no_vest"}, drop=["Ladder"])
+    assert (report.imported, report.failed) == (len(photos), 0), report
+    source = next(s for s in bank.stats().sources if s.name == report.source)
+    assert (source.kind, source.origin) == ("label-studio", "Label Studio project 7, exported 2026-11-30T14:05")
+    imported = sorted((a.class_name, round(a.box[0])) for case in bank.cases(source=report.source, limit=100)
+                      for a in case.annotations)
+    boxes = sorted((LABELS[r["value"]["rectanglelabels"][0]], round(r["value"]["x"] * r["original_width"] / 100))
+                   for p in predicted for r in p["result"])
+    assert imported and len(imported) == len(boxes)
+    assert all(a[0] == b[0] and abs(a[1] - b[1]) <= 1 for a, b in zip(imported, boxes, strict=True))
