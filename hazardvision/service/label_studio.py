@@ -67,6 +67,8 @@ class LabelStudioBackend:
         self.runtime = runtime
         self.settings = runtime.settings.label_studio
         self._sources: dict[str, TaskImageSource] = {}
+        self._seen: dict[str, tuple[TaskImageSource | None, tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
+        """Each project's last setup as audited."""
 
     @property
     def model_version(self) -> str:
@@ -100,14 +102,16 @@ class LabelStudioBackend:
             LabelMapping(labels={}, unmapped=[])
         source = self._source(request)
         if source is not None:
-            previous = self._sources.get(project)
             self._sources[project] = source
-            if previous != source:
-                await self.runtime.offload(
-                    self.runtime.audit.append, key.name, SETUP_ACTION, f"label-studio project {project}",
-                    details={"image_host": source.origin, "also_named": sorted(source.aliases),
-                             "token": source.token is not None, "labels": mapping.labels,
-                             "unmapped": mapping.unmapped})
+        seen = (source, tuple(sorted(mapping.labels.items())), tuple(mapping.unmapped))
+        if self._seen.get(project) != seen:  # Label Studio repeats setups; the audit log records changes
+            self._seen[project] = seen
+            await self.runtime.offload(
+                self.runtime.audit.append, key.name, SETUP_ACTION, f"label-studio project {project}",
+                details={"image_host": source.origin if source else None,
+                         "also_named": sorted(source.aliases) if source else [],
+                         "token": bool(source and source.token), "labels": mapping.labels,
+                         "unmapped": mapping.unmapped})
         if mapping.unmapped:
             log.warning("Label Studio project %s: labels %s have no catalogue class and are never pre-annotated; "
                         "map them in settings label_studio.labels", project, ", ".join(mapping.unmapped))

@@ -320,6 +320,20 @@ def test_label_studio_predictions_are_audited_per_project_not_kept_as_scans(serv
     assert not [r for r in records if r.action == "scan" and r.actor == "test-ml"]
 
 
+def test_label_studio_setup_is_audited_when_it_changes(server, hosts):
+    def setups() -> list[Any]:
+        return [r for r in AuditLog.at(server.home).records(action="label-studio")
+                if r.subject == "label-studio project 12"]
+
+    connect(server, hosts, project="12.1")
+    connect(server, hosts, project="12.1")  # Label Studio repeats its setup: nothing new to record
+    assert len(setups()) == 1
+    with backend(server) as client:
+        assert client.post("/setup", json={"project": "12.1", "schema": CONFIG.replace("Ladder", "Forklift"),
+                                           "hostname": hosts[0].url, "access_token": TOKEN}).status_code == 200
+    assert len(setups()) == 2 and setups()[-1].details["labels"]["Forklift"] == "forklift"
+
+
 def test_label_studio_url_in_settings_pins_the_host_and_token(tmp_path, hosts, photos, datasets):
     host, other = hosts
     alias = "http://label-studio.internal:8080"  # Label Studio's own HOSTNAME, which this service cannot reach
