@@ -51,6 +51,8 @@ class Permission(StrEnum):
     AUDIT_READ = "audit.read"
     PREANNOTATE = "preannotate"
     """Label Studio's ML backend: pre-annotations for a labelling project."""
+    VIDEOS = "videos"
+    """Video files uploaded for analysis: inspectors reviewing footage, and monitoring pipelines."""
 
 
 _EVERY_ROLE = frozenset(Role)
@@ -68,6 +70,7 @@ PERMISSIONS: Mapping[Permission, frozenset[Role]] = MappingProxyType({
     Permission.KEYS_MANAGE: frozenset({Role.ADMIN}),
     Permission.AUDIT_READ: frozenset({Role.ML, Role.ADMIN}),
     Permission.PREANNOTATE: frozenset({Role.ML, Role.ADMIN}),
+    Permission.VIDEOS: frozenset({Role.INSPECTOR, Role.PIPELINE, Role.ADMIN}),
 })
 
 

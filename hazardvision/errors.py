@@ -165,6 +165,14 @@ class StreamRefused(VideoError):
     networks the administrator allows."""
 
 
+class UnknownVideoJob(HazardVisionError):
+    """No video job has this id (or the job has no such event or snapshot)."""
+
+
+class VideoJobConflict(HazardVisionError):
+    """The video job is not in a state that allows this (a finished job cannot be cancelled)."""
+
+
 class UnknownInspection(HazardVisionError):
     """No inspection has this id."""
 

@@ -96,6 +96,12 @@ class Home:
         return self.root / "snapshots"
 
     @property
+    def videos(self) -> Path:
+        """Uploaded videos, one folder per job (its video and its events' best frames); `.incoming` while they
+        arrive."""
+        return self.root / "videos"
+
+    @property
     def runs(self) -> Path:
         return self.root / "runs"
 

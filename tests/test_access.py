@@ -27,6 +27,7 @@ GRANTED = {
     "keys.manage": {"admin"},
     "audit.read": {"ml", "admin"},
     "preannotate": {"ml", "admin"},
+    "videos": {"inspector", "pipeline", "admin"},
 }
 
 

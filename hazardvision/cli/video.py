@@ -17,17 +17,14 @@ from hazardvision.catalogue import load_catalogue
 from hazardvision.cli.common import HomeOption, err, fail
 from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError
-from hazardvision.frame_quality import CameraCondition
 from hazardvision.images import BGRImage
 from hazardvision.packs.card import Precision
 from hazardvision.packs.model_pack import ModelPack, detect_with_packs
 from hazardvision.packs.registry import active_packs, resolve_model
 from hazardvision.packs.tiling import tiling_mode
-from hazardvision.video.events import EventBuilder, folder_writer
-from hazardvision.video.scanning import VideoReport, scan_video
-from hazardvision.video.selection import FrameSelector, SelectionSettings
+from hazardvision.video.events import folder_writer
+from hazardvision.video.scanning import VideoReport, VideoScanSettings, scan_source
 from hazardvision.video.sources import VideoFrame, open_source
-from hazardvision.video.tracking import Tracker, TrackerSettings
 from hazardvision.video.writer import AnnotatedVideo
 
 
@@ -70,15 +67,9 @@ def scan_video_command(
         video = open_source(source, folder_fps=folder_fps)
     except HazardVisionError as error:
         fail(error)
-    selection = SelectionSettings(fps=fps, motion=motion, max_gap=max_gap)
-    # A track must outlive the longest gap between analysed frames, or a still hazard would restart.
-    keep = max(1.0, 2 * max_gap, 3.0 / fps)
-    tracker = Tracker(TrackerSettings(max_age_seconds=keep))
-    builder = EventBuilder(chosen, video.name, min_frames=min_frames, end_after=keep,
-                           snapshots=folder_writer(events_dir) if events_dir else None, blur_people=blur_people)
-    weak = tracker.settings.low_threshold
+    scan = VideoScanSettings(fps=fps, motion=motion, max_gap=max_gap, min_frames=min_frames, blur_people=blur_people)
 
-    def detect(pixels: BGRImage) -> Detections:
+    def detect(pixels: BGRImage, weak: float) -> Detections:
         return detect_with_packs(packs, [pixels], weak=weak, tiling=mode)[0]
 
     total = duration or video.duration
@@ -99,9 +90,8 @@ def scan_video_command(
                 writer.write(frame, tracked)
 
         try:
-            report = scan_video(video, detect, builder, selector=FrameSelector(selection), tracker=tracker,
-                                condition=CameraCondition(frozen_seconds=10.0, min_frames=min_frames),
-                                progress=on_progress, on_frame=on_frame, max_seconds=duration)
+            report = scan_source(video, detect, chosen, scan, snapshots=folder_writer(events_dir) if events_dir
+                                 else None, progress=on_progress, on_frame=on_frame, max_seconds=duration)
         except KeyboardInterrupt:
             video.close()
             err.print("stopped")

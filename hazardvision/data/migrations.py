@@ -18,6 +18,7 @@ from hazardvision.data import (  # noqa: F401  (their tables join Base's metadat
     generations,
     inspection_records,
     service_records,
+    video_records,
 )
 from hazardvision.data.base import Base
 from hazardvision.errors import BankError
@@ -105,6 +106,11 @@ def _camera_owners(connection: Connection) -> None:
         connection.execute(text("ALTER TABLE cameras ADD COLUMN owner VARCHAR(100)"))
 
 
+def _video_jobs(connection: Connection) -> None:
+    for name in ("video_jobs", "video_events"):
+        Base.metadata.tables[name].create(connection, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
@@ -117,6 +123,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "inspections and the rectification of confirmed hazards", _inspections),
     Migration(10, "signed-in sessions of the web page", _web_sessions),
     Migration(11, "the API key that owns each camera", _camera_owners),
+    Migration(12, "video upload jobs and their events", _video_jobs),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -25,6 +25,7 @@ from hazardvision.service.routes import (
     roboflow,
     scans,
     session,
+    videos,
 )
 from hazardvision.service.runtime import Runtime
 from hazardvision.service.settings import Settings
@@ -55,8 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)  # docs.install serves them without a CDN
     app.state.runtime = runtime
     for router in (session.router, scans.router, reviews.router, inspections.router, rectifications.router,
-                   cameras.router, models.router, cases.router, catalogue.router, deepstack.router, roboflow.router,
-                   label_studio.router, health.router):
+                   cameras.router, videos.router, models.router, cases.router, catalogue.router, deepstack.router,
+                   roboflow.router, label_studio.router, health.router):
         app.include_router(router)
     errors.install(app)
     docs.install(app)
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def limit_for(path: str) -> int:
         single = settings.max_upload_bytes
+        if path == videos.VIDEOS_PATH:  # a video streams to disk under its own limit
+            return settings.max_video_bytes
         if path == roboflow.INFER_PATH:  # photos in base64, in JSON
             return (single * 4 // 3 + 4096) * settings.max_batch_images
         return single * settings.max_batch_images if path == BATCH_PATH else single

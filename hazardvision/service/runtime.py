@@ -64,6 +64,7 @@ from hazardvision.service.settings import Settings
 from hazardvision.service.sign_ins import FailedSignIns
 from hazardvision.service.summaries import ScanSummaries
 from hazardvision.service.uploads import Upload
+from hazardvision.service.video_jobs import VideoJobQueue
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.thumbnails import thumbnail_path
 from hazardvision.video.webhooks import WebhookSender
@@ -175,6 +176,8 @@ class Runtime:
         self.cameras = CameraHub(self.bank, self.audit, self.catalogue, self.webhooks, tracker=settings.tracker,
                                  default_rule=settings.alert_rule, max_cameras=settings.max_cameras,
                                  frozen_seconds=settings.frozen_seconds)
+        self.videos = VideoJobQueue(self.bank, self.audit, self.catalogue, self.host, workers=settings.video_workers,
+                                    default_fps=settings.video_fps, max_pixels=settings.max_pixels)
         self.annotator = HazardAnnotator(self.catalogue)
         for name, profile in {"the default key": settings.default_client_profile, **settings.client_profiles}.items():
             profile.check(self.catalogue, name)
@@ -198,6 +201,7 @@ class Runtime:
         """Load the models in the background; /readyz says when they are in."""
         self._loading = asyncio.get_running_loop().run_in_executor(self.inference, self.host.load)
         self._loading.add_done_callback(self._loaded)
+        self.videos.resume()  # jobs wait for the models on their own threads
         if self.settings.sync_seconds:
             self._following = asyncio.get_running_loop().create_task(self._follow_other_processes())
 
@@ -241,6 +245,7 @@ class Runtime:
             await self.offload(self.summaries.write, summary)
         await self.offload(self.webhooks.close, 5.0)
         await self.offload(self.index_sync.close)
+        await self.offload(self.videos.close)
         self.inference.shutdown(wait=True, cancel_futures=True)
         self.bank.close()
 

@@ -57,6 +57,18 @@ class Settings(BaseSettings):
         default=20 * MIB, ge=1024, le=1024 * MIB,
         description="Largest request body, in bytes (a photo with its form fields); a batch may carry "
         "`max_batch_images` times this. Larger bodies get 413 while they are read.")
+    max_video_bytes: int = Field(
+        default=2 * 1024 * MIB, ge=1024, le=1024 * 1024 * MIB,
+        description="Largest video upload (POST /v1/videos), in bytes; it streams to disk under the home's videos/ "
+        "folder, and a larger body gets 413 while it arrives (its partial file is removed).")
+    video_workers: int = Field(
+        default=1, ge=1, le=16,
+        description="Video upload jobs analysed at once, each on its own thread beside the inference workers, so "
+        "that photo scans keep their workers while videos are analysed; the other jobs wait in the queue.")
+    video_fps: float = Field(
+        default=5.0, gt=0, le=120,
+        description="Frames analysed per second of video in an upload job that asks no rate of its own (its fps "
+        "field), as `hazardvision scan-video --fps`.")
     max_pixels: int = Field(
         default=DEFAULT_MAX_PIXELS, ge=10_000, le=400_000_000,
         description="Largest photo, in pixels, read from its header before decoding (413 above).")
