@@ -68,12 +68,14 @@ class RequestObserver:
 class Deadline:
     """A request not answered within `seconds` gets 408 (body still arriving) or 503 (still working).
 
-    A response that has started is left to finish: its status line is already sent.
+    A response that has started is left to finish: its status line is already sent. `seconds_for(path)`, when
+    given, sets a path's own deadline (a video upload may take longer than a photo).
     """
 
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
+    def __init__(self, app: ASGIApp, seconds: float, seconds_for: Callable[[str], float] | None = None) -> None:
         self.app = app
         self.seconds = seconds
+        self.seconds_for = seconds_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,6 +83,7 @@ class Deadline:
             return
         started = False
         body_done = scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS")
+        seconds = self.seconds_for(scope["path"]) if self.seconds_for is not None else self.seconds
 
         async def receiving() -> Message:
             nonlocal body_done
@@ -95,14 +98,14 @@ class Deadline:
             await send(message)
 
         try:
-            async with asyncio.timeout(self.seconds) as deadline:
+            async with asyncio.timeout(seconds) as deadline:
                 await self.app(scope, receiving, sending)
         except TimeoutError:
             if not deadline.expired() or started:
                 raise
             error: HazardVisionError = (
-                RequestTimeout(f"no answer within {self.seconds:g} s; the service is busy, retry later")
-                if body_done else UploadTimeout(f"the request body did not arrive within {self.seconds:g} s"))
+                RequestTimeout(f"no answer within {seconds:g} s; the service is busy, retry later")
+                if body_done else UploadTimeout(f"the request body did not arrive within {seconds:g} s"))
             await send_error(send, error, scope["path"])
 
 

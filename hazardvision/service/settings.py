@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         default=2 * 1024 * MIB, ge=1024, le=1024 * 1024 * MIB,
         description="Largest video upload (POST /v1/videos), in bytes; it streams to disk under the home's videos/ "
         "folder, and a larger body gets 413 while it arrives (its partial file is removed).")
+    video_upload_seconds: float = Field(
+        default=3600.0, gt=0, le=86_400,
+        description="How long a video upload may take to arrive (its request's deadline instead of "
+        "request_timeout_seconds; 408 past it).")
     video_workers: int = Field(
         default=1, ge=1, le=16,
         description="Video upload jobs analysed at once, each on its own thread beside the inference workers, so "
