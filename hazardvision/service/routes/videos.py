@@ -20,7 +20,9 @@ router = APIRouter(tags=["videos"], responses=responses())
 
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Video job id, from POST /v1/videos.")]
 _VIDEO = {"type": "string", "format": "binary", "description": f"The video: {', '.join(VIDEO_SUFFIXES)}."}
-_FIELDS = {name: {"type": "string"} for name in ("camera", "site", "enterprise")} | {"fps": {"type": "number"}}
+_FIELDS = {name: {"type": "string", "description": VideoFields.model_fields[name].description}
+           for name in ("camera", "site", "enterprise")} | {
+    "fps": {"type": "number", "description": VideoFields.model_fields["fps"].description}}
 _VIDEO_BODY: dict[str, Any] = {"requestBody": {
     "required": True, "description": f"The video as multipart/form-data (file field '{VIDEO_FIELD}', fields camera, "
     "site, enterprise, fps) or as a raw video/* body (the fields as query parameters).",
@@ -55,8 +57,9 @@ async def post_video(request: Request, runtime: RuntimeDep, key: VideosKey,
 async def list_videos(runtime: RuntimeDep, key: VideosKey,
                       status: Annotated[str | None, Query(pattern=r"^(queued|running|done|failed|cancelled)$",
                                                           description="Only jobs in this status.")] = None,
-                      limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                      offset: Annotated[int, Query(ge=0)] = 0) -> VideoJobList:
+                      limit: Annotated[int, Query(ge=1, le=500, description="Most jobs to list.")] = 50,
+                      offset: Annotated[int, Query(ge=0, le=1_000_000, description="Jobs to skip (paging).")] = 0
+                      ) -> VideoJobList:
     """The key's jobs (an admin's: everyone's), newest first, without their events."""
     rows = await runtime.offload(runtime.videos.records.jobs, owner=_owner(key), status=status, limit=limit,
                                  offset=offset)

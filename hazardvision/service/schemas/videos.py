@@ -83,7 +83,7 @@ class VideoJob(_Schema):
     finished_at: dt.datetime | None = Field(description="When it ended (done, failed or cancelled).")
     attempts: int = Field(description="Runs started: more than one when a restart of the service resumed it (from "
                           "the start of the video).")
-    progress: VideoProgress
+    progress: VideoProgress = Field(description="How far the analysis has come, and how long it may take yet.")
     error: str | None = Field(description="Why it failed; for a damaged video, where reading stopped (the events "
                               "before the damage are kept).")
     models: dict[str, str] = Field(description="Pack name -> version that analysed it.")
