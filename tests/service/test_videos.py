@@ -174,6 +174,21 @@ def test_video_job_cancel_stops_it_and_is_audited(server, long_clip):
     assert actions == ["video.create", "video.cancel"]
 
 
+def test_video_job_from_a_raw_body_leaves_photo_scans_their_workers(server, long_clip, fire):
+    with server.client(Role.PIPELINE) as pipeline, server.client(Role.INSPECTOR) as inspector:
+        created = pipeline.post("/v1/videos", params={"filename": "long.mkv", "fps": 10, "camera": "dock-1"},
+                                content=long_clip.read_bytes(), headers={"content-type": "video/x-matroska"})
+        assert created.status_code == 202, created.text
+        job_id = created.json()["job_id"]
+        eventually(lambda: pipeline.get(f"/v1/videos/{job_id}").json()["status"] == "running", 60)
+        scans = [inspector.post("/v1/scans", files={"image": (fire.name, fire.read_bytes())}) for _ in range(3)]
+        job = pipeline.get(f"/v1/videos/{job_id}").json()
+        pipeline.post(f"/v1/videos/{job_id}/cancel")
+    assert [scan.status_code for scan in scans] == [200] * 3
+    assert any(f["class_name"] == "fire" for f in scans[0].json()["findings"])
+    assert job["filename"] == "long.mkv" and job["camera"] == "dock-1" and job["fps"] == 10
+
+
 def test_video_jobs_need_the_videos_permission_and_are_their_uploaders(server, clip):
     with server.client(Role.ML) as ml:
         assert_error(ml.post("/v1/videos", files={"video": (clip.name, clip.read_bytes())}), 403, "Forbidden")
