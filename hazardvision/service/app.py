@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from hazardvision import __version__
 from hazardvision.service import docs, errors
-from hazardvision.service.middleware import BodyLimit, Deadline, RequestObserver
+from hazardvision.service.middleware import VIDEOS_PATH, BodyLimit, Deadline, RequestObserver
 from hazardvision.service.routes import (
     cameras,
     cases,
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def limit_for(path: str) -> int:
         single = settings.max_upload_bytes
-        if path == videos.VIDEOS_PATH:  # a video streams to disk under its own limit
+        if path == VIDEOS_PATH:  # a video streams to disk under its own limit
             return settings.max_video_bytes
         if path == roboflow.INFER_PATH:  # photos in base64, in JSON
             return (single * 4 // 3 + 4096) * settings.max_batch_images
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The last added runs first: observe everything, then the deadline, then the body limit.
     app.add_middleware(BodyLimit, limit_for=limit_for)
     def deadline_for(path: str) -> float:
-        return settings.video_upload_seconds if path == videos.VIDEOS_PATH else settings.request_timeout_seconds
+        return settings.video_upload_seconds if path == VIDEOS_PATH else settings.request_timeout_seconds
 
     app.add_middleware(Deadline, seconds=settings.request_timeout_seconds, seconds_for=deadline_for)
     app.add_middleware(RequestObserver, metrics=runtime.metrics)

@@ -20,6 +20,8 @@ from hazardvision.service.errors import answer, status_of
 from hazardvision.service.metrics import ServiceMetrics
 
 access_log = logging.getLogger("hazardvision.service.access")
+VIDEOS_PATH = "/v1/videos"
+"""Where videos are uploaded: their bodies have their own limit and deadline."""
 
 
 async def send_error(send: Send, error: HazardVisionError, path: str = "") -> None:
@@ -124,8 +126,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
-        too_large = ImageTooLarge(f"the request body exceeds the limit of {limit} bytes; send a smaller photo "
-                                  "(or fewer photos per batch)")
+        advice = ("send a smaller video (HAZARDVISION_MAX_VIDEO_BYTES sets the limit)" if scope["path"] == VIDEOS_PATH
+                  else "send a smaller photo (or fewer photos per batch)")
+        too_large = ImageTooLarge(f"the request body exceeds the limit of {limit} bytes; {advice}")
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             await send_error(send, too_large, scope["path"])

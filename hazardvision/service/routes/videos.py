@@ -9,13 +9,13 @@ from fastapi.responses import FileResponse
 
 from hazardvision.access import KeyRecord, Role
 from hazardvision.service.deps import RuntimeDep, VideosKey
+from hazardvision.service.middleware import VIDEOS_PATH
 from hazardvision.service.schemas.common import responses
 from hazardvision.service.schemas.videos import VideoFields, VideoJob, VideoJobCreated, VideoJobList, VideoQuery
 from hazardvision.service.uploads import with_fields
 from hazardvision.service.video_uploads import VIDEO_FIELD, receive_video
 from hazardvision.video.sources import VIDEO_SUFFIXES
 
-VIDEOS_PATH = "/v1/videos"
 router = APIRouter(tags=["videos"], responses=responses())
 
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Video job id, from POST /v1/videos.")]
