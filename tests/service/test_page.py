@@ -194,6 +194,7 @@ def test_page_inspection_flow_from_sign_in_to_pdf(server, page_at, ppe_photos, v
 
     page.click("#signout")
     page.wait_for_selector("input[name=key]")
+    assert not page.is_visible("#signout") and page.inner_text("nav") == ""
     page.goto(f"{server.url}/app#/inspections")
     page.wait_for_selector("input[name=key]")  # signed out: the sign-in form again
 
@@ -205,6 +206,8 @@ def _findings_of(server, photo: Path) -> int:
 
 def test_page_of_a_pipeline_key_shows_no_review_and_a_direct_review_is_403(server, page_at):
     page = page_at()
+    page.wait_for_selector("input[name=key]")
+    assert not page.is_visible("#signout")  # nothing but the sign-in form before signing in
     sign_in(page, server.keys[Role.PIPELINE])
     nav = page.inner_text("nav")
     assert "Scan a photo" in nav and "Review queue" not in nav and "Inspections" not in nav
