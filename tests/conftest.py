@@ -10,6 +10,7 @@ import pytest
 
 from hazardvision.packs.model_pack import ModelPack
 from hazardvision.packs.registry import PackRegistry, default_models_dir
+from tests.browsers import browser  # noqa: F401  (one headless Chromium per test process, for every page test)
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before any test imports ultralytics
 

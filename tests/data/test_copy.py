@@ -37,6 +37,7 @@ from hazardvision.data.service_records import (
     ScanRecord,
     WebSession,
 )
+from hazardvision.data.video_records import VideoEventRecord, VideoJobRecord
 from hazardvision.errors import BankError
 from hazardvision.home import Home
 
@@ -90,6 +91,11 @@ def make_sqlite_bank(home: Path, cases: int = 3) -> None:
         session.add(RectificationRecord(id="r1", finding_id="f1", scan_id="s1", class_name="no_helmet",
                                         enterprise="acme", responsible="contractor", deadline=CAPTURED,
                                         assigned_by="root", after_passed=False))
+        job = VideoJobRecord(id="v1", filename="gate.mp4", video_file="video.mp4", size_bytes=1000, owner="root",
+                             camera="gate-1")
+        job.events.append(VideoEventRecord(id="e1", number=1, event={"class_name": "fire", "start": 1.5},
+                                           snapshot="events/1.jpg"))
+        session.add(job)
     engine.dispose()
     log = AuditLog.at(home, url=Home.at(home).sqlite_url)
     log.append("root", "scan", "s1", input_sha256="c" * 64, details={"note": "grüße, 工地"})

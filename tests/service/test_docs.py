@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from tests.browsers import browser  # noqa: F401  (a fixture)
 from tests.service.conftest import live_server
 
 
@@ -28,7 +27,7 @@ def test_docs_page_loads_its_assets_from_the_service(server, page):
             assert asset.status_code == 200 and len(asset.content) > 1000, url
 
 
-def test_docs_page_renders_the_api_in_a_browser_without_leaving_the_service(server, browser):  # noqa: F811
+def test_docs_page_renders_the_api_in_a_browser_without_leaving_the_service(server, browser):
     page = browser.new_page()
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))

@@ -19,7 +19,6 @@ from pypdf import PdfReader
 from hazardvision.access import ApiKeys, Role
 from hazardvision.bank.bank import SampleBank
 from hazardvision.similar.maintenance import sync_indexes
-from tests.browsers import browser  # noqa: F401  (a fixture)
 from tests.conftest import bundled_packs
 from tests.service.conftest import labelled_bank, live_server
 
@@ -51,7 +50,7 @@ def verifier_key(server) -> str:
 
 
 @pytest.fixture
-def page_at(browser, server) -> Iterator[Any]:  # noqa: F811
+def page_at(browser, server) -> Iterator[Any]:
     """`page_at(viewport)`: a fresh browser context (its own cookies) on the page; closed after the test."""
     contexts = []
 
@@ -252,7 +251,7 @@ def test_page_main_screens_have_no_serious_accessibility_violations(server, page
     assert not any(found.values()), found
 
 
-def test_page_shows_a_clear_error_for_a_photo_too_large(browser, tmp_path_factory, ppe_photos):  # noqa: F811
+def test_page_shows_a_clear_error_for_a_photo_too_large(browser, tmp_path_factory, ppe_photos):
     photo = max(ppe_photos[:40], key=lambda path: path.stat().st_size)
     limit = photo.stat().st_size // 2
     with live_server(tmp_path_factory.mktemp("small-uploads"), wait_ready=False, max_upload_bytes=limit) as small:
