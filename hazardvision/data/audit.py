@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hazardvision.data.audit_records import GENESIS, AuditRecords, Head
 from hazardvision.data.database import Database
+from hazardvision.data.key_files import create_key_file
 from hazardvision.errors import AuditError, HazardVisionError
 
 LEGACY_LOG = "audit.jsonl"
@@ -256,23 +257,11 @@ class AuditLog:
     def _create_key(self) -> bytes:
         """A new key, in place with its content in one step; the other's if another process was first."""
         key = secrets.token_bytes(KEY_BYTES)
-        temporary = self.key_path.with_name(f".{self.key_path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         try:
-            self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(descriptor, key.hex().encode() + b"\n")
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-            os.link(temporary, self.key_path)  # fails if a key exists: never replaces one
-        except FileExistsError:
-            return self._read_key()
+            created = create_key_file(self.key_path, key.hex().encode() + b"\n")
         except OSError as error:
             raise AuditError(f"cannot create the audit key {self.key_path}: {error.strerror}") from error
-        finally:
-            temporary.unlink(missing_ok=True)
-        return key
+        return key if created else self._read_key()
 
     def _read_key(self) -> bytes:
         try:

@@ -9,12 +9,11 @@ older hazardvision, read as it is until `seal_clear` encrypts it.
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from hazardvision.data.key_files import create_key_file
 from hazardvision.errors import BankError
 
 PREFIX = "fernet:"
@@ -53,23 +52,11 @@ class SecretBox:
 
     def _create(self) -> bytes:
         key = Fernet.generate_key()
-        temporary = self.key_path.with_name(f".{self.key_path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         try:
-            self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(descriptor, key + b"\n")
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-            os.link(temporary, self.key_path)  # fails if a key exists: never replaces one
-        except FileExistsError:
-            return self._read()
+            created = create_key_file(self.key_path, key + b"\n")
         except OSError as error:
             raise BankError(f"cannot create the webhook secret key {self.key_path}: {error.strerror}") from error
-        finally:
-            temporary.unlink(missing_ok=True)
-        return key
+        return key if created else self._read()
 
     def _read(self) -> bytes:
         try:
