@@ -19,6 +19,7 @@ from hazardvision.data import (  # noqa: F401  (their tables join Base's metadat
     inspection_records,
     service_records,
     video_records,
+    webhook_records,
 )
 from hazardvision.data.base import Base
 from hazardvision.errors import BankError
@@ -111,6 +112,24 @@ def _video_jobs(connection: Connection) -> None:
         Base.metadata.tables[name].create(connection, checkfirst=True)
 
 
+_ALERT_VERDICTS = ("verdict", "verdict_at", "verdict_by", "verdict_note")
+
+
+def _verdicts_and_webhook_failures(connection: Connection) -> None:
+    # Alerts raised before this version have no verdict (null). A bank that got the alerts table through
+    # `_service_records` has the columns already.
+    present = {column["name"] for column in inspect(connection).get_columns("alerts")}
+    table = Base.metadata.tables["alerts"]
+    for name in _ALERT_VERDICTS:
+        if name not in present:
+            kind = table.columns[name].type.compile(dialect=connection.dialect)
+            connection.execute(text(f"ALTER TABLE alerts ADD COLUMN {name} {kind}"))
+    for index in table.indexes:
+        if index.name == "ix_alerts_verdict":
+            index.create(connection, checkfirst=True)
+    Base.metadata.tables["webhook_failures"].create(connection, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
@@ -124,6 +143,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "signed-in sessions of the web page", _web_sessions),
     Migration(11, "the API key that owns each camera", _camera_owners),
     Migration(12, "video upload jobs and their events", _video_jobs),
+    Migration(13, "verdicts of alerts, and the webhook deliveries that failed", _verdicts_and_webhook_failures),
 )
 LATEST = MIGRATIONS[-1].version
 

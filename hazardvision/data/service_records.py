@@ -179,3 +179,9 @@ class AlertRecord(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     """Name of the API key that acknowledged the alert."""
     ack_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(10), nullable=True, index=True)
+    """true (a real hazard) or false (a false alarm); null: no verdict given (acknowledged or not)."""
+    verdict_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    verdict_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    """Name of the API key that gave the verdict."""
+    verdict_note: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -21,9 +21,9 @@ from hazardvision.data.migrations import LATEST, MIGRATIONS
 
 pytestmark = pytest.mark.usefixtures("database_url")  # every test on SQLite and on PostgreSQL
 
-# Added by migrations 2 and 3, and those that refer to them (9 and 10: a v1 bank cannot hold them).
+# Added by migrations 2 and 3, those that refer to them (9 and 10: a v1 bank cannot hold them), and 13.
 LATER_TABLES = {"api_keys", "scans", "findings", "reviews", "cameras", "alerts", "inspections", "inspection_scans",
-                "rectifications", "web_sessions"}
+                "rectifications", "web_sessions", "webhook_failures"}
 
 
 def make_v1_bank(home: Path, url: str) -> int:
@@ -199,4 +199,30 @@ def test_migration_7_adds_idempotency_keys_to_the_scans_of_a_version_6_bank(tmp_
         connection.execute(insert, {"id": "s2"})
     with pytest.raises(IntegrityError), upgraded.engine.begin() as connection:  # the unique index is in place
         connection.execute(insert, {"id": "s3"})
+    upgraded.close()
+
+
+@pytest.mark.usefixtures("database_url")
+def test_migration_13_adds_verdicts_to_the_alerts_and_the_webhook_failures_of_a_version_12_bank(tmp_path):
+    bank = SampleBank(tmp_path)
+    with bank.engine.begin() as connection:  # make it a version 12 bank: alerts without verdicts, no failures table
+        connection.execute(text("DROP INDEX ix_alerts_verdict"))
+        for column in ("verdict", "verdict_at", "verdict_by", "verdict_note"):
+            connection.execute(text(f"ALTER TABLE alerts DROP COLUMN {column}"))
+        connection.execute(text("DROP TABLE webhook_failures"))
+        connection.execute(text("INSERT INTO alerts (id, kind, camera_id, class_name, tracker_id, first_seen, "
+                                "raised_at, frames, x1, y1, x2, y2, confidence, image_sha256, model_versions, "
+                                "created_at) "
+                                "VALUES "
+                                "('a1', 'hazard', 'dock-3', 'fire', 1, 0, 1, 3, 0, 0, 1, 1, 0.9, 'x', '{}', "
+                                "'2026-01-01')"))
+        connection.execute(text("DELETE FROM schema_version WHERE version >= 13"))
+    bank.engine.dispose()
+    upgraded = SampleBank(tmp_path)
+    assert upgraded.stats().schema_version == LATEST
+    with upgraded.engine.begin() as connection:
+        assert connection.execute(text("SELECT verdict, verdict_by FROM alerts")).all() == [(None, None)]
+        assert connection.execute(text("SELECT count(*) FROM webhook_failures")).scalar() == 0
+    url = upgraded.engine.url.render_as_string(hide_password=False)
+    assert "ix_alerts_verdict" in tables_and_indexes(url)["alerts"]
     upgraded.close()
