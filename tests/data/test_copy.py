@@ -38,6 +38,7 @@ from hazardvision.data.service_records import (
     WebSession,
 )
 from hazardvision.data.video_records import VideoEventRecord, VideoJobRecord
+from hazardvision.data.webhook_records import WebhookFailureRecord
 from hazardvision.errors import BankError
 from hazardvision.home import Home
 
@@ -81,7 +82,11 @@ def make_sqlite_bank(home: Path, cases: int = 3) -> None:
         session.add(CameraRecord(id="gate-1", rule={"min_frames": 3}, tiling="auto"))
         session.add(AlertRecord(id="a1", camera_id="gate-1", class_name="fire", tracker_id=1, first_seen=0.0,
                                 raised_at=1.5, frames=5, x1=0, y1=0, x2=1, y2=1, confidence=0.8, image_sha256="d" * 64,
-                                model_versions={"fire-smoke": "0.2.1"}))
+                                model_versions={"fire-smoke": "0.2.1"}, verdict="false", verdict_by="root",
+                                verdict_at=CAPTURED, verdict_note="a welding torch"))
+        session.add(WebhookFailureRecord(id="w1", delivery_id="d1", camera_id="gate-1", alert_id="a1",
+                                         url="https://hooks.example.com/in", body='{"event":"alert"}', attempts=5,
+                                         http_status=503, last_error="HTTP 503 Service Unavailable"))
         session.flush()
         session.add(WebSession(token_hash="f" * 64, key_id=1, csrf_token="csrf", expires_at=CAPTURED))
         inspection = InspectionRecord(id="i1", site="dock-9", enterprise="acme", inspector="root",
