@@ -13,6 +13,9 @@
       runs/<pack>-<key>/  training runs
       models/             the user's own model packs, layered over the bundled ones
 
+Everything written here is private to the service's user: folders mode 700, files mode 600, set
+explicitly at creation whatever the umask (`private_folder`, `private_file`).
+
 Writers write beside the final place and rename (`.incoming/<sha256>.<pid>` in a photo store,
 `.<name>.<pid>` elsewhere), so a writer killed mid-write leaves a temporary file tagged with its
 process id: `Home.leftovers()` finds those whose process is gone.
@@ -29,6 +32,60 @@ from pathlib import Path
 
 _TAGGED = re.compile(r"^\..+\.(?P<pid>[0-9]+)(\.[0-9a-f]{8})?$")
 """`.<name>.<pid>`, or `.<name>.<pid>.<8 hex>` (the audit key's): a temporary file of the process `pid`."""
+
+
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
+"""Modes of the folders and files a home holds: its photos, database and keys are no one else's to read."""
+
+
+def private_folder(path: Path) -> Path:
+    """Create `path` and any missing parent, each mode 700 whatever the umask; return `path`.
+
+    Folders that exist already keep their mode (an operator may have chosen another)."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=FOLDER_MODE)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+            continue  # another process made it meanwhile: its mode is that process's business
+        os.chmod(folder, FOLDER_MODE)  # mkdir's mode is filtered by the umask
+    return path
+
+
+def private_file(path: Path, *, exclusive: bool = False) -> int:
+    """Open `path` for writing, created mode 600 whatever the umask (truncated if it exists, refused if
+    `exclusive`); return the descriptor."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    descriptor = os.open(path, flags, FILE_MODE)
+    try:
+        os.fchmod(descriptor, FILE_MODE)
+    except OSError:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def private_opener(path: str, flags: int) -> int:
+    """An `opener` for `open()`: a file it creates is mode 600 whatever the umask."""
+    descriptor = os.open(path, flags, FILE_MODE)
+    os.fchmod(descriptor, FILE_MODE)
+    return descriptor
+
+
+def write_private_file(path: Path, data: bytes, *, sync: bool = False) -> None:
+    """Write `data` to `path` (mode 600), fsync'ed if `sync`."""
+    with os.fdopen(private_file(path), "wb") as handle:
+        handle.write(data)
+        if sync:
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def default_home_folder() -> Path:

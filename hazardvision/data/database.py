@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from hazardvision.data.engine import create_database_engine
 from hazardvision.data.migrations import migrate, schema_version
 from hazardvision.errors import BankError, UnknownHome
-from hazardvision.home import Home
+from hazardvision.home import Home, private_file, private_folder, private_opener
 
 __all__ = ["Database", "Engine", "database_errors"]
 
@@ -49,7 +49,7 @@ class Database:
     def __init__(self, url: str, home: Home) -> None:
         self.home = home
         self.engine: Engine = create_database_engine(url)
-        with open(home.schema_lock, "a+b") as handle, database_errors():
+        with open(home.schema_lock, "a+b", opener=private_opener) as handle, database_errors():
             fcntl.flock(handle, fcntl.LOCK_EX)
             migrate(self.engine)
 
@@ -84,7 +84,7 @@ class Database:
 
         The lock is an flock on `home/.writer.lock`, so the kernel releases it when a writer dies.
         """
-        with open(self.home.writer_lock, "a+b") as handle:
+        with open(self.home.writer_lock, "a+b", opener=private_opener) as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -111,7 +111,11 @@ class Database:
         if not create:
             _require_existing(layout, sqlite=url is None)
         try:
-            layout.root.mkdir(parents=True, exist_ok=True)
+            private_folder(layout.root)
+            if url is None and not layout.database.exists():
+                os.close(private_file(layout.database, exclusive=True))  # SQLite's -wal and -shm take its mode
+        except FileExistsError:
+            pass  # another process created the database meanwhile
         except OSError as error:
             raise BankError(f"cannot create the bank folder {layout.root}: {error.strerror}") from error
         return cls(url or layout.sqlite_url, layout)

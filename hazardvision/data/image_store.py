@@ -6,18 +6,19 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from hazardvision.home import process_running
+from hazardvision.home import private_folder, process_running, write_private_file
 
 EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
 
 
 class ImageStore:
-    """Files at `root/<first two hex>/<sha256><ext>`, written atomically (temp file, fsync, rename)."""
+    """Files at `root/<first two hex>/<sha256><ext>`, written atomically (temp file, fsync, rename); files mode
+    600, folders 700."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.incoming = root / ".incoming"
-        self.incoming.mkdir(parents=True, exist_ok=True)
+        private_folder(self.incoming)
 
     def path(self, sha256: str, image_format: str) -> Path:
         return self.root / sha256[:2] / f"{sha256}{EXTENSIONS.get(image_format, '.img')}"
@@ -27,12 +28,9 @@ class ImageStore:
         target = self.path(sha256, image_format)
         if target.exists():
             return target
-        target.parent.mkdir(exist_ok=True)
+        private_folder(target.parent)
         temporary = self.incoming / f"{sha256}.{os.getpid()}"
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_private_file(temporary, data, sync=True)
         os.replace(temporary, target)
         return target
 

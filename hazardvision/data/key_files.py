@@ -6,14 +6,16 @@ import os
 import secrets
 from pathlib import Path
 
+from hazardvision.home import private_file, private_folder
+
 
 def create_key_file(path: Path, content: bytes) -> bool:
     """Write `content` to a new file at `path` (mode 600, its folder 700) in one step; False if a file was there
     already (it is left as it is). OSError for anything else."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        private_folder(path.parent)
+        descriptor = private_file(temporary, exclusive=True)
         try:
             os.write(descriptor, content)
             os.fsync(descriptor)

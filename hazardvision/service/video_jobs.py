@@ -29,7 +29,7 @@ from hazardvision.data.video_jobs import VideoJobs
 from hazardvision.data.video_records import VideoJobRecord, VideoJobStatus
 from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError, InvalidUpload, UnknownVideoJob, VideoError, VideoJobConflict
-from hazardvision.home import Home
+from hazardvision.home import Home, private_folder, write_private_file
 from hazardvision.images import BGRImage
 from hazardvision.packs.model_pack import detect_with_packs
 from hazardvision.service.schemas.videos import VideoEvent, VideoJob, VideoProgress
@@ -76,7 +76,7 @@ class VideoJobQueue:
             raise InvalidUpload(str(error).replace(str(arrived.path), arrived.filename)) from None
         job_id = uuid.uuid4().hex
         folder = self.folder / job_id
-        folder.mkdir(parents=True)
+        private_folder(folder)
         video = folder / f"video{arrived.suffix}"
         os.replace(arrived.path, video)
         try:
@@ -226,8 +226,8 @@ class VideoJobQueue:
         last_write = [time.monotonic()]
 
         def snapshots(event_id: str, jpeg: bytes) -> str:
-            events_folder.mkdir(parents=True, exist_ok=True)
-            (events_folder / f"{event_id}.jpg").write_bytes(jpeg)
+            private_folder(events_folder)
+            write_private_file(events_folder / f"{event_id}.jpg", jpeg)
             return f"{job_id}/events/{event_id}.jpg"
 
         def on_frame(frame: VideoFrame, _tracked: Detections) -> None:

@@ -21,6 +21,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 
 from hazardvision.errors import InvalidUpload, UnsupportedUpload
+from hazardvision.home import private_folder, private_opener, write_private_file
 from hazardvision.video.sources import VIDEO_SUFFIXES
 
 VIDEO_FIELD = "video"
@@ -68,15 +69,15 @@ class _Writer:
             return
         data, self.pending = bytes(self.pending), bytearray()
         if self.file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.file = await anyio.to_thread.run_sync(self.path.open, "wb")
+            private_folder(self.path.parent)
+            self.file = await anyio.to_thread.run_sync(lambda: open(self.path, "wb", opener=private_opener))  # noqa: SIM115
         await anyio.to_thread.run_sync(self.file.write, data)
 
     async def close(self) -> None:
         await self.flush(force=True)
         if self.file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.touch()
+            private_folder(self.path.parent)
+            write_private_file(self.path, b"")
         else:
             await anyio.to_thread.run_sync(self.file.close)
 

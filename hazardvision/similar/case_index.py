@@ -24,7 +24,7 @@ from hazardvision.bank.bank import SampleBank
 from hazardvision.data.bank_records import Origin
 from hazardvision.data.similar_cases import SimilarCaseRecords
 from hazardvision.errors import BankError, HazardVisionError
-from hazardvision.home import Home
+from hazardvision.home import Home, private_folder, private_opener, write_private_file
 from hazardvision.images import load_image
 from hazardvision.packs.embedding import METHOD, photo_dim
 from hazardvision.packs.model_pack import ModelPack
@@ -167,8 +167,8 @@ class CaseIndex:
         One process at a time updates an index (an flock beside it); it starts from the file as
         the previous writer left it.
         """
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / LOCK_FILE, "a+b") as handle:
+        private_folder(self.folder)
+        with open(self.folder / LOCK_FILE, "a+b", opener=private_opener) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             self.reload()
             if self.damage and not rebuild:
@@ -201,10 +201,10 @@ class CaseIndex:
 
     def save(self) -> None:
         """Write the index file and its manifest, each atomically."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)
         temporary = self.folder / f".{INDEX_FILE}.{os.getpid()}"
         try:
-            with open(temporary, "wb") as handle:
+            with open(temporary, "wb", opener=private_opener) as handle:
                 save_indexes(handle, self.indexes)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -214,7 +214,7 @@ class CaseIndex:
                 "counts": {kind: len(index) for kind, index in self.indexes.items()},
                 "approximate": {kind: index.approximate for kind, index in self.indexes.items()},
             }
-            (self.folder / f".{MANIFEST_FILE}").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+            write_private_file(self.folder / f".{MANIFEST_FILE}", json.dumps(manifest, indent=2).encode())
             os.replace(self.folder / f".{MANIFEST_FILE}", self.folder / MANIFEST_FILE)
             self.signature = _signature(self.folder / INDEX_FILE)
         except OSError as error:

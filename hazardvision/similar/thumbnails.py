@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hazardvision.home import Home
+from hazardvision.home import Home, private_folder, write_private_file
 from hazardvision.images import BGRImage
 
 SIDE = 160
@@ -37,8 +37,8 @@ def write_thumbnail(image: BGRImage, box: tuple[float, ...], path: Path) -> Path
     ok, encoded = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
     if not ok:
         raise ValueError(f"cannot encode a thumbnail of box {box}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_bytes(encoded.tobytes())
+    write_private_file(temporary, encoded.tobytes())
     os.replace(temporary, path)
     return path
