@@ -72,6 +72,14 @@ class AlertConflict(HazardVisionError):
     """The alert was acknowledged already; an acknowledgement is final."""
 
 
+class UnknownWebhookFailure(HazardVisionError):
+    """No failed webhook delivery of that id was recorded by the service."""
+
+
+class WebhookFailureConflict(HazardVisionError):
+    """The failed delivery cannot be sent again now (delivered already, or its camera has no webhook)."""
+
+
 class InvalidWebhook(HazardVisionError):
     """A webhook cannot be sent as given (not an http or https URL, or no signing secret)."""
 

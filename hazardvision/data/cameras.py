@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 
 from hazardvision.data.base import utcnow
 from hazardvision.data.database import Database
@@ -42,6 +43,24 @@ class Cameras:
         """Ids of the cameras that raised an alert, configured or not."""
         with self.database.session() as session:
             return set(session.scalars(select(AlertRecord.camera_id).distinct()))
+
+    def owned_by(self, *, owner: str) -> set[str]:
+        """Ids of the cameras the key of this name owns."""
+        with self.database.session() as session:
+            return set(session.scalars(select(CameraRecord.id).where(CameraRecord.owner == owner)))
+
+    @contextmanager
+    def remove(self, *, camera_id: str) -> Iterator[tuple[CameraRecord | None, int]]:
+        """Delete a camera's settings (its alerts stay) and yield what they were (None: never configured) and how
+        many alerts it keeps, inside the transaction (the caller's ownership check and audit entry commit with it)."""
+        with self.database.session() as session:
+            row = session.get(CameraRecord, camera_id, with_for_update=True)
+            kept = session.scalar(select(func.count()).select_from(AlertRecord)
+                                  .where(AlertRecord.camera_id == camera_id)) or 0
+            if row is not None:
+                session.execute(delete(CameraRecord).where(CameraRecord.id == camera_id)
+                                .execution_options(synchronize_session=False))
+            yield row, int(kept)
 
     def get(self, *, camera_id: str) -> CameraRecord | None:
         """The camera's stored settings, if it was ever configured."""
@@ -86,29 +105,54 @@ class Cameras:
             return session.get(AlertRecord, alert_id)
 
     @contextmanager
-    def acknowledge(self, *, alert_id: str, actor: str, note: str | None,
-                    at: dt.datetime) -> Iterator[tuple[AlertRecord | None, bool]]:
+    def acknowledge(self, *, alert_id: str, actor: str, note: str | None, at: dt.datetime,
+                    verdict: str | None = None) -> Iterator[tuple[AlertRecord | None, bool]]:
         """Acknowledge an alert unless it was already; yield it (None if there is no such alert) and whether
-        this call acknowledged it, inside the transaction (the caller's audit entry commits with it)."""
+        this call changed it, inside the transaction (the caller's audit entry commits with it).
+
+        With a `verdict` (true or false), the verdict is recorded unless the alert has one, and the alert is
+        acknowledged too if nobody had: an alert acknowledged without a verdict may still get one, once."""
         with self.database.session() as session:
-            # Conditional, so that of two concurrent acknowledgements exactly one wins.
-            changed = session.execute(
-                update(AlertRecord).where(AlertRecord.id == alert_id, AlertRecord.acknowledged_at.is_(None))
-                .values(acknowledged_at=at, acknowledged_by=actor, ack_note=note)
-                .execution_options(synchronize_session=False))
+            # Conditional, so that of two concurrent acknowledgements (or verdicts) exactly one wins.
+            unacknowledged = AlertRecord.acknowledged_at.is_(None)
+            if verdict is not None:
+                changed = session.execute(
+                    update(AlertRecord).where(AlertRecord.id == alert_id, AlertRecord.verdict.is_(None))
+                    .values(verdict=verdict, verdict_at=at, verdict_by=actor, verdict_note=note)
+                    .execution_options(synchronize_session=False))
+                if getattr(changed, "rowcount", 0):  # the row is this transaction's now
+                    session.execute(update(AlertRecord).where(AlertRecord.id == alert_id, unacknowledged)
+                                    .values(acknowledged_at=at, acknowledged_by=actor, ack_note=note)
+                                    .execution_options(synchronize_session=False))
+            else:
+                changed = session.execute(
+                    update(AlertRecord).where(AlertRecord.id == alert_id, unacknowledged)
+                    .values(acknowledged_at=at, acknowledged_by=actor, ack_note=note)
+                    .execution_options(synchronize_session=False))
             row = session.get(AlertRecord, alert_id, populate_existing=True)
             yield row, bool(getattr(changed, "rowcount", 0))
 
     def alerts(self, *, camera_id: str | None = None, since: dt.datetime | None = None,
-               acknowledged: bool | None = None, limit: int = 50, offset: int = 0) -> list[AlertRecord]:
-        """Alerts, newest first, of one camera or of all, raised since a time, acknowledged or not."""
+               until: dt.datetime | None = None, acknowledged: bool | None = None, kind: str | None = None,
+               classes: Collection[str] | None = None, verdict: Literal["true", "false", "none"] | None = None,
+               limit: int = 50, offset: int = 0) -> list[AlertRecord]:
+        """Alerts, newest first, of one camera or of all, raised in a time span (since inclusive, until exclusive),
+        acknowledged or not, of one kind, of some classes (an empty collection: none), with a verdict or without."""
         query = select(AlertRecord).order_by(AlertRecord.created_at.desc(), AlertRecord.id).limit(limit).offset(offset)
         if camera_id:
             query = query.where(AlertRecord.camera_id == camera_id)
         if since is not None:
             query = query.where(AlertRecord.created_at >= since)
+        if until is not None:
+            query = query.where(AlertRecord.created_at < until)
         if acknowledged is not None:
             query = query.where(AlertRecord.acknowledged_at.is_not(None) if acknowledged
                                 else AlertRecord.acknowledged_at.is_(None))
+        if kind is not None:
+            query = query.where(AlertRecord.kind == kind)
+        if classes is not None:
+            query = query.where(AlertRecord.class_name.in_(list(classes)))
+        if verdict is not None:
+            query = query.where(AlertRecord.verdict.is_(None) if verdict == "none" else AlertRecord.verdict == verdict)
         with self.database.session() as session:
             return list(session.scalars(query))

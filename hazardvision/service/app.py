@@ -26,6 +26,7 @@ from hazardvision.service.routes import (
     scans,
     session,
     videos,
+    webhooks,
 )
 from hazardvision.service.runtime import Runtime
 from hazardvision.service.settings import Settings
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     for router in (session.router, scans.router, reviews.router, inspections.router, rectifications.router,
                    cameras.router, videos.router, models.router, cases.router, catalogue.router, deepstack.router,
-                   roboflow.router, label_studio.router, health.router):
+                   roboflow.router, label_studio.router, webhooks.router, health.router):
         app.include_router(router)
     errors.install(app)
     docs.install(app)

@@ -5,8 +5,10 @@ Trackers live in memory, one per camera (the least recently used is forgotten pa
 frame that raised an alert in `HOME/frames/`. Alerts go to the camera's webhook through one
 `WebhookSender`, whose `submit` returns at once: the frame path never waits on a receiver.
 
-A camera belongs to the API key that configured it first; only that key or an admin configures or
-resets it again. Cameras configured before owners were kept have none: only an admin changes them.
+A camera belongs to the API key that configured it first; only that key or an admin configures,
+resets or deletes it again. Cameras configured before owners were kept have none: only an admin changes
+them. Deleting a camera removes its settings and forgets its tracker; its alerts, their frames and its
+failed webhook deliveries stay for the record.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from hazardvision.access import KeyRecord, Role
 from hazardvision.annotate import encode_jpeg
@@ -45,14 +48,17 @@ from hazardvision.results import HazardInfo
 from hazardvision.service.schemas.cameras import (
     AlertView,
     CameraConfig,
+    CameraDeleted,
     CameraReset,
     CameraStatus,
     CameraTrouble,
     CameraView,
     RaisedAlert,
+    Verdict,
     public_url,
 )
 from hazardvision.service.schemas.common import as_utc
+from hazardvision.service.webhook_failures import FailedDeliveries
 from hazardvision.video.alerts import Alert, AlertAggregator, AlertRule, camera_alert
 from hazardvision.video.tracking import Tracker, TrackerSettings
 from hazardvision.video.webhooks import WebhookSender
@@ -127,7 +133,7 @@ class CameraHub:
 
     def __init__(self, bank: SampleBank, audit: AuditLog, catalogue: Catalogue, webhooks: WebhookSender, *,
                  tracker: TrackerSettings, default_rule: AlertRule, max_cameras: int,
-                 frozen_seconds: float = 10.0) -> None:
+                 frozen_seconds: float = 10.0, failures: FailedDeliveries | None = None) -> None:
         self.bank = bank
         self.records = Cameras(bank.database)
         sealed = self.records.seal_clear()
@@ -142,6 +148,7 @@ class CameraHub:
         self.default_rule = default_rule
         self.max_cameras = max_cameras
         self.frozen_seconds = frozen_seconds
+        self.failures = failures
         self._streams: OrderedDict[str, CameraStream] = OrderedDict()
 
     def settings(self, camera_id: str) -> CameraSettings:
@@ -223,8 +230,10 @@ class CameraHub:
         if settings.webhook_url and settings.webhook_secret:
             for alert in raised:
                 payload = {"event": "alert", "alert": alert.model_dump(mode="json"), "model_versions": versions}
+                listener = (self.failures.listener(stream.camera_id, alert.alert_id) if self.failures is not None
+                            else None)
                 try:
-                    self.webhooks.submit(settings.webhook_url, settings.webhook_secret, payload)
+                    self.webhooks.submit(settings.webhook_url, settings.webhook_secret, payload, on_failure=listener)
                 except (HazardVisionError, RuntimeError) as error:  # the alert is recorded; delivery is best effort
                     log.warning("webhook of alert %s not queued: %s", alert.alert_id, error)
         return raised
@@ -252,25 +261,47 @@ class CameraHub:
             **self.raised(alert).model_dump(),
             created_at=as_utc(row.created_at) or dt.datetime.now(dt.UTC), model_versions=row.model_versions,
             acknowledged=row.acknowledged_at is not None, acknowledged_at=as_utc(row.acknowledged_at),
-            acknowledged_by=row.acknowledged_by, ack_note=row.ack_note)
+            acknowledged_by=row.acknowledged_by, ack_note=row.ack_note,
+            verdict="false" if row.verdict == "false" else "true" if row.verdict == "true" else None,
+            verdict_at=as_utc(row.verdict_at), verdict_by=row.verdict_by, verdict_note=row.verdict_note)
 
     def alerts(self, *, camera_id: str | None, since: dt.datetime | None, acknowledged: bool | None, limit: int,
-               offset: int) -> list[AlertView]:
-        rows = self.records.alerts(camera_id=camera_id, since=as_utc(since), acknowledged=acknowledged, limit=limit,
-                                   offset=offset)
+               offset: int, until: dt.datetime | None = None, kind: str | None = None, class_name: str | None = None,
+               hazard: str | None = None, verdict: Literal["true", "false", "none"] | None = None) -> list[AlertView]:
+        """Alerts, newest first; `hazard` (a catalogue code) stands for the classes of that code."""
+        classes: set[str] | None = None
+        if class_name is not None:
+            classes = {class_name}
+        if hazard is not None:
+            coded = {entry.class_name for entry in self.catalogue.classes if entry.code == hazard}
+            classes = coded if classes is None else classes & coded
+        rows = self.records.alerts(camera_id=camera_id, since=as_utc(since), until=as_utc(until),
+                                   acknowledged=acknowledged, kind=kind, classes=classes, verdict=verdict,
+                                   limit=limit, offset=offset)
         return [self._view(row) for row in rows]
 
-    def acknowledge(self, alert_id: str, actor: str, note: str | None) -> AlertView:
-        """Record who acknowledged the alert, and when (audited); a second acknowledgement is a conflict."""
-        with self.records.acknowledge(alert_id=alert_id, actor=actor, note=note, at=dt.datetime.now(dt.UTC)) as (
+    def acknowledge(self, alert_id: str, actor: str, note: str | None, verdict: Verdict | None = None) -> AlertView:
+        """Record who acknowledged the alert, and when (audited); a second acknowledgement is a conflict. With a
+        verdict, record it (and acknowledge the alert if nobody had); a second verdict is a conflict."""
+        at = dt.datetime.now(dt.UTC)
+        with self.records.acknowledge(alert_id=alert_id, actor=actor, note=note, at=at, verdict=verdict) as (
                 row, now):
             if row is None:
                 raise UnknownAlert(_no_alert(alert_id))
+            if not now and verdict is not None:
+                raise AlertConflict(f"alert {alert_id} was given the verdict {row.verdict} already by "
+                                    f"{row.verdict_by!r} at {as_utc(row.verdict_at)}; a verdict is final")
             if not now:
                 raise AlertConflict(f"alert {alert_id} was acknowledged already by {row.acknowledged_by!r} at "
-                                    f"{as_utc(row.acknowledged_at)}; an acknowledgement is final")
+                                    f"{as_utc(row.acknowledged_at)}; an acknowledgement is final (a verdict, "
+                                    "true or false, may still be given once)")
             # Inside the transaction: an acknowledgement that cannot be audited is not recorded.
-            self.audit.append(actor, "alert.ack", alert_id, details={"camera_id": row.camera_id, "note": note})
+            if verdict is None:
+                self.audit.append(actor, "alert.ack", alert_id, details={"camera_id": row.camera_id, "note": note})
+            else:
+                self.audit.append(actor, "alert.verdict", alert_id,
+                                  details={"camera_id": row.camera_id, "verdict": verdict, "note": note,
+                                           "acknowledged_now": as_utc(row.acknowledged_at) == at})
         return self._view(row)
 
     def snapshot(self, alert_id: str, max_pixels: int) -> bytes:
@@ -330,6 +361,22 @@ class CameraHub:
         self.audit.append(actor, "camera.reset", camera_id, details=summary.model_dump(exclude={"camera_id"}))
         return summary
 
+    def delete(self, camera_id: str, key: KeyRecord, stream: CameraStream | None) -> CameraDeleted:
+        """Delete the camera's settings (audited, in their transaction) if `key` may change it; the caller then
+        drops its stream (`drop`). Its alerts and their frames stay. Call in a thread."""
+        with self.records.remove(camera_id=camera_id) as (row, kept):
+            if row is None and stream is None and not kept:
+                raise UnknownCamera(f"no camera {camera_id!r}: it was never configured and has sent this service no "
+                                    "frames; GET /v1/cameras lists the cameras")
+            if row is not None:
+                _may_change(camera_id, row.owner, key)  # raising here rolls the deletion back
+            summary = CameraDeleted(camera_id=camera_id, configured=row is not None,
+                                    dropped_tracks=stream.tracker.active_tracks if stream else 0, alerts_kept=kept)
+            self.audit.append(key.name, "camera.delete", camera_id, details={
+                **summary.model_dump(exclude={"camera_id"}), "owner": row.owner if row else None,
+                "webhook_url": public_url(row.webhook_url) if row else None})
+        return summary
+
     def drop(self, camera_id: str, stream: CameraStream) -> None:
         """Forget the camera's tracker, aggregator and frame-quality state; its next frame starts afresh."""
         stream.retired = True
@@ -343,9 +390,9 @@ def _may_change(camera_id: str, owner: str | None, key: KeyRecord) -> None:
         return
     if owner is None:
         raise Forbidden(f"camera {camera_id!r} was configured before cameras had owners: only an admin key "
-                        "changes or resets it")
-    raise Forbidden(f"camera {camera_id!r} belongs to the key {owner!r}: only that key or an admin key changes or "
-                    "resets it; use another camera id")
+                        "changes, resets or deletes it")
+    raise Forbidden(f"camera {camera_id!r} belongs to the key {owner!r}: only that key or an admin key changes, "
+                    "resets or deletes it; use another camera id")
 
 
 def _no_alert(alert_id: str) -> str:

@@ -27,8 +27,10 @@ from hazardvision.annotate import HazardAnnotator, encode_jpeg
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import load_catalogue
 from hazardvision.data.audit import AuditLog
+from hazardvision.data.cameras import Cameras
 from hazardvision.data.generations import Generations, Kind
 from hazardvision.data.similar_cases import SimilarCaseRecords
+from hazardvision.data.webhook_failures import WebhookFailures
 from hazardvision.datasets.label_names import label_classes
 from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError, ImageTooLarge, Unauthenticated, UnknownCase, UnknownModel
@@ -49,6 +51,7 @@ from hazardvision.service.rectification import HazardRectifications
 from hazardvision.service.review import FindingReviews
 from hazardvision.service.schemas.cameras import (
     CameraConfig,
+    CameraDeleted,
     CameraReset,
     CameraStatus,
     CameraView,
@@ -65,6 +68,7 @@ from hazardvision.service.sign_ins import FailedSignIns
 from hazardvision.service.summaries import ScanSummaries
 from hazardvision.service.uploads import Upload
 from hazardvision.service.video_jobs import VideoJobQueue
+from hazardvision.service.webhook_failures import FailedDeliveries
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.thumbnails import thumbnail_path
 from hazardvision.video.webhooks import WebhookSender
@@ -173,9 +177,11 @@ class Runtime:
         self.rectifications = HazardRectifications(self.bank.database, self.audit)
         self.webhooks = WebhookSender(settings.webhooks)
         self.metrics.watch_webhooks(self.webhooks.stats)
+        self.webhook_failures = FailedDeliveries(Cameras(self.bank.database), WebhookFailures(self.bank.database),
+                                                 self.webhooks, self.audit)
         self.cameras = CameraHub(self.bank, self.audit, self.catalogue, self.webhooks, tracker=settings.tracker,
                                  default_rule=settings.alert_rule, max_cameras=settings.max_cameras,
-                                 frozen_seconds=settings.frozen_seconds)
+                                 frozen_seconds=settings.frozen_seconds, failures=self.webhook_failures)
         self.videos = VideoJobQueue(self.bank, self.audit, self.catalogue, self.host, workers=settings.video_workers,
                                     default_fps=settings.video_fps, max_pixels=settings.max_pixels)
         self.annotator = HazardAnnotator(self.catalogue)
@@ -505,6 +511,16 @@ class Runtime:
             return await self.offload(self.cameras.reset, camera_id, key, None)
         async with stream.lock:  # not in the middle of one of its frames
             summary = await self.offload(self.cameras.reset, camera_id, key, stream)
+            self.cameras.drop(camera_id, stream)
+        return summary
+
+    async def delete_camera(self, camera_id: str, key: KeyRecord) -> CameraDeleted:
+        """Delete the camera's settings and forget its tracker (audited); its alerts stay."""
+        stream = self.cameras.known(camera_id)
+        if stream is None:
+            return await self.offload(self.cameras.delete, camera_id, key, None)
+        async with stream.lock:  # not in the middle of one of its frames
+            summary = await self.offload(self.cameras.delete, camera_id, key, stream)
             self.cameras.drop(camera_id, stream)
         return summary
 

@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import logging
 import random
 import socket
 import ssl
@@ -33,6 +34,7 @@ import time
 import urllib.parse
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 from enum import StrEnum
@@ -48,6 +50,8 @@ TIMESTAMP_HEADER = "X-Hazardvision-Timestamp"
 SIGNATURE_HEADER = "X-Hazardvision-Signature"
 DELIVERY_HEADER = "X-Hazardvision-Delivery"
 _SCHEME = "sha256="
+
+log = logging.getLogger("hazardvision.webhooks")
 
 
 def canonical_body(payload: dict[str, Any]) -> bytes:
@@ -144,6 +148,11 @@ class DeliveryOutcome:
     """Unix time."""
 
 
+FailureListener = Callable[[DeliveryOutcome, bytes], None]
+"""Told of a delivery that ended without reaching its receiver (failed, refused or dropped), with the body it
+carried; called on a sender thread, never with the sender's lock held."""
+
+
 @dataclass(frozen=True)
 class WebhookStats:
     """Counters since the sender started, for metrics."""
@@ -164,6 +173,7 @@ class _Delivery:
     body: bytes
     sequence: int
     attempts: int = 0
+    on_failure: FailureListener | None = None
 
 
 @dataclass(frozen=True)
@@ -250,8 +260,10 @@ class WebhookSender:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, url: str, secret: str | bytes, payload: dict[str, Any]) -> str:
-        """Queue a delivery of `payload` to `url` and return its delivery id at once.
+    def submit(self, url: str, secret: str | bytes, payload: dict[str, Any], *,
+               on_failure: FailureListener | None = None) -> str:
+        """Queue a delivery of `payload` to `url` and return its delivery id at once; `on_failure` hears of it if it
+        ends without reaching the receiver.
 
         Raises `InvalidWebhook` for a URL that is not http or https, carries credentials or names an
         address webhooks may not go to, or an empty secret, and `TypeError` for a payload that JSON
@@ -265,12 +277,31 @@ class WebhookSender:
             if self._closing:
                 raise RuntimeError("the webhook sender is closed")
             self._sequence += 1
-            delivery = _Delivery(uuid.uuid4().hex, url, _as_bytes(secret), body, self._sequence)
-            if len(self._fresh) + len(self._retrying) >= self.settings.queue_size:
-                self._drop_oldest()
+            delivery = _Delivery(uuid.uuid4().hex, url, _as_bytes(secret), body, self._sequence,
+                                 on_failure=on_failure)
+            dropped = (self._drop_oldest() if len(self._fresh) + len(self._retrying) >= self.settings.queue_size
+                       else None)
             self._fresh.append(delivery)
             self._condition.notify()
+        if dropped is not None:
+            _tell(*dropped)
         return delivery.delivery_id
+
+    def send_now(self, url: str, secret: str | bytes, body: bytes, delivery_id: str) -> DeliveryOutcome:
+        """One signed attempt to deliver `body` again, waiting for the answer (a redelivery of a failed delivery,
+        under its delivery id); the same checks of `url` and its addresses as a first delivery."""
+        self.targets.check_url(url)
+        if not secret:
+            raise InvalidWebhook("a webhook needs a non-empty secret to sign its deliveries")
+        delivery = _Delivery(delivery_id, url, _as_bytes(secret), body, 0, attempts=1)
+        try:
+            attempt = self._attempt(delivery)
+        except Exception as error:  # as in a worker: the caller gets an outcome, not a crash
+            attempt = _Attempt(None, f"{type(error).__name__}: {error}")
+        status = (DeliveryStatus.DELIVERED if attempt.delivered
+                  else DeliveryStatus.REFUSED if attempt.refused else DeliveryStatus.FAILED)
+        with self._condition:
+            return self._finish(delivery, status, attempt)
 
     def stats(self) -> WebhookStats:
         """Delivered, failed, dropped and retry counts, and the deliveries not finished yet."""
@@ -296,10 +327,12 @@ class WebhookSender:
             abandoned = [*self._fresh, *(entry[2] for entry in self._retrying)]
             self._fresh.clear()
             self._retrying.clear()
-            for delivery in abandoned:
-                self._finish(delivery, DeliveryStatus.DROPPED, _Attempt(None, "the sender closed first"))
+            closed = _Attempt(None, "the sender closed first")
+            told = [(delivery, self._finish(delivery, DeliveryStatus.DROPPED, closed)) for delivery in abandoned]
             self._stopped = True
             self._condition.notify_all()
+        for delivery, outcome in told:
+            _tell(delivery, outcome)
         for thread in self._threads:
             thread.join(max(deadline - time.monotonic(), 0.0))
         return len(abandoned)
@@ -310,7 +343,7 @@ class WebhookSender:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _drop_oldest(self) -> None:
+    def _drop_oldest(self) -> tuple[_Delivery, DeliveryOutcome]:
         """Drop the oldest waiting delivery; the lock is held.
 
         Deliveries waiting for a retry left the FIFO queue before any still in it, so they are
@@ -322,23 +355,16 @@ class WebhookSender:
             heapify(self._retrying)
         else:
             victim = self._fresh.popleft()
-        self._finish(victim, DeliveryStatus.DROPPED, _Attempt(None, "the queue was full"))
+        return victim, self._finish(victim, DeliveryStatus.DROPPED, _Attempt(None, "the queue was full"))
 
-    def _finish(self, delivery: _Delivery, status: DeliveryStatus, attempt: _Attempt) -> None:
+    def _finish(self, delivery: _Delivery, status: DeliveryStatus, attempt: _Attempt) -> DeliveryOutcome:
         """Count and remember a finished delivery; the lock is held."""
         self._counts[status.value] += 1
-        self._recent.append(
-            DeliveryOutcome(
-                delivery.delivery_id,
-                _redacted(delivery.url),
-                status,
-                delivery.attempts,
-                attempt.http_status,
-                attempt.error,
-                time.time(),
-            )
-        )
+        outcome = DeliveryOutcome(delivery.delivery_id, _redacted(delivery.url), status, delivery.attempts,
+                                  attempt.http_status, attempt.error, time.time())
+        self._recent.append(outcome)
         self._condition.notify_all()
+        return outcome
 
     def _next(self) -> _Delivery | None:
         """Wait for a delivery that is due (retries first); None when the sender stops."""
@@ -363,19 +389,22 @@ class WebhookSender:
                 attempt = self._attempt(delivery)
             except Exception as error:  # a worker must outlive any one delivery's failure
                 attempt = _Attempt(None, f"{type(error).__name__}: {error}")
+            outcome = None
             with self._condition:
                 self._in_flight -= 1
                 if attempt.delivered:
                     self._finish(delivery, DeliveryStatus.DELIVERED, attempt)
                 elif attempt.refused:
-                    self._finish(delivery, DeliveryStatus.REFUSED, attempt)
+                    outcome = self._finish(delivery, DeliveryStatus.REFUSED, attempt)
                 elif attempt.retryable and delivery.attempts < self.settings.max_attempts and not self._stopped:
                     self._counts["retries"] += 1
                     due = time.monotonic() + self._backoff(delivery.attempts, attempt.retry_after)
                     heappush(self._retrying, (due, delivery.sequence, delivery))
                     self._condition.notify_all()
                 else:
-                    self._finish(delivery, DeliveryStatus.FAILED, attempt)
+                    outcome = self._finish(delivery, DeliveryStatus.FAILED, attempt)
+            if outcome is not None:
+                _tell(delivery, outcome)
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
         """Seconds before the next attempt: doubling, capped, with jitter so that retries spread out."""
@@ -422,3 +451,13 @@ class WebhookSender:
             return _Attempt(None, f"cannot reach the receiver: {type(error).__name__}: {error}")
         finally:
             connection.close()
+
+
+def _tell(delivery: _Delivery, outcome: DeliveryOutcome) -> None:
+    """Tell the delivery's listener how it failed; a listener's error is logged, never a worker's end."""
+    if delivery.on_failure is None:
+        return
+    try:
+        delivery.on_failure(outcome, delivery.body)
+    except Exception as error:  # the failure is lost, but the sender goes on
+        log.warning("failed delivery %s was not recorded: %s: %s", delivery.delivery_id, type(error).__name__, error)

@@ -16,6 +16,7 @@ from hazardvision.service.schemas.cameras import (
     AlertList,
     AlertView,
     CameraConfig,
+    CameraDeleted,
     CameraList,
     CameraReset,
     CameraView,
@@ -75,6 +76,16 @@ async def put_camera(camera_id: CameraId, config: CameraConfig, runtime: Runtime
     return await runtime.configure_camera(camera_id, config, key)
 
 
+@router.delete("/v1/cameras/{camera_id}", response_model=CameraDeleted, responses=responses(404),
+               summary="Delete a camera")
+async def delete_camera(camera_id: CameraId, runtime: RuntimeDep, key: FramesKey) -> CameraDeleted:
+    """Removes its settings (webhook, rule, tiling) and forgets its tracker; its alerts, their snapshots and its
+    failed webhook deliveries are kept for the record. Only the key that configured it first, or an admin, deletes
+    a configured camera (403); a camera that was never configured, sent no frames and has no alerts is a 404. A
+    frame sent afterwards starts the camera afresh, unconfigured."""
+    return await runtime.delete_camera(camera_id, key)
+
+
 @router.get("/v1/cameras/{camera_id}", response_model=CameraView, responses=responses(),
             summary="A camera's webhook and alert rule")
 async def get_camera(camera_id: CameraId, runtime: RuntimeDep, _key: FramesKey) -> CameraView:
@@ -84,20 +95,26 @@ async def get_camera(camera_id: CameraId, runtime: RuntimeDep, _key: FramesKey) 
 
 @router.get("/v1/alerts", response_model=AlertList, summary="List alerts")
 async def list_alerts(runtime: RuntimeDep, _key: AlertsKey, query: Annotated[AlertFilter, Query()]) -> AlertList:
-    """Newest first; filtered by camera, by time and by acknowledgement."""
+    """Newest first; filtered by camera, time span, kind, class or hazard code, acknowledgement and verdict."""
     found = await runtime.offload(runtime.cameras.alerts, camera_id=query.camera, since=query.since,
-                                  acknowledged=query.acknowledged, limit=query.limit, offset=query.offset)
+                                  until=query.until, acknowledged=query.acknowledged, kind=query.kind,
+                                  class_name=query.class_name, hazard=query.hazard, verdict=query.verdict,
+                                  limit=query.limit, offset=query.offset)
     return AlertList(alerts=found)
 
 
 @router.post("/v1/alerts/{alert_id}/ack", response_model=AlertView, responses=responses(404, 409),
-             summary="Acknowledge an alert",
-             openapi_extra={"requestBody": {"description": "Optional: a JSON object with a note."}})
+             summary="Acknowledge an alert, or mark it true or false",
+             openapi_extra={"requestBody": {"description": "Optional: a JSON object with a note and a verdict."}})
 async def acknowledge_alert(alert_id: AlertId, runtime: RuntimeDep, key: ReviewKey,
                             request: Annotated[AckRequest | None, Body()] = None) -> AlertView:
-    """Records who (the key's name) acknowledged it and when, with an optional note; final (again: 409)."""
+    """Records who (the key's name) acknowledged it and when, with an optional note; final (again: 409). With
+    `"verdict": "false"` (and a note saying why) it marks a false alarm, with `"true"` a real hazard: who, when and
+    the note are kept and audited, and an alert nobody acknowledged is acknowledged too. A verdict is given once
+    (again: 409), also on an alert acknowledged before without one."""
     note = request.note if request is not None else None
-    return await runtime.offload(runtime.cameras.acknowledge, alert_id, key.name, note)
+    verdict = request.verdict if request is not None else None
+    return await runtime.offload(runtime.cameras.acknowledge, alert_id, key.name, note, verdict)
 
 
 @router.get("/v1/alerts/{alert_id}/snapshot", response_class=Response, summary="The frame that raised an alert",

@@ -19,6 +19,8 @@ ALERT_PATTERN = r"^[0-9a-f]{32}$"
 MAX_RULE_CLASSES = 64
 MAX_TIMESTAMP = 4_102_444_800.0
 """2100-01-01T00:00:00Z in unix time: no video position or wall-clock time of a frame comes near it."""
+Verdict = Literal["true", "false"]
+"""An operator's verdict on an alert: true, a real hazard; false, a false alarm."""
 TIMESTAMP_RULE = (f"a finite number of seconds from 0 to {MAX_TIMESTAMP:.0f}: the frame's position in its video, "
                   "or its unix time (before 2100-01-01)")
 
@@ -111,6 +113,15 @@ class CameraList(_Schema):
                                         "or that raised an alert.")
 
 
+class CameraDeleted(_Schema):
+    """What deleting a camera removed, and what it kept for the record."""
+
+    camera_id: str = Field(description="The camera.")
+    configured: bool = Field(description="Whether it had settings (webhook, rule, tiling), now removed.")
+    dropped_tracks: int = Field(description="Tracks this service process's tracker held for it, now forgotten.")
+    alerts_kept: int = Field(description="Its alerts, kept with their snapshots (GET /v1/alerts?camera=...).")
+
+
 class CameraReset(_Schema):
     """What a reset dropped: the camera starts over at its next frame, settings unchanged."""
 
@@ -187,12 +198,28 @@ class AlertView(RaisedAlert):
     acknowledged_at: dt.datetime | None = Field(default=None, description="When it was acknowledged (UTC).")
     acknowledged_by: str | None = Field(default=None, description="Name of the API key that acknowledged it.")
     ack_note: str | None = Field(default=None, description="The note given with the acknowledgement.")
+    verdict: Verdict | None = Field(default=None, description="true: a real hazard; false: a false alarm; none: no "
+                                    "verdict given yet.")
+    verdict_at: dt.datetime | None = Field(default=None, description="When the verdict was given (UTC).")
+    verdict_by: str | None = Field(default=None, description="Name of the API key that gave the verdict.")
+    verdict_note: str | None = Field(default=None, description="The note given with the verdict (why it was a false "
+                                     "alarm, for one).")
 
 
 class AckRequest(_Schema):
-    """An acknowledgement of an alert."""
+    """An acknowledgement of an alert, with a verdict on it if the operator has one."""
 
-    note: PlainText | None = Field(default=None, max_length=4000, description="What was done about the alert.")
+    note: PlainText | None = Field(default=None, max_length=4000, description="What was done about the alert; "
+                                   "required with verdict false (why it was a false alarm).")
+    verdict: Verdict | None = Field(
+        default=None, description="true: a real hazard; false: a false alarm. Given once; an alert acknowledged "
+        "without a verdict may get one later. Default: none (an acknowledgement only).")
+
+    @model_validator(mode="after")
+    def _false_with_note(self) -> Self:
+        if self.verdict == "false" and not (self.note or "").strip():
+            raise ValueError("an alert marked false needs a note saying why it was a false alarm")
+        return self
 
 
 class AlertList(_Schema):
@@ -207,7 +234,18 @@ class AlertFilter(_Schema):
     camera: str | None = Field(default=None, max_length=100, description="Only this camera's alerts.")
     since: UtcDatetime | None = Field(
         default=None, description="Only alerts raised at or after this time (ISO 8601; UTC without a zone).")
+    until: UtcDatetime | None = Field(
+        default=None, description="Only alerts raised before this time (ISO 8601; UTC without a zone).")
     acknowledged: bool | None = Field(default=None, description="true: only acknowledged alerts; false: only "
                                       "those nobody acknowledged yet. Default: both.")
+    kind: Literal["hazard", "camera"] | None = Field(default=None, description="Only hazard alerts, or only camera "
+                                                     "alerts (no signal, obstructed, frozen). Default: both.")
+    class_name: str | None = Field(default=None, max_length=100, description="Only alerts of this catalogue class "
+                                   "(or camera status, for camera alerts).")
+    hazard: str | None = Field(default=None, max_length=100, description="Only alerts of this hazard code from the "
+                               "catalogue (GET /v1/catalogue); a code it lacks matches nothing.")
+    verdict: Literal["true", "false", "none"] | None = Field(
+        default=None, description="true: only real hazards; false: only false alarms; none: only alerts without a "
+        "verdict. Default: all.")
     limit: int = Field(default=100, ge=1, le=1000, description="Most alerts to return.")
     offset: int = Field(default=0, ge=0, le=1_000_000_000, description="Alerts to skip, for paging.")
