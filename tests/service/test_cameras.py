@@ -326,3 +326,105 @@ def test_cameras_configured_before_owners_are_changed_by_an_admin_only(server, p
     assert_error(pipeline.post("/v1/cameras/legacy-1/reset"), 403, "Forbidden")
     with server.client(Role.ADMIN) as admin:
         assert admin.put("/v1/cameras/legacy-1", json={"rule": {"min_frames": 2}}).status_code == 200
+
+
+# -- verdicts: an alert marked true or false, and alerts listed by filters
+
+
+def camera_alert(pipeline, camera_id, timestamp=1.0):
+    """A camera alert (no signal) raised at once on a grey frame: quick, and needs no model to find anything."""
+    assert pipeline.put(f"/v1/cameras/{camera_id}", json={"rule": {"min_frames": 1}}).status_code == 200
+    return send_frame(pipeline, camera_id, grey_frame(".jpg"), timestamp).json()["alerts"][0]
+
+
+def test_cameras_an_alert_marked_false_keeps_who_when_and_why_and_is_audited(server, pipeline, inspector):
+    alert = camera_alert(pipeline, "false-1")
+    body = assert_error(inspector.post(f"/v1/alerts/{alert['alert_id']}/ack", json={"verdict": "false"}), 422)
+    assert "note" in str(body)
+    marked = inspector.post(f"/v1/alerts/{alert['alert_id']}/ack",
+                            json={"verdict": "false", "note": "lens cap left on during maintenance"})
+    assert marked.status_code == 200, marked.text
+    view = marked.json()
+    assert (view["verdict"], view["verdict_by"], view["verdict_note"]) == (
+        "false", "test-inspector", "lens cap left on during maintenance")
+    assert view["verdict_at"] is not None and view["acknowledged"] and view["acknowledged_by"] == "test-inspector"
+    again = assert_error(inspector.post(f"/v1/alerts/{alert['alert_id']}/ack", json={"verdict": "true"}), 409,
+                         "AlertConflict")
+    assert "verdict" in again["message"]
+    [record] = [r for r in AuditLog.at(server.home).records(action="alert.verdict") if r.subject == alert["alert_id"]]
+    assert record.actor == "test-inspector"
+    assert (record.details["verdict"], record.details["note"], record.details["acknowledged_now"]) == (
+        "false", "lens cap left on during maintenance", True)
+
+
+def test_cameras_an_acknowledged_alert_may_get_a_verdict_once_later(inspector, pipeline):
+    alert = camera_alert(pipeline, "false-2")
+    assert inspector.post(f"/v1/alerts/{alert['alert_id']}/ack", json={"note": "looking"}).status_code == 200
+    assert inspector.post(f"/v1/alerts/{alert['alert_id']}/ack").status_code == 409  # as before: final
+    judged = inspector.post(f"/v1/alerts/{alert['alert_id']}/ack", json={"verdict": "true"})
+    assert judged.status_code == 200, judged.text
+    assert (judged.json()["verdict"], judged.json()["ack_note"], judged.json()["verdict_note"]) == ("true", "looking",
+                                                                                                    None)
+
+
+def test_cameras_alerts_are_listed_by_kind_class_hazard_verdict_and_time(pipeline, inspector, hazard_alert):
+    alert = camera_alert(pipeline, "filtered-1")
+    ids = {a["alert_id"] for a in pipeline.get("/v1/alerts", params={"camera": "filtered-1"}).json()["alerts"]}
+    assert ids == {alert["alert_id"]}
+
+    def listed(**params):
+        return {a["alert_id"] for a in pipeline.get("/v1/alerts", params={"limit": 1000, **params}).json()["alerts"]}
+
+    assert alert["alert_id"] in listed(kind="camera") and alert["alert_id"] not in listed(kind="hazard")
+    assert hazard_alert["alert_id"] in listed(kind="hazard")
+    assert alert["alert_id"] in listed(class_name="no_signal")
+    code, class_name = hazard_alert["hazard"]["code"], hazard_alert["class_name"]
+    assert hazard_alert["alert_id"] in listed(hazard=code) and hazard_alert["alert_id"] in listed(
+        class_name=class_name, hazard=code)
+    assert alert["alert_id"] not in listed(hazard=code) and listed(hazard="NO-SUCH-CODE") == set()
+    assert alert["alert_id"] in listed(verdict="none")
+    assert inspector.post(f"/v1/alerts/{alert['alert_id']}/ack", json={"verdict": "false", "note": "test card"}
+                          ).status_code == 200
+    assert alert["alert_id"] in listed(verdict="false") and alert["alert_id"] not in listed(verdict="none")
+    assert alert["alert_id"] not in listed(verdict="true")
+    assert listed(until="2000-01-01T00:00:00Z") == set()
+    assert alert["alert_id"] in listed(since="2000-01-01T00:00:00Z", until="2100-01-01T00:00:00Z")
+    assert_error(pipeline.get("/v1/alerts", params={"verdict": "maybe"}), 422, "ValidationError")
+    assert_error(pipeline.get("/v1/alerts", params={"kind": "other"}), 422, "ValidationError")
+
+
+# -- DELETE /v1/cameras/{camera_id}
+
+
+def test_cameras_deleting_a_camera_removes_its_settings_and_tracks_and_keeps_its_alerts(
+        server, pipeline, inspector, hazard_photo):
+    alert = camera_alert(pipeline, "deleted-1")
+    config = {"webhook_url": "https://hooks.example/d", "webhook_secret": SECRET, "rule": {"min_frames": 1}}
+    assert pipeline.put("/v1/cameras/deleted-1", json=config).status_code == 200
+    assert send_frame(pipeline, "deleted-1", hazard_photo, 5).status_code == 200
+    assert_error(inspector.delete("/v1/cameras/deleted-1"), 403, "Forbidden")
+    deleted = pipeline.delete("/v1/cameras/deleted-1")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["configured"] is True and deleted.json()["alerts_kept"] >= 1
+    view = pipeline.get("/v1/cameras/deleted-1").json()
+    assert view["configured"] is False and view["webhook_url"] is None
+    status = camera(pipeline, "deleted-1")  # listed still, for its alerts, but with nothing in memory
+    assert (status["configured"], status["frames_analysed"], status["last_timestamp"]) == (False, 0, None)
+    assert alert["alert_id"] in {a["alert_id"] for a in pipeline.get("/v1/alerts", params={"camera": "deleted-1"})
+                                 .json()["alerts"]}
+    assert inspector.get(f"/v1/alerts/{alert['alert_id']}/snapshot").status_code == 200
+    assert send_frame(pipeline, "deleted-1", hazard_photo, 1).status_code == 200  # starts afresh: no 409
+    [record] = [r for r in AuditLog.at(server.home).records(action="camera.delete") if r.subject == "deleted-1"]
+    assert record.actor == "test-pipeline" and record.details["webhook_url"] == "https://hooks.example/d"
+    assert record.details["owner"] == "test-pipeline" and SECRET not in str(record.details)
+
+
+def test_cameras_deleting_is_for_the_owner_or_an_admin_and_404_for_an_unknown_camera(
+        server, pipeline, other_pipeline):
+    assert pipeline.put("/v1/cameras/deleted-2", json={}).status_code == 200
+    assert_error(other_pipeline.delete("/v1/cameras/deleted-2"), 403, "Forbidden")
+    assert pipeline.get("/v1/cameras/deleted-2").json()["configured"] is True
+    with server.client(Role.ADMIN) as admin:
+        assert admin.delete("/v1/cameras/deleted-2").status_code == 200
+    body = assert_error(pipeline.delete("/v1/cameras/never-seen-9"), 404, "UnknownCamera")
+    assert "GET /v1/cameras" in body["message"]
