@@ -1,108 +1,26 @@
-"""Schemathesis fuzzes every operation of the OpenAPI schema against a real server, with a key of each role.
-
-Per role, each operation gets up to `EXAMPLES` schema-valid cases and as many schema-violating
-ones (fewer where the input space is smaller: /healthz has one). No answer may be a 5xx; every
-answer must match what the schema documents for it (status code, content type, body schema);
-every error must be JSON with `error` and `message` (on DeepStack's paths: `success` false and
-`error`). Negative cases include requests that leave
-the key out (they must get the documented 401). Hypothesis runs derandomized, so a failure
-reproduces with the same command.
-
-The operations are driven through `APIOperation.as_strategy` rather than `schemathesis.pytest.from_fixture`:
-the lazy fixture loader of schemathesis 4.32 fails under pytest 9 (it sets `Function._nodeid`).
-"""
+"""The fuzz (tests/service/fuzzing.py) with the admin's key, and what it found on the admin's operations."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from hazardvision.access import Role
-from hazardvision.resources import bundled_path
-from tests.service.conftest import assert_error, live_server
-
-EXAMPLES = 50
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-"""Left out: positive_data_acceptance (a schema-valid body of random bytes is rightly refused as not a photo),
-response_headers_conformance (no response documents headers), ignored_auth and the stateful checks (auth has its
-own tests; every request here carries a valid key on purpose)."""
+from tests.service.conftest import assert_error
+from tests.service.fuzzing import MODES, PACK, fuzz_every_operation, fuzz_server
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    """The bundled ppe pack alone, linked into a temporary folder: activations change this folder, not the repo's."""
-    root = tmp_path_factory.mktemp("fuzz-models")
-    source = bundled_path("models") / "ppe"
-    for item in source.iterdir():
-        if item.is_dir():
-            (root / "ppe" / item.name).mkdir(parents=True)
-            for file in item.iterdir():
-                (root / "ppe" / item.name / file.name).symlink_to(file)
-    (root / "ppe" / "ACTIVE").write_text((source / "ACTIVE").read_text())
-    return root
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, models_dir):
-    # Every generated POST /v1/session key is a failed sign-in from 127.0.0.1: past the default limit every
-    # later request with a key would get 429 (documented, but it would hide what the operations answer).
-    with live_server(tmp_path_factory.mktemp("fuzz-home"), models=models_dir,
-                     failed_sign_in_limit=1_000_000) as running:
+def server(tmp_path_factory):
+    with fuzz_server(tmp_path_factory) as running:
         yield running
 
 
-def fuzz_operation(operation, mode: GenerationMode, headers: dict[str, str]) -> None:
-    """Send `EXAMPLES` cases of one operation; raises on the first answer that fails a check."""
-
-    @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
-    @given(case=operation.as_strategy(mode))
-    def run(case) -> None:
-        response = case.call_and_validate(headers=headers, checks=CHECKS, timeout=60)
-        if response.status_code >= 400:
-            assert response.headers.get("content-type") == ["application/json"], response.headers
-            body = json.loads(response.content)
-            if case.path.startswith("/v1/vision/"):  # the DeepStack API answers DeepStack's errors
-                assert body["success"] is False and body["error"] and "Traceback" not in body["error"], body
-            else:
-                assert body["error"] and body["message"] and "Traceback" not in body["message"], body
-
-    try:
-        run()
-    except Unsatisfiable:
-        if mode is GenerationMode.NEGATIVE and not any(operation.iter_parameters()) and not operation.body:
-            return  # /healthz and the like: no input, and no key to leave out, so nothing can be made invalid
-        raise
+@MODES
+def test_fuzz_every_operation_answers_as_documented(server, mode):
+    fuzz_every_operation(server, Role.ADMIN, mode)
 
 
-@pytest.mark.parametrize("mode", list(GenerationMode), ids=[mode.value for mode in GenerationMode])
-@pytest.mark.parametrize("role", list(Role), ids=[role.value for role in Role])
-def test_fuzz_every_operation_answers_as_documented(server, role, mode):
-    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
-    headers = {"Authorization": f"Bearer {server.keys[role]}"}
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 16
-    failures = []
-    for operation in operations:
-        try:
-            fuzz_operation(operation, mode, headers)
-        except (AssertionError, BaseExceptionGroup) as error:  # schemathesis' FailureGroup is the latter
-            failures.append(f"{operation.label}: {error}")
-    assert not failures, "\n\n".join(failures)
-
-
-@pytest.mark.parametrize("path", ["/v1/models/ppe/activate", "/v1/findings/f1/review", "/v1/cameras/cam-1"])
+@pytest.mark.parametrize("path", [f"/v1/models/{PACK}/activate", "/v1/findings/f1/review", "/v1/cameras/cam-1"])
 def test_fuzz_finding_json_body_not_utf8_is_a_422(server, path):
     """Found by the fuzz: such a body got FastAPI's undocumented 400 'There was an error parsing the body'."""
     with server.client(Role.ADMIN) as admin:
