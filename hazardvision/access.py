@@ -53,6 +53,8 @@ class Permission(StrEnum):
     """Label Studio's ML backend: pre-annotations for a labelling project."""
     VIDEOS = "videos"
     """Video files uploaded for analysis: inspectors reviewing footage, and monitoring pipelines."""
+    SCANS_DELETE = "scans.delete"
+    """Deleting a scan and its photo (privacy requests): an admin's decision."""
 
 
 _EVERY_ROLE = frozenset(Role)
@@ -71,6 +73,7 @@ PERMISSIONS: Mapping[Permission, frozenset[Role]] = MappingProxyType({
     Permission.AUDIT_READ: frozenset({Role.ML, Role.ADMIN}),
     Permission.PREANNOTATE: frozenset({Role.ML, Role.ADMIN}),
     Permission.VIDEOS: frozenset({Role.INSPECTOR, Role.PIPELINE, Role.ADMIN}),
+    Permission.SCANS_DELETE: frozenset({Role.ADMIN}),
 })
 
 

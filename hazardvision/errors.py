@@ -112,6 +112,10 @@ class UnknownScan(HazardVisionError):
     """No scan of that id was recorded by the service."""
 
 
+class ScanProtected(HazardVisionError):
+    """The scan is kept: filed in an inspection, its photo a case of the sample bank, or a rectification open."""
+
+
 class UnknownFinding(HazardVisionError):
     """No finding of that id was recorded by the service."""
 

@@ -28,6 +28,7 @@ GRANTED = {
     "audit.read": {"ml", "admin"},
     "preannotate": {"ml", "admin"},
     "videos": {"inspector", "pipeline", "admin"},
+    "scans.delete": {"admin"},
 }
 
 

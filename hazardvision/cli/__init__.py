@@ -15,6 +15,7 @@ from hazardvision.cli.common import err
 from hazardvision.cli.keys import keys_app
 from hazardvision.cli.models import models_app
 from hazardvision.cli.scan import scan
+from hazardvision.cli.scans import scans_app
 from hazardvision.cli.serve import serve
 from hazardvision.cli.similar import similar
 from hazardvision.cli.train import train_command
@@ -34,6 +35,7 @@ app.add_typer(bank_app, name="bank")
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.add_typer(scans_app, name="scans")
 app.command("train")(train_command)
 app.command()(serve)
 

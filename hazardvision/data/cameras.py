@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Literal
 
 from sqlalchemy import delete, func, select, update
@@ -99,6 +99,23 @@ class Cameras:
                     image_sha256=image_sha256, image_format=image_format, model_versions=model_versions))
             session.flush()
             yield
+
+    def expire_snapshots(self, *, cutoff: dt.datetime) -> tuple[int, list[tuple[str, str]]]:
+        """Forget the frames of acknowledged alerts raised before `cutoff` (the alerts stay, without a snapshot);
+        return how many alerts lost theirs and the (sha256, format) of the frames no alert keeps any more. Joins
+        this thread's open transaction (a purge's), if any; an unacknowledged alert keeps its frame."""
+        open_session = self.database.open_session()
+        with nullcontext(open_session) if open_session is not None else self.database.session() as session:
+            rows = session.scalars(select(AlertRecord).where(
+                AlertRecord.acknowledged_at.is_not(None), AlertRecord.created_at < cutoff,
+                AlertRecord.image_format.is_not(None))).all()
+            frames = {row.image_sha256: str(row.image_format) for row in rows}
+            for row in rows:
+                row.image_format = None
+            session.flush()
+            still_kept = set(session.scalars(select(AlertRecord.image_sha256).where(
+                AlertRecord.image_sha256.in_(frames), AlertRecord.image_format.is_not(None)))) if frames else set()
+            return len(rows), [(sha, kind) for sha, kind in frames.items() if sha not in still_kept]
 
     def alert(self, *, alert_id: str) -> AlertRecord | None:
         with self.database.session() as session:

@@ -87,10 +87,11 @@ def _file(session: Session, inspection_id: str, scan_ids: Sequence[str], actor: 
     wanted = list(dict.fromkeys(scan_ids))
     if not wanted:
         return []
-    known = set(session.scalars(select(ScanRecord.id).where(ScanRecord.id.in_(wanted))))
+    known = set(session.scalars(select(ScanRecord.id).where(ScanRecord.id.in_(wanted),
+                                                            ScanRecord.deleted_at.is_(None))))
     missing = [scan_id for scan_id in wanted if scan_id not in known]
     if missing:
-        raise UnknownScan(f"no scans {missing}; scan ids come from POST /v1/scans")
+        raise UnknownScan(f"no scans {missing} (or deleted ones); scan ids come from POST /v1/scans")
     filed = {row.scan_id: row.inspection_id for row in session.scalars(
         select(InspectionScanRecord).where(InspectionScanRecord.scan_id.in_(wanted)))}
     elsewhere = sorted(scan_id for scan_id, other in filed.items() if other != inspection_id)

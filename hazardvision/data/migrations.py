@@ -130,6 +130,23 @@ def _verdicts_and_webhook_failures(connection: Connection) -> None:
     Base.metadata.tables["webhook_failures"].create(connection, checkfirst=True)
 
 
+_SCAN_PRIVACY = ("stored_sha256", "deleted_at")
+
+
+def _scan_privacy(connection: Connection) -> None:
+    # Scans before this version kept the bytes uploaded (stored_sha256 null: image_sha256 is the file's) and
+    # were never deleted (deleted_at null).
+    present = {column["name"] for column in inspect(connection).get_columns("scans")}
+    table = Base.metadata.tables["scans"]
+    for name in _SCAN_PRIVACY:
+        if name not in present:
+            kind = table.columns[name].type.compile(dialect=connection.dialect)
+            connection.execute(text(f"ALTER TABLE scans ADD COLUMN {name} {kind}"))
+    for index in table.indexes:
+        if index.name in ("ix_scans_stored_sha256", "ix_scans_deleted_at"):
+            index.create(connection, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
@@ -144,6 +161,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "the API key that owns each camera", _camera_owners),
     Migration(12, "video upload jobs and their events", _video_jobs),
     Migration(13, "verdicts of alerts, and the webhook deliveries that failed", _verdicts_and_webhook_failures),
+    Migration(14, "the SHA-256 of a scan's stored photo (its location removed), and deleted scans", _scan_privacy),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -7,13 +7,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
+from hazardvision.data.bank_records import Case
 from hazardvision.data.database import Database
-from hazardvision.data.service_records import FindingRecord, ScanRecord
-from hazardvision.errors import DuplicateIdempotencyKey
+from hazardvision.data.inspection_records import InspectionScanRecord, RectificationRecord, RectificationStatus
+from hazardvision.data.service_records import FindingRecord, ReviewStatus, ScanRecord
+from hazardvision.errors import DuplicateIdempotencyKey, ScanProtected, UnknownScan
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,27 @@ class NewScan:
     note: str | None = None
     captured_at: dt.datetime | None = None
     idempotency_key: str | None = None
+    stored_sha256: str | None = None
+    """SHA-256 of the bytes kept, when they differ from those uploaded (`image_sha256`)."""
+
+
+@dataclass(frozen=True)
+class DeletedScan:
+    """What deleting a scan removed from the database; its photo file is the caller's to remove."""
+
+    scan_id: str
+    stored_sha256: str
+    image_format: str
+    photo_shared: bool
+    """Another scan that is not deleted keeps the same stored photo: the file stays."""
+    findings_removed: int
+    findings_kept: int
+    """Reviewed findings stay, for their reviews (and rectifications)."""
+
+
+def stored_sha256(row: ScanRecord) -> str:
+    """The SHA-256 the scan's photo file is stored under."""
+    return row.stored_sha256 or row.image_sha256
 
 
 class Scans:
@@ -58,6 +81,7 @@ class Scans:
             enterprise=scan.enterprise, camera=scan.camera, note=scan.note, captured_at=scan.captured_at,
             image_sha256=scan.image_sha256, image_format=scan.image_format, result=scan.result,
             model_versions=scan.model_versions, idempotency_key=scan.idempotency_key,
+            stored_sha256=scan.stored_sha256,
             findings=[FindingRecord(id=f.id, position=i, class_name=f.class_name, x1=f.box[0], y1=f.box[1],
                                     x2=f.box[2], y2=f.box[3], confidence=f.confidence, pack=f.pack)
                       for i, f in enumerate(findings)],
@@ -86,3 +110,112 @@ class Scans:
         with self.database.session() as session:
             return session.scalar(select(ScanRecord).where(ScanRecord.id == scan_id)
                                   .options(selectinload(ScanRecord.findings)))
+
+    def protection(self, *, scan_id: str) -> list[str]:
+        """Why the scan must be kept (empty: it may be deleted); `UnknownScan` for no such scan."""
+        with self.database.session() as session:
+            row = session.get(ScanRecord, scan_id)
+            if row is None or row.deleted_at is not None:
+                raise UnknownScan(_unknown(scan_id, row))
+            return _protection(session, row)
+
+    def created_before(self, *, cutoff: dt.datetime) -> list[str]:
+        """Ids of the scans made before `cutoff` that are not deleted, oldest first."""
+        with self.database.session() as session:
+            return list(session.scalars(
+                select(ScanRecord.id).where(ScanRecord.created_at < cutoff, ScanRecord.deleted_at.is_(None))
+                .order_by(ScanRecord.created_at, ScanRecord.id)))
+
+    @contextmanager
+    def delete(self, *, scan_id: str, at: dt.datetime) -> Iterator[DeletedScan]:
+        """Delete a scan and yield what went inside the transaction (the caller's audit record commits with it).
+
+        The row stays as a tombstone (`deleted_at`) with its id, time, actor, place, the SHA-256s of its photo
+        and its model versions: the reviews and audit records that name it keep their meaning. Its result, note,
+        file name, camera and Idempotency-Key are cleared and its unreviewed findings removed; reviewed findings
+        stay for their reviews. `UnknownScan` for no (or a deleted) scan, `ScanProtected` naming why it is kept.
+        """
+        with self.database.session() as session:
+            row = session.get(ScanRecord, scan_id, with_for_update=True)
+            if row is None or row.deleted_at is not None:
+                raise UnknownScan(_unknown(scan_id, row))
+            reasons = _protection(session, row)
+            if reasons:
+                raise ScanProtected(f"scan {scan_id} is kept: {'; '.join(reasons)}")
+            yield _delete(session, row, at)
+
+    @contextmanager
+    def purge(self, *, cutoff: dt.datetime, at: dt.datetime,
+              dry_run: bool = False) -> Iterator[tuple[list[DeletedScan], dict[str, list[str]]]]:
+        """Delete every scan made before `cutoff` that is not protected, in one transaction; yield what was
+        deleted and, by scan id, why the others were kept (the caller's audit record commits with it). With
+        `dry_run` nothing changes: the transaction is rolled back after the caller's block."""
+        try:
+            with self.database.session() as session:
+                rows = session.scalars(select(ScanRecord).where(ScanRecord.created_at < cutoff,
+                                                                ScanRecord.deleted_at.is_(None))
+                                       .order_by(ScanRecord.created_at, ScanRecord.id).with_for_update()).all()
+                deleted, kept = [], {}
+                for row in rows:
+                    reasons = _protection(session, row)
+                    if reasons:
+                        kept[row.id] = reasons
+                    else:
+                        deleted.append(_delete(session, row, at))
+                yield deleted, kept
+                if dry_run:
+                    raise _DryRun
+        except _DryRun:
+            pass
+
+
+class _DryRun(Exception):
+    """Rolls a dry run's transaction back."""
+
+
+def _delete(session: Session, row: ScanRecord, at: dt.datetime) -> DeletedScan:
+    findings = session.scalars(select(FindingRecord).where(FindingRecord.scan_id == row.id)).all()
+    pending = [f.id for f in findings if f.status == ReviewStatus.PENDING.value]
+    if pending:
+        session.execute(delete(FindingRecord).where(FindingRecord.id.in_(pending)))
+    sha = stored_sha256(row)
+    shared = session.scalar(select(ScanRecord.id).where(
+        ScanRecord.id != row.id, ScanRecord.deleted_at.is_(None),
+        or_(ScanRecord.stored_sha256 == sha,
+            ScanRecord.stored_sha256.is_(None) & (ScanRecord.image_sha256 == sha))).limit(1)) is not None
+    row.deleted_at = at
+    row.result, row.note, row.source, row.camera, row.idempotency_key = {}, None, "", None, None
+    session.flush()
+    return DeletedScan(scan_id=row.id, stored_sha256=sha, image_format=row.image_format, photo_shared=shared,
+                       findings_removed=len(pending), findings_kept=len(findings) - len(pending))
+
+
+def _unknown(scan_id: str, row: ScanRecord | None) -> str:
+    if row is not None and row.deleted_at is not None:
+        return f"scan {scan_id} was deleted at {row.deleted_at.isoformat()}; its photo and result are gone"
+    return f"no scan {scan_id!r}; scan ids are returned by POST /v1/scans"
+
+
+def _protection(session: Session, row: ScanRecord) -> list[str]:
+    """The reasons a scan is kept, each a phrase a user can act on. Reads the bank's, the inspections' and the
+    rectifications' tables (never writes them)."""
+    reasons = []
+    sha = stored_sha256(row)
+    case_id = session.scalar(select(Case.id).where(Case.image_sha256.in_({sha, row.image_sha256})).limit(1))
+    if case_id is not None:
+        reasons.append(f"its photo is case {case_id} of the sample bank")
+    inspection = session.scalar(select(InspectionScanRecord.inspection_id)
+                                .where(InspectionScanRecord.scan_id == row.id))
+    if inspection is not None:
+        reasons.append(f"it is filed in inspection {inspection}")
+    open_statuses = [RectificationStatus.OPEN.value, RectificationStatus.CLOSED.value]
+    for rectification in session.scalars(select(RectificationRecord).where(
+            RectificationRecord.status.in_(open_statuses),
+            or_(RectificationRecord.scan_id == row.id, RectificationRecord.after_scan_id == row.id))):
+        if rectification.scan_id == row.id:
+            reasons.append(f"the rectification {rectification.id} of its finding {rectification.finding_id} is "
+                           f"{rectification.status}, not verified")
+        else:
+            reasons.append(f"it is the after-photo of rectification {rectification.id}, {rectification.status}, "
+                           "not verified")
+    return reasons

@@ -74,12 +74,18 @@ class ScanRecord(Base):
     note: Mapped[str | None] = mapped_column(Text)
     captured_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     image_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    """SHA-256 of the bytes uploaded: the photo's identity (audit records and Idempotency-Key retries name it)."""
     image_format: Mapped[str] = mapped_column(String(10))
-    """The photo lives in the service's scan store under its SHA-256 (not in the bank until reviewed)."""
+    stored_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    """SHA-256 of the bytes kept (the upload without its EXIF GPS position), under which the photo lives in the
+    service's scan store (not in the bank until reviewed); null: the bytes uploaded (scans before version 14)."""
     result: Mapped[dict[str, object]] = mapped_column(JSON)
     model_versions: Mapped[dict[str, str]] = mapped_column(JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     """The client's Idempotency-Key header: a retry with the same key (and actor) gets this scan back."""
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), index=True)
+    """When the scan was deleted (by an admin, or past the retention period): its photo, result, note and
+    unreviewed findings are gone; the row stays, with its reviewed findings, for the reviews that name them."""
 
     __table_args__ = (Index("ix_scans_actor_idempotency_key", "actor", "idempotency_key", unique=True),)
 

@@ -1,24 +1,28 @@
 """`ScanArchive`: every scan the service made, its photo and its findings, for reading back and reviewing.
 
 Photos go to a content-addressed store at `HOME/scans/` beside the bank's own (written
-atomically; a photo scanned twice is kept once). They join the bank's store only when a review
+atomically; a photo scanned twice is kept once), without their EXIF GPS position unless the
+settings keep it: a scan records both the SHA-256 of the bytes uploaded (the photo's identity) and
+that of the bytes stored (the file's name). They join the bank's store only when a review
 turns them into a case, so the bank holds reviewed photos only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
 from hazardvision.bank.bank import SampleBank
 from hazardvision.data.audit import AuditLog
 from hazardvision.data.base import utcnow
 from hazardvision.data.image_store import ImageStore
-from hazardvision.data.scans import NewFinding, NewScan, Scans
+from hazardvision.data.scans import NewFinding, NewScan, Scans, stored_sha256
 from hazardvision.data.service_records import ScanRecord
 from hazardvision.errors import BankError, DuplicateIdempotencyKey, IdempotencyKeyReused, PlaceConflict, UnknownScan
 from hazardvision.home import Home
 from hazardvision.images import DecodedImage
+from hazardvision.photo_location import without_location
 from hazardvision.results import ScanResult
 from hazardvision.service.schemas.common import as_utc
 from hazardvision.service.schemas.scans import ScanContext, ScanResponse
@@ -32,14 +36,17 @@ class StoredScan:
     image_sha256: str
     image_format: str
     actor: str
+    stored_sha256: str
+    """The SHA-256 the photo's file is stored under (the upload's, or that of the upload without its location)."""
 
 
 class ScanArchive:
     """Scans in the bank database (`data.scans`) and their photos in `HOME/scans/`."""
 
-    def __init__(self, bank: SampleBank, audit: AuditLog) -> None:
+    def __init__(self, bank: SampleBank, audit: AuditLog, *, keep_location: bool = False) -> None:
         self.bank = bank
         self.audit = audit
+        self.keep_location = keep_location
         self.records = Scans(bank.database)
         self.photos = ImageStore(Home(bank.home).scans)
 
@@ -68,8 +75,10 @@ class ScanArchive:
         """Keep the photo, the scan and its findings, and audit it; the scan exists only if all of that worked.
 
         With an `idempotency_key` that a concurrent retry stored first, that scan is returned instead."""
+        kept = data if self.keep_location else without_location(data)
+        kept_sha256 = image.sha256 if kept is data else hashlib.sha256(kept).hexdigest()
         try:
-            self.photos.put(image.sha256, image.format, data)
+            self.photos.put(kept_sha256, image.format, kept)
         except OSError as error:
             raise BankError(f"cannot keep the scanned photo in {self.photos.root}: {error.strerror}") from error
         versions = {model.pack: model.version for model in result.models}
@@ -78,7 +87,7 @@ class ScanArchive:
                        enterprise=context.enterprise, camera=context.camera, note=context.note,
                        captured_at=context.captured_at, image_sha256=image.sha256, image_format=image.format,
                        result=result.model_dump(mode="json"), model_versions=versions,
-                       idempotency_key=idempotency_key)
+                       idempotency_key=idempotency_key, stored_sha256=kept_sha256)
         findings = [NewFinding(id=f.id, class_name=f.class_name, box=(f.box.x1, f.box.y1, f.box.x2, f.box.y2),
                                confidence=f.confidence, pack=f.pack) for f in result.findings]
         try:
@@ -86,25 +95,30 @@ class ScanArchive:
                 # Inside the transaction: a scan that cannot be audited is not recorded.
                 self.audit.append(actor, "scan", scan_id, input_sha256=image.sha256, model_versions=versions,
                                   details={"findings": [f.class_name for f in result.findings], "site": context.site,
-                                           "enterprise": context.enterprise, "camera": context.camera})
+                                           "enterprise": context.enterprise, "camera": context.camera,
+                                           "stored_sha256": kept_sha256})
         except DuplicateIdempotencyKey:
             assert idempotency_key is not None
             first = self.replay(actor, idempotency_key, image.sha256)
             if first is None:
                 raise
             return first
-        response = ScanResponse(**result.model_dump(), scan_id=scan_id, created_at=created_at, context=context)
-        return StoredScan(response, image.sha256, image.format, actor)
+        response = ScanResponse(**result.model_dump(), scan_id=scan_id, stored_sha256=kept_sha256,
+                                created_at=created_at, context=context)
+        return StoredScan(response, image.sha256, image.format, actor, kept_sha256)
 
     def get(self, scan_id: str) -> StoredScan:
         row = self.records.get(scan_id=scan_id)
         if row is None:
             raise UnknownScan(f"no scan {scan_id!r}; scan ids are returned by POST /v1/scans")
+        if row.deleted_at is not None:
+            raise UnknownScan(f"scan {scan_id} was deleted at {row.deleted_at.isoformat()}; its photo and result "
+                              "are gone")
         return stored(row)
 
     def photo(self, scan: StoredScan) -> bytes:
         try:
-            return self.photos.path(scan.image_sha256, scan.image_format).read_bytes()
+            return self.photos.path(scan.stored_sha256, scan.image_format).read_bytes()
         except OSError as error:
             raise BankError(f"the photo of scan {scan.response.scan_id} is missing from {self.photos.root}") \
                 from error
@@ -115,5 +129,6 @@ def stored(row: ScanRecord) -> StoredScan:
                           captured_at=as_utc(row.captured_at))
     result = ScanResult.model_validate(row.result)
     created_at = as_utc(row.created_at) or dt.datetime.now(dt.UTC)
-    response = ScanResponse(**result.model_dump(), scan_id=row.id, created_at=created_at, context=context)
-    return StoredScan(response, row.image_sha256, row.image_format, row.actor)
+    response = ScanResponse(**result.model_dump(), scan_id=row.id, stored_sha256=stored_sha256(row),
+                            created_at=created_at, context=context)
+    return StoredScan(response, row.image_sha256, row.image_format, row.actor, stored_sha256(row))

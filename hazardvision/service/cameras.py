@@ -310,8 +310,9 @@ class CameraHub:
         if row is None:
             raise UnknownAlert(_no_alert(alert_id))
         if row.image_format is None:
-            raise UnknownAlert(f"alert {alert_id} kept no frame: it was raised before this service kept the frames "
-                               "of its alerts")
+            raise UnknownAlert(f"alert {alert_id} keeps no frame: it was raised before this service kept the frames "
+                               "of its alerts, or was acknowledged and its frame deleted past the retention period "
+                               "(HAZARDVISION_SCAN_RETENTION_DAYS)")
         try:
             data = self.frames.path(row.image_sha256, row.image_format).read_bytes()
         except OSError as error:

@@ -83,6 +83,7 @@ def permitted(permission: Permission) -> Callable[[KeyRecord], Awaitable[KeyReco
 
 
 ScanKey = Annotated[KeyRecord, Depends(permitted(Permission.SCAN))]
+ScanDeleteKey = Annotated[KeyRecord, Depends(permitted(Permission.SCANS_DELETE))]
 ReviewKey = Annotated[KeyRecord, Depends(permitted(Permission.REVIEW))]
 InspectKey = Annotated[KeyRecord, Depends(permitted(Permission.INSPECT))]
 FramesKey = Annotated[KeyRecord, Depends(permitted(Permission.FRAMES))]

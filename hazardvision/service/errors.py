@@ -54,6 +54,7 @@ STATUS: Mapping[type[e.HazardVisionError], int] = {
     e.RectificationConflict: 409,
     e.VideoJobConflict: 409,
     e.WebhookFailureConflict: 409,
+    e.ScanProtected: 409,
     e.InvalidModel: 422,
     e.InvalidSetting: 422,
     e.CatalogueError: 422,

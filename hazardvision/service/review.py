@@ -21,6 +21,7 @@ from hazardvision.data.audit import AuditLog
 from hazardvision.data.base import utcnow
 from hazardvision.data.cases import NewCase
 from hazardvision.data.reviews import Reviews
+from hazardvision.data.scans import stored_sha256
 from hazardvision.data.service_records import ReviewRecord, ReviewStatus, ScanRecord
 from hazardvision.errors import BankError, HazardVisionError, InvalidReview, ReviewConflict, UnknownFinding
 from hazardvision.images import decode_image
@@ -116,16 +117,18 @@ class FindingReviews:
     def _case_of(self, verdict: _Verdict) -> int:
         """The case of the finding's photo, made (with the photo put in the bank's store) if there is none."""
         scan = verdict.scan
-        existing = self.bank.records.case_of_photo(sha256=scan.image_sha256)
-        if existing is not None:
-            return existing
+        kept = stored_sha256(scan)  # the bytes the bank gets: the upload without its location
+        for sha in dict.fromkeys((scan.image_sha256, kept)):  # an imported photo is its upload's bytes
+            existing = self.bank.records.case_of_photo(sha256=sha)
+            if existing is not None:
+                return existing
         provenance = self.bank.records.provenance(source=SCAN_SOURCE, kind="scan", origin="hazardvision service",
                                                   site=scan.site, enterprise=scan.enterprise)
         data = self.archive.photo(stored(scan))
         case = NewCase(photo=new_photo(decode_image(data), data), source_file=f"{scan.id}/{scan.source}",
                        captured_at=scan.captured_at, description=scan.note, location=scan.camera)
         added = self.bank.records.add(cases=[case], provenance=provenance)
-        case_id = added.get(scan.image_sha256) or self.bank.records.case_of_photo(sha256=scan.image_sha256)
+        case_id = added.get(kept) or self.bank.records.case_of_photo(sha256=kept)
         if case_id is None:
             raise BankError(f"the photo of scan {scan.id} did not become a case in the bank at {self.bank.home}")
         return case_id

@@ -48,6 +48,7 @@ from hazardvision.service.inspection import SiteInspections
 from hazardvision.service.metrics import ServiceMetrics
 from hazardvision.service.profiles import ClientPrediction, ClientProfile, Recording, client_view
 from hazardvision.service.rectification import HazardRectifications
+from hazardvision.service.retention import RETENTION_ACTOR, ScanRetention
 from hazardvision.service.review import FindingReviews
 from hazardvision.service.schemas.cameras import (
     CameraConfig,
@@ -169,7 +170,8 @@ class Runtime:
             MicroBatcher(
             self._frame_batch, self.inference, window_seconds=window, max_size=settings.max_batch_size,
             max_concurrent=settings.inference_workers, observe=self.metrics.batch("frame"))
-        self.archive = ScanArchive(self.bank, self.audit)
+        self.archive = ScanArchive(self.bank, self.audit, keep_location=settings.keep_photo_location)
+        self.retention = ScanRetention(self.bank, self.audit)
         self.index_sync = IndexSync(self._sync_index)
         self.reviews = FindingReviews(self.bank, self.archive, self.audit, self.catalogue,
                                       on_change=self._after_review)
@@ -190,6 +192,7 @@ class Runtime:
         self.summaries = ScanSummaries(self.audit)
         self._loading: asyncio.Future[ServingState] | None = None
         self._following: asyncio.Task[None] | None = None
+        self._purging: asyncio.Task[None] | None = None
 
     def _adopt_file_audit_log(self) -> None:
         """A home from before the database kept the audit chain: copy its file log in, or say why not."""
@@ -210,6 +213,22 @@ class Runtime:
         self.videos.resume()  # jobs wait for the models on their own threads
         if self.settings.sync_seconds:
             self._following = asyncio.get_running_loop().create_task(self._follow_other_processes())
+        if self.settings.scan_retention_days is not None:
+            self._purging = asyncio.get_running_loop().create_task(self._purge_periodically(
+                self.settings.scan_retention_days))
+
+    async def _purge_periodically(self, days: float) -> None:
+        """Delete what is past the retention period now, then every retention_check_seconds."""
+        while True:
+            try:
+                report = await self.offload(self.retention.purge, older_than_days=days, actor=RETENTION_ACTOR)
+                if report.scans_deleted or report.snapshots_removed:
+                    log.info("retention: deleted %d scans (%d photos) and %d alert snapshots older than %s days; "
+                             "kept %d", report.scans_deleted, report.photos_removed, report.snapshots_removed, days,
+                             len(report.scans_kept))
+            except Exception as error:  # a database or file hiccup: say so, and try again next time
+                log.warning("retention purge failed: %s: %s", type(error).__name__, error)
+            await asyncio.sleep(self.settings.retention_check_seconds)
 
     async def _follow_other_processes(self) -> None:
         """Poll the database's generation counters; reload the models or the similar-case index when another
@@ -245,6 +264,8 @@ class Runtime:
     async def close(self) -> None:
         if self._following is not None:
             self._following.cancel()
+        if self._purging is not None:
+            self._purging.cancel()
         if self._loading is not None and not self._loading.done():
             await asyncio.wait([self._loading])
         for summary in self.summaries.pending():

@@ -166,6 +166,18 @@ class Settings(BaseSettings):
         description="Header whose last entry is the client's address, set by a trusted reverse proxy (e.g. "
         "X-Forwarded-For), for the sign-in limit; none: the connection's peer. Never set it without such a proxy: "
         "clients could then pick their own address.")
+    keep_photo_location: bool = Field(
+        default=False, description="Keep the EXIF GPS position of scanned photos in the copies the service stores. "
+        "False (the default): the GPS IFD is removed before a photo is stored (the rest of EXIF, orientation "
+        "included, and the pixels stay); the scan records the SHA-256 of the bytes uploaded and of those stored.")
+    scan_retention_days: float | None = Field(
+        default=None, gt=0, le=36_500, description="Delete scans older than this many days, with their photos: "
+        "reviews and audit records stay, and so do scans filed in an inspection, whose photo is a sample-bank "
+        "case or with a rectification not yet verified, and the frames of alerts not yet acknowledged. Checked "
+        "every retention_check_seconds; each purge is audited as scan.purge. None (the default): kept for ever.")
+    retention_check_seconds: float = Field(
+        default=3600, ge=1, le=7 * 86_400, description="How often the service deletes what is past "
+                                                       "scan_retention_days (the first time at start-up).")
     log_level: str = Field(
         default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="DEBUG, INFO, WARNING or ERROR.")
 

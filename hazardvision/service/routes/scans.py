@@ -1,4 +1,4 @@
-"""/v1/scans: scan a photo (or several), read a scan back, see it annotated."""
+"""/v1/scans: scan a photo (or several), read a scan back, see it annotated, delete it."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
 
-from hazardvision.service.deps import RuntimeDep, ScanKey, SettingsDep
+from hazardvision.service.deps import RuntimeDep, ScanDeleteKey, ScanKey, SettingsDep
 from hazardvision.service.schemas.common import responses
-from hazardvision.service.schemas.scans import BatchResponse, ScanContext, ScanQuery, ScanResponse
+from hazardvision.service.schemas.scans import BatchResponse, ScanContext, ScanDeletion, ScanQuery, ScanResponse
 from hazardvision.service.uploads import read_photos, with_fields
 
 router = APIRouter(prefix="/v1/scans", tags=["scans"], responses=responses())
@@ -67,6 +67,14 @@ async def get_scan(scan_id: ScanId, runtime: RuntimeDep, _key: ScanKey) -> ScanR
     return (await runtime.offload(runtime.archive.get, scan_id)).response
 
 
+@router.delete("/{scan_id}", response_model=ScanDeletion, responses=responses(403, 404, 409),
+               summary="Delete a scan and its photo (admin)")
+async def delete_scan(scan_id: ScanId, runtime: RuntimeDep, key: ScanDeleteKey) -> ScanDeletion:
+    """Its photo, result and unreviewed findings go; its reviews stay. 409 naming why for a scan that is kept (filed
+    in an inspection, a photo of the sample bank, a rectification not yet verified). Audited as scan.delete."""
+    return await runtime.offload(runtime.retention.delete, scan_id, key.name)
+
+
 @router.get("/{scan_id}/annotated", response_class=Response, summary="The scanned photo with its detections drawn",
             responses={**responses(404), 200: {"content": {"image/jpeg": {}}, "description": "A JPEG."}})
 async def get_annotated(scan_id: ScanId, runtime: RuntimeDep, _key: ScanKey) -> Response:
@@ -74,10 +82,11 @@ async def get_annotated(scan_id: ScanId, runtime: RuntimeDep, _key: ScanKey) -> 
     return Response(await runtime.annotated(scan_id), media_type="image/jpeg")
 
 
-@router.get("/{scan_id}/photo", response_class=Response, summary="The scanned photo as it was uploaded",
+@router.get("/{scan_id}/photo", response_class=Response, summary="The scanned photo as the service keeps it",
             responses={**responses(404), 200: {"content": {"image/*": {}}, "description": "The photo's bytes."}})
 async def get_photo(scan_id: ScanId, runtime: RuntimeDep, _key: ScanKey) -> Response:
-    """The uploaded bytes (boxes are in the pixels of this photo after its EXIF orientation)."""
+    """The uploaded bytes without their EXIF GPS position, unless the service keeps it (its SHA-256 is the scan's
+    stored_sha256); the pixels are those uploaded (boxes are in them after the EXIF orientation)."""
     scan = await runtime.offload(runtime.archive.get, scan_id)
     data = await runtime.offload(runtime.archive.photo, scan)
     kind = "jpeg" if scan.image_format in ("JPEG", "MPO") else scan.image_format.lower()

@@ -56,7 +56,8 @@ _WHAT = {
     408: "The request body arrived too slowly.",
     409: "Conflicts with the current state (already reviewed or acknowledged, refused promotion, frame out of "
          "order, a site filed under another enterprise, a scan filed under another inspection, a rectification step "
-         "out of order).",
+         "out of order, a scan that is kept: filed in an inspection, a photo of the sample bank, a rectification not "
+         "yet verified).",
     413: "The body or the photo's pixel count exceeds the limit.",
     415: "The body is neither multipart/form-data nor image/*.",
     422: "A field is missing or invalid.",

@@ -51,6 +51,9 @@ class ScanResponse(ScanResult):
     image: ImageInfo = Field(description="The decoded photo: its size after EXIF orientation and the SHA-256 of "
                              "the uploaded bytes.")
     scan_id: str = Field(description="Id of the recorded scan: GET /v1/scans/{scan_id}.")
+    stored_sha256: str = Field(description="SHA-256 of the photo as the service keeps it: the uploaded bytes "
+                               "without their EXIF GPS position (the same as image.sha256 when the photo had none, "
+                               "or with HAZARDVISION_KEEP_PHOTO_LOCATION). The pixels are not changed.")
     created_at: dt.datetime = Field(description="When the service recorded the scan (UTC).")
     context: ScanContext = Field(description="The context the upload gave.")
 
@@ -72,3 +75,36 @@ class BatchResponse(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     results: list[BatchItem] = Field(description="One entry per photo, in upload order.")
+
+
+class ScanDeletion(BaseModel):
+    """What deleting one scan removed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scan_id: str = Field(description="The deleted scan. GET /v1/scans/{scan_id} now answers 404.")
+    deleted_at: dt.datetime = Field(description="When it was deleted (UTC).")
+    photo_removed: bool = Field(description="Whether its photo file was removed from the scan store; false when "
+                                "another scan of the same photo still keeps it (or it was missing already).")
+    findings_removed: int = Field(ge=0, description="Its unreviewed findings, removed.")
+    findings_kept: int = Field(ge=0, description="Its reviewed findings, kept for their reviews (and "
+                               "rectifications), which stay as they were.")
+
+
+class PurgeReport(BaseModel):
+    """What a retention purge deleted, and what it kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cutoff: dt.datetime = Field(description="Scans made and alerts raised before this time (UTC) were purged.")
+    dry_run: bool = Field(description="Nothing was deleted: the counts say what a purge would delete.")
+    scans_deleted: int = Field(ge=0, description="Scans deleted (see DELETE /v1/scans/{scan_id}).")
+    photos_removed: int = Field(ge=0, description="Photo files removed from the scan store.")
+    findings_removed: int = Field(ge=0, description="Unreviewed findings of those scans, removed.")
+    findings_kept: int = Field(ge=0, description="Reviewed findings of those scans, kept for their reviews.")
+    scans_kept: dict[str, list[str]] = Field(
+        description="Scans past the cutoff that were kept, by id, with why: filed in an inspection, a photo of the "
+        "sample bank, a rectification not yet verified.")
+    snapshots_removed: int = Field(ge=0, description="Acknowledged alerts whose frame was forgotten (the alerts "
+                                   "stay); unacknowledged alerts keep theirs.")
+    frames_removed: int = Field(ge=0, description="Frame files removed (alerts raised on one frame share it).")
