@@ -361,3 +361,35 @@ def test_webhook_sender_checks_https_certificates_against_the_urls_host_not_the_
     else:  # the certificate names hooks.example.test, not the URL's host: nothing sent
         assert outcome.status is DeliveryStatus.FAILED and "certificate" in (outcome.error or "").lower()
         assert arrived == []
+
+
+def test_webhook_sender_tells_the_failure_listener_of_failed_and_dropped_deliveries(receiver):
+    told: list[tuple[str, DeliveryStatus, bytes]] = []
+
+    def listener(outcome, body):
+        told.append((outcome.delivery_id, outcome.status, body))
+
+    failed = WebhookSender(FAST.model_copy(update={"max_attempts": 2}))
+    failed_id = failed.submit(closed_port_url(), SECRET, {"n": 1}, on_failure=listener)
+    failed.close(WAIT)
+    assert told == [(failed_id, DeliveryStatus.FAILED, b'{"n":1}')]
+
+    told.clear()
+    receiver.release.clear()
+    sender = WebhookSender(FAST.model_copy(update={"workers": 1, "queue_size": 1}))
+    sender.submit(receiver.url, SECRET, {"n": 0}, on_failure=listener)
+    receiver.wait_for_request()  # the only worker is busy with delivery 0
+    dropped_id = sender.submit(receiver.url, SECRET, {"n": 1}, on_failure=listener)
+    sender.submit(receiver.url, SECRET, {"n": 2}, on_failure=listener)  # drops delivery 1
+    receiver.release.set()
+    sender.close(WAIT)
+    assert told == [(dropped_id, DeliveryStatus.DROPPED, b'{"n":1}')]
+
+
+def test_webhook_sender_send_now_delivers_once_under_the_given_id(receiver):
+    sender = WebhookSender(FAST)
+    outcome = sender.send_now(receiver.url, SECRET, b'{"n":7}', "a" * 32)
+    sender.close(WAIT)
+    assert (outcome.status, outcome.attempts, outcome.http_status) == (DeliveryStatus.DELIVERED, 1, 200)
+    [request] = receiver.requests
+    assert request.body == b'{"n":7}'
