@@ -10,6 +10,7 @@ import io
 import os
 import stat
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import cv2
@@ -358,3 +359,19 @@ def test_privacy_retention_forgets_acknowledged_alert_snapshots_and_keeps_the_ot
         assert {acknowledged, waiting} <= set(listed)  # the alerts themselves stay
     purge = next(r for r in reversed(audit_records(bank, "scan.purge")) if r.details["snapshots_removed"])
     assert purge.details["frames_removed"] >= 1
+
+
+def test_privacy_keep_photo_location_stores_the_bytes_uploaded(request, tmp_path, database, datasets, ppe_photos):
+    with ExitStack() as stack:
+        settings: dict[str, object] = {"keep_photo_location": True}
+        if database[0] == "postgresql":  # a database of its own: the module's server has its keys in the other
+            settings["database_url"] = stack.enter_context(request.getfixturevalue("postgres_server").database())
+        running = stack.enter_context(live_server(tmp_path / "keeps-location", **settings))
+        client = stack.enter_context(running.client(Role.INSPECTOR))
+        upload = with_gps(ppe_photos[49])
+        body = scan(client, upload)
+        assert body["stored_sha256"] == body["image"]["sha256"]
+        kept = stored_file(running.home, body["stored_sha256"]).read_bytes()
+    assert kept == upload
+    assert dict(Image.open(io.BytesIO(kept)).getexif().get_ifd(ExifTags.IFD.GPSInfo))[ExifTags.GPS.GPSLatitude] \
+        == LATITUDE
