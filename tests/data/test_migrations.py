@@ -226,3 +226,25 @@ def test_migration_13_adds_verdicts_to_the_alerts_and_the_webhook_failures_of_a_
     url = upgraded.engine.url.render_as_string(hide_password=False)
     assert "ix_alerts_verdict" in tables_and_indexes(url)["alerts"]
     upgraded.close()
+
+
+@pytest.mark.usefixtures("database_url")
+def test_migration_14_adds_stored_photo_hashes_and_deletions_to_the_scans_of_a_version_13_bank(tmp_path):
+    bank = SampleBank(tmp_path)
+    with bank.engine.begin() as connection:  # make it a version 13 bank: scans without the two columns
+        for index in ("ix_scans_stored_sha256", "ix_scans_deleted_at"):
+            connection.execute(text(f"DROP INDEX {index}"))
+        for column in ("stored_sha256", "deleted_at"):
+            connection.execute(text(f"ALTER TABLE scans DROP COLUMN {column}"))
+        connection.execute(text("INSERT INTO scans (id, created_at, actor, source, image_sha256, image_format, result, "
+                                "model_versions) VALUES ('s1', '2026-01-01', 'dock-3', 'a.jpg', 'x', 'JPEG', '{}', "
+                                "'{}')"))
+        connection.execute(text("DELETE FROM schema_version WHERE version >= 14"))
+    bank.engine.dispose()
+    upgraded = SampleBank(tmp_path)
+    assert upgraded.stats().schema_version == LATEST
+    with upgraded.engine.begin() as connection:
+        assert connection.execute(text("SELECT stored_sha256, deleted_at FROM scans")).all() == [(None, None)]
+    url = upgraded.engine.url.render_as_string(hide_password=False)
+    assert {"ix_scans_stored_sha256", "ix_scans_deleted_at"} <= tables_and_indexes(url)["scans"]
+    upgraded.close()
