@@ -16,7 +16,7 @@
 Everything written here is private to the service's user: folders mode 700, files mode 600, set
 explicitly at creation whatever the umask (`private_folder`, `private_file`).
 
-Writers write beside the final place and rename (`.incoming/<sha256>.<pid>` in a photo store,
+Writers write beside the final place and rename (`.incoming/<sha256>.<8 hex>.<pid>` in a photo store,
 `.<name>.<pid>` elsewhere), so a writer killed mid-write leaves a temporary file tagged with its
 process id: `Home.leftovers()` finds those whose process is gone.
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +30,8 @@ class ImageStore:
         if target.exists():
             return target
         private_folder(target.parent)
-        temporary = self.incoming / f"{sha256}.{os.getpid()}"
+        # One name per write: two threads storing the same photo at once (a retried upload) must not share a file.
+        temporary = self.incoming / f"{sha256}.{secrets.token_hex(4)}.{os.getpid()}"
         write_private_file(temporary, data, sync=True)
         os.replace(temporary, target)
         return target

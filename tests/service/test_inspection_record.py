@@ -59,7 +59,7 @@ def finding(class_name: str, confidence: float = 0.8) -> Finding:
 def scan(scan_id: str, findings: list[Finding], width: int = 640, height: int = 480) -> ScanResponse:
     return ScanResponse(source=f"{scan_id}.jpg", image=ImageInfo(width=width, height=height, sha256="0" * 64),
                         models=[ModelRef(pack="ppe", version="0.3.0", precision="int8")], findings=findings,
-                        objects=[], timings_ms={}, scan_id=scan_id, created_at=NOW,
+                        objects=[], timings_ms={}, scan_id=scan_id, stored_sha256="0" * 64, created_at=NOW,
                         context=ScanContext(site="dock-9", captured_at=NOW))
 
 
