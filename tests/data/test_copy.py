@@ -72,7 +72,8 @@ def make_sqlite_bank(home: Path, cases: int = 3) -> None:
         session.add(ApiKey(name="root", role="admin", key_hash="a" * 64, prefix="hv_abcde"))
         session.add(ApiKey(name="root", role="admin", key_hash="b" * 64, prefix="hv_fghij", revoked_at=CAPTURED))
         scan = ScanRecord(id="s1", actor="root", source="u" * 600 + ".jpg", image_sha256="c" * 64, image_format="JPEG",
-                          result=RESULT, model_versions={"ppe": "0.2.1"}, captured_at=CAPTURED)
+                          result=RESULT, model_versions={"ppe": "0.2.1"}, captured_at=CAPTURED,
+                          stored_sha256="d" * 64, deleted_at=CAPTURED)
         scan.findings.append(FindingRecord(id="f1", position=0, class_name="no_helmet", x1=1, y1=2, x2=3, y2=4,
                                            confidence=0.9, pack="ppe", status="confirmed"))
         session.add(scan)
@@ -135,6 +136,7 @@ def test_copy_brings_every_row_and_value_across(tmp_path, database_url):
         assert len(case.source_file) > 500 and case.annotations[0].source_class == "x" * 150
         scan = session.get(ScanRecord, "s1")
         assert scan is not None and scan.result == RESULT and scan.findings[0].status == "confirmed"
+        assert (scan.stored_sha256, scan.deleted_at) == ("d" * 64, CAPTURED)
         review = session.scalars(select(ReviewRecord)).one()
         assert review.corrected is True
     engine.dispose()
