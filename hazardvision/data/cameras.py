@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import urllib.parse
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Literal
@@ -33,6 +34,20 @@ class Cameras:
             for row in rows:
                 row.webhook_secret = self.secrets.seal(row.webhook_secret or "")
             return len(rows)
+
+    def stream_url(self, row: CameraRecord) -> str | None:
+        """The camera's stream URL with its credentials, decrypted (`BankError` when the key file does not fit)."""
+        if row.stream_url is None or row.stream_credentials is None:
+            return row.stream_url
+        parts = urllib.parse.urlsplit(row.stream_url)
+        credentials = self.secrets.open(row.stream_credentials)
+        return urllib.parse.urlunsplit(parts._replace(netloc=f"{credentials}@{parts.netloc}"))
+
+    def streaming(self) -> list[CameraRecord]:
+        """The configured cameras that have a stream URL, by id."""
+        with self.database.session() as session:
+            return list(session.scalars(select(CameraRecord).where(CameraRecord.stream_url.is_not(None))
+                                        .order_by(CameraRecord.id)))
 
     def configured(self) -> list[CameraRecord]:
         """Every configured camera, by id."""
@@ -69,10 +84,11 @@ class Cameras:
 
     @contextmanager
     def configure(self, *, camera_id: str, webhook_url: str | None, webhook_secret: str | None,
-                  rule: dict[str, object], tiling: str | None, owner: str | None = None) -> Iterator[CameraRecord]:
-        """Store a camera's settings (the secret encrypted) and yield them inside the transaction (what the caller
-        does there, an ownership check or an audit entry, commits with them). `owner` is kept only for a camera
-        configured for the first time; the row yielded carries the owner it had."""
+                  rule: dict[str, object], tiling: str | None, owner: str | None = None,
+                  stream_url: str | None = None) -> Iterator[CameraRecord]:
+        """Store a camera's settings (the secret, and the stream URL's credentials, encrypted) and yield them inside
+        the transaction (what the caller does there, an ownership check or an audit entry, commits with them).
+        `owner` is kept only for a camera configured for the first time; the row yielded carries the owner it had."""
         with self.database.session() as session:
             row = session.get(CameraRecord, camera_id, with_for_update=True) or CameraRecord(
                 id=camera_id, rule={}, owner=owner)
@@ -80,6 +96,8 @@ class Cameras:
             row.webhook_secret = self.secrets.seal(webhook_secret) if webhook_secret is not None else None
             row.rule = rule
             row.tiling = tiling
+            row.stream_url, credentials = _split_credentials(stream_url)
+            row.stream_credentials = self.secrets.seal(credentials) if credentials is not None else None
             row.updated_at = utcnow()
             session.add(row)
             session.flush()
@@ -173,3 +191,14 @@ class Cameras:
             query = query.where(AlertRecord.verdict.is_(None) if verdict == "none" else AlertRecord.verdict == verdict)
         with self.database.session() as session:
             return list(session.scalars(query))
+
+
+def _split_credentials(url: str | None) -> tuple[str | None, str | None]:
+    """(the URL without `user:password@`, that `user:password` or None)."""
+    if url is None:
+        return None, None
+    parts = urllib.parse.urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), userinfo

@@ -18,6 +18,7 @@ from hazardvision.data import (  # noqa: F401  (their tables join Base's metadat
     generations,
     inspection_records,
     service_records,
+    stream_leases,
     video_records,
     webhook_records,
 )
@@ -147,6 +148,20 @@ def _scan_privacy(connection: Connection) -> None:
             index.create(connection, checkfirst=True)
 
 
+_CAMERA_STREAMS = ("stream_url", "stream_credentials")
+
+
+def _camera_streams(connection: Connection) -> None:
+    # Cameras configured before this version have no stream (null): their frames are sent to the service.
+    present = {column["name"] for column in inspect(connection).get_columns("cameras")}
+    table = Base.metadata.tables["cameras"]
+    for name in _CAMERA_STREAMS:
+        if name not in present:
+            kind = table.columns[name].type.compile(dialect=connection.dialect)
+            connection.execute(text(f"ALTER TABLE cameras ADD COLUMN {name} {kind}"))
+    Base.metadata.tables["camera_stream_leases"].create(connection, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
@@ -162,6 +177,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "video upload jobs and their events", _video_jobs),
     Migration(13, "verdicts of alerts, and the webhook deliveries that failed", _verdicts_and_webhook_failures),
     Migration(14, "the SHA-256 of a scan's stored photo (its location removed), and deleted scans", _scan_privacy),
+    Migration(15, "camera stream URLs, and the lease of the process that reads each stream", _camera_streams),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -155,6 +155,10 @@ class CameraRecord(Base):
     rule: Mapped[dict[str, object]] = mapped_column(JSON)
     tiling: Mapped[str | None] = mapped_column(String(8), nullable=True)
     """Tiling mode of its frames (auto, on, off); null: each pack's default."""
+    stream_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The stream the service reads for this camera, without its user name and password; null: none."""
+    stream_credentials: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The stream URL's `user:password`, encrypted (`SecretBox`); null: the URL has none."""
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 

@@ -17,7 +17,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -54,12 +54,14 @@ from hazardvision.service.schemas.cameras import (
     CameraTrouble,
     CameraView,
     RaisedAlert,
+    StreamView,
     Verdict,
     public_url,
 )
 from hazardvision.service.schemas.common import as_utc
 from hazardvision.service.webhook_failures import FailedDeliveries
 from hazardvision.video.alerts import Alert, AlertAggregator, AlertRule, camera_alert
+from hazardvision.video.sources import StreamPolicy
 from hazardvision.video.tracking import Tracker, TrackerSettings
 from hazardvision.video.webhooks import WebhookSender
 
@@ -75,10 +77,13 @@ class CameraSettings:
     rule: AlertRule
     configured: bool
     tiling: TilingMode | None = None
+    stream_url: str | None = None
+    """Without its credentials (the stream readers decrypt those)."""
 
-    def view(self, camera_id: str) -> CameraView:
+    def view(self, camera_id: str, stream: StreamView | None = None) -> CameraView:
         return CameraView(camera_id=camera_id, configured=self.configured, webhook_url=public_url(self.webhook_url),
-                          rule=self.rule, tiling=self.tiling)
+                          rule=self.rule, tiling=self.tiling, stream_url=public_url(self.stream_url),
+                          stream=stream if self.stream_url is not None else None)
 
 
 @dataclass
@@ -133,7 +138,8 @@ class CameraHub:
 
     def __init__(self, bank: SampleBank, audit: AuditLog, catalogue: Catalogue, webhooks: WebhookSender, *,
                  tracker: TrackerSettings, default_rule: AlertRule, max_cameras: int,
-                 frozen_seconds: float = 10.0, failures: FailedDeliveries | None = None) -> None:
+                 frozen_seconds: float = 10.0, failures: FailedDeliveries | None = None,
+                 stream_policy: StreamPolicy | None = None) -> None:
         self.bank = bank
         self.records = Cameras(bank.database)
         sealed = self.records.seal_clear()
@@ -149,6 +155,7 @@ class CameraHub:
         self.max_cameras = max_cameras
         self.frozen_seconds = frozen_seconds
         self.failures = failures
+        self.stream_policy = stream_policy or StreamPolicy.from_environment()
         self._streams: OrderedDict[str, CameraStream] = OrderedDict()
 
     def settings(self, camera_id: str) -> CameraSettings:
@@ -164,7 +171,7 @@ class CameraHub:
             log.warning("camera %s sends no webhooks: %s", row.id, error)
             secret = None
         return CameraSettings(row.webhook_url, secret, AlertRule.model_validate(row.rule),
-                              configured=True, tiling=_tiling(row.tiling))
+                              configured=True, tiling=_tiling(row.tiling), stream_url=row.stream_url)
 
     def stream(self, camera_id: str, settings: CameraSettings) -> CameraStream:
         """The camera's stream, made with `settings` unless it is in memory; call on the event loop."""
@@ -194,13 +201,17 @@ class CameraHub:
         url = str(config.webhook_url) if config.webhook_url is not None else None
         if url is not None:
             self.webhooks.targets.check_config(url)
+        if config.stream_url is not None:
+            self.stream_policy.check(config.stream_url)  # StreamRefused: a scheme or network not allowed
         with self.records.configure(camera_id=camera_id, webhook_url=url, webhook_secret=config.webhook_secret,
-                                    rule=rule.model_dump(mode="json"), tiling=config.tiling, owner=key.name) as row:
+                                    rule=rule.model_dump(mode="json"), tiling=config.tiling, owner=key.name,
+                                    stream_url=config.stream_url) as row:
             _may_change(camera_id, row.owner, key)  # raising here rolls the change back
             self.audit.append(key.name, "camera.configure", camera_id,
                               details={"webhook_url": public_url(url), "owner": row.owner, "rule": row.rule,
-                                       "tiling": config.tiling})
-        return CameraSettings(url, config.webhook_secret, rule, configured=True, tiling=config.tiling)
+                                       "tiling": config.tiling, "stream_url": public_url(config.stream_url)})
+        return CameraSettings(url, config.webhook_secret, rule, configured=True, tiling=config.tiling,
+                              stream_url=row.stream_url)
 
     def apply(self, camera_id: str, settings: CameraSettings) -> None:
         """Use new settings from the next frame on: a new rule starts a new aggregator, the tracks stay."""
@@ -327,15 +338,18 @@ class CameraHub:
         """The configured cameras, and the ids of those that raised alerts (database reads: call in a thread)."""
         return self.records.configured(), self.records.with_alerts()
 
-    def statuses(self, configured: Sequence[CameraRecord], alerted: set[str]) -> list[CameraStatus]:
-        """Every camera configured, in memory, or with alerts; call on the event loop (it reads the streams)."""
+    def statuses(self, configured: Sequence[CameraRecord], alerted: set[str],
+                 streams: Mapping[str, StreamView] | None = None) -> list[CameraStatus]:
+        """Every camera configured, in memory, or with alerts, with the state of its stream reader (`streams`);
+        call on the event loop (it reads the cameras in memory)."""
         rows = {row.id: row for row in configured}
         found = []
         for camera_id in sorted({*rows, *alerted, *self._streams}):
             settings = self._settings_of(rows.get(camera_id))
             stream = self._streams.get(camera_id)
             found.append(CameraStatus(
-                **settings.view(camera_id).model_dump(), webhook=settings.webhook_url is not None,
+                **settings.view(camera_id, (streams or {}).get(camera_id)).model_dump(),
+                webhook=settings.webhook_url is not None,
                 frames_analysed=stream.frames if stream else 0,
                 last_frame_at=stream.last_frame_at if stream else None,
                 last_timestamp=stream.last_timestamp if stream else None,

@@ -61,6 +61,7 @@ STATUS: Mapping[type[e.HazardVisionError], int] = {
     e.DatasetError: 422,
     e.ClassMappingError: 422,
     e.InvalidWebhook: 422,
+    e.StreamRefused: 422,
     e.InvalidReview: 422,
     e.InvalidLabelConfig: 422,
     e.TaskImageUnavailable: 422,

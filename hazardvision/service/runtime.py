@@ -29,7 +29,9 @@ from hazardvision.catalogue import load_catalogue
 from hazardvision.data.audit import AuditLog
 from hazardvision.data.cameras import Cameras
 from hazardvision.data.generations import Generations, Kind
+from hazardvision.data.service_records import CameraRecord
 from hazardvision.data.similar_cases import SimilarCaseRecords
+from hazardvision.data.stream_leases import StreamLeases
 from hazardvision.data.webhook_failures import WebhookFailures
 from hazardvision.datasets.label_names import label_classes
 from hazardvision.detections import Detections
@@ -41,6 +43,7 @@ from hazardvision.results import Box, ModelRef, QualityInfo, ScanResult
 from hazardvision.scan import result_detections
 from hazardvision.service.archive import ScanArchive
 from hazardvision.service.batcher import MicroBatcher
+from hazardvision.service.camera_streams import CameraStreams
 from hazardvision.service.cameras import CameraHub, CameraStream
 from hazardvision.service.errors import error_body, status_of
 from hazardvision.service.index_sync import IndexSync
@@ -58,6 +61,7 @@ from hazardvision.service.schemas.cameras import (
     CameraView,
     FrameResponse,
     RaisedAlert,
+    StreamView,
     TrackedObject,
 )
 from hazardvision.service.schemas.common import ErrorBody
@@ -72,10 +76,13 @@ from hazardvision.service.video_jobs import VideoJobQueue
 from hazardvision.service.webhook_failures import FailedDeliveries
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.thumbnails import thumbnail_path
+from hazardvision.video.sources import DEFAULT_STREAM_NETWORKS, StreamPolicy
 from hazardvision.video.webhooks import WebhookSender
 
 log = logging.getLogger("hazardvision.service")
 
+STREAM_ACTOR = "camera-stream"
+"""Who the audit log names for the alerts of a stream the service reads itself."""
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -181,9 +188,16 @@ class Runtime:
         self.metrics.watch_webhooks(self.webhooks.stats)
         self.webhook_failures = FailedDeliveries(Cameras(self.bank.database), WebhookFailures(self.bank.database),
                                                  self.webhooks, self.audit)
+        self.stream_policy = StreamPolicy.of(settings.stream_networks.split(",") if settings.stream_networks
+                                             else DEFAULT_STREAM_NETWORKS)
         self.cameras = CameraHub(self.bank, self.audit, self.catalogue, self.webhooks, tracker=settings.tracker,
                                  default_rule=settings.alert_rule, max_cameras=settings.max_cameras,
-                                 frozen_seconds=settings.frozen_seconds, failures=self.webhook_failures)
+                                 frozen_seconds=settings.frozen_seconds, failures=self.webhook_failures,
+                                 stream_policy=self.stream_policy)
+        self.streams = CameraStreams(
+            self.cameras.records, StreamLeases(self.bank.database), policy=self.stream_policy,
+            selection=settings.stream_selection, lease_seconds=settings.stream_lease_seconds,
+            analyse=self._stream_frame, ready=lambda: self.host.ready, max_pixels=settings.max_pixels)
         self.videos = VideoJobQueue(self.bank, self.audit, self.catalogue, self.host, workers=settings.video_workers,
                                     default_fps=settings.video_fps, max_pixels=settings.max_pixels)
         self.annotator = HazardAnnotator(self.catalogue)
@@ -211,6 +225,7 @@ class Runtime:
         self._loading = asyncio.get_running_loop().run_in_executor(self.inference, self.host.load)
         self._loading.add_done_callback(self._loaded)
         self.videos.resume()  # jobs wait for the models on their own threads
+        self.streams.start()  # streams are taken once the models are in
         if self.settings.sync_seconds:
             self._following = asyncio.get_running_loop().create_task(self._follow_other_processes())
         if self.settings.scan_retention_days is not None:
@@ -268,6 +283,7 @@ class Runtime:
             self._purging.cancel()
         if self._loading is not None and not self._loading.done():
             await asyncio.wait([self._loading])
+        await self.offload(self.streams.close)  # their last frames' alerts still reach the webhook queue
         for summary in self.summaries.pending():
             await self.offload(self.summaries.write, summary)
         await self.offload(self.webhooks.close, 5.0)
@@ -489,6 +505,10 @@ class Runtime:
                              models=[ModelRef(pack=p.name, version=p.version, precision=p.precision.value)
                                      for p in state.packs])
 
+    async def _stream_frame(self, camera_id: str, upload: Upload, timestamp: float) -> FrameResponse:
+        """A frame of a camera stream the service reads, through the frame path."""
+        return await self.frame(camera_id, upload, timestamp, STREAM_ACTOR)
+
     @asynccontextmanager
     async def _camera(self, camera_id: str) -> AsyncIterator[CameraStream]:
         """The camera's stream, its lock held: a camera's frames go one at a time, each on its current stream."""
@@ -518,11 +538,25 @@ class Runtime:
         if stream is not None:
             async with stream.lock:  # not in the middle of one of its frames
                 self.cameras.apply(camera_id, settings)
-        return settings.view(camera_id)
+        self.streams.wake()  # a new, changed or removed stream URL: start or stop its reader now
+        return await self.camera_view(camera_id)
+
+    async def camera_view(self, camera_id: str) -> CameraView:
+        """A camera's settings, and the state of its stream's reader if it has a stream."""
+        def read() -> CameraView:
+            row = self.cameras.records.get(camera_id=camera_id)
+            streams = self.streams.views({camera_id: row}) if row is not None else {}
+            return self.cameras.settings(camera_id).view(camera_id, streams.get(camera_id))
+
+        return await self.offload(read)
 
     async def camera_statuses(self) -> list[CameraStatus]:
-        configured, alerted = await self.offload(self.cameras.stored)
-        return self.cameras.statuses(configured, alerted)
+        def read() -> tuple[list[CameraRecord], set[str], dict[str, StreamView]]:
+            configured, alerted = self.cameras.stored()
+            return configured, alerted, self.streams.views({row.id: row for row in configured})
+
+        configured, alerted, streams = await self.offload(read)
+        return self.cameras.statuses(configured, alerted, streams)
 
     async def reset_camera(self, camera_id: str, key: KeyRecord) -> CameraReset:
         """Drop the camera's tracks and alert and picture state (audited); its settings stay."""
@@ -536,13 +570,20 @@ class Runtime:
         return summary
 
     async def delete_camera(self, camera_id: str, key: KeyRecord) -> CameraDeleted:
-        """Delete the camera's settings and forget its tracker (audited); its alerts stay."""
+        """Delete the camera's settings and forget its tracker (audited); its alerts stay. Its stream's reader
+        stops: here at once, in another process at that one's next look at the leases."""
         stream = self.cameras.known(camera_id)
         if stream is None:
-            return await self.offload(self.cameras.delete, camera_id, key, None)
-        async with stream.lock:  # not in the middle of one of its frames
-            summary = await self.offload(self.cameras.delete, camera_id, key, stream)
-            self.cameras.drop(camera_id, stream)
+            summary = await self.offload(self.cameras.delete, camera_id, key, None)
+        else:
+            async with stream.lock:  # not in the middle of one of its frames
+                summary = await self.offload(self.cameras.delete, camera_id, key, stream)
+                self.cameras.drop(camera_id, stream)
+        if await self.offload(self.streams.stop, camera_id):
+            again = self.cameras.known(camera_id)  # made by a frame the reader had in analysis
+            if again is not None:
+                self.cameras.drop(camera_id, again)
+        self.streams.wake()
         return summary
 
     # -- models

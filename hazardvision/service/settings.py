@@ -18,6 +18,7 @@ from hazardvision.packs.card import Precision
 from hazardvision.service.profiles import ClientProfile
 from hazardvision.service.task_images import LabelStudioSettings
 from hazardvision.video.alerts import AlertRule
+from hazardvision.video.selection import SelectionSettings
 from hazardvision.video.tracking import TrackerSettings
 from hazardvision.video.webhooks import WebhookSettings
 
@@ -137,6 +138,18 @@ class Settings(BaseSettings):
         description="Cameras tracked in memory at once; the one idle longest is forgotten first.")
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings, description="How alert webhooks are "
                                       "queued and retried.")
+    stream_networks: str | None = Field(
+        default=None, max_length=10_000, pattern=r"^[0-9A-Fa-f.:/, ]+$",
+        description="Networks (comma-separated CIDRs) the hosts of camera stream URLs must resolve into, e.g. "
+        "'10.20.0.0/16,127.0.0.0/8'; none: private ranges and loopback (link-local, such as the metadata service "
+        "169.254.169.254, is never in the default; 0.0.0.0/0 allows any IPv4 host).")
+    stream_lease_seconds: float = Field(
+        default=15.0, ge=1, le=3600,
+        description="How long a service process holds a camera stream without renewing its lease (it renews every "
+        "fifth of it); a process that stops renewing loses the stream to another process of the database then.")
+    stream_selection: SelectionSettings = Field(
+        default_factory=SelectionSettings, description="Which frames of a camera stream are analysed: rate target "
+        "and motion gate.")
     client_profiles: dict[str, ClientProfile] = Field(
         default_factory=dict, description="API key name -> what that key's DeepStack or Roboflow Inference client "
         "is sent (labels, threshold, most predictions) and whether its requests are kept as scans or only audited "

@@ -249,6 +249,8 @@ class StreamStatus:
     reconnects: int = 0
     last_error: str | None = None
     next_attempt_in: float | None = None
+    next_attempt_at: float | None = None
+    """When the next attempt starts, on the stream's clock (unix time with `clock=time.time`)."""
 
 
 @dataclass
@@ -318,9 +320,9 @@ class LiveStream:
             if self._stop.is_set():
                 break
             self.status.state = "reconnecting"
-            self.status.next_attempt_in = delay
+            self.status.next_attempt_in, self.status.next_attempt_at = delay, self._clock() + delay
             self._stop.wait(delay)
-            self.status.next_attempt_in = None
+            self.status.next_attempt_in = self.status.next_attempt_at = None
             self.status.reconnects += 1
             delay = min(delay * 2, self._backoff[1])
 

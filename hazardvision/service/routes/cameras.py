@@ -89,8 +89,9 @@ async def delete_camera(camera_id: CameraId, runtime: RuntimeDep, key: FramesKey
 @router.get("/v1/cameras/{camera_id}", response_model=CameraView, responses=responses(),
             summary="A camera's webhook and alert rule")
 async def get_camera(camera_id: CameraId, runtime: RuntimeDep, _key: FramesKey) -> CameraView:
-    """The secret is never shown."""
-    return (await runtime.offload(runtime.cameras.settings, camera_id)).view(camera_id)
+    """The secret, and any user:password of its webhook or stream URL, are never shown; with a stream URL, the
+    state of its reader (which service process, live or reconnecting, the last error and next retry)."""
+    return await runtime.camera_view(camera_id)
 
 
 @router.get("/v1/alerts", response_model=AlertList, summary="List alerts")

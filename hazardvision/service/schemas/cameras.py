@@ -68,6 +68,15 @@ class CameraConfig(_Schema):
         "workers: on, off, or auto (frames of the pack's auto size and more). Default: each pack's default, chosen "
         "on validation data. Costs about one model run per tile.")
 
+    stream_url: str | None = Field(
+        default=None, min_length=1, max_length=2000,
+        description="A stream the service reads for this camera itself (rtsp, rtsps, http or https: MJPEG or "
+        "anything FFmpeg reads; never a local path), from a host in the networks an administrator allows streams "
+        "from (HAZARDVISION_STREAM_NETWORKS; private ranges and loopback by default). Its frames are selected (rate "
+        "target, motion gate) and go through the same path as POST /v1/cameras/{camera_id}/frames, read by one "
+        "service process at a time. A user:password in it is stored encrypted and never shown. None: no stream "
+        "(a change or removal stops the reader).")
+
     @model_validator(mode="after")
     def _url_with_secret(self) -> Self:
         if (self.webhook_url is None) != (self.webhook_secret is None):
@@ -80,6 +89,29 @@ class CameraConfig(_Schema):
         return self
 
 
+class StreamView(_Schema):
+    """The state of a camera stream's reader, whichever service process runs it."""
+
+    state: Literal["waiting", "connecting", "live", "reconnecting"] = Field(
+        description="waiting: no service process reads it yet (or its reader's lease expired); connecting: opening "
+        "it for the first time; live: frames arrive; reconnecting: it dropped or could not be opened, and is tried "
+        "again at next_retry_at.")
+    reader: str | None = Field(default=None, description="Id of the service process that holds the stream's lease "
+                               "and reads it (host, process id, random part); none: no process.")
+    lease_expires_at: dt.datetime | None = Field(
+        default=None, description="When the reader's lease runs out unless it renews it (every few seconds); then "
+        "another service process takes the stream over (UTC).")
+    last_error: str | None = Field(default=None, description="Why the stream last failed or ended, in FFmpeg's "
+                                   "words; none: it never failed.")
+    next_retry_at: dt.datetime | None = Field(default=None, description="When the reader tries to connect again "
+                                              "(UTC), while reconnecting.")
+    reconnects: int = Field(default=0, description="Connection attempts after the first, since the reader started.")
+    frames_read: int = Field(default=0, description="Frames decoded since the reader started.")
+    frames_analysed: int = Field(default=0, description="Of those, frames the selection (rate target, motion gate) "
+                                 "sent to analysis.")
+    updated_at: dt.datetime | None = Field(default=None, description="When the reader last reported (UTC).")
+
+
 class CameraView(_Schema):
     """A camera's alert settings, without its secret."""
 
@@ -89,6 +121,10 @@ class CameraView(_Schema):
                                     "user:password part).")
     rule: AlertRule = Field(description="When a tracked hazard alerts.")
     tiling: TilingMode | None = Field(default=None, description="Tiling of its frames; none: each pack's default.")
+    stream_url: str | None = Field(default=None, description="The stream the service reads for this camera, "
+                                   "without any user:password part; none: no stream.")
+    stream: StreamView | None = Field(default=None, description="What the stream's reader is doing; none for a "
+                                      "camera without a stream URL.")
 
 
 class CameraStatus(CameraView):
