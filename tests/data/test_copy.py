@@ -37,6 +37,7 @@ from hazardvision.data.service_records import (
     ScanRecord,
     WebSession,
 )
+from hazardvision.data.stream_leases import StreamLeaseRecord
 from hazardvision.data.video_records import VideoEventRecord, VideoJobRecord
 from hazardvision.data.webhook_records import WebhookFailureRecord
 from hazardvision.errors import BankError
@@ -80,7 +81,10 @@ def make_sqlite_bank(home: Path, cases: int = 3) -> None:
         session.flush()
         session.add(ReviewRecord(finding_id="f1", scan_id="s1", decision="confirm", reviewer="li.wei", actor="root",
                                  class_name="no_helmet", x1=1, y1=2, x2=3, y2=4, corrected=True, case_id=1))
-        session.add(CameraRecord(id="gate-1", rule={"min_frames": 3}, tiling="auto"))
+        session.add(CameraRecord(id="gate-1", rule={"min_frames": 3}, tiling="auto",
+                                 stream_url="rtsp://192.168.1.20/stream1", stream_credentials="fernet:token"))
+        session.add(StreamLeaseRecord(camera_id="gate-1", holder="host:1:abcd", expires_at=CAPTURED,
+                                      state="reconnecting", last_error="Connection refused"))
         session.add(AlertRecord(id="a1", camera_id="gate-1", class_name="fire", tracker_id=1, first_seen=0.0,
                                 raised_at=1.5, frames=5, x1=0, y1=0, x2=1, y2=1, confidence=0.8, image_sha256="d" * 64,
                                 model_versions={"fire-smoke": "0.2.1"}, verdict="false", verdict_by="root",
