@@ -36,6 +36,7 @@ from hazardvision.errors import (
     Forbidden,
     HazardVisionError,
     InvalidFrame,
+    StreamRefused,
     UnknownAlert,
     UnknownCamera,
     UnknownClass,
@@ -202,7 +203,10 @@ class CameraHub:
         if url is not None:
             self.webhooks.targets.check_config(url)
         if config.stream_url is not None:
-            self.stream_policy.check(config.stream_url)  # StreamRefused: a scheme or network not allowed
+            try:
+                self.stream_policy.check(config.stream_url)  # StreamRefused: a scheme or network not allowed
+            except ValueError as error:  # urllib's word for a port out of range or a malformed host
+                raise StreamRefused(f"the stream URL is malformed: {error}") from None
         with self.records.configure(camera_id=camera_id, webhook_url=url, webhook_secret=config.webhook_secret,
                                     rule=rule.model_dump(mode="json"), tiling=config.tiling, owner=key.name,
                                     stream_url=config.stream_url) as row:

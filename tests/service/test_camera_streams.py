@@ -163,6 +163,7 @@ def httpx_ready(server) -> bool:
     ("ftp://127.0.0.1/cam", "stream URLs are"),
     ("http://169.254.169.254/latest", "outside the networks"),
     ("rtsp://10.1.2.3/cam", "outside the networks"),  # not in this service's network setting
+    ("http://127.0.0.1:99999/cam", "malformed"),
 ])
 def test_camera_streams_urls_outside_the_allowed_schemes_and_networks_are_refused(pipeline, url, reason):
     body = assert_error(pipeline.put("/v1/cameras/refused-1", json={"stream_url": url}), 422)
