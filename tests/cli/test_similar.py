@@ -26,7 +26,7 @@ def home(tmp_path_factory, datasets) -> Path:
     assert hazardvision("bank", "import", str(photos), "--home", str(home), "--site", "Dock 3").returncode == 0
     reindexed = hazardvision("bank", "reindex", "--home", str(home))
     assert reindexed.returncode == 0, reindexed.stderr
-    assert "ppe: added" in reindexed.stdout
+    assert "site: added" in reindexed.stdout
     return home
 
 

@@ -31,7 +31,7 @@ def copy_pack(source: Path, root: Path, version: str = "v1") -> Path:
 
 def test_active_packs_loads_every_bundled_pack():
     packs = bundled_packs()
-    assert {p.name for p in packs} >= {"ppe", "fire-smoke"}
+    assert {p.name for p in packs} >= {"site"} and not {p.name for p in packs} & {"ppe", "fire-smoke"}  # retired
     for pack in packs:
         assert pack.detector.class_names and len(pack.card.classes) == len(pack.detector.class_names)
         assert pack.card.data_sources, f"{pack.name} must credit its training data"

@@ -4,11 +4,11 @@ The shared parts of the fuzz: one test module per role (tests/service/test_fuzz_
 `--dist=loadfile` spreads the roles over its workers; each module starts its own server (`fuzz_server`).
 
 Each operation gets up to `EXAMPLES` schema-valid cases and as many schema-violating ones (50 each per operation,
-role and mode, as issue 15 asks; fewer where the input space is smaller: /healthz has one). No answer may be a 5xx; every answer must
-match what the schema documents for it (status code, content type, body schema); every error must be JSON with
-`error` and `message` (on DeepStack's paths: `success` false and `error`). Negative cases include requests that leave
-the key out (they must get the documented 401). Hypothesis runs derandomized, so a failure reproduces with the same
-command.
+role and mode, as issue 15 asks; fewer where the input space is smaller: /healthz has one). No answer may be a 5xx;
+every answer must match what the schema documents for it (status code, content type, body schema); every error
+must be JSON with `error` and `message` (on DeepStack's paths: `success` false and `error`). Negative cases include
+requests that leave the key out (they must get the documented 401). Hypothesis runs derandomized, so a failure
+reproduces with the same command.
 
 The server serves the bundled `site` pack alone (its active version), linked into a temporary folder.
 

@@ -108,7 +108,7 @@ def assert_same_boxes(predictions: list[dict[str, Any]], objects: list[dict[str,
         unmatched.remove(match)
 
 
-@pytest.mark.parametrize("model", ["", "ppe"], ids=["detection", "custom-pack"])
+@pytest.mark.parametrize("model", ["", "site"], ids=["detection", "custom-pack"])
 def test_deepstack_python_client_gets_the_boxes_of_a_scan(server, deepstack_python, model):
     photos = parity_photos()
     answers = run_client(deepstack_python, HOME_ASSISTANT, {

@@ -17,7 +17,7 @@ from hazardvision.errors import ApiKeyConflict
 from hazardvision.similar.maintenance import sync_indexes
 from tests.conftest import bundled_packs, test_photos
 from tests.databases import PostgresServer
-from tests.service.conftest import LiveServer, eventually, jpeg_bytes, labelled_bank, live_server
+from tests.service.conftest import LiveServer, eventually, find_one_hazard_photo, jpeg_bytes, labelled_bank, live_server
 
 pytestmark = pytest.mark.database("postgresql")
 
@@ -102,18 +102,18 @@ def test_postgres_review_becomes_a_case_and_a_similar_case_of_a_later_scan(inspe
 
 
 def test_postgres_frames_raise_alerts_that_are_listed(server):
-    photo = test_photos("fire-smoke")[0]
+    photo = find_one_hazard_photo(server)
     with server.client(Role.PIPELINE) as pipeline:
         put = pipeline.put("/v1/cameras/gate-1", json={"rule": {"min_frames": 2, "cooldown_seconds": 600},
                                                        "tiling": "off"})
         assert put.status_code == 200, put.text
         raised = []
         for i in range(6):
-            response = pipeline.post("/v1/cameras/gate-1/frames", files={"image": ("frame.jpg", photo.read_bytes())},
+            response = pipeline.post("/v1/cameras/gate-1/frames", files={"image": ("frame.jpg", photo)},
                                      data={"timestamp": str(100 + i * 0.2)})
             assert response.status_code == 200, response.text
             raised += [alert["alert_id"] for alert in response.json()["alerts"]]
-        assert raised, "the fire-smoke photo raised no alert"
+        assert raised, "the hazard photo raised no alert"
         listed = pipeline.get("/v1/alerts", params={"camera": "gate-1"}).json()["alerts"]
         assert sorted(a["alert_id"] for a in listed) == sorted(raised)
         assert pipeline.get("/v1/alerts", params={"since": "2100-01-01T00:00:00Z"}).json()["alerts"] == []

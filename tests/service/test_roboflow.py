@@ -68,8 +68,10 @@ def scanned_objects(server: LiveServer, photo: Path, pack: str | None, confidenc
     return scan
 
 
-def assert_same_boxes(result: dict[str, Any], scan: dict[str, Any], confidence_tolerance: float = 1e-3) -> None:
-    """Each scanned object has its prediction (class, confidence, box within 2 px) and nothing else is predicted."""
+def assert_same_boxes(result: dict[str, Any], scan: dict[str, Any], confidence_tolerance: float = 1e-3,
+                      box_tolerance: float = 2) -> None:
+    """Each scanned object has its prediction (class, confidence, box within `box_tolerance` px) and nothing else
+    is predicted."""
     assert result["image"] == {"width": scan["image"]["width"], "height": scan["image"]["height"]}
     predictions = list(result["predictions"])
     assert len(predictions) == len(scan["objects"]), (predictions, scan["objects"])
@@ -79,20 +81,20 @@ def assert_same_boxes(result: dict[str, Any], scan: dict[str, Any], confidence_t
                       and abs(p["confidence"] - obj["confidence"]) <= confidence_tolerance
                       and max(abs(p["x"] - p["width"] / 2 - box["x1"]), abs(p["y"] - p["height"] / 2 - box["y1"]),
                               abs(p["x"] + p["width"] / 2 - box["x2"]),
-                              abs(p["y"] + p["height"] / 2 - box["y2"])) <= 2), None)
+                              abs(p["y"] + p["height"] / 2 - box["y2"])) <= box_tolerance), None)
         assert match is not None, f"no prediction like {obj} in {predictions}"
         predictions.remove(match)
 
 
 @pytest.mark.parametrize(("model", "transport", "confidence"), [
-    ("ppe", "legacy", None),
+    ("site", "legacy", None),
     ("hazardvision", "header", 0.2),
-    (f"ppe/{bundled_version('ppe')}", "both", None),
+    (f"site/{bundled_version('site')}", "both", None),
 ], ids=["pack-key-in-query-and-body", "every-pack-bearer-key", "pack-version"])
 def test_roboflow_sdk_gets_the_boxes_of_a_scan(server, inference_sdk, model, transport, confidence):
     answer = sdk(server, inference_sdk, model=model, transport=transport, confidence=confidence)
     assert model in answer["registry"]
-    pack = None if model == "hazardvision" else "ppe"
+    pack = None if model == "hazardvision" else "site"
     sent = photos()
     results = answer["results"]  # the first photo alone, then all of them in one call
     assert len(results) == len(sent) + 1 and any(r["predictions"] for r in results)
@@ -103,16 +105,18 @@ def test_roboflow_sdk_gets_the_boxes_of_a_scan(server, inference_sdk, model, tra
 
 
 def test_roboflow_sdk_downsizing_on_the_client_keeps_the_boxes(server, inference_sdk):
-    """The client may shrink a photo to the model's input size and scale the boxes back."""
+    """The client may shrink a photo to the model's input size and scale the boxes back (a few pixels off: the
+    model saw a resampled photo)."""
     sent = photos()[:2]
-    answer = sdk(server, inference_sdk, model="ppe", downsize=True, sent=sent)
+    answer = sdk(server, inference_sdk, model="site", downsize=True, sent=sent)
     for result, photo in zip(answer["results"][1:], sent, strict=True):
-        assert_same_boxes(result, scanned_objects(server, photo, "ppe", None), confidence_tolerance=0.05)
+        assert_same_boxes(result, scanned_objects(server, photo, "site", None), confidence_tolerance=0.05,
+                          box_tolerance=6)
 
 
 def test_roboflow_hazard_predictions_carry_their_catalogue_details(server, ppe_photos):
     with server.client(Role.INSPECTOR) as inspector:
-        answer = inspector.post("/infer/object_detection", json={"model_id": "ppe", "image": {
+        answer = inspector.post("/infer/object_detection", json={"model_id": "site", "image": {
             "type": "base64", "value": base64.b64encode(ppe_photos[0].read_bytes()).decode()}}).json()
         kept = inspector.get(f"/v1/scans/{answer['scan_id']}").json()
     findings = {f["id"]: f for f in kept["findings"]}
@@ -121,7 +125,7 @@ def test_roboflow_hazard_predictions_carry_their_catalogue_details(server, ppe_p
 
 
 def test_roboflow_sdk_with_a_wrong_key_gets_401(server, inference_sdk):
-    answer = sdk(server, inference_sdk, model="ppe", key="hv_not-a-key")
+    answer = sdk(server, inference_sdk, model="site", key="hv_not-a-key")
     assert answer["status"] == 401 and "unknown API key" in answer["message"]
 
 
@@ -130,18 +134,18 @@ def _image(data: bytes) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(("path", "body", "key", "status"), [
-    ("/infer/object_detection", {"model_id": "ppe", "image": "photo"}, None, 401),
-    ("/infer/object_detection", {"model_id": "ppe", "image": "photo", "api_key": "hv_not-a-key"}, None, 401),
+    ("/infer/object_detection", {"model_id": "site", "image": "photo"}, None, 401),
+    ("/infer/object_detection", {"model_id": "site", "image": "photo", "api_key": "hv_not-a-key"}, None, 401),
     ("/model/registry", None, "hv_not-a-key", 401),
     ("/infer/object_detection", {"model_id": "no-such-pack", "image": "photo"}, "inspector", 404),
-    ("/infer/object_detection", {"model_id": "ppe/0.0.1", "image": "photo"}, "inspector", 404),
+    ("/infer/object_detection", {"model_id": "site/0.0.1", "image": "photo"}, "inspector", 404),
     ("/model/add", {"model_id": "coco/3"}, "inspector", 404),
-    ("/infer/object_detection", {"model_id": "ppe", "image": {"type": "url", "value": "http://127.0.0.1/x.jpg"}},
+    ("/infer/object_detection", {"model_id": "site", "image": {"type": "url", "value": "http://127.0.0.1/x.jpg"}},
      "inspector", 422),
-    ("/infer/object_detection", {"model_id": "ppe", "image": {"type": "base64", "value": "not base64!"}},
+    ("/infer/object_detection", {"model_id": "site", "image": {"type": "base64", "value": "not base64!"}},
      "inspector", 400),
-    ("/infer/object_detection", {"model_id": "ppe", "image": "garbage"}, "inspector", 400),
-    ("/infer/object_detection", {"model_id": "ppe", "image": ["photo"] * 17}, "inspector", 422),
+    ("/infer/object_detection", {"model_id": "site", "image": "garbage"}, "inspector", 400),
+    ("/infer/object_detection", {"model_id": "site", "image": ["photo"] * 17}, "inspector", 422),
     ("/infer/object_detection", {"image": "photo"}, "inspector", 422),
 ], ids=["no-key", "wrong-key-in-body", "wrong-key-in-query", "unknown-model", "unserved-version", "add-unknown-model",
         "url-image", "bad-base64", "not-an-image", "too-many-images", "no-model-id"])
