@@ -87,8 +87,9 @@ def _file(session: Session, inspection_id: str, scan_ids: Sequence[str], actor: 
     wanted = list(dict.fromkeys(scan_ids))
     if not wanted:
         return []
+    # Locked: a scan being deleted meanwhile is either filed first (and kept) or deleted first (and refused here).
     known = set(session.scalars(select(ScanRecord.id).where(ScanRecord.id.in_(wanted),
-                                                            ScanRecord.deleted_at.is_(None))))
+                                                            ScanRecord.deleted_at.is_(None)).with_for_update()))
     missing = [scan_id for scan_id in wanted if scan_id not in known]
     if missing:
         raise UnknownScan(f"no scans {missing} (or deleted ones); scan ids come from POST /v1/scans")

@@ -35,6 +35,9 @@ class Rectifications:
                                             "rectified (POST /v1/findings/{id}/review with decision confirm)")
             review = session.scalars(select(ReviewRecord).where(ReviewRecord.finding_id == finding_id)).first()
             scan = session.get(ScanRecord, finding.scan_id)
+            if scan is not None and scan.deleted_at is not None:
+                raise UnknownFinding(f"finding {finding_id} belongs to scan {scan.id}, which was deleted; its photo is "
+                                     "gone")
             row = RectificationRecord(
                 id=rectification_id, finding_id=finding_id, scan_id=finding.scan_id,
                 class_name=review.class_name if review is not None else finding.class_name,

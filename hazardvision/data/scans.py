@@ -54,6 +54,7 @@ class DeletedScan:
     """What deleting a scan removed from the database; its photo file is the caller's to remove."""
 
     scan_id: str
+    image_sha256: str
     stored_sha256: str
     image_format: str
     photo_shared: bool
@@ -186,8 +187,8 @@ def _delete(session: Session, row: ScanRecord, at: dt.datetime) -> DeletedScan:
     row.deleted_at = at
     row.result, row.note, row.source, row.camera, row.idempotency_key = {}, None, "", None, None
     session.flush()
-    return DeletedScan(scan_id=row.id, stored_sha256=sha, image_format=row.image_format, photo_shared=shared,
-                       findings_removed=len(pending), findings_kept=len(findings) - len(pending))
+    return DeletedScan(scan_id=row.id, image_sha256=row.image_sha256, stored_sha256=sha, image_format=row.image_format,
+                       photo_shared=shared, findings_removed=len(pending), findings_kept=len(findings) - len(pending))
 
 
 def _unknown(scan_id: str, row: ScanRecord | None) -> str:

@@ -46,7 +46,7 @@ class ScanRetention:
         """Delete one scan; `UnknownScan` when there is none, `ScanProtected` naming why it is kept."""
         at = utcnow()
         with self.records.delete(scan_id=scan_id, at=at) as deleted:
-            self.audit.append(actor, "scan.delete", scan_id, input_sha256=None,
+            self.audit.append(actor, "scan.delete", scan_id, input_sha256=deleted.image_sha256,
                               details={"stored_sha256": deleted.stored_sha256,
                                        "findings_removed": deleted.findings_removed,
                                        "findings_kept": deleted.findings_kept})

@@ -256,6 +256,7 @@ def test_privacy_delete_removes_the_photo_the_result_and_the_pending_findings(se
                  "UnknownScan")
     [record] = [r for r in audit_records(bank, "scan.delete") if r.subject == body["scan_id"]]
     assert record.actor == "test-admin" and record.details["findings_removed"] == len(body["findings"])
+    assert record.input_sha256 == body["image"]["sha256"]
     with bank.engine.connect() as connection:
         row = connection.execute(text("SELECT note, deleted_at FROM scans WHERE id = :id"),
                                  {"id": body["scan_id"]}).one()
