@@ -3,7 +3,8 @@
     HOME/
       bank.sqlite3        the database (unless HAZARDVISION_DATABASE_URL names a server)
       images/             the bank's photos, by SHA-256
-      scans/              photos the service scanned, by SHA-256 (in the bank only once reviewed)
+      scans/              photos the service scanned, by the SHA-256 of the bytes kept (their GPS position
+                          removed); in the bank only once reviewed
       frames/             camera frames that raised an alert, by SHA-256 (the alerts' snapshots)
       audit/              the audit log, its anchor and key
       keys/webhook.key    the key that encrypts webhook secrets in the database (mode 600)
@@ -13,8 +14,10 @@
       runs/<pack>-<key>/  training runs
       models/             the user's own model packs, layered over the bundled ones
 
-Everything written here is private to the service's user: folders mode 700, files mode 600, set
-explicitly at creation whatever the umask (`private_folder`, `private_file`).
+The home is private to the service's user (mode 700), and so is what the service and the bank write
+in it (the database, photo stores, keys, thumbnails, indexes, locks, videos): folders mode 700, files
+mode 600, set explicitly at creation whatever the umask (`private_folder`, `private_file`). Training
+runs, snapshots and model packs keep the umask's modes, behind the home's.
 
 Writers write beside the final place and rename (`.incoming/<sha256>.<8 hex>.<pid>` in a photo store,
 `.<name>.<pid>` elsewhere), so a writer killed mid-write leaves a temporary file tagged with its
