@@ -1,11 +1,11 @@
-"""Tables of the sample bank: sources, photos, cases, annotations, snapshots (SQLAlchemy 2 ORM)."""
+"""Tables of the sample bank: sources, photos, cases, annotations, label versions, snapshots (SQLAlchemy 2 ORM)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hazardvision.data.base import Base, utcnow
@@ -19,6 +19,12 @@ class Origin(StrEnum):
     DETECTED = "detected"
     CONFIRMED = "confirmed"
     REJECTED = "rejected"
+    CORRECTED = "corrected"
+    """Set by a correction of the case's labels (`bank relabel`)."""
+
+
+LABELLED_ORIGINS = (Origin.IMPORTED.value, Origin.CONFIRMED.value, Origin.CORRECTED.value)
+"""The origins of a case's labels (its ground truth); detections and rejections are not labels."""
 
 
 class Enterprise(Base):
@@ -98,6 +104,9 @@ class Case(Base):
     annotations: Mapped[list[Annotation]] = relationship(
         back_populates="case", cascade="all, delete-orphan", order_by="Annotation.id"
     )
+    label_versions: Mapped[list[LabelVersion]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="LabelVersion.version"
+    )
 
 
 class Annotation(Base):
@@ -123,6 +132,30 @@ class Annotation(Base):
     case: Mapped[Case] = relationship(back_populates="annotations")
 
 
+class LabelVersion(Base):
+    """One version of a case's labels, with who or what made it, when and why.
+
+    A case without rows is at version 1: its labels as first recorded. The first correction writes
+    version 1 (the labels it replaces) and version 2 together, so every earlier version stays readable.
+    """
+
+    __tablename__ = "label_versions"
+    __table_args__ = (UniqueConstraint("case_id", "version", name="uq_label_versions_case_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    author: Mapped[str] = mapped_column(String(200))
+    """Who or what made this version: a user, or `import of <source>`."""
+    via: Mapped[str] = mapped_column(String(20))  # import | relabel
+    reason: Mapped[str | None] = mapped_column(Text)
+    labels: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    """The boxes of this version: class_name, source_class, box (x1, y1, x2, y2 in pixels), origin."""
+
+    case: Mapped[Case] = relationship(back_populates="label_versions")
+
+
 class PendingImage(Base):
     """An image file being written: the journal that lets a crashed import clean up after itself."""
 
@@ -143,5 +176,5 @@ class SnapshotRecord(Base):
     manifest: Mapped[dict[str, object]] = mapped_column(JSON)
 
 
-__all__ = ["Annotation", "Base", "Case", "Enterprise", "Image", "Origin", "PendingImage", "Site",
-           "SnapshotRecord", "Source", "utcnow"]
+__all__ = ["LABELLED_ORIGINS", "Annotation", "Base", "Case", "Enterprise", "Image", "LabelVersion", "Origin",
+           "PendingImage", "Site", "SnapshotRecord", "Source", "utcnow"]

@@ -162,6 +162,11 @@ def _camera_streams(connection: Connection) -> None:
     Base.metadata.tables["camera_stream_leases"].create(connection, checkfirst=True)
 
 
+def _label_versions(connection: Connection) -> None:
+    # Cases labelled before this version have no rows: each is at version 1, its labels as recorded.
+    Base.metadata.tables["label_versions"].create(connection, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
@@ -178,6 +183,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "verdicts of alerts, and the webhook deliveries that failed", _verdicts_and_webhook_failures),
     Migration(14, "the SHA-256 of a scan's stored photo (its location removed), and deleted scans", _scan_privacy),
     Migration(15, "camera stream URLs, and the lease of the process that reads each stream", _camera_streams),
+    Migration(16, "versions of a case's labels, with their provenance", _label_versions),
 )
 LATEST = MIGRATIONS[-1].version
 
