@@ -81,6 +81,9 @@ class ScanArchive:
             self.photos.put(kept_sha256, image.format, kept)
         except OSError as error:
             raise BankError(f"cannot keep the scanned photo in {self.photos.root}: {error.strerror}") from error
+        if result.bank_case_id is None and kept_sha256 != image.sha256:
+            # A photo reviewed earlier joined the bank as the bytes kept, without its location.
+            result.bank_case_id = self.bank.records.case_of_photo(sha256=kept_sha256)
         versions = {model.pack: model.version for model in result.models}
         created_at = utcnow()
         scan = NewScan(id=scan_id, created_at=created_at, actor=actor, source=result.source, site=context.site,

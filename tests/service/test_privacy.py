@@ -198,6 +198,7 @@ def test_privacy_a_reviewed_photo_joins_the_bank_without_its_gps_position(server
     case = bank.case(review.json()["case_id"])
     assert case.image_sha256 == body["stored_sha256"]
     assert ExifTags.IFD.GPSInfo not in Image.open(case.image_path).getexif()
+    assert scan(inspector, upload)["bank_case_id"] == case.id  # the same photo sent again is known as that case
 
 
 # -- file modes
