@@ -52,6 +52,10 @@ class UnknownCase(BankError):
     """No case of that id exists in the bank."""
 
 
+class InvalidLabels(BankError):
+    """A label file for a case cannot be read: a bad line, or a class id out of range."""
+
+
 class PromotionRefused(HazardVisionError):
     """A candidate model is worse than the active one (or cannot be compared with it)."""
 

@@ -13,6 +13,7 @@ from hazardvision.data.bank_records import Case
 from hazardvision.data.cases import Cases, NewPhoto
 from hazardvision.data.database import Database, Engine
 from hazardvision.data.image_store import ImageStore
+from hazardvision.data.labels import CaseLabels
 from hazardvision.errors import UnknownCase
 from hazardvision.home import default_home_folder
 from hazardvision.images import DecodedImage
@@ -78,18 +79,19 @@ class SampleBank:
         found = self.records.get(case_id=case_id)
         if found is None:
             raise UnknownCase(f"no case {case_id} in the bank at {self.home}; `hazardvision bank list` shows them")
-        return self._view(found)
+        return self._view(found, CaseLabels(self.database).latest(case_ids=[case_id])[case_id])
 
     def cases(
         self, *, source: str | None = None, split: str | None = None, class_name: str | None = None,
         site: str | None = None, enterprise: str | None = None, limit: int = 50, offset: int = 0,
     ) -> list[CaseView]:
         """Cases, oldest first, filtered by source, source split, annotated class, site and enterprise."""
-        return [self._view(case) for case in self.records.list(
-            source=source, split=split, class_name=class_name, site=site, enterprise=enterprise, limit=limit,
-            offset=offset)]
+        found = self.records.list(source=source, split=split, class_name=class_name, site=site,
+                                  enterprise=enterprise, limit=limit, offset=offset)
+        versions = CaseLabels(self.database).latest(case_ids=[case.id for case in found])
+        return [self._view(case, versions[case.id]) for case in found]
 
-    def _view(self, case: Case) -> CaseView:
+    def _view(self, case: Case, label_version: int) -> CaseView:
         return CaseView(
             id=case.id, image_sha256=case.image_sha256,
             image_path=str(self.store.path(case.image_sha256, case.image.format)),
@@ -104,6 +106,7 @@ class SampleBank:
                                box=(a.x1, a.y1, a.x2, a.y2), origin=a.origin, reviewer=a.reviewer)
                 for a in case.annotations
             ],
+            label_version=label_version,
         )
 
     def stats(self) -> BankStats:

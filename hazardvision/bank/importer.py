@@ -1,9 +1,10 @@
 """Importing a labelled dataset into the sample bank, crash-safely and without duplicates.
 
 Photos are identified by the SHA-256 of their bytes, so re-importing a dataset, or a renamed copy
-of it, adds nothing. Each batch goes into the bank through `Cases.add`, whose three steps
-(journal, write, commit) leave either a committed batch or pending entries whose files the next
-open removes, whenever the import is killed.
+of it, adds nothing; a photo already in the bank whose labels differ from its case's is reported
+(and, with `update_labels`, its labels are corrected as a new label version). Each batch goes
+into the bank through `Cases.add`, whose three steps (journal, write, commit) leave either a
+committed batch or pending entries whose files the next open removes, whenever the import is killed.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, Field
 
 from hazardvision.bank.bank import SampleBank, new_photo
+from hazardvision.bank.labels import IMPORT_VIA, compare_labels
+from hazardvision.bank.views import LabelDifference
 from hazardvision.data.bank_records import Origin
 from hazardvision.data.cases import NewAnnotation, NewCase, Provenance
+from hazardvision.data.labels import CaseLabels, Label, StoredLabels
 from hazardvision.datasets.classmap import ClassMap
 from hazardvision.datasets.readers import Dataset, SampleFile
 from hazardvision.errors import InvalidImage
@@ -47,6 +51,12 @@ class ImportReport(BaseModel):
     dataset_problems: list[str] = Field(description="Problems not tied to one image file.")
     problems: list[FileReport] = Field(description="Files with errors or warnings.")
     groups: int = Field(description="Leakage groups in the bank after the import.")
+    labels_differ: int = Field(default=0, description="Photos already in the bank whose labels in the dataset "
+                               "differ from their case's.")
+    labels_updated: int = Field(default=0, description="Of those, the cases whose labels were corrected to the "
+                                "dataset's as a new label version (--update-labels).")
+    label_differences: list[LabelDifference] = Field(default_factory=list, description="Each photo whose labels "
+                                                     "differ, and how.")
 
 
 @dataclass
@@ -67,6 +77,16 @@ class _Tally:
     dropped: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     empty_labels: Counter[str] = field(default_factory=Counter)
     problems: list[FileReport] = field(default_factory=list)
+    differences: list[LabelDifference] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Relabelling:
+    """Whether and how a re-import corrects the labels that differ."""
+
+    update: bool
+    author: str
+    reason: str
 
 
 Progress = Callable[[int], None]
@@ -82,16 +102,20 @@ def import_dataset(
     on_progress: Progress | None = None,
     site: str | None = None,
     enterprise: str | None = None,
+    update_labels: bool = False,
 ) -> ImportReport:
     """Import every readable file of `dataset` (its cases at `site` of `enterprise`, if given);
-    report what was skipped and why."""
+    report what was skipped and why, and the photos already in the bank whose labels differ
+    (corrected to the dataset's as a new label version when `update_labels`)."""
     tally = _Tally()
+    relabelling = _Relabelling(update_labels, f"import of {dataset.name}",
+                               f"re-import of {dataset.origin or dataset.root} with --update-labels")
     with bank.writer():
         place = bank.records.provenance(source=dataset.name, kind=dataset.kind, origin=dataset.origin,
                                         licence=dataset.licence, site=site, enterprise=enterprise)
         for start in range(0, len(dataset.files), batch_size):
             batch = dataset.files[start : start + batch_size]
-            _import_batch(bank, batch, class_map, place, tally)
+            _import_batch(bank, batch, class_map, place, tally, relabelling=relabelling)
             if on_progress:
                 on_progress(len(batch))
         groups = bank.regroup()
@@ -100,18 +124,24 @@ def import_dataset(
         already_in_bank=tally.duplicates, failed=tally.failed, backgrounds=tally.backgrounds,
         boxes={s: dict(c) for s, c in tally.boxes.items()}, dropped={s: dict(c) for s, c in tally.dropped.items()},
         empty_label_files=dict(tally.empty_labels), dataset_problems=dataset.problems, problems=tally.problems,
-        groups=groups,
+        groups=groups, labels_differ=len(tally.differences),
+        labels_updated=sum(d.updated_to is not None for d in tally.differences), label_differences=tally.differences,
     )
 
 
 def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap, place: Provenance,
-                  tally: _Tally) -> None:
+                  tally: _Tally, *, relabelling: _Relabelling) -> None:
     read = _read(batch, tally)
     known = bank.records.known_photos(hashes=[sha for _, _, sha in read])
+    stored = CaseLabels(bank.database).of_photos(hashes=known) if known else {}
     prepared: dict[str, _Prepared] = {}
+    compared: set[str] = set()
     for sample, data, sha in read:
         if sha in known or sha in prepared:
             tally.duplicates += 1
+            if sha in stored and sha not in compared:  # the first of copies in one dataset speaks for them
+                compared.add(sha)
+                _compare(bank, sample, stored[sha], class_map, tally=tally, relabelling=relabelling)
             continue
         item = _prepare(sample, data, class_map)
         if isinstance(item, list):
@@ -122,6 +152,25 @@ def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap
         bank.records.add(cases=[item.case for item in prepared.values()], provenance=place)
     for item in prepared.values():
         _count(tally, item, class_map)
+
+
+def _compare(bank: SampleBank, sample: SampleFile, stored: StoredLabels, class_map: ClassMap, *, tally: _Tally,
+             relabelling: _Relabelling) -> None:
+    """Report (and with `update_labels` apply) how the dataset's labels of a known photo differ from the bank's."""
+    new = []
+    for box in sample.boxes:
+        target = class_map.target(box.source_class)
+        if target is not None:
+            new.append(Label(target, box.pixels(stored.width, stored.height), box.source_class, Origin.IMPORTED.value))
+    difference = compare_labels(stored.labels, new, file=sample.name, case_id=stored.case_id, version=stored.version)
+    if difference is None:
+        return
+    if relabelling.update:
+        difference.updated_to = CaseLabels(bank.database).correct(
+            case_id=stored.case_id, author=relabelling.author, via=IMPORT_VIA, reason=relabelling.reason,
+            labels=[NewAnnotation(class_name=label.class_name, source_class=label.source_class,
+                                  origin=Origin.IMPORTED.value, box=label.box) for label in new])
+    tally.differences.append(difference)
 
 
 def _read(batch: list[SampleFile], tally: _Tally) -> list[tuple[SampleFile, bytes, str]]:

@@ -198,12 +198,14 @@ def import_export(bank: SampleBank, path: Path, catalogue: Catalogue, *, export_
                   name: str | None = None, project: str | None = None, exported_at: dt.datetime | None = None,
                   mapping: Mapping[str, str] | None = None, drop: Iterable[str] = (), site: str | None = None,
                   enterprise: str | None = None, batch_size: int = DEFAULT_BATCH,
-                  on_start: Progress | None = None, on_progress: Progress | None = None) -> ImportReport:
-    """Import a Label Studio export; `on_start` is told how many files it has."""
+                  on_start: Progress | None = None, on_progress: Progress | None = None,
+                  update_labels: bool = False) -> ImportReport:
+    """Import a Label Studio export; `on_start` is told how many files it has. Labels of photos already in the
+    bank that differ are reported, and with `update_labels` made a new label version (see `import_dataset`)."""
     with open_export(path, export_format=export_format, name=name, project=project,
                      exported_at=exported_at) as dataset:
         class_map = label_class_map(dataset.classes, catalogue, mapping or {}, drop)
         if on_start:
             on_start(len(dataset.files))
         return import_dataset(bank, dataset, class_map, batch_size=batch_size, on_progress=on_progress, site=site,
-                              enterprise=enterprise)
+                              enterprise=enterprise, update_labels=update_labels)

@@ -2,11 +2,14 @@
 
 The snapshot id is a hash of everything that shapes the training data (classes, split rule,
 each photo's hash, split and labels), so the same bank and arguments give the same id and any
-changed label or photo gives a new one.
+changed label or photo gives a new one. Each case contributes its latest label version, and the
+manifest names the version of each photo: the bank keeps every version, so an old snapshot's labels
+stay readable after a correction (`bank history`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -23,14 +26,14 @@ from pydantic import BaseModel, Field
 
 from hazardvision.bank.bank import SampleBank
 from hazardvision.bank.groups import original_name
-from hazardvision.data.bank_records import Origin
+from hazardvision.data.bank_records import LABELLED_ORIGINS
+from hazardvision.data.labels import CaseLabels
 from hazardvision.data.snapshots import Snapshots
 from hazardvision.errors import BankError
 from hazardvision.home import Home
 
 SPLITS = ("train", "val", "test")
-LABELLED_ORIGINS = (Origin.IMPORTED.value, Origin.CONFIRMED.value)
-"""Only imported and inspector-confirmed boxes are ground truth; detections and rejections are not."""
+__all__ = ["LABELLED_ORIGINS", "SPLITS", "SnapshotManifest", "SplitRule", "make_snapshot"]
 
 
 class SplitRule(StrEnum):
@@ -51,6 +54,9 @@ class SnapshotFile(BaseModel):
     split: str = Field(description="train, val or test.")
     source: str = Field(description="Source dataset.")
     source_file: str = Field(description="File name within the source.")
+    case_id: int | None = Field(default=None, description="The case of the photo (absent in older manifests).")
+    label_version: int = Field(default=1, description="The version of the case's labels the snapshot took "
+                               "(`hazardvision bank history CASE_ID` shows each version).")
 
 
 class SourceCredit(BaseModel):
@@ -84,6 +90,8 @@ class _Row:
     source_file: str
     labels: tuple[str, ...]
     group_id: str
+    case_id: int
+    label_version: int
 
 
 def make_snapshot(
@@ -128,7 +136,8 @@ def make_snapshot(
         counts=_counts(rows, classes),
         sources=[c.model_copy(update={"images": sum(r.source == c.name for r in rows)}) for c in credits
                  if any(r.source == c.name for r in rows)],
-        files=[SnapshotFile(sha256=r.sha256, split=r.split, source=r.source, source_file=r.source_file) for r in rows],
+        files=[SnapshotFile(sha256=r.sha256, split=r.split, source=r.source, source_file=r.source_file,
+                            case_id=r.case_id, label_version=r.label_version) for r in rows],
     )
     if (folder / "manifest.json").is_file():
         return SnapshotManifest.model_validate_json((folder / "manifest.json").read_text())
@@ -151,7 +160,9 @@ def _collect(
     missing = sorted(set(wanted) - set(known))
     if missing:
         raise BankError(f"unknown sources {missing}; the bank has {sorted(known)}")
-    for case in bank.records.of_sources(names=wanted):
+    cases = bank.records.of_sources(names=wanted)
+    versions = CaseLabels(bank.database).latest(case_ids=[case.id for case in cases])
+    for case in cases:
         if split_rule is SplitRule.SOURCE and case.source_split not in SPLITS:
             raise BankError(f"case {case.id} ({case.source.name}) has no source split; use --split group")
         width, height = case.image.width, case.image.height
@@ -162,7 +173,7 @@ def _collect(
         ))
         rows.append(_Row(case.image_sha256, bank.store.path(case.image_sha256, case.image.format).suffix,
                          case.source_split or "", case.source.name, case.source_file, labels,
-                         case.image.group_id or case.image_sha256))
+                         case.image.group_id or case.image_sha256, case.id, versions[case.id]))
     credits = [SourceCredit(name=n, licence=known[n].licence, origin=known[n].origin, images=0) for n in wanted]
     return rows, credits
 
@@ -192,8 +203,7 @@ def _split_by_group(rows: list[_Row], seed: int, ratios: Sequence[float]) -> lis
     for group in order:
         split = max(SPLITS, key=lambda s: ratios[SPLITS.index(s)] * len(rows) - filled[s])
         filled[split] += len(members[group])
-        assigned += [_Row(r.sha256, r.extension, split, r.source, r.source_file, r.labels, r.group_id)
-                     for r in members[group]]
+        assigned += [dataclasses.replace(r, split=split) for r in members[group]]
     return assigned
 
 

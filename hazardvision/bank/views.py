@@ -38,6 +38,8 @@ class CaseView(_View):
     description: str | None = Field(default=None, description="What the case shows.")
     rectification: str | None = Field(default=None, description="How it was rectified.")
     annotations: list[AnnotationView] = Field(description="Boxes on the photo.")
+    label_version: int = Field(default=1, description="The version of the case's labels the bank uses now (1 until "
+                               "a correction; `bank history` shows every version).")
 
 
 class SourceStats(_View):
@@ -48,6 +50,7 @@ class SourceStats(_View):
     cases: dict[str, int] = Field(description="Cases per source split ('none' when the source had no splits).")
     backgrounds: dict[str, int] = Field(description="Cases without any annotation, per split.")
     boxes: dict[str, dict[str, int]] = Field(description="Boxes per split and source class.")
+    classes: dict[str, dict[str, int]] = Field(description="Boxes per split and catalogue class (e.g. no_helmet).")
 
 
 class BankStats(_View):
@@ -58,3 +61,64 @@ class BankStats(_View):
     annotations: dict[str, int] = Field(description="Annotations per catalogue class.")
     groups: int = Field(description="Number of leakage groups.")
     sources: list[SourceStats] = Field(description="Per-source counts.")
+
+
+class LabelBox(_View):
+    class_name: str = Field(description="Catalogue class.")
+    box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2 in pixels of the photo.")
+    source_class: str | None = Field(default=None, description="Class name in the source dataset, if any.")
+    origin: str | None = Field(default=None, description="imported, confirmed or corrected.")
+
+
+class ClassChange(_View):
+    box: tuple[float, float, float, float] = Field(description="The box (as the new labels give it).")
+    before: str = Field(description="Class in the bank.")
+    after: str = Field(description="Class in the new labels.")
+
+
+class MovedBox(_View):
+    class_name: str = Field(description="Catalogue class.")
+    before: tuple[float, float, float, float] = Field(description="The box in the bank.")
+    after: tuple[float, float, float, float] = Field(description="The box in the new labels.")
+
+
+class LabelDifference(_View):
+    file: str = Field(description="File name within the dataset (or the label file of a relabel).")
+    case_id: int = Field(description="The case of the photo.")
+    version: int = Field(description="The label version of the case that was compared.")
+    added: list[LabelBox] = Field(default_factory=list, description="Boxes the new labels add.")
+    removed: list[LabelBox] = Field(default_factory=list, description="Boxes of the bank the new labels lack.")
+    class_changed: list[ClassChange] = Field(default_factory=list, description="Boxes whose class changed.")
+    moved: list[MovedBox] = Field(default_factory=list, description="Boxes of one class that moved or resized.")
+    updated_to: int | None = Field(default=None, description="The label version made of the new labels, if they "
+                                   "were applied (`--update-labels`); null when the bank was left as it was.")
+
+    def summary(self) -> str:
+        """In words: '1 box added (no_helmet), 1 class changed (helmet -> no_helmet)'."""
+        parts = []
+        for count, what, names in (
+            (len(self.added), "added", [b.class_name for b in self.added]),
+            (len(self.removed), "removed", [b.class_name for b in self.removed]),
+            (len(self.class_changed), "class changed", [f"{c.before} -> {c.after}" for c in self.class_changed]),
+            (len(self.moved), "moved", [b.class_name for b in self.moved]),
+        ):
+            if count:
+                parts.append(f"{count} box{'es' if count > 1 else ''} {what} ({', '.join(names)})")
+        return ", ".join(parts)
+
+
+class LabelVersionView(_View):
+    version: int = Field(description="Version number; 1 is the labels as the case was first recorded.")
+    created_at: dt.datetime = Field(description="When the version was made.")
+    author: str = Field(description="Who or what made it: a user, or 'import of <source>'.")
+    via: str = Field(description="recorded (version 1), import (a re-import with --update-labels) or relabel.")
+    reason: str | None = Field(description="Why the labels were changed.")
+    labels: list[LabelBox] = Field(description="The boxes of this version.")
+    current: bool = Field(description="Whether this is the version the bank uses now.")
+
+
+class RelabelResult(_View):
+    case_id: int = Field(description="The case relabelled.")
+    version: int = Field(description="The case's label version now.")
+    changed: bool = Field(description="False when the labels were those of the case already (no version made).")
+    difference: LabelDifference = Field(description="What changed against the previous version.")

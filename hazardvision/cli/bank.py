@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -16,8 +17,10 @@ from rich.table import Table
 from hazardvision.bank.bank import SampleBank
 from hazardvision.bank.importer import DEFAULT_BATCH, ImportReport, import_dataset
 from hazardvision.bank.label_studio_export import ExportFormat, import_export, is_label_studio_export
+from hazardvision.bank.labels import label_history, relabel
 from hazardvision.bank.snapshot import SplitRule, make_snapshot
 from hazardvision.catalogue import load_catalogue
+from hazardvision.cli.bank_labels import class_counts, print_history, report_label_differences
 from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out, report_leftovers
 from hazardvision.data.copy import DEFAULT_BATCH as COPY_BATCH
 from hazardvision.data.copy import copy_bank
@@ -64,6 +67,11 @@ def import_command(
                                                 "(project-<id>-at-...) does not say it.")] = None,
     exported_at: Annotated[dt.datetime | None, typer.Option(help="Label Studio only: when it was exported, when "
                                                             "its name does not say it.")] = None,
+    update_labels: Annotated[bool, typer.Option("--update-labels", help="A photo already in the bank whose labels "
+                             "here differ: make these labels a new label version of its case (the old version "
+                             "stays; provenance: this import). Without it, differences are only reported.")] = False,
+    label_report: Annotated[Path | None, typer.Option(help="Write every photo whose labels differ, and how, to this "
+                                                      "JSON file.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Import a labelled dataset or a Label Studio export (with its project and export time as provenance); every
@@ -81,14 +89,17 @@ def import_command(
             if not label_studio:
                 report = _import_dataset(bank, path, name, images, catalogue, map_, drop, site, enterprise,
                                          batch_size, lambda n: progress.update(task, total=n),
-                                         lambda n: progress.advance(task, n))
+                                         lambda n: progress.advance(task, n), update_labels=update_labels)
             else:
                 report = import_export(bank, path, load_catalogue(catalogue), export_format=export_format, name=name,
                                        project=project, exported_at=exported_at, mapping=parse_pairs(map_ or []),
                                        drop=drop or [], site=site, enterprise=enterprise, batch_size=batch_size,
+                                       update_labels=update_labels,
                                        on_start=lambda n: progress.update(task, total=n),
                                        on_progress=lambda n: progress.advance(task, n))
         _sync_existing_indexes(bank, quiet=as_json)
+        report_label_differences(report.label_differences, source=report.source, report=label_report,
+                                 quiet=as_json)
     except HazardVisionError as error:
         fail(error)
     if as_json:
@@ -100,9 +111,11 @@ def import_command(
     for line in report.dataset_problems:
         err.print(f"[yellow]{report.source}:[/yellow] {line}", highlight=False)
     warned = sum(bool(p.warnings) for p in report.problems)
+    relabelled = f" ({report.labels_updated} relabelled)" if report.labels_updated else ""
     out.print(f"{report.source}: {report.files} files, {report.imported} imported, {report.already_in_bank} already "
-              f"in the bank, {report.failed} failed, {report.backgrounds} backgrounds, {warned} repaired "
-              f"(see --json); {report.groups} leakage groups in the bank")
+              f"in the bank ({report.labels_differ} with different labels{relabelled}), {report.failed} failed, "
+              f"{report.backgrounds} backgrounds, {warned} repaired (see --json); {report.groups} leakage groups in "
+              "the bank", highlight=False)
     if report.failed:
         err.print(f"[red]{report.failed} of {report.files} files failed[/red] (listed above); fix them and import "
                   "again: what was imported stays", highlight=False)
@@ -111,13 +124,13 @@ def import_command(
 
 def _import_dataset(bank: SampleBank, path: Path, name: str | None, images: Path | None, catalogue: Path | None,
                     map_: list[str] | None, drop: list[str] | None, site: str | None, enterprise: str | None,
-                    batch_size: int, on_start: Callable[[int], None], on_progress: Callable[[int], None]
-                    ) -> ImportReport:
+                    batch_size: int, on_start: Callable[[int], None], on_progress: Callable[[int], None], *,
+                    update_labels: bool) -> ImportReport:
     dataset = read_dataset(path, name, images)
     class_map = build_class_map(dataset.classes, load_catalogue(catalogue), parse_pairs(map_ or []), drop or [])
     on_start(len(dataset.files))
     return import_dataset(bank, dataset, class_map, batch_size=batch_size, site=site, enterprise=enterprise,
-                          on_progress=on_progress)
+                          on_progress=on_progress, update_labels=update_labels)
 
 
 @bank_app.command()
@@ -130,13 +143,13 @@ def stats(home: HomeOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print(summary.model_dump_json(indent=2))
         return
-    out.print(f"bank {summary.home}: {summary.cases} cases, {summary.images} photos, {summary.groups} groups")
-    table = Table("source", "licence", "split", "cases", "backgrounds", "boxes")
+    out.print(f"bank {summary.home}: {summary.cases} cases, {summary.images} photos, {summary.groups} groups; "
+              f"boxes per class: {class_counts(summary.annotations) or 'none'}", highlight=False)
+    table = Table("source", "licence", "split", "cases", "backgrounds", "boxes per class")
     for source in summary.sources:
         for split, count in sorted(source.cases.items()):
-            boxes = ", ".join(f"{k} {v}" for k, v in sorted(source.boxes.get(split, {}).items()))
             table.add_row(source.name, source.licence or "", split, str(count),
-                          str(source.backgrounds.get(split, 0)), boxes)
+                          str(source.backgrounds.get(split, 0)), class_counts(source.classes.get(split, {})))
     out.print(table)
 
 
@@ -161,11 +174,11 @@ def list_command(
     if as_json:
         print(json.dumps([json.loads(c.model_dump_json()) for c in cases], indent=2))
         return
-    table = Table("id", "source", "file", "split", "size", "boxes")
+    table = Table("id", "source", "file", "split", "size", "labels", "boxes per class")
     for case in cases:
-        classes = ", ".join(sorted({a.class_name for a in case.annotations})) or "(background)"
+        classes = class_counts(Counter(a.class_name for a in case.annotations)) or "(background)"
         table.add_row(str(case.id), case.source, case.source_file, case.source_split or "",
-                      f"{case.width}x{case.height}", f"{len(case.annotations)}: {classes}")
+                      f"{case.width}x{case.height}", f"v{case.label_version}", classes)
     out.print(table)
 
 
@@ -184,10 +197,62 @@ def show(
         print(case.model_dump_json(indent=2))
         return
     out.print(f"case {case.id}: {case.source}/{case.source_file} ({case.source_split or 'no split'}), "
-              f"{case.width}x{case.height}, group {case.group_id}\nphoto: {case.image_path}")
+              f"{case.width}x{case.height}, group {case.group_id}\nphoto: {case.image_path}\nlabels: version "
+              f"{case.label_version}" + (" (`bank history` shows the earlier ones)" if case.label_version > 1 else ""))
     for annotation in case.annotations:
         box = ", ".join(f"{v:.0f}" for v in annotation.box)
         out.print(f"  {annotation.class_name} ({annotation.source_class}) [{box}] {annotation.origin}")
+
+
+@bank_app.command("relabel")
+def relabel_command(
+    case_id: Annotated[int, typer.Argument(help="Case id (see `bank list`).")],
+    labels: Annotated[Path, typer.Option(help="YOLO label file: one 'class_id cx cy w h' line per box, normalised "
+                                         "(an empty file makes the case a background).")],
+    reason: Annotated[str, typer.Option(help="Why the labels change; kept with the new version.")],
+    home: HomeOption = None,
+    classes: Annotated[str | None, typer.Option(help="Comma-separated catalogue classes the class ids index, e.g. "
+                                                "a snapshot's names. Default: the catalogue's classes in order.")]
+    = None,
+    by: Annotated[str | None, typer.Option(help="Who corrects them. Default: the user running the command.")] = None,
+    catalogue: Annotated[Path | None, typer.Option(help="Hazard catalogue YAML. Default: the bundled one.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Correct a case's labels as a new label version (who, when, why); the old version stays (`bank history`),
+    snapshots take the new one, and the similar-case indexes follow."""
+    try:
+        bank = SampleBank(home)
+        known = load_catalogue(catalogue)
+        names = _csv(classes) or [entry.class_name for entry in known.classes]
+        result = relabel(bank, case_id, labels, classes=names, catalogue=known, reason=reason, author=by)
+        if result.changed:
+            _sync_existing_indexes(bank, quiet=True)
+    except HazardVisionError as error:
+        fail(error)
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    elif result.changed:
+        out.print(f"case {case_id}: label version {result.version} ({result.difference.summary()})", highlight=False)
+    else:
+        out.print(f"case {case_id}: the labels are those of version {result.version} already; nothing changed",
+                  highlight=False)
+
+
+@bank_app.command()
+def history(
+    case_id: Annotated[int, typer.Argument(help="Case id (see `bank list`).")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every version of a case's labels, oldest first, with who made it, when and why."""
+    try:
+        versions = label_history(SampleBank(home), case_id)
+    except HazardVisionError as error:
+        fail(error)
+    if as_json:
+        print(json.dumps([json.loads(v.model_dump_json()) for v in versions], indent=2))
+        return
+    print_history(case_id, versions)
 
 
 @bank_app.command()

@@ -100,6 +100,7 @@ class SourceCounts:
     cases: dict[str, int]
     backgrounds: dict[str, int]
     boxes: dict[str, dict[str, int]]
+    classes: dict[str, dict[str, int]]
 
 
 @dataclass(frozen=True)
@@ -309,10 +310,17 @@ class Cases:
                     .group_by(Case.source_split, Annotation.source_class)
                 ):
                     boxes[split or "none"][source_class or "?"] = count
+                classes: dict[str, dict[str, int]] = defaultdict(dict)
+                for split, class_name, count in session.execute(
+                    select(Case.source_split, Annotation.class_name, func.count())
+                    .join(Annotation, Annotation.case_id == Case.id).where(Case.source_id == src.id)
+                    .group_by(Case.source_split, Annotation.class_name)
+                ):
+                    classes[split or "none"][class_name] = count
                 sources.append(SourceCounts(
                     name=src.name, kind=src.kind, licence=src.licence, origin=src.origin,
                     cases={(s or "none"): n for s, n in cases}, backgrounds={(s or "none"): n for s, n in backgrounds},
-                    boxes=dict(boxes),
+                    boxes=dict(boxes), classes=dict(classes),
                 ))
             return BankCounts(
                 schema_version=self.database.schema_version(),

@@ -190,6 +190,12 @@ def _yolo_file(image: Path, label: Path, split: str | None, classes: tuple[str, 
     return sample
 
 
+def parse_yolo_line(line: str, classes: tuple[str, ...]) -> tuple[RawBox | None, str | None]:
+    """The box of one YOLO label line (tiny overshoots clipped to 0..1), or why it is not one."""
+    box, problem = _parse_yolo_row(line.split(), classes)
+    return (None, problem) if box is None else (_clip_normalised(box)[0], None)
+
+
 def _parse_yolo_row(parts: list[str], classes: tuple[str, ...]) -> tuple[RawBox | None, str | None]:
     """A box from one label row (class cx cy w h, or class x1 y1 x2 y2 ... for a polygon)."""
     try:

@@ -1,7 +1,7 @@
 """The similar-case index of one embedding model, kept beside the bank and checked against it.
 
 `HOME/similar/<embedding model>/index.npz` holds three vector indexes made by one detector:
-- `instances`: every imported or confirmed annotation of the pack's classes;
+- `instances`: every label (imported, confirmed or corrected annotation) of the pack's classes;
 - `rejected`: findings an inspector rejected, kept apart as known false alarms;
 - `photos`: one vector per case for whole-photo search.
 The folder name says which model made the vectors, so a new model (or pack version) gets a new
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hazardvision.bank.bank import SampleBank
-from hazardvision.data.bank_records import Origin
+from hazardvision.data.bank_records import LABELLED_ORIGINS, Origin
 from hazardvision.data.similar_cases import SimilarCaseRecords
 from hazardvision.errors import BankError, HazardVisionError
 from hazardvision.home import Home, private_folder, private_opener, write_private_file
@@ -134,7 +134,7 @@ class CaseIndex:
         contents = SimilarCaseRecords(bank.database).contents(classes=classes)
         for annotation in contents.annotations:
             entry = Entry(annotation.case_id, annotation.class_name)
-            if annotation.origin in (Origin.IMPORTED.value, Origin.CONFIRMED.value):
+            if annotation.origin in LABELLED_ORIGINS:
                 wanted["instances"][annotation.id] = entry
             elif annotation.origin == Origin.REJECTED.value:
                 wanted["rejected"][annotation.id] = entry

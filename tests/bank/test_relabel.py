@@ -1,0 +1,164 @@
+"""Labels that can be corrected: a re-import says when its labels differ, `--update-labels` and `relabel`
+make a new label version with provenance, snapshots take the latest version and name it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hazardvision.bank.bank import SampleBank
+from hazardvision.bank.labels import compare_labels, label_history, relabel
+from hazardvision.bank.snapshot import make_snapshot
+from hazardvision.catalogue import load_catalogue
+from hazardvision.data.labels import Label
+from hazardvision.errors import InvalidLabels, UnknownCase
+from tests.bank.conftest import import_path, make_yolo
+
+ON_BOTH = pytest.mark.usefixtures("database_url")  # on SQLite and on PostgreSQL
+
+NAMES = ["helmet", "vest", "no_helmet", "no_vest"]
+FIRST = ["0 0.5 0.5 0.2 0.2\n2 0.2 0.2 0.1 0.1\n", "1 0.4 0.4 0.2 0.2\n"]
+
+
+@pytest.fixture
+def site_photos(sample_photos, tmp_path) -> Path:
+    return make_yolo(tmp_path / "site-photos", sample_photos[:2], FIRST, NAMES)
+
+
+def write_labels(data_yaml: Path, texts: list[str]) -> None:
+    for i, text in enumerate(texts):
+        (data_yaml.parent / "labels" / "train" / f"photo{i:03d}.txt").write_text(text)
+
+
+def boxes(bank: SampleBank, case_id: int) -> list[tuple[str, str]]:
+    return sorted((a.class_name, a.origin) for a in bank.case(case_id).annotations)
+
+
+def case_of(bank: SampleBank, file: str) -> int:
+    return next(c.id for c in bank.cases() if c.source_file == f"images/train/{file}")
+
+
+@ON_BOTH
+def test_reimport_with_different_labels_reports_them_and_changes_nothing(site_photos, tmp_path):
+    bank = SampleBank(tmp_path / "home")
+    import_path(bank, site_photos)
+    # photo000: the no_helmet box becomes helmet and a vest is added; photo001: its vest is removed
+    write_labels(site_photos, ["0 0.5 0.5 0.2 0.2\n0 0.2 0.2 0.1 0.1\n1 0.8 0.8 0.1 0.1\n", ""])
+
+    report = import_path(bank, site_photos)
+
+    assert (report.imported, report.already_in_bank, report.labels_differ, report.labels_updated) == (0, 2, 2, 0)
+    first, second = sorted(report.label_differences, key=lambda d: d.file)
+    assert first.file == "images/train/photo000.jpg" and first.version == 1 and first.updated_to is None
+    assert [(c.before, c.after) for c in first.class_changed] == [("no_helmet", "helmet")]
+    assert [b.class_name for b in first.added] == ["vest"] and first.removed == []
+    assert [b.class_name for b in second.removed] == ["vest"] and second.added == []
+    assert first.summary() == "1 box added (vest), 1 box class changed (no_helmet -> helmet)"
+    assert boxes(bank, first.case_id) == [("helmet", "imported"), ("no_helmet", "imported")]  # left as it was
+    assert [v.version for v in label_history(bank, first.case_id)] == [1]
+
+
+@ON_BOTH
+def test_reimport_with_update_labels_makes_a_new_version_that_snapshots_take(site_photos, tmp_path):
+    bank = SampleBank(tmp_path / "home")
+    import_path(bank, site_photos)
+    before = make_snapshot(bank, classes=NAMES, out=tmp_path / "snaps")
+    write_labels(site_photos, ["0 0.5 0.5 0.2 0.2\n", FIRST[1]])
+
+    report = import_path(bank, site_photos, update_labels=True)
+
+    assert (report.labels_differ, report.labels_updated) == (1, 1)
+    (difference,) = report.label_differences
+    assert difference.updated_to == 2 and [b.class_name for b in difference.removed] == ["no_helmet"]
+    assert boxes(bank, difference.case_id) == [("helmet", "imported")]
+    old, new = label_history(bank, difference.case_id)
+    assert (old.version, old.via, old.current, sorted(b.class_name for b in old.labels)) == (
+        1, "recorded", False, ["helmet", "no_helmet"])
+    assert (new.version, new.via, new.author, new.current) == (2, "import", "import of site-photos", True)
+    assert "re-import of" in (new.reason or "")
+    assert import_path(bank, site_photos).labels_differ == 0  # the bank holds the dataset's labels now
+
+    after = make_snapshot(bank, classes=NAMES, out=tmp_path / "snaps")
+    assert after.id != before.id
+    versions = {f.source_file: f.label_version for f in after.files}
+    assert versions == {"images/train/photo000.jpg": 2, "images/train/photo001.jpg": 1}
+    assert {f.label_version for f in before.files} == {1}  # the old snapshot names the versions it took
+    label = Path(after.path) / "labels" / "train" / f"{bank.case(difference.case_id).image_sha256}.txt"
+    assert label.read_text().splitlines() == ["0 0.500000 0.500000 0.200000 0.200000"]
+
+
+@ON_BOTH
+def test_relabel_adds_a_version_with_provenance_and_the_old_one_stays(site_photos, tmp_path):
+    bank = SampleBank(tmp_path / "home")
+    import_path(bank, site_photos)
+    case_id = case_of(bank, "photo001.jpg")
+    labels = tmp_path / "fixed.txt"
+    labels.write_text("3 0.4 0.4 0.2 0.2\n0 0.4 0.15 0.1 0.1\n")  # the vest is no_vest, and a helmet is missed
+
+    result = relabel(bank, case_id, labels, classes=NAMES, catalogue=load_catalogue(),
+                     reason="the worker wears no vest", author="li.wei")
+
+    assert (result.changed, result.version) == (True, 2)
+    assert result.difference.summary() == "1 box added (helmet), 1 box class changed (vest -> no_vest)"
+    assert boxes(bank, case_id) == [("helmet", "corrected"), ("no_vest", "corrected")]
+    assert bank.case(case_id).label_version == 2
+    history = label_history(bank, case_id)
+    assert [(v.version, v.author, v.reason) for v in history] == [
+        (1, "dataset site-photos", "the labels as first recorded"), (2, "li.wei", "the worker wears no vest")]
+    assert [b.class_name for b in history[0].labels] == ["vest"]
+    again = relabel(bank, case_id, labels, classes=NAMES, catalogue=load_catalogue(), reason="again")
+    assert (again.changed, again.version) == (False, 2)  # the same labels make no version
+    assert bank.stats().sources[0].classes == {"train": {"helmet": 2, "no_helmet": 1, "no_vest": 1}}
+
+
+@ON_BOTH
+@pytest.mark.parametrize(("text", "message"), [
+    ("0 0.5 0.5 0.2 0.2\n0 0.5 0.5\n", "line 2: expected 'class cx cy w h' or a polygon, got 2 numbers"),
+    ("0 0.5 0.5 0.2 0.2\n\n9 0.5 0.5 0.2 0.2\n", "line 3: class index 9 out of range 0..3"),
+    ("helmet 0.5 0.5 0.2 0.2\n", "line 1: not numbers"),
+    ("0 1.5 0.5 0.2 0.2\n", "line 1: coordinates outside 0..1"),
+])
+def test_relabel_a_bad_label_file_says_which_line_and_why_and_changes_nothing(site_photos, tmp_path, text,
+                                                                              message):
+    bank = SampleBank(tmp_path / "home")
+    import_path(bank, site_photos)
+    case_id = case_of(bank, "photo000.jpg")
+    labels = tmp_path / "bad.txt"
+    labels.write_text(text)
+    with pytest.raises(InvalidLabels, match="nothing was changed") as raised:
+        relabel(bank, case_id, labels, classes=NAMES, catalogue=load_catalogue(), reason="fix")
+    assert message in str(raised.value) and "0 helmet, 1 vest" in str(raised.value)
+    assert len(label_history(bank, case_id)) == 1
+
+
+@ON_BOTH
+def test_relabel_an_unknown_case_or_class_is_refused(site_photos, tmp_path):
+    bank = SampleBank(tmp_path / "home")
+    import_path(bank, site_photos)
+    labels = tmp_path / "fixed.txt"
+    labels.write_text("0 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(UnknownCase, match="no case 999 "):
+        relabel(bank, 999, labels, classes=NAMES, catalogue=load_catalogue(), reason="fix")
+    with pytest.raises(InvalidLabels, match="--classes hard_hat not in the hazard catalogue"):
+        relabel(bank, 1, labels, classes=["hard_hat"], catalogue=load_catalogue(), reason="fix")
+    with pytest.raises(InvalidLabels, match="--reason"):
+        relabel(bank, 1, labels, classes=NAMES, catalogue=load_catalogue(), reason=" ")
+
+
+def label(name: str, *box: float) -> Label:
+    x1, y1, x2, y2 = box
+    return Label(name, (x1, y1, x2, y2))
+
+
+@pytest.mark.parametrize(("new", "expected"), [
+    ([label("helmet", 10.4, 10, 50, 50.9)], None),  # within a pixel: the same box
+    ([label("helmet", 10, 10, 50, 50), label("vest", 60, 60, 90, 90)], "1 box added (vest)"),
+    ([], "1 box removed (helmet)"),
+    ([label("no_helmet", 11, 11, 50, 50)], "1 box class changed (helmet -> no_helmet)"),
+    ([label("helmet", 15, 15, 55, 55)], "1 box moved (helmet)"),
+    ([label("helmet", 200, 200, 240, 240)], "1 box added (helmet), 1 box removed (helmet)"),
+])
+def test_compare_labels_names_added_removed_changed_and_moved_boxes(new, expected):
+    found = compare_labels([label("helmet", 10, 10, 50, 50)], new, file="a.txt", case_id=1, version=1)
+    assert (found.summary() if found else None) == expected
