@@ -48,6 +48,10 @@ from hazardvision.packs.card import Precision
 from hazardvision.packs.letterbox import letterbox
 from hazardvision.packs.registry import active_packs
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # profile_shares: a script beside this one
+
+from profile_shares import print_shares, record
+
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 NAMES = ("ppe-vest", "fire-smoke", "forklift-person", "hardhat-head")
 WIDTH, HEIGHT = 1280, 720
@@ -242,7 +246,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_service(name: str, jpegs: list[bytes], clients: int, seconds: float, workdir: Path,
-                precision: str = "default", tiling: str | None = None) -> Load:
+                precision: str = "default", tiling: str | None = None, profile: Path | None = None) -> Load:
     bodies = [multipart(jpeg, f"photo-{i:03d}.jpg", tiling) for i, jpeg in enumerate(jpegs)]
     env = {**({} if precision == "default" else {"HAZARDVISION_PRECISION": precision}), **CONFIGS[name]}
     server = Server(env, workdir / f"home-{name}")
@@ -250,8 +254,13 @@ def run_service(name: str, jpegs: list[bytes], clients: int, seconds: float, wor
         server.start(workdir / f"serve-{name}.log")
         readiness = server.get("/readyz")[1]
         photos_before, runs_before = server.batches()
+        assert server.process is not None
+        spy = record(server.process.pid, seconds - 2, profile) if profile else None
         load = drive(server, bodies, clients, seconds)
         photos_after, runs_after = server.batches()
+        if spy is not None and spy.wait() != 0:
+            print(f"  py-spy failed: {spy.stderr.read().decode()[-500:] if spy.stderr else ''}")
+            profile = None
         rss = server.peak_rss_mib()
     finally:
         server.stop()
@@ -266,6 +275,9 @@ def run_service(name: str, jpegs: list[bytes], clients: int, seconds: float, wor
     print(f"  errors                    {len(load.errors):8d}" + (f"   first: {load.errors[0]}" if load.errors else ""))
     print(f"  photos per model run      {mean_batch:8.2f}   (mean, from /metrics)")
     print(f"  server peak RSS           {rss:8.0f} MiB   (VmHWM)")
+    if profile:
+        print(f"  where the server's time goes ({profile}):")
+        print_shares(profile, indent="    ")
     return load
 
 
@@ -282,6 +294,8 @@ def main() -> None:
     parser.add_argument("--batch-configs", default="off,window5",
                         help=f"further service runs after the default one, comma-separated from {sorted(CONFIGS)}; "
                         "'' for none")
+    parser.add_argument("--profile", type=Path, help="sample the default run's server with py-spy into this file "
+                        "and print where its time goes (benchmarks/profile_shares.py)")
     args = parser.parse_args()
     configs = [c for c in args.batch_configs.split(",") if c]
     unknown = set(configs) - set(CONFIGS)
@@ -304,7 +318,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hv-load-") as workdir:
         for name in ["default", *configs]:
             results[name] = run_service(name, jpegs, args.clients, args.seconds, Path(workdir), args.precision,
-                                        args.tiling)
+                                        args.tiling, args.profile if name == "default" else None)
     after = loop.images_per_second(jpegs, args.seconds / 2)
     plain = (before + after) / 2
     print(f"plain ultralytics loop  {args.seconds:g} s (half before the service runs, half after), decode + "
