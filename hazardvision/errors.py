@@ -20,6 +20,10 @@ class InvalidModel(HazardVisionError):
     """A model file or model pack cannot be loaded or is not a detection model."""
 
 
+class ModelIntegrityError(InvalidModel):
+    """A model file differs from the SHA-256 its card records, or the card records none where one is required."""
+
+
 class InferenceError(HazardVisionError):
     """A loaded model failed while running (a broken or incompatible graph)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,19 +12,27 @@ from rich.table import Table
 
 from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out, report_leftovers
 from hazardvision.data.audit import AuditLog
-from hazardvision.errors import HazardVisionError
+from hazardvision.errors import AuditError, HazardVisionError
 
 audit_app = typer.Typer(help="Check and read the tamper-evident audit log (in the bank's database; its key in "
                         "HOME/audit).", no_args_is_help=True)
 
 
 @audit_app.command()
-def verify(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Check the chain's hashes, MACs and head (exit code 1 if anything is wrong, 2 if there is no bank there);
-    report leftover temporary files of the home."""
+def verify(
+    home: HomeOption = None, as_json: JsonOption = False,
+    witness: Annotated[Path | None, typer.Option(
+        help="A witness file (HAZARDVISION_AUDIT_WITNESS_FILE of the service): the chain must hold the furthest "
+        "head it names.", dir_okay=False)] = None,
+) -> None:
+    """Check the chain's hashes, MACs and head, the anchor (HAZARDVISION_AUDIT_ANCHOR_FILE, else
+    HOME/audit/head.json) and the witness if given (exit code 1 if anything is wrong, 2 if there is no bank
+    there); report leftover temporary files of the home."""
     try:
+        if witness is not None and not witness.is_file():
+            raise AuditError(f"no witness file {witness}")
         log = AuditLog.at(home, create=False)
-        problems = log.verify()
+        problems = log.verify(witness=witness)
         count = log.count()
         leftovers = log.database.home.leftovers()
     except HazardVisionError as error:

@@ -111,11 +111,13 @@ def import_command(
     for line in report.dataset_problems:
         err.print(f"[yellow]{report.source}:[/yellow] {line}", highlight=False)
     warned = sum(bool(p.warnings) for p in report.problems)
-    relabelled = f" ({report.labels_updated} relabelled)" if report.labels_updated else ""
+    differ = ""
+    if report.labels_differ:
+        differ = (f"; {report.labels_differ} of the photos already in the bank have different labels here ("
+                  + (f"{report.labels_updated} relabelled)" if report.labels_updated else "bank left as it was)"))
     out.print(f"{report.source}: {report.files} files, {report.imported} imported, {report.already_in_bank} already "
-              f"in the bank ({report.labels_differ} with different labels{relabelled}), {report.failed} failed, "
-              f"{report.backgrounds} backgrounds, {warned} repaired (see --json); {report.groups} leakage groups in "
-              "the bank", highlight=False)
+              f"in the bank, {report.failed} failed, {report.backgrounds} backgrounds, {warned} repaired "
+              f"(see --json); {report.groups} leakage groups in the bank{differ}", highlight=False)
     if report.failed:
         err.print(f"[red]{report.failed} of {report.files} files failed[/red] (listed above); fix them and import "
                   "again: what was imported stays", highlight=False)

@@ -9,12 +9,24 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from hazardvision.bank.bank import SampleBank
+from hazardvision.bank.scoring_cases import test_split_photos
 from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out
+from hazardvision.data.audit import AuditLog, local_actor
+from hazardvision.data.database import Database
+from hazardvision.data.generations import Generations, Kind
 from hazardvision.errors import HazardVisionError, UnknownModel
-from hazardvision.packs.promotion import DEFAULT_TOLERANCE, promote_replacing
+from hazardvision.packs.promotion import (
+    DEFAULT_TOLERANCE,
+    MAX_TOLERANCE,
+    ClassComparison,
+    Comparison,
+    promote_replacing,
+)
 from hazardvision.packs.promotion import promote as promote_version
 from hazardvision.packs.registry import PackRegistry
 from hazardvision.resources import default_datasets
+from hazardvision.service.promotions import record_promotion, record_refusal
 from hazardvision.training.recipe import load_recipe, recipe_path
 
 models_app = typer.Typer(help="List, promote, build and bundle model packs.", no_args_is_help=True)
@@ -70,8 +82,8 @@ def show(
 def promote(
     pack: Annotated[str, typer.Argument(help="Pack name, e.g. ppe.")],
     version: Annotated[str, typer.Argument(help="Version to make active.")],
-    force: Annotated[bool, typer.Option(help="Promote even if the gate refuses.")] = False,
-    tolerance: Annotated[float, typer.Option(min=0, max=1, help="Allowed mAP50 drop per shared test split "
+    force: Annotated[bool, typer.Option(help="Promote even if the gate refuses (audited as forced).")] = False,
+    tolerance: Annotated[float, typer.Option(help=f"Allowed mAP50 drop per test split, at most {MAX_TOLERANCE} "
                                              "(with --replaces: allowed AP50 drop per class and split).")]
     = DEFAULT_TOLERANCE,
     replaces: Annotated[str | None, typer.Option(help="Packs this version takes over from, comma-separated (e.g. "
@@ -80,39 +92,59 @@ def promote(
                                                  "scored on; on success the replaced packs are retired.")] = None,
     models: ModelsDirOption = None,
     home: HomeOption = None,
-    datasets: Annotated[Path | None, typer.Option(help="Datasets root for --replaces. Default: "
-                                                  "$HAZARDVISION_DATASETS, else ../shared/datasets.")] = None,
+    datasets: Annotated[Path | None, typer.Option(help="Datasets root the gate scores both versions on (their "
+                                                  "cards' test splits; without them, the bank's test-split cases). "
+                                                  "Default: $HAZARDVISION_DATASETS, else ../shared/datasets.")]
+    = None,
 ) -> None:
-    """Make a version the active one of its pack (in the home), if it is not worse on the same test splits."""
+    """Make a version the active one of its pack (in the home), if it is not worse than the active one, both scored
+    now on the same test splits; audited (refusals too)."""
     registry = PackRegistry.at(home, models)
+    names = [name.strip() for name in replaces.split(",") if name.strip()] if replaces else []
+    root = datasets or default_datasets()
+    database = Database.of_home(home)
+    audit, actor = AuditLog(database), local_actor()
+    previous = _serving(registry, pack)
     try:
-        if replaces:
-            names = [name.strip() for name in replaces.split(",") if name.strip()]
-            for row in promote_replacing(registry, pack, version, names, datasets or default_datasets(),
-                                         tolerance=tolerance, force=force):
-                out.print(f"  {row.dataset} {row.class_name} ({row.instances} boxes): {row.replaced} "
-                          f"{row.active:.3f} -> {pack} {row.candidate:.3f} ({row.delta:+.3f})")
-        else:
-            for c in promote_version(registry, pack, version, force=force, tolerance=tolerance):
-                out.print(f"  {c.dataset} (split {c.split_id}): mAP50 {c.active:.3f} -> {c.candidate:.3f} "
-                          f"({c.delta:+.3f})")
-        announce_models_changed(home)
+        try:
+            comparisons: list[Comparison | ClassComparison] = []
+            with err.status(f"scoring {pack} {version} against the active version"):
+                if names:
+                    comparisons += promote_replacing(registry, pack, version, names, root, tolerance=tolerance,
+                                                     force=force)
+                else:
+                    comparisons += promote_version(registry, pack, version, force=force, tolerance=tolerance,
+                                                   datasets=root, test_cases=lambda: test_split_photos(
+                                                       SampleBank(home)))
+        except HazardVisionError as error:
+            record_refusal(audit, actor, pack, version, error, previous=previous, forced=force, tolerance=tolerance,
+                           via="cli", replaces=names)
+            fail(error)
+        record_promotion(audit, actor, pack, version, previous=previous, forced=force, tolerance=tolerance,
+                         comparisons=comparisons, via="cli", replaces=names,
+                         serving={v.pack: v.version for v in registry.serving()})
+        Generations(database).bump(Kind.MODELS)  # running services of this database reload
     except HazardVisionError as error:
         fail(error)
-    out.print(f"{pack} {version} is active" + (f"; {replaces} retired (REPLACED_BY)" if replaces else "")
-              + f" (in {registry.home})")
-
-
-def announce_models_changed(home: Path | None) -> None:
-    """Tell running services of this home's database that the active versions changed (they reload)."""
-    from hazardvision.data.database import Database  # noqa: PLC0415
-    from hazardvision.data.generations import Generations, Kind  # noqa: PLC0415
-
-    database = Database.of_home(home)
-    try:
-        Generations(database).bump(Kind.MODELS)
     finally:
         database.dispose()
+    for row in comparisons:
+        if isinstance(row, ClassComparison):
+            out.print(f"  {row.dataset} {row.class_name} ({row.instances} boxes): {row.replaced} "
+                      f"{row.active:.3f} -> {pack} {row.candidate:.3f} ({row.delta:+.3f})")
+        else:
+            out.print(f"  {row.dataset} ({row.source}, split {row.split_id}): mAP50 {row.active:.3f} -> "
+                      f"{row.candidate:.3f} ({row.delta:+.3f})")
+    out.print(f"{pack} {version} is active" + (" (forced)" if force else "")
+              + (f"; {replaces} retired (REPLACED_BY)" if replaces else "") + f" (in {registry.home})")
+
+
+def _serving(registry: PackRegistry, pack: str) -> str | None:
+    """The version of `pack` serving now, if any."""
+    try:
+        return registry.active(pack).version if registry.serves(pack) else None
+    except HazardVisionError:
+        return None
 
 
 @models_app.command()

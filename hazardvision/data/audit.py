@@ -5,7 +5,9 @@ SHA-256 of its canonical JSON (without `hash` and `mac`) and its `prev` is the h
 before it, so an edited, deleted or reordered record breaks the chain. Its `mac` is an HMAC-SHA256
 of `hash` under the key in `HOME/audit/anchor.key`, so a chain rewritten by someone without the key
 is caught as well. The `audit_head` row holds the count and the last hash, MAC'ed: a cut tail is
-caught, and an append reads the head, never the whole chain.
+caught, and an append reads the head, never the whole chain. Once an append has committed, its head
+goes to the anchor file and the witnesses (data.audit_heads), which catch a database rolled back to
+an older copy. The key, the anchor and a witness file may each live elsewhere (`HAZARDVISION_AUDIT_*`).
 
 An append made while the action's transaction is open (`Database.session()`) joins it: a scan, a
 review or a key and its record commit together or not at all. Processes sharing one database
@@ -32,6 +34,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hazardvision.data.audit_heads import (
+    ANCHOR_FILE_VARIABLE,
+    KEY_FILE_VARIABLE,
+    WITNESS_SECONDS_VARIABLE,
+    AnchorFile,
+    FileWitness,
+    HeadMark,
+    Witness,
+    env_path,
+    env_seconds,
+    export_quietly,
+    signed,
+    witnesses_from_environment,
+)
 from hazardvision.data.audit_records import GENESIS, AuditRecords, Head
 from hazardvision.data.database import Database
 from hazardvision.data.key_files import create_key_file
@@ -41,6 +57,7 @@ LEGACY_LOG = "audit.jsonl"
 LEGACY_ANCHOR = "anchor.json"
 ADOPTED_SUFFIX = ".adopted"
 KEY_FILE = "anchor.key"
+ANCHOR_FILE = "head.json"  # not LEGACY_ANCHOR: that one belongs to a file log not yet adopted
 KEY_BYTES = 32
 MAX_RECORD_BYTES = 16 * 1024  # details stay small: a large payload belongs in the bank, referenced by its hash
 
@@ -100,21 +117,33 @@ class _Tail:
 
 
 class AuditLog:
-    """The audit log of one database; its MAC key in `HOME/audit/anchor.key` (or `key_file`)."""
+    """The audit log of one database.
 
-    def __init__(self, database: Database, *, key_file: Path | None = None) -> None:
+    Its MAC key is `key_file`, else $HAZARDVISION_AUDIT_KEY_FILE, else `HOME/audit/anchor.key`; its anchor
+    `anchor_file`, else $HAZARDVISION_AUDIT_ANCHOR_FILE, else `HOME/audit/head.json`; `witnesses` (default: those
+    the environment names) get each committed head unless `witness_each_append` is false (the service then
+    exports every few seconds with `export_head`).
+    """
+
+    def __init__(self, database: Database, *, key_file: Path | None = None, anchor_file: Path | None = None,
+                 witnesses: list[Witness] | None = None, witness_each_append: bool | None = None) -> None:
         self.database = database
         self.folder = database.home.audit
-        self.key_path = key_file or self.folder / KEY_FILE
+        self.key_path = key_file or env_path(KEY_FILE_VARIABLE) or self.folder / KEY_FILE
+        self.anchor = AnchorFile(anchor_file or env_path(ANCHOR_FILE_VARIABLE) or self.folder / ANCHOR_FILE)
+        self.witnesses = witnesses_from_environment() if witnesses is None else witnesses
+        self.witness_each_append = (env_seconds(WITNESS_SECONDS_VARIABLE) == 0 if witness_each_append is None
+                                    else witness_each_append)
         self.legacy_path = self.folder / LEGACY_LOG
         self.chain = AuditRecords(database)
         self._key: bytes | None = None
+        self._exported: tuple[int, str] | None = None
 
     @classmethod
     def at(cls, home: Path | None = None, *, url: str | None = None, key_file: Path | None = None,
-           create: bool = True) -> AuditLog:
+           anchor_file: Path | None = None, create: bool = True) -> AuditLog:
         """The audit log of a home's database (see `Database.of_home`)."""
-        return cls(Database.of_home(home, url=url, create=create), key_file=key_file)
+        return cls(Database.of_home(home, url=url, create=create), key_file=key_file, anchor_file=anchor_file)
 
     @property
     def where(self) -> str:
@@ -160,9 +189,38 @@ class AuditLog:
             return record, Head(head.count + 1, digest, head_mac(key, head.count + 1, digest))
 
         try:
-            return AuditRecord.model_validate(self.chain.append(build))
+            return AuditRecord.model_validate(self.chain.append(build, committed=self._committed))
         except ValidationError as error:
             raise AuditError(f"not an audit record: {error}") from error
+
+    def _sign(self, body: dict[str, Any]) -> str:
+        assert self._key is not None
+        return record_mac(self._key, canonical_json(body))
+
+    def _committed(self, head: Head) -> None:
+        """After the append's transaction committed: the anchor moves forward, the witnesses hear of it."""
+        mark = HeadMark.now(head.count, head.head)
+        export_quietly(self.anchor, mark, self._sign)
+        if self.witness_each_append:
+            for witness in self.witnesses:
+                export_quietly(witness, mark, self._sign)
+            self._exported = (head.count, head.head)
+
+    def export_head(self) -> HeadMark | None:
+        """Send the chain's head to the witnesses if it moved since the last export (the periodic export); the
+        head sent, or None."""
+        head = self.chain.head()
+        if head is None or not head.count or self._exported == (head.count, head.head) or not self.witnesses:
+            return None
+        self._key_for_append()
+        if not hmac.compare_digest(head_mac(self._key or b"", head.count, head.head), head.mac):
+            raise AuditError(f"the head of {self.where} has a wrong MAC; it is not exported to the witnesses: run "
+                             "`hazardvision audit verify`")
+        mark = HeadMark.now(head.count, head.head)
+        for witness in self.witnesses:
+            export_quietly(witness, mark, self._sign)
+        self._exported = (head.count, head.head)
+        return mark
 
     def records(self, *, action: str | None = None, last: int | None = None) -> list[AuditRecord]:
         """Records, oldest first; `action` keeps that action and its sub-actions ("key" keeps "key.create")."""
@@ -177,8 +235,9 @@ class AuditLog:
         head = self.chain.head()
         return head.count if head else 0
 
-    def verify(self) -> list[str]:
-        """Problems with the chain, its MACs, its head and the key (empty when intact)."""
+    def verify(self, *, witness: Path | None = None) -> list[str]:
+        """Problems with the chain, its MACs, its head, the anchor, the key and, if given, the witness file (empty
+        when intact)."""
         problems: list[str] = []
         key = self._key_for_verify(problems)
         tail = check_chain(((f"record {e['seq']}", e) for e in self.chain.entries()), key, problems)
@@ -197,10 +256,78 @@ class AuditLog:
             elif (head.count, head.head) != (tail.count, tail.head):
                 problems.append(f"the chain ({tail.count} records, last {tail.head[:12]}) does not match its head "
                                 f"({head.count} records, last {head.head[:12]}): records or the head were rewritten")
+        reported = head.count if head is not None and head.count > tail.count else 0  # a cut tail, said above
+        self._check_anchor(key, tail, reported, problems)
+        if witness is not None:
+            self._check_witness(FileWitness(witness), key, tail, reported, problems)
         if self.legacy_path.exists():
             problems.append(f"{self.legacy_path} holds an audit log from before the database kept it; "
                             "`hazardvision audit adopt` checks it and copies it into the database")
         return problems
+
+    def _check_anchor(self, key: bytes | None, tail: _Tail, reported: int, problems: list[str]) -> None:
+        try:
+            anchor = self.anchor.read()
+        except ValueError as error:
+            problems.append(str(error))
+            return
+        where = f"the audit anchor {self.anchor.path}"
+        if anchor is None:
+            if tail.count:
+                problems.append(f"{where} is missing: a database restored from an older copy cannot be detected "
+                                "(the next append writes it again)")
+            return
+        if key is not None and not signed(anchor, lambda body: record_mac(key, canonical_json(body))):
+            problems.append(f"{where} has a wrong MAC: it was rewritten without the audit key")
+            return
+        self._check_mark(anchor, where, tail, reported, problems)
+
+    def _check_witness(self, witness: FileWitness, key: bytes | None, tail: _Tail, reported: int,
+                       problems: list[str]) -> None:
+        where = f"the audit witness {witness.path}"
+        marks = witness.marks(problems)
+        if key is not None:
+            for mark in marks:
+                if not signed(mark, lambda body: record_mac(key, canonical_json(body))):
+                    problems.append(f"line {mark['line']} of {where} has a wrong MAC: it was not written by this "
+                                    "log's key")
+            marks = [mark for mark in marks if signed(mark, lambda body: record_mac(key, canonical_json(body)))]
+        if not marks:
+            if tail.count or not problems:
+                problems.append(f"{where} names no head: it cannot confirm the chain")
+            return
+        furthest = max(marks, key=lambda mark: int(mark["count"]))
+        self._check_mark(furthest, where, tail, reported, problems)
+        # Every head witnessed must be in the chain: a rolled-back chain that grew past the furthest one again
+        # holds other records at the positions witnessed before.
+        witnessed: dict[int, dict[str, Any]] = {}
+        forked = False
+        for mark in marks:
+            witnessed.setdefault(int(mark["count"]), mark)
+            if witnessed[int(mark["count"])]["head"] != mark["head"] and not forked:
+                forked = True  # the first fork says it; the rest follow from it
+                problems.append(f"lines {witnessed[int(mark['count'])]['line']} and {mark['line']} of {where} name "
+                                f"two different records {mark['count']}: the chain was rolled back and rewritten")
+        for entry in self.chain.entries():
+            mark = witnessed.get(entry["seq"])
+            if mark is not None and mark is not furthest and entry["hash"] != mark["head"]:
+                problems.append(f"record {entry['seq']} of the chain is not the one {where} knows (line "
+                                f"{mark['line']}, of {mark.get('at')}): the chain was rewritten from there on")
+                return
+
+    def _check_mark(self, mark: dict[str, Any], where: str, tail: _Tail, reported: int, problems: list[str]
+                    ) -> None:
+        """`reported`: the database's head row names a cut tail up to that record already."""
+        count, head = int(mark["count"]), str(mark["head"])
+        if count > tail.count:
+            if count <= reported:
+                return
+            problems.append(f"the chain ends at record {tail.count} but {where} knows record {count} (of "
+                            f"{mark.get('at')}): records {tail.count + 1}..{count} are missing; the database was "
+                            "rolled back to an older copy or its tail was cut")
+        elif count and self.chain.hash_at(count) != head:
+            problems.append(f"record {count} of the chain is not the one {where} knows (of {mark.get('at')}): "
+                            "the chain was rewritten from there on")
 
     def adopt(self) -> int:
         """Copy the home's file log (from before the database kept the chain) into an empty chain; return how
@@ -225,6 +352,8 @@ class AuditLog:
                              + "; ".join(problems))
         records = [data for _, data in entries]
         self.chain.import_records(records, Head(tail.count, tail.head, head_mac(key, tail.count, tail.head)))
+        self._key = key
+        self._committed(Head(tail.count, tail.head, ""))
         self._retire_legacy_files()
         return len(records)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Integer, String, Text, func, select, update
+from sqlalchemy import JSON, Integer, String, Text, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -77,13 +77,25 @@ class AuditRecords:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def append(self, build: Build) -> dict[str, Any]:
-        """Append the record `build` makes from the locked head; in the open transaction, if any."""
+    def append(self, build: Build, *, committed: Callable[[Head], None] | None = None) -> dict[str, Any]:
+        """Append the record `build` makes from the locked head; in the open transaction, if any. `committed`
+        gets the new head once that transaction has committed (never when it rolls back)."""
         session = self.database.open_session()
         if session is not None:
-            return self._append(session, build)
+            record, head = self._append(session, build)
+            if committed is not None:
+                event.listen(session, "after_commit", lambda _: committed(head), once=True)
+            return record
         with self.database.session() as own:
-            return self._append(own, build)
+            record, head = self._append(own, build)
+        if committed is not None:
+            committed(head)
+        return record
+
+    def hash_at(self, seq: int) -> str | None:
+        """The hash of record `seq`, None when the chain has no such record."""
+        with self.database.session() as session:
+            return session.scalar(select(AuditEntry.hash).where(AuditEntry.seq == seq))
 
     def head(self) -> Head | None:
         """Where the chain ends, or None when nothing was ever appended."""
@@ -126,13 +138,13 @@ class AuditRecords:
                             .values(count=head.count, head=head.head, mac=head.mac))
 
     @staticmethod
-    def _append(session: Session, build: Build) -> dict[str, Any]:
+    def _append(session: Session, build: Build) -> tuple[dict[str, Any], Head]:
         row = _lock_head(session)
         record, new_head = build(Head(row.count, row.head, row.mac))
         session.add(AuditEntry(**{name: record[name] for name in FIELDS}))
         row.count, row.head, row.mac = new_head.count, new_head.head, new_head.mac
         session.flush()
-        return record
+        return record, new_head
 
 
 def _lock_head(session: Session) -> AuditHead:

@@ -8,26 +8,42 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import DatabaseError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from hazardvision.data.engine import create_database_engine
 from hazardvision.data.migrations import migrate, schema_version
 from hazardvision.errors import BankError, UnknownHome
 from hazardvision.home import Home, private_file, private_folder, private_opener
 
-__all__ = ["Database", "Engine", "database_errors"]
+__all__ = ["COMMIT_CHECK", "Database", "Engine", "database_errors"]
 
 DATABASE_URL_VARIABLE = "HAZARDVISION_DATABASE_URL"
 
 _OPEN: ContextVar[tuple[Engine, Session] | None] = ContextVar("hazardvision_open_session", default=None)
 """The innermost session `Database.session()` has open in this thread or task, and its engine."""
+
+COMMIT_CHECK: ContextVar[Callable[[], None] | None] = ContextVar("hazardvision_commit_check", default=None)
+"""Called before a session that wrote commits, in its transaction; what it raises rolls the writes back. The
+service sets it per request: work still running past the request's deadline (answered 503) keeps nothing."""
+_WROTE = "hazardvision_wrote"
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _flush: UOWTransaction) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _executed(state: ORMExecuteState) -> None:
+    if not state.is_select:  # an UPDATE or DELETE statement; an INSERT
+        state.session.info[_WROTE] = True
 
 
 @contextmanager
@@ -64,6 +80,11 @@ class Database:
             token = _OPEN.set((self.engine, session))
             try:
                 yield session
+                check = COMMIT_CHECK.get()
+                if check is not None:
+                    session.flush()
+                    if session.info.get(_WROTE):
+                        check()
             finally:
                 _OPEN.reset(token)
 

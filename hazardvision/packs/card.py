@@ -12,7 +12,7 @@ import json
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -20,6 +20,7 @@ from hazardvision.errors import InvalidModel, UnknownModel
 from hazardvision.packs.tiling import Tiling
 
 CARD_FILE = "card.json"
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class Precision(StrEnum):
@@ -186,6 +187,11 @@ class ModelCard(_Section):
         "taken for one object, and only the more confident is kept (so is a box lying almost wholly in another).")
     weights_file: str | None = Field(default=None, description="The trained ultralytics weights, relative to the "
                                      "card.")
+    file_sha256: dict[str, Sha256] = Field(
+        default_factory=dict, description="SHA-256 (64 lowercase hex digits) of each model file (model.onnx, "
+        "model-int8.onnx, weights.pt), by its name relative to the card: written by packaging and checked when the "
+        "pack loads (a file that differs is refused). Empty on cards from before hashes were recorded: they load "
+        "with a warning unless HAZARDVISION_REQUIRE_MODEL_HASHES is set.")
     imgsz: int | None = Field(default=None, description="Input size the ONNX models run at, in pixels.")
     status: str | None = Field(default=None, description="How the weights were made.")
     training: Training | None = Field(default=None, description="The training run.")

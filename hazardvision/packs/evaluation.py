@@ -265,3 +265,30 @@ def _truth(sample: SampleFile, width: int, height: int, class_map: ClassMap, cla
             boxes.append(list(box.pixels(width, height)))
             names.append(target)
     return GroundTruth(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(names, dtype=np.str_))
+
+
+@dataclass(frozen=True)
+class LabelledPhoto:
+    """A photo with its labelled boxes in catalogue classes (a test-split case of the bank), to score a pack on."""
+
+    image: Path
+    source: str
+    """The dataset it came from: photos are scored per source."""
+    sha256: str
+    """SHA-256 of the photo's bytes: with the boxes, the content id of what was scored."""
+    boxes: tuple[tuple[str, float, float, float, float], ...]
+    """(class name, x1, y1, x2, y2) in pixels."""
+
+
+def evaluate_photos(pack: ModelPack, photos: Sequence[LabelledPhoto], *, batch: int = 8) -> Evaluation:
+    """Evaluate `pack` on labelled photos (boxes of classes the pack lacks are ignored), as `evaluate_dataset`."""
+    accumulator = Accumulator(pack.card.classes)
+    for start in range(0, len(photos), batch):
+        chunk = photos[start : start + batch]
+        images = [load_image(p.image) for p in chunk]
+        found = pack.detect([i.pixels for i in images], confidence=EVALUATION_CONFIDENCE)
+        for photo, detections in zip(chunk, found, strict=True):
+            kept = [box for box in photo.boxes if box[0] in pack.card.classes]
+            accumulator.add(detections, GroundTruth(np.asarray([b[1:] for b in kept], np.float32).reshape(-1, 4),
+                                                    np.asarray([b[0] for b in kept], dtype=np.str_)))
+    return accumulator.result(pack.card.operating_confidence, pack.card.class_thresholds)

@@ -20,6 +20,7 @@ from hazardvision.images import BGRImage
 from hazardvision.packs.card import CARD_FILE, ModelCard, Precision
 from hazardvision.packs.detector import OnnxDetector
 from hazardvision.packs.embedding import FeatureMaps, split_batch
+from hazardvision.packs.integrity import verify_files
 from hazardvision.packs.tiling import TilingMode, crops, merge_tiles
 
 
@@ -158,11 +159,17 @@ class ModelPack:
         return self.feature_maps([np.zeros((64, 64, 3), np.uint8)])[0].dim
 
 
-def load_pack(folder: str | Path, precision: Precision | None = None) -> ModelPack:
-    """Load a pack version folder (the one holding `card.json`), at `precision` or the card's default."""
+def load_pack(folder: str | Path, precision: Precision | None = None, *,
+              require_hashes: bool | None = None) -> ModelPack:
+    """Load a pack version folder (the one holding `card.json`), at `precision` or the card's default.
+
+    The ONNX file that will run is checked against its card's sha256 (ModelIntegrityError when it differs;
+    `require_hashes`, default $HAZARDVISION_REQUIRE_MODEL_HASHES, refuses a card without one)."""
     folder = Path(folder)
     card = ModelCard.read(folder / CARD_FILE)
-    return ModelPack(folder, card, precision or card.default_precision)
+    pack = ModelPack(folder, card, precision or card.default_precision)
+    verify_files(folder, card, [str(pack.model_path.relative_to(folder))], require=require_hashes)
+    return pack
 
 
 def detect_with_packs(

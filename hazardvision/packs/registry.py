@@ -51,26 +51,32 @@ class PackVersion:
     folder: Path
     bundled: bool
     """Whether it comes from the bundled layer (a release) rather than the home."""
+    require_hashes: bool | None = None
+    """Whether loading refuses a card without model file hashes (None: $HAZARDVISION_REQUIRE_MODEL_HASHES)."""
 
     def card(self) -> ModelCard:
         return ModelCard.read(self.folder / CARD_FILE)
 
     def load(self, precision: Precision | None = None) -> ModelPack:
-        return load_pack(self.folder, precision)
+        """The pack, its ONNX file checked against the card's sha256."""
+        return load_pack(self.folder, precision, require_hashes=self.require_hashes)
 
 
 class PackRegistry:
     """The packs of a bundled models folder with a home's models folder layered over it."""
 
-    def __init__(self, bundled: Path, home: Path | None = None) -> None:
-        """`home`: the home's models folder (None: a read-only registry of the bundled packs alone)."""
+    def __init__(self, bundled: Path, home: Path | None = None, *, require_hashes: bool | None = None) -> None:
+        """`home`: the home's models folder (None: a read-only registry of the bundled packs alone).
+        `require_hashes`: refuse to load a card without model file hashes (None: $HAZARDVISION_REQUIRE_MODEL_HASHES)."""
         self.bundled = bundled
         self.home = home
+        self.require_hashes = require_hashes
 
     @classmethod
-    def at(cls, home: Path | None = None, models: Path | None = None) -> PackRegistry:
+    def at(cls, home: Path | None = None, models: Path | None = None, *,
+           require_hashes: bool | None = None) -> PackRegistry:
         """The registry of the home at `home` (default: the default home) over `models` (default: the bundled)."""
-        return cls(models or default_models_dir(), Home.at(home).models)
+        return cls(models or default_models_dir(), Home.at(home).models, require_hashes=require_hashes)
 
     def __repr__(self) -> str:
         return f"PackRegistry(bundled={self.bundled}, home={self.home})"
@@ -106,7 +112,8 @@ class PackRegistry:
             if folder.is_dir():
                 for version in folder.iterdir():
                     if (version / CARD_FILE).is_file() and version.name not in found:
-                        found[version.name] = PackVersion(pack, version.name, version, bundled)
+                        found[version.name] = PackVersion(pack, version.name, version, bundled,
+                                                          self.require_hashes)
         return [found[name] for name in sorted(found)]
 
     def version(self, pack: str, version: str) -> PackVersion:

@@ -109,6 +109,10 @@ def _domain(request: Request, error: Exception) -> JSONResponse:
     if status >= 500:
         log.warning("request failed: %s: %s", type(error).__name__, error)
     headers = {"Retry-After": "5"} if status == 503 else None
+    if status in (401, 403):
+        denied = getattr(getattr(request.app.state, "runtime", None), "denied", None)
+        if denied is not None:  # this handler runs in a worker thread: the audit append may block
+            denied.record_request(request, status, f"{type(error).__name__}: {error}")
     if isinstance(error, e.TooManySignIns):
         headers = {"Retry-After": str(error.retry_after)}
     return _json(request, status, type(error).__name__, str(error), headers=headers)

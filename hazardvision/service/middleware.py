@@ -7,14 +7,17 @@ and a limit can answer before the body has arrived.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hazardvision.data.database import COMMIT_CHECK
 from hazardvision.errors import HazardVisionError, ImageTooLarge, RequestTimeout, UploadTimeout
 from hazardvision.service.errors import answer, status_of
 from hazardvision.service.metrics import ServiceMetrics
@@ -67,11 +70,51 @@ class RequestObserver:
             })
 
 
-class Deadline:
-    """A request not answered within `seconds` gets 408 (body still arriving) or 503 (still working).
+class WorkDeadline:
+    """Whether a request's work may still commit: before its deadline, or once its answer has started.
 
-    A response that has started is left to finish: its status line is already sent. `seconds_for(path)`, when
-    given, sets a path's own deadline (a video upload may take longer than a photo).
+    Its worker threads call `claim` before they commit (`COMMIT_CHECK`); at the deadline the event loop calls
+    `expire`. Whichever comes first wins, under one lock: a request answered 503 committed nothing, and one
+    whose work committed in time gets its own answer.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._state = "open"  # then "committed", "answered" or "expired"
+
+    def claim(self) -> None:
+        """Called before a commit: `RequestTimeout` (which rolls it back) once the deadline has passed."""
+        with self._lock:
+            if self._state == "open" and time.monotonic() > self.at:
+                self._state = "expired"
+            if self._state == "expired":
+                raise RequestTimeout("the request's deadline passed before its work could be kept; nothing was "
+                                     "stored, retry later")
+            if self._state == "open":
+                self._state = "committed"
+
+    def expire(self) -> bool:
+        """At the deadline: True when nothing committed (the request is answered 408 or 503)."""
+        with self._lock:
+            if self._state == "open":
+                self._state = "expired"
+            return self._state == "expired"
+
+    def answered(self) -> None:
+        """The answer has started: what still commits (a streamed body's work) commits."""
+        with self._lock:
+            if self._state == "open":
+                self._state = "answered"
+
+
+class Deadline:
+    """A request not answered within `seconds` gets 408 (body still arriving) or 503 (still working), and its
+    work does not commit (`WorkDeadline`).
+
+    A response that has started is left to finish: its status line is already sent; so is a request whose work
+    committed before the deadline. `seconds_for(path)`, when given, sets a path's own deadline (a video upload
+    may take longer than a photo).
     """
 
     def __init__(self, app: ASGIApp, seconds: float, seconds_for: Callable[[str], float] | None = None) -> None:
@@ -86,6 +129,7 @@ class Deadline:
         started = False
         body_done = scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS")
         seconds = self.seconds_for(scope["path"]) if self.seconds_for is not None else self.seconds
+        deadline = WorkDeadline(seconds)
 
         async def receiving() -> Message:
             nonlocal body_done
@@ -96,19 +140,34 @@ class Deadline:
 
         async def sending(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                deadline.answered()
             await send(message)
 
+        token = COMMIT_CHECK.set(deadline.claim)
+        try:  # the task copies the context: its threads (anyio's copy it too) check this request's deadline
+            work = asyncio.ensure_future(self.app(scope, receiving, sending))
+        finally:
+            COMMIT_CHECK.reset(token)
         try:
-            async with asyncio.timeout(seconds) as deadline:
-                await self.app(scope, receiving, sending)
-        except TimeoutError:
-            if not deadline.expired() or started:
-                raise
-            error: HazardVisionError = (
-                RequestTimeout(f"no answer within {seconds:g} s; the service is busy, retry later")
-                if body_done else UploadTimeout(f"the request body did not arrive within {seconds:g} s"))
-            await send_error(send, error, scope["path"])
+            done, _ = await asyncio.wait({work}, timeout=seconds)
+            if work in done:
+                work.result()
+                return
+            if started or not deadline.expire():
+                await work
+                return
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+        finally:
+            if not work.done():  # this request itself was cancelled (the server stopping)
+                work.cancel()
+        error: HazardVisionError = (
+            RequestTimeout(f"no answer within {seconds:g} s; the service is busy, retry later")
+            if body_done else UploadTimeout(f"the request body did not arrive within {seconds:g} s"))
+        await send_error(send, error, scope["path"])
 
 
 class BodyLimit:

@@ -19,8 +19,10 @@ def _active(registry: PackRegistry, pack: str) -> str | None:
         return None
 
 
-def list_packs(registry: PackRegistry, serving: Mapping[str, str]) -> ModelsResponse:
-    """Every pack of the registry with its versions; `serving` is pack -> version in use."""
+def list_packs(registry: PackRegistry, serving: Mapping[str, str],
+               down: Mapping[str, str] | None = None) -> ModelsResponse:
+    """Every pack of the registry with its versions; `serving` is pack -> version in use, `down` pack -> why it
+    failed to load."""
     packs = []
     for pack in registry.packs():
         active = _active(registry, pack)
@@ -38,5 +40,5 @@ def list_packs(registry: PackRegistry, serving: Mapping[str, str]) -> ModelsResp
                 serving=serving.get(pack) == card.version,
             ))
         packs.append(PackView(pack=pack, active_version=active, serving_version=serving.get(pack),
-                              versions=versions))
+                              down=(down or {}).get(pack), versions=versions))
     return ModelsResponse(packs=packs)

@@ -7,6 +7,7 @@ through the micro-batchers, database and file work in worker threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -26,7 +27,6 @@ from hazardvision.access import ApiKeys, KeyRecord, Permission, SignedIn, check
 from hazardvision.annotate import HazardAnnotator, encode_jpeg
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import load_catalogue
-from hazardvision.data.audit import AuditLog
 from hazardvision.data.cameras import Cameras
 from hazardvision.data.generations import Generations, Kind
 from hazardvision.data.service_records import CameraRecord
@@ -39,9 +39,11 @@ from hazardvision.errors import HazardVisionError, ImageTooLarge, Unauthenticate
 from hazardvision.images import DecodedImage, decode_image, read_header
 from hazardvision.packs.registry import PackRegistry
 from hazardvision.packs.tiling import TilingMode
+from hazardvision.resources import default_datasets
 from hazardvision.results import Box, ModelRef, QualityInfo, ScanResult
 from hazardvision.scan import result_detections
 from hazardvision.service.archive import ScanArchive
+from hazardvision.service.audit_trail import DeniedRequests, audit_log
 from hazardvision.service.batcher import MicroBatcher
 from hazardvision.service.camera_streams import CameraStreams
 from hazardvision.service.cameras import CameraHub, CameraStream
@@ -50,6 +52,7 @@ from hazardvision.service.index_sync import IndexSync
 from hazardvision.service.inspection import SiteInspections
 from hazardvision.service.metrics import ServiceMetrics
 from hazardvision.service.profiles import ClientPrediction, ClientProfile, Recording, client_view
+from hazardvision.service.promotions import record_promotion, record_refusal
 from hazardvision.service.rectification import HazardRectifications
 from hazardvision.service.retention import RETENTION_ACTOR, ScanRetention
 from hazardvision.service.review import FindingReviews
@@ -154,19 +157,23 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.bank = SampleBank(settings.home, url=settings.database_url)
-        self.audit = AuditLog(self.bank.database)
+        self.audit = audit_log(self.bank, settings)
         self._adopt_file_audit_log()
         self.keys = ApiKeys(self.bank, self.audit)
         self.sign_ins = FailedSignIns(settings.failed_sign_in_limit, settings.failed_sign_in_window_seconds)
+        self.denied = DeniedRequests(self.audit, settings.denied_audit_limit,
+                                     address_header=settings.client_address_header)
         self.catalogue = load_catalogue(settings.catalogue)
         label_classes([], self.catalogue, settings.label_studio.labels)  # a class the catalogue lacks fails now
-        self.registry = PackRegistry.at(self.bank.home, settings.models)  # activations write to the home
+        self.registry = PackRegistry.at(self.bank.home, settings.models,  # activations write to the home
+                                        require_hashes=settings.require_model_hashes)
         query = (SimilarQuery(k=settings.similar_cases, min_score=settings.similar_min_score,
                               false_alarm_score=settings.false_alarm_score,
                               false_alarm_scene=settings.false_alarm_scene,
                               suppress_false_alarms=settings.suppress_false_alarms)
                  if settings.similar_cases else None)
-        self.host = ModelHost(self.registry, self.catalogue, self.bank, precision=settings.precision, query=query)
+        self.host = ModelHost(self.registry, self.catalogue, self.bank, precision=settings.precision, query=query,
+                              datasets=settings.datasets or default_datasets())
         self.metrics = ServiceMetrics()
         self.inference = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="hazardvision-inference")
         window = settings.batch_window_ms / 1000
@@ -207,6 +214,7 @@ class Runtime:
         self._loading: asyncio.Future[ServingState] | None = None
         self._following: asyncio.Task[None] | None = None
         self._purging: asyncio.Task[None] | None = None
+        self._witnessing: asyncio.Task[None] | None = None
 
     def _adopt_file_audit_log(self) -> None:
         """A home from before the database kept the audit chain: copy its file log in, or say why not."""
@@ -231,6 +239,18 @@ class Runtime:
         if self.settings.scan_retention_days is not None:
             self._purging = asyncio.get_running_loop().create_task(self._purge_periodically(
                 self.settings.scan_retention_days))
+        if self.settings.audit_witness_seconds and self.audit.witnesses:
+            self._witnessing = asyncio.get_running_loop().create_task(self._witness_periodically(
+                self.settings.audit_witness_seconds))
+
+    async def _witness_periodically(self, seconds: float) -> None:
+        """Send the audit chain's head to the witnesses every `seconds` when it has moved."""
+        while True:
+            try:
+                await self.offload(self.audit.export_head)
+            except HazardVisionError as error:
+                log.warning("the audit head was not sent to its witnesses: %s", error)
+            await asyncio.sleep(seconds)
 
     async def _purge_periodically(self, days: float) -> None:
         """Delete what is past the retention period now, then every retention_check_seconds."""
@@ -281,6 +301,10 @@ class Runtime:
             self._following.cancel()
         if self._purging is not None:
             self._purging.cancel()
+        if self._witnessing is not None:
+            self._witnessing.cancel()
+            with contextlib.suppress(HazardVisionError):
+                await self.offload(self.audit.export_head)  # the last head before the service stops
         if self._loading is not None and not self._loading.done():
             await asyncio.wait([self._loading])
         await self.offload(self.streams.close)  # their last frames' alerts still reach the webhook queue
@@ -589,20 +613,23 @@ class Runtime:
     # -- models
 
     async def activate(self, pack: str, request: ActivateRequest, key: KeyRecord) -> ActivateResponse:
-        """Activate a version through the promotion gate and swap the serving state; audited."""
-        if request.force:
-            check(key, Permission.MODELS_FORCE)
-        previous = self.host.current.versions.get(pack)
-        state, comparisons = await self.offload(self.host.activate, pack, request.version, force=request.force)
+        """Activate a version through the promotion gate and swap the serving state; audited, refusals too."""
+        previous = self.host.versions.get(pack)
+        try:
+            if request.force:
+                check(key, Permission.MODELS_FORCE)
+            state, comparisons = await self.offload(self.host.activate, pack, request.version, force=request.force,
+                                                    tolerance=request.tolerance)
+        except HazardVisionError as error:
+            await self.offload(record_refusal, self.audit, key.name, pack, request.version, error, previous=previous,
+                               forced=request.force, tolerance=request.tolerance, via="api")
+            raise
         self.metrics.serving(state.versions)
-        await self.offload(
-            self.audit.append, key.name, "model.activate", f"{pack} {request.version}",
-            model_versions=state.versions,
-            details={"pack": pack, "version": request.version, "previous": previous, "forced": request.force,
-                     "comparisons": [{"dataset": c.dataset, "active": c.active, "candidate": c.candidate}
-                                     for c in comparisons]})
+        await self.offload(record_promotion, self.audit, key.name, pack, request.version, previous=previous,
+                           forced=request.force, tolerance=request.tolerance, comparisons=comparisons, via="api",
+                           serving=state.versions)
         return ActivateResponse(
             pack=pack, version=request.version, previous_version=previous, forced=request.force,
-            comparisons=[Comparison(dataset=c.dataset, split_id=c.split_id, active=c.active, candidate=c.candidate)
-                         for c in comparisons],
+            comparisons=[Comparison(dataset=c.dataset, split_id=c.split_id, active=c.active, candidate=c.candidate,
+                                    source=c.source) for c in comparisons],
             serving=state.versions)

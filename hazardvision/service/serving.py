@@ -17,15 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from hazardvision.bank.bank import SampleBank
+from hazardvision.bank.scoring_cases import test_split_photos
 from hazardvision.catalogue import Catalogue
 from hazardvision.data.generations import Generations, Kind
 from hazardvision.detections import Detections
-from hazardvision.errors import ModelsLoading
+from hazardvision.errors import HazardVisionError, InvalidModel, ModelsLoading
 from hazardvision.home import Home
 from hazardvision.images import DecodedImage
 from hazardvision.packs.card import CARD_FILE, Precision
 from hazardvision.packs.model_pack import ModelPack, detect_with_packs, load_pack
-from hazardvision.packs.promotion import Comparison, promote
+from hazardvision.packs.promotion import DEFAULT_TOLERANCE, Comparison, promote
 from hazardvision.packs.registry import PackRegistry
 from hazardvision.packs.tiling import TilingMode
 from hazardvision.scan import Scanner
@@ -53,6 +54,8 @@ class ServingState:
     scanner: Scanner
     search: SimilarCaseSearch | None
     generation: int
+    down: dict[str, str] = field(default_factory=dict)
+    """Pack -> why its active version is not served (it failed to load); the other packs serve."""
     _scanners: dict[tuple[tuple[str, ...] | None, bool], Scanner] = field(default_factory=dict, repr=False,
                                                                            compare=False)
 
@@ -86,6 +89,8 @@ class PackCache:
 
     features: bool = True
     """Whether packs also run with feature maps (for similar cases); their sessions are opened on load too."""
+    require_hashes: bool | None = None
+    """Refuse cards without model file hashes (None: $HAZARDVISION_REQUIRE_MODEL_HASHES)."""
     size: int = CACHED_PACKS
     _packs: OrderedDict[tuple[str, str, float, float], ModelPack] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -93,7 +98,7 @@ class PackCache:
     def get(self, folder: Path, precision: Precision | None) -> ModelPack:
         """The pack version at `precision`, or at its card's default precision when None."""
         card = folder / CARD_FILE
-        pack = load_pack(folder, precision)
+        pack = load_pack(folder, precision, require_hashes=self.require_hashes)  # the file checked every time
         key = (str(folder.resolve()), pack.precision.value, card.stat().st_mtime, pack.model_path.stat().st_mtime)
         with self._lock:
             if key in self._packs:
@@ -123,19 +128,23 @@ class ModelHost:
 
     def __init__(
         self, registry: PackRegistry, catalogue: Catalogue, bank: SampleBank, *, precision: Precision | None,
-        query: SimilarQuery | None,
+        query: SimilarQuery | None, datasets: Path | None = None,
     ) -> None:
-        """`query`: which similar cases each finding gets; None turns similar cases off."""
+        """`query`: which similar cases each finding gets; None turns similar cases off. `datasets`: the root the
+        promotion gate scores on (else the bank's test-split cases)."""
         self.registry = registry
         self.catalogue = catalogue
         self.bank = bank
         self.precision = precision
         self.query = query
-        self.cache = PackCache(features=query is not None)
+        self.datasets = datasets
+        self.cache = PackCache(features=query is not None, require_hashes=registry.require_hashes)
         self._lock = threading.Lock()
         self._state: ServingState | None = None
         self._generation = 0
         self.load_error: str | None = None
+        self.down: dict[str, str] = {}
+        """Pack -> why it does not serve (failed to load), also while no pack serves at all."""
 
     @property
     def current(self) -> ServingState:
@@ -148,11 +157,17 @@ class ModelHost:
     def ready(self) -> bool:
         return self._state is not None
 
+    @property
+    def versions(self) -> dict[str, str]:
+        """Pack -> version served now (empty while nothing serves)."""
+        state = self._state
+        return state.versions if state is not None else {}
+
     def load(self) -> ServingState:
-        """Load the active version of every pack and serve with it."""
+        """Load the active version of every pack and serve with those that load (the others are `down`)."""
         with self._lock:
             try:
-                return self._install(self._active_packs())
+                return self._install(*self._active_packs())
             except Exception as error:
                 self.load_error = f"the models could not be loaded: {type(error).__name__}: {error}"
                 raise
@@ -163,62 +178,98 @@ class ModelHost:
             state = self.current
             if not sync_indexes(self.bank, state.packs, only_existing=True) and state.search is None:
                 return state  # no index to update or to start reading
-            return self._install(state.packs)
+            return self._install(state.packs, state.down)
 
-    def activate(self, pack: str, version: str, *, force: bool) -> tuple[ServingState, list[Comparison]]:
+    def activate(self, pack: str, version: str, *, force: bool, tolerance: float = DEFAULT_TOLERANCE
+                 ) -> tuple[ServingState, list[Comparison]]:
         """Make `version` the active version of `pack` through the registry's gate, then serve with it.
 
-        The new version is loaded, and its similar-case index built when the bank has indexes,
-        before the ACTIVE file changes, so a version that cannot serve is never made active.
+        The new version is loaded (its file checked against its card's sha256), and its similar-case index built
+        when the bank has indexes, before the ACTIVE file changes, so a version that cannot serve is never made
+        active. A pack that failed to load (or every pack) can be given a good version this way.
         """
         folder = self.registry.version(pack, version).folder  # UnknownModel, naming the versions there are
         with self._lock:
-            current = self.current  # ModelsLoading before anything changes
+            current = self._state
+            if current is None and not self.down:
+                raise ModelsLoading("the service is still loading its models; retry in a few seconds")
             candidate = self.cache.get(folder, self.precision)
             if self._has_indexes():
                 sync_indexes(self.bank, [candidate])
-            comparisons = promote(self.registry, pack, version, force=force)  # writes the home's ACTIVE
+            comparisons = promote(self.registry, pack, version, force=force, tolerance=tolerance,
+                                  datasets=self.datasets,
+                                  test_cases=lambda: test_split_photos(self.bank))  # writes the home's ACTIVE
             Generations(self.bank.database).bump(Kind.MODELS)  # the other processes of this database follow
-            packs = [candidate if p.name == pack else p for p in current.packs]
+            packs = [candidate if p.name == pack else p for p in (current.packs if current is not None else ())]
             if pack not in {p.name for p in packs}:
                 packs.append(candidate)
-            return self._install(packs), comparisons
+            down = {name: why for name, why in (current.down if current is not None else self.down).items()
+                    if name != pack}
+            return self._install(packs, down), comparisons
 
     def follow_models(self) -> ServingState | None:
         """Serve the registry's active versions if another process changed them; the new state, or None."""
         with self._lock:
             state = self.current
-            wanted = [version.folder for version in self.registry.serving()]
-            if not wanted or wanted == [pack.folder for pack in state.packs]:
+            wanted = self._serving_folders()
+            if not wanted or ([folder for _, folder in wanted] == [pack.folder for pack in state.packs]
+                              and not state.down):
                 return None
-            return self._install([self.cache.get(folder, self.precision) for folder in wanted])
+            return self._install(*self._active_packs())
 
     def follow_cases(self) -> ServingState:
         """Read the similar-case index files again (another process changed them), starting to search if they
         appeared since."""
         with self._lock:
-            return self._install(self.current.packs)
+            state = self.current
+            return self._install(state.packs, state.down)
 
     def _has_indexes(self) -> bool:
         state = self._state
         return state is not None and any(CaseIndex(self.bank.home, p).exists for p in state.packs)
 
-    def _active_packs(self) -> list[ModelPack]:
-        folders = [version.folder for version in self.registry.serving()]
-        if not folders:
-            raise self.registry.nothing_serves()
-        return [self.cache.get(folder, self.precision) for folder in folders]
+    def _serving_folders(self) -> list[tuple[str, Path]]:
+        """(pack, folder of its active version) of every pack that serves; a pack whose ACTIVE is broken is left
+        out (its error is the load's)."""
+        folders = []
+        for pack in self.registry.packs():
+            try:
+                if self.registry.serves(pack):
+                    folders.append((pack, self.registry.active(pack).folder))
+            except HazardVisionError:
+                folders.append((pack, self.registry.bundled / pack))  # loading it names the problem
+        return folders
 
-    def _install(self, packs: Sequence[ModelPack]) -> ServingState:
+    def _active_packs(self) -> tuple[list[ModelPack], dict[str, str]]:
+        """The active version of every serving pack that loads, and why each of the others does not."""
+        wanted = self._serving_folders()
+        if not wanted:
+            raise self.registry.nothing_serves()
+        packs, down = [], {}
+        for name, folder in wanted:
+            try:
+                self.registry.active(name)  # a broken ACTIVE file says so here
+                packs.append(self.cache.get(folder, self.precision))
+            except Exception as error:  # whatever breaks one pack (a damaged file, a bad card) leaves the others
+                down[name] = f"{type(error).__name__}: {error}"
+                log.error("pack %s does not serve: %s", name, down[name])
+        self.down = down
+        if not packs:
+            raise InvalidModel("no model pack could be loaded: " + "; ".join(f"{k}: {v}" for k, v in down.items())
+                               + "; activate a good version of one (POST /v1/models/{pack}/activate)")
+        return packs, down
+
+    def _install(self, packs: Sequence[ModelPack], down: dict[str, str] | None = None) -> ServingState:
         search = None
         if self.query is not None and Home(self.bank.home).similar.is_dir():
             found = SimilarCaseSearch.open(self.bank, packs, self.catalogue, thumbnail_url)
             search = found if found.indexes else None
         scanner = Scanner(packs, self.catalogue, similar=search, similar_query=self.query)
         self._generation += 1
-        state = ServingState(tuple(packs), scanner, search, self._generation)
+        state = ServingState(tuple(packs), scanner, search, self._generation, dict(down or {}))
         self._state = state  # the swap: one reference assignment
         self.load_error = None
+        self.down = state.down
         log.info("serving %s (generation %d, similar cases %s)",
                  ", ".join(f"{k} {v}" for k, v in state.versions.items()), state.generation,
                  "on" if search else "off")

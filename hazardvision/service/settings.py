@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     models: Path | None = Field(
         default=None, description="Folder of released model packs (`<pack>/<version>/`, `<pack>/ACTIVE`), under "
         "the home's models/ (the user's packs; activations are written there). Default: the bundled packs.")
+    require_model_hashes: bool = Field(
+        default=False, description="Refuse to load a model pack whose card records no sha256 of its model files (a "
+        "pack from before hashes were recorded); false loads it with a warning. A file whose sha256 differs from "
+        "its card's is refused either way.")
+    datasets: Path | None = Field(
+        default=None, description="Labelled datasets root the promotion gate scores a candidate and the active "
+        "version on (their cards' test splits); without them, the bank's test-split cases; with neither, "
+        "activation needs force. Default: ../shared/datasets beside the repository.")
     catalogue: Path | None = Field(default=None, description="Hazard catalogue YAML. Default: the bundled one.")
     precision: Precision | None = Field(
         default=None, description="Run the packs' float32 or int8 models. Default: each pack's default precision "
@@ -191,6 +199,28 @@ class Settings(BaseSettings):
     retention_check_seconds: float = Field(
         default=3600, ge=1, le=7 * 86_400, description="How often the service deletes what is past "
                                                        "scan_retention_days (the first time at start-up).")
+    audit_key_file: Path | None = Field(
+        default=None, description="The audit chain's MAC key (created on first use, mode 600). Default: "
+        "HOME/audit/anchor.key. Keep it on another volume than the database so that whoever can write one cannot "
+        "rewrite the chain; set it in the environment so that the CLI uses the same key.")
+    audit_anchor_file: Path | None = Field(
+        default=None, description="The audit anchor: the furthest head (record count and hash, MAC'ed) the chain "
+        "ever committed, which `audit verify` requires the database to hold (a database restored from an older copy "
+        "is caught). Default: HOME/audit/head.json.")
+    audit_witness_file: Path | None = Field(
+        default=None, description="An append-only JSON-lines file outside the home that gets each head (count, "
+        "hash, time, MAC); `hazardvision audit verify --witness FILE` checks the chain against it, which catches a "
+        "rollback of every file of the home. None (the default): no file witness.")
+    audit_witness_syslog: bool = Field(
+        default=False, description="Send each head to syslog too (facility auth, tag hazardvision-audit).")
+    audit_witness_seconds: float = Field(
+        default=0, ge=0, le=86_400, description="0 (the default): the witnesses get the head after each append "
+        "commits; more: the service sends them the head every this many seconds when it has moved (fewer lines, "
+        "and a rollback of that last interval goes unseen by them).")
+    denied_audit_limit: int = Field(
+        default=10, ge=0, le=10_000, description="Denied requests (401, 403) audited per client address and "
+        "minute (`request.denied`: key or anonymous, method, path, reason); past it one `request.denied.limited` "
+        "record, and the next minute's first record counts those left out. 0: none audited.")
     log_level: str = Field(
         default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="DEBUG, INFO, WARNING or ERROR.")
 

@@ -47,6 +47,7 @@ from hazardvision.packs.card import (
 )
 from hazardvision.packs.evaluation import Accumulator, score_dataset
 from hazardvision.packs.evaluation_plots import write_evaluation_plots
+from hazardvision.packs.integrity import hash_files
 from hazardvision.packs.model_pack import ModelPack, load_pack
 from hazardvision.packs.promotion import split_id
 from hazardvision.packs.registry import PackRegistry
@@ -256,6 +257,7 @@ def build_pack(
         "code_version": _code_version(),
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     })
+    card = card.model_copy(update={"file_sha256": hash_files(scratch, card)})  # checked whenever the pack loads
     card = ModelCard.model_validate(card.to_json())  # what model_copy skipped: validation of the whole card
     card.write(scratch / CARD_FILE)
     (scratch / "README.md").write_text(card_markdown(card), encoding="utf-8")

@@ -13,7 +13,11 @@ from hazardvision.bank.snapshot import make_snapshot
 from hazardvision.catalogue import load_catalogue
 from hazardvision.data.labels import Label
 from hazardvision.errors import InvalidLabels, UnknownCase
+from hazardvision.similar.case_index import CaseIndex
+from hazardvision.similar.maintenance import sync_indexes, verify_indexes
 from tests.bank.conftest import import_path, make_yolo
+from tests.conftest import pack_for
+from tests.similar.conftest import copy_labelled
 
 ON_BOTH = pytest.mark.usefixtures("database_url")  # on SQLite and on PostgreSQL
 
@@ -162,3 +166,26 @@ def label(name: str, *box: float) -> Label:
 def test_compare_labels_names_added_removed_changed_and_moved_boxes(new, expected):
     found = compare_labels([label("helmet", 10, 10, 50, 50)], new, file="a.txt", case_id=1, version=1)
     assert (found.summary() if found else None) == expected
+
+
+def test_relabel_replaces_the_case_s_vectors_in_the_similar_case_index(tmp_path, datasets, packs):
+    pack = pack_for("no_helmet", packs)
+    photos = copy_labelled(tmp_path / "ppe", "ppe-vest", "test", 2)
+    bank = SampleBank(tmp_path / "home")
+    import_path(bank, photos, name="ppe-sample")
+    sync_indexes(bank, [pack])
+    case_id = bank.cases()[0].id
+    old = {a.id for a in bank.case(case_id).annotations}
+    labels = tmp_path / "fixed.txt"
+    labels.write_text("2 0.5 0.5 0.2 0.2\n")
+
+    relabel(bank, case_id, labels, classes=NAMES, catalogue=load_catalogue(), reason="one head, no helmet")
+    assert any("missing from the index" in problem for problem in verify_indexes(bank, [pack]))
+    report = sync_indexes(bank, [pack])[pack.name]
+
+    (new,) = bank.case(case_id).annotations
+    index = CaseIndex(bank.home, pack)
+    assert new.id in index["instances"].ids() and not old & index["instances"].ids()
+    assert index["instances"].class_of[new.id] == "no_helmet"
+    assert (report.added["instances"], report.removed["instances"]) == (1, len(old))
+    assert verify_indexes(bank, [pack]) == []

@@ -150,3 +150,71 @@ def test_bank_verify_reports_leftover_temporary_files_and_clean_removes_them(tmp
     assert cleaned.returncode == 0, cleaned.stderr
     assert "removed 6 leftover temporary file(s)" in cleaned.stdout and "leftover" not in cleaned.stderr
     assert not any(path.exists() for path in leftovers) and at_work.exists()
+
+
+def test_bank_reimport_reports_different_labels_and_update_labels_applies_them(sample_photos, tmp_path):
+    home = str(tmp_path / "home")
+    dataset = make_yolo(tmp_path / "site-photos", sample_photos[:2], ["0 0.5 0.5 0.2 0.2\n", "1 0.4 0.4 0.2 0.2\n"],
+                        ["helmet", "no_helmet"])
+    assert bank("import", str(dataset), "--home", home).returncode == 0
+    (dataset.parent / "labels" / "train" / "photo000.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+
+    report_file = tmp_path / "labels.json"
+    again = bank("import", str(dataset), "--home", home, "--label-report", str(report_file))
+    assert again.returncode == 0, again.stderr
+    assert "1 of the photos already in the bank have different labels here (bank left as it was)" in again.stdout
+    assert "site-photos/images/train/photo000.jpg" in again.stderr
+    assert "1 box class changed (helmet -> no_helmet); the bank keeps version 1" in again.stderr
+    assert "--update-labels" in again.stderr
+    (written,) = json.loads(report_file.read_text())
+    assert written["class_changed"][0]["before"] == "helmet" and written["updated_to"] is None
+
+    updated = bank("import", str(dataset), "--home", home, "--update-labels")
+    assert "(1 relabelled)" in updated.stdout and "now label version 2" in updated.stderr
+    case_id = str(written["case_id"])
+    shown = bank("show", case_id, "--home", home)
+    assert "labels: version 2" in shown.stdout and "no_helmet" in shown.stdout
+    history = json.loads(bank("history", case_id, "--home", home, "--json").stdout)
+    assert [(v["version"], v["author"]) for v in history] == [(1, "dataset site-photos"), (2, "import of site-photos")]
+
+
+def test_bank_relabel_history_stats_and_list_speak_catalogue_classes(sample_photos, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # rich tables stay on one line each
+    home = str(tmp_path / "home")
+    dataset = make_yolo(tmp_path / "site-photos", sample_photos[:1], ["0 0.5 0.5 0.2 0.2\n"], ["hard_hat"])
+    assert bank("import", str(dataset), "--home", home, "--map", "hard_hat=helmet").returncode == 0
+    case_id = json.loads(bank("list", "--home", home, "--json").stdout)[0]["id"]
+    labels = tmp_path / "fixed.txt"
+    labels.write_text("0 0.5 0.5 0.2 0.2\n1 0.2 0.2 0.1 0.1\n")
+
+    done = bank("relabel", str(case_id), "--home", home, "--labels", str(labels), "--classes", "helmet,no_helmet",
+                "--reason", "a second worker without a helmet", "--by", "li.wei")
+    assert done.returncode == 0, done.stderr
+    assert f"case {case_id}: label version 2 (1 box added (no_helmet))" in done.stdout
+    history = bank("history", str(case_id), "--home", home).stdout
+    assert "label version 1, recorded by dataset site-photos" in history
+    assert "label version 2 (current), relabel by li.wei" in history and "a second worker without a helmet" in history
+
+    stats = bank("stats", "--home", home)
+    assert "boxes per class: helmet 1, no_helmet 1" in stats.stdout and "hard_hat" not in stats.stdout
+    listed = bank("list", "--home", home)
+    assert "helmet 1, no_helmet 1" in listed.stdout and "v2" in listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("case_id", "text", "message"),
+    [
+        ("999", "0 0.5 0.5 0.2 0.2\n", "no case 999"),
+        ("{case}", "0 0.5 0.5 0.2 0.2\n0 0.5\n", "line 2: expected 'class cx cy w h' or a polygon, got 1 numbers"),
+        ("{case}", "12 0.5 0.5 0.2 0.2\n", "line 1: class index 12 out of range 0..7"),
+    ],
+)
+def test_bank_relabel_errors_are_one_clear_line(sample_photos, tmp_path, case_id, text, message):
+    home = str(tmp_path / "home")
+    dataset = make_yolo(tmp_path / "site-photos", sample_photos[:1], ["0 0.5 0.5 0.2 0.2\n"], ["helmet"])
+    assert bank("import", str(dataset), "--home", home).returncode == 0
+    case = str(json.loads(bank("list", "--home", home, "--json").stdout)[0]["id"])
+    labels = tmp_path / "fixed.txt"
+    labels.write_text(text)
+    done = bank("relabel", case_id.format(case=case), "--home", home, "--labels", str(labels), "--reason", "fix")
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hazardvision.data.audit import AuditLog
 from hazardvision.packs.card import CARD_FILE, ModelCard
 from hazardvision.packs.registry import ACTIVE_FILE
 from tests.conftest import bundled_registry
@@ -48,8 +49,8 @@ def test_models_promote_goes_through_the_gate_and_writes_only_the_home(tmp_path)
     before = fingerprint(bundled)
     layers = ("--models", str(bundled), "--home", str(home))
 
-    refused = models("promote", "fire-smoke", "v2", *layers)
-    assert refused.returncode == 2 and "worse than the active v1" in refused.stderr
+    refused = models("promote", "fire-smoke", "v2", *layers, "--datasets", str(tmp_path / "none"))
+    assert refused.returncode == 2 and "cannot be scored against the active v1" in refused.stderr
     forced = models("promote", "fire-smoke", "v2", "--force", *layers)
     assert forced.returncode == 0 and "fire-smoke v2 is active" in forced.stdout
     assert (home / "models" / "fire-smoke" / ACTIVE_FILE).read_text().strip() == "v2"
@@ -57,6 +58,21 @@ def test_models_promote_goes_through_the_gate_and_writes_only_the_home(tmp_path)
     back = models("promote", "fire-smoke", "v1", "--force", *layers)  # a bundled version, activated in the home
     assert back.returncode == 0 and (home / "models" / "fire-smoke" / ACTIVE_FILE).read_text().strip() == "v1"
     assert fingerprint(bundled) == before
+    records = AuditLog.at(home).records()  # every promotion is audited, refusals too
+    assert [(r.action, r.subject, r.details["forced"]) for r in records] == [
+        ("model.activate_refused", "fire-smoke v2", False), ("model.activate", "fire-smoke v2", True),
+        ("model.activate", "fire-smoke v1", True)]
+    assert records[0].actor.startswith("cli:") and "cannot be scored" in records[0].details["reason"]
+    assert records[1].details["previous"] == "v1" and records[1].model_versions == {"fire-smoke": "v2"}
+
+
+def test_models_promote_refuses_a_tolerance_above_the_limit(tmp_path):
+    add_version(tmp_path / "bundled", "fire-smoke", "v1")
+    (tmp_path / "bundled" / "fire-smoke" / ACTIVE_FILE).write_text("v1\n")
+    add_version(tmp_path / "home" / "models", "fire-smoke", "v2")
+    refused = models("promote", "fire-smoke", "v2", "--tolerance", "1", "--models", str(tmp_path / "bundled"),
+                     "--home", str(tmp_path / "home"))
+    assert refused.returncode == 2 and "a tolerance of 1.0 is outside 0 to 0.02" in refused.stderr
 
 
 def test_models_bundle_copies_a_home_version_and_refuses_to_overwrite(tmp_path):

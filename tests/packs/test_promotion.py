@@ -36,27 +36,26 @@ def set_score(registry: PackRegistry, version: str, map50: float, split: str = "
     ModelCard.read(path).model_copy(update=scored(map50, split)).write(path)
 
 
-def test_promote_refuses_a_worse_candidate(registry):
-    set_score(registry, "v2", 0.45)
-    with pytest.raises(PromotionRefused, match=r"mAP50 0.450 vs 0.500"):
-        promote(registry, "fire-smoke", "v2")
+def test_promote_never_trusts_the_figures_of_a_card(registry, tmp_path):
+    set_score(registry, "v2", 0.9)  # the card claims better; nothing is there to score both on
+    with pytest.raises(PromotionRefused, match="cannot be scored against the active v1"):
+        promote(registry, "fire-smoke", "v2", datasets=tmp_path / "none")
     assert registry.active("fire-smoke").version == "v1"
 
 
-def test_promote_accepts_a_better_or_equal_within_tolerance_and_writes_the_home(registry):
+def test_promote_scores_both_afresh_and_writes_the_home(registry, datasets):
     before = fingerprint(registry.bundled)
-    set_score(registry, "v2", 0.495)
-    comparisons = promote(registry, "fire-smoke", "v2")
+    set_score(registry, "v2", 0.1, split=split_id(datasets / "fire-smoke" / "data.yaml", "test"))  # card ignored
+    comparisons = promote(registry, "fire-smoke", "v2", datasets=datasets)
     assert registry.active("fire-smoke").version == "v2"
-    assert comparisons[0].delta == pytest.approx(-0.005)
+    assert [(c.dataset, c.source, c.delta) for c in comparisons] == [("fire-smoke", "datasets", 0.0)]  # same model
     assert (registry.home / "fire-smoke" / ACTIVE_FILE).read_text() == "v2\n"
     assert fingerprint(registry.bundled) == before
 
 
-def test_promote_refuses_cards_without_a_shared_split_unless_forced(registry):
-    set_score(registry, "v2", 0.9, split="other")
-    with pytest.raises(PromotionRefused, match="share no evaluated test split"):
-        promote(registry, "fire-smoke", "v2")
+def test_promote_with_nothing_to_score_on_refuses_unless_forced(registry, tmp_path):
+    with pytest.raises(PromotionRefused, match="the gate does not trust the figures in a card"):
+        promote(registry, "fire-smoke", "v2", datasets=tmp_path / "none")
     promote(registry, "fire-smoke", "v2", force=True)
     assert registry.active("fire-smoke").version == "v2"
 

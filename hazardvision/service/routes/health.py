@@ -14,23 +14,25 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness")
-async def healthz() -> Health:
-    """The process answers."""
-    return Health(status="ok")
+async def healthz(runtime: RuntimeDep) -> Health:
+    """The process answers; `down` names the packs that failed to load."""
+    return Health(status="ok", down=runtime.host.down)
 
 
 @router.get("/readyz", response_model=Readiness, summary="Readiness",
             responses={503: {"model": Readiness, "description": "Models not loaded (yet)."}})
 async def readyz(runtime: RuntimeDep) -> Response:
-    """200 once the models are loaded, 503 before (or when they failed to load: see `message`)."""
+    """200 once the models are loaded (some may be `down`: they failed to load, the others serve), 503 before, or
+    when none could be loaded (see `message` and `down`)."""
     host = runtime.host
     if not host.ready:
         body = Readiness(ready=False, models={}, similar_cases=False,
-                         message=host.load_error or "loading the models")
+                         message=host.load_error or "loading the models", down=host.down)
         return JSONResponse(body.model_dump(), 503, headers={"Retry-After": "2"})
     state = host.current
-    return JSONResponse(Readiness(ready=True, models=state.versions, similar_cases=state.search is not None)
-                        .model_dump())
+    message = ("not serving: " + "; ".join(f"{k} ({v})" for k, v in state.down.items())) if state.down else None
+    return JSONResponse(Readiness(ready=True, models=state.versions, similar_cases=state.search is not None,
+                                  message=message, down=state.down).model_dump())
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",

@@ -10,7 +10,9 @@ class Health(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: str = Field(description="Always 'ok'.")
+    status: str = Field(description="Always 'ok': the process answers (see `down` and /readyz for the models).")
+    down: dict[str, str] = Field(default_factory=dict, description="Pack -> why it does not serve (its active "
+                                 "version failed to load); empty when every pack serves.")
 
 
 class Readiness(BaseModel):
@@ -22,3 +24,6 @@ class Readiness(BaseModel):
     models: dict[str, str] = Field(description="Pack -> version served (empty while loading).")
     similar_cases: bool = Field(description="Whether findings get similar cases (the bank has an index).")
     message: str | None = Field(default=None, description="Why the service is not ready, if it is not.")
+    down: dict[str, str] = Field(default_factory=dict, description="Pack -> why it does not serve (its active "
+                                 "version failed to load: a model file that differs from its card's sha256, a "
+                                 "damaged file); the others serve. Ready while at least one pack serves.")
