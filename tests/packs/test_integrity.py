@@ -54,7 +54,7 @@ def copy_version(root: Path, version: str, *, pack: str = "site", model: Path | 
 def zeroed_model(target: Path) -> Path:
     """site 0.4.0's model.onnx with every weight and bias zeroed (the graph still runs)."""
     onnx = pytest.importorskip("onnx")
-    from onnx import numpy_helper  # noqa: PLC0415
+    from onnx import numpy_helper
 
     model = onnx.load(str(site_source() / "model.onnx"))
     for tensor in model.graph.initializer:
@@ -76,7 +76,7 @@ def synthetic_set(root: Path, photos: int = 4) -> Path:
                                                   "val": "images/test", "names": names}))
     rng = np.random.default_rng(0)
     images = []
-    for i in range(photos):
+    for _ in range(photos):
         image = (rng.random((320, 320, 3)) * 255).astype(np.uint8)
         image[::2] = np.clip(image[::2].astype(int) + 40, 0, 255)
         images.append(image)
@@ -136,7 +136,7 @@ def test_load_refuses_a_model_file_that_differs_from_its_card(registry):
     with pytest.raises(ModelIntegrityError, match=r"^model.onnx of site swapped does not match its card's sha256: "
                        "the file was changed or damaged"):
         registry.version("site", "swapped").load()
-    with pytest.raises(ModelIntegrityError, match="model.onnx of site swapped"):  # forced or not
+    with pytest.raises(ModelIntegrityError, match=r"model\.onnx of site swapped"):  # forced or not
         promote(registry, "site", "swapped", force=True)
     assert registry.active("site").version == "0.4.0"
 

@@ -13,7 +13,7 @@ from hazardvision.data.audit import AuditLog
 from hazardvision.packs.card import EvaluatedSet, ModelCard
 from hazardvision.packs.promotion import split_id
 from tests.packs.test_integrity import SET, copy_version, site_source, synthetic_set, zeroed_model
-from tests.service.conftest import assert_error, live_server
+from tests.service.conftest import assert_error, eventually, live_server
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +96,23 @@ def test_activations_are_audited_refusals_too(server):
     [activated] = log.records(action="model.activate")
     assert activated.actor == "test-ml" and activated.details["comparisons"][0]["source"] == "card"
     assert activated.model_versions == {"extra": "1.0.0", "site": "0.4.1"}
+
+
+def test_with_every_pack_down_readiness_says_why_and_activation_still_works(tmp_path):
+    root = tmp_path / "models"
+    damaged = copy_version(root, "0.4.0") / "model.onnx"
+    damaged.unlink()
+    damaged.write_bytes(b"damaged")
+    copy_version(root, "0.4.1")
+    (root / "site" / "ACTIVE").write_text("0.4.0\n")
+    with live_server(tmp_path / "home", models=root, datasets=tmp_path / "none", wait_ready=False) as running, \
+            running.client(Role.ADMIN) as admin:
+        ready = eventually(lambda: (r := admin.get("/readyz")).json()["message"] != "loading the models" and r, 60)
+        assert ready.status_code == 503 and "does not match its card's sha256" in ready.json()["down"]["site"]
+        scan = assert_error(admin.post("/v1/scans", files={"image": ("p.png", photo())}), 503, "ModelsLoading")
+        assert "no model pack could be loaded: site" in scan["message"]
+        refused = assert_error(admin.post("/v1/models/site/activate", json={"version": "0.4.1"}), 409)
+        assert "cannot be scored" in refused["message"]  # nothing to score on: force it, as an admin may
+        assert admin.post("/v1/models/site/activate", json={"version": "0.4.1", "force": True}).status_code == 200
+        assert admin.get("/readyz").json()["models"] == {"site": "0.4.1"}
+        assert admin.post("/v1/scans", files={"image": ("p.png", photo())}).status_code == 200
