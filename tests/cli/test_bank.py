@@ -201,20 +201,17 @@ def test_bank_relabel_history_stats_and_list_speak_catalogue_classes(sample_phot
     assert "helmet 1, no_helmet 1" in listed.stdout and "v2" in listed.stdout
 
 
-@pytest.mark.parametrize(
-    ("case_id", "text", "message"),
-    [
-        ("999", "0 0.5 0.5 0.2 0.2\n", "no case 999"),
-        ("{case}", "0 0.5 0.5 0.2 0.2\n0 0.5\n", "line 2: expected 'class cx cy w h' or a polygon, got 1 numbers"),
-        ("{case}", "12 0.5 0.5 0.2 0.2\n", "line 1: class index 12 out of range 0..7"),
-    ],
-)
-def test_bank_relabel_errors_are_one_clear_line(sample_photos, tmp_path, case_id, text, message):
+def test_bank_relabel_errors_are_one_clear_line(sample_photos, tmp_path):
     home = str(tmp_path / "home")
     dataset = make_yolo(tmp_path / "site-photos", sample_photos[:1], ["0 0.5 0.5 0.2 0.2\n"], ["helmet"])
     assert bank("import", str(dataset), "--home", home).returncode == 0
     case = str(json.loads(bank("list", "--home", home, "--json").stdout)[0]["id"])
-    labels = tmp_path / "fixed.txt"
-    labels.write_text(text)
-    done = bank("relabel", case_id.format(case=case), "--home", home, "--labels", str(labels), "--reason", "fix")
-    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    for case_id, text, message in [
+        ("999", "0 0.5 0.5 0.2 0.2\n", "no case 999"),
+        (case, "0 0.5 0.5 0.2 0.2\n0 0.5\n", "line 2: expected 'class cx cy w h' or a polygon, got 1 numbers"),
+        (case, "12 0.5 0.5 0.2 0.2\n", "line 1: class index 12 out of range 0..7"),
+    ]:
+        labels = tmp_path / "fixed.txt"
+        labels.write_text(text)
+        done = bank("relabel", case_id, "--home", home, "--labels", str(labels), "--reason", "fix")
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
