@@ -26,6 +26,7 @@ from hazardvision.errors import InvalidModel, UnknownModel
 from hazardvision.home import Home
 from hazardvision.packs.card import CARD_FILE, ModelCard, Precision
 from hazardvision.packs.detector import OnnxDetector
+from hazardvision.packs.integrity import verify_files
 from hazardvision.packs.model_pack import ModelPack, load_pack
 from hazardvision.resources import bundled_path
 
@@ -239,7 +240,7 @@ class PackRegistry:
         if self.bundled.resolve().is_relative_to(_INSTALLED):
             raise InvalidModel(f"{self.bundled} is inside the installed package; bundle from a source checkout, "
                                "or pass --models DIR")
-        chosen.card()  # only a readable card is released
+        verify_files(chosen.folder, chosen.card(), require=self.require_hashes)  # only an intact version is released
         released = [v for v in self.versions(pack) if v.bundled]
         if len(released) == 1 and not (self.bundled / pack / ACTIVE_FILE).exists():
             # the release keeps serving what it served, until its maintainer names the new version

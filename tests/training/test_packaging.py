@@ -10,6 +10,7 @@ import pytest
 
 from hazardvision.packs.card import ModelCard, Plots, Precision
 from hazardvision.packs.evaluation import evaluate_dataset
+from hazardvision.packs.integrity import hash_files
 from hazardvision.training.packaging import card_markdown, scratch_pack
 from hazardvision.training.recipe import load_recipe, recipe_path
 from tests.conftest import DATASETS, bundled_registry
@@ -47,6 +48,7 @@ def test_build_pack_writes_both_precisions_and_a_card_into_the_home(built):
     assert card.data_sources[0].licence == "CC BY 4.0"
     assert card.speed is not None and set(card.speed.images_per_second) == {"float32", "int8"}
     assert card.evaluation_sets[0].split_id
+    assert card.file_sha256 == hash_files(folder, card) and len(card.file_sha256) == 3  # checked on every load
     assert card.plots["fire-smoke"] == Plots(confusion="plots/fire-smoke-confusion.png", pr="plots/fire-smoke-pr.png")
     for relative in (card.plots["fire-smoke"].confusion, card.plots["fire-smoke"].pr):
         assert (folder / relative).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
