@@ -18,6 +18,7 @@ from hazardvision.data.bank_records import (
     Case,
     Enterprise,
     Image,
+    LabelVersion,
     PendingImage,
     Site,
     SnapshotRecord,
@@ -67,6 +68,9 @@ def make_sqlite_bank(home: Path, cases: int = 3) -> None:
                         source_split="train", site_id=site.id, enterprise_id=enterprise.id, captured_at=CAPTURED)
             case.annotations.append(Annotation(class_name="no_helmet", source_class="x" * 150,
                                                x1=1, y1=2, x2=30, y2=40))
+            case.label_versions.append(LabelVersion(version=1, author="dataset site-photos", via="recorded",
+                                                    created_at=CAPTURED, reason="工地, first labels",
+                                                    labels=[{"class_name": "helmet", "box": [1.5, 2, 30, 40]}]))
             session.add(case)
         session.add(PendingImage(sha256="e" * 64))
         session.add(SnapshotRecord(id="snap-1", path="/tmp/snap", manifest={"classes": ["no_helmet"]}))
@@ -138,6 +142,9 @@ def test_copy_brings_every_row_and_value_across(tmp_path, database_url):
         assert case is not None and case.captured_at == CAPTURED and case.captured_at.tzinfo == dt.UTC
         assert case.image.dhash == -(2**63) and case.image.dhash_bilinear == 2**63 - 1
         assert len(case.source_file) > 500 and case.annotations[0].source_class == "x" * 150
+        (version,) = case.label_versions
+        assert (version.reason, version.created_at) == ("工地, first labels", CAPTURED)
+        assert version.labels == [{"class_name": "helmet", "box": [1.5, 2, 30, 40]}]
         scan = session.get(ScanRecord, "s1")
         assert scan is not None and scan.result == RESULT and scan.findings[0].status == "confirmed"
         assert (scan.stored_sha256, scan.deleted_at) == ("d" * 64, CAPTURED)

@@ -14,9 +14,11 @@ from sqlalchemy.orm import Session
 
 from hazardvision.access import ApiKeys, Role
 from hazardvision.bank.bank import SampleBank
-from hazardvision.data.bank_records import Annotation, Base, Case, Image, Source
+from hazardvision.data.bank_records import Annotation, Base, Case, Image, Origin, Source
+from hazardvision.data.cases import NewAnnotation
 from hazardvision.data.engine import create_database_engine
 from hazardvision.data.image_store import ImageStore
+from hazardvision.data.labels import CaseLabels
 from hazardvision.data.migrations import LATEST, MIGRATIONS
 
 pytestmark = pytest.mark.usefixtures("database_url")  # every test on SQLite and on PostgreSQL
@@ -247,4 +249,24 @@ def test_migration_14_adds_stored_photo_hashes_and_deletions_to_the_scans_of_a_v
         assert connection.execute(text("SELECT stored_sha256, deleted_at FROM scans")).all() == [(None, None)]
     url = upgraded.engine.url.render_as_string(hide_password=False)
     assert {"ix_scans_stored_sha256", "ix_scans_deleted_at"} <= tables_and_indexes(url)["scans"]
+    upgraded.close()
+
+
+def test_migration_16_adds_label_versions_and_a_version_15_bank_s_cases_are_at_version_1(tmp_path, database_url):
+    case_id = make_v1_bank(tmp_path / "bank", database_url)
+    bank = SampleBank(tmp_path / "bank")
+    with bank.engine.begin() as connection:  # make it a version 15 bank: no label versions
+        connection.execute(text("DROP TABLE label_versions"))
+        connection.execute(text("DELETE FROM schema_version WHERE version >= 16"))
+    bank.close()
+    upgraded = SampleBank(tmp_path / "bank")
+    assert upgraded.stats().schema_version == LATEST
+    labels = CaseLabels(upgraded.database)
+    (first,) = labels.history(case_id=case_id)
+    assert (first.version, first.via, [label.class_name for label in first.labels]) == (1, "recorded", ["helmet"])
+    with upgraded.writer():
+        version = labels.correct(case_id=case_id, author="li.wei", via="relabel", reason="a bare head",
+                                 labels=[NewAnnotation("no_helmet", (1, 2, 30, 40), Origin.CORRECTED.value)])
+    assert version == 2 and [v.version for v in labels.history(case_id=case_id)] == [1, 2]
+    assert [a.class_name for a in upgraded.case(case_id).annotations] == ["no_helmet"]
     upgraded.close()
