@@ -13,10 +13,10 @@ from hazardvision.service.schemas.health import Health, Readiness
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness")
+@router.get("/healthz", response_model=Health, response_model_exclude_none=True, summary="Liveness")
 async def healthz(runtime: RuntimeDep) -> Health:
     """The process answers; `down` names the packs that failed to load."""
-    return Health(status="ok", down=runtime.host.down)
+    return Health(status="ok", down=runtime.host.down or None)
 
 
 @router.get("/readyz", response_model=Readiness, summary="Readiness",

@@ -11,8 +11,8 @@ class Health(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: str = Field(description="Always 'ok': the process answers (see `down` and /readyz for the models).")
-    down: dict[str, str] = Field(default_factory=dict, description="Pack -> why it does not serve (its active "
-                                 "version failed to load); empty when every pack serves.")
+    down: dict[str, str] | None = Field(default=None, description="Pack -> why it does not serve (its active "
+                                        "version failed to load); left out while every pack serves.")
 
 
 class Readiness(BaseModel):
