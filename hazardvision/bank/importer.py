@@ -78,6 +78,9 @@ class _Tally:
     empty_labels: Counter[str] = field(default_factory=Counter)
     problems: list[FileReport] = field(default_factory=list)
     differences: list[LabelDifference] = field(default_factory=list)
+    settled: set[str] = field(default_factory=set)
+    """Photos this import added or compared: a later copy of one (same bytes, another name) is not compared,
+    so that two copies with different labels cannot take turns at being the case's labels."""
 
 
 @dataclass(frozen=True)
@@ -135,12 +138,11 @@ def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap
     known = bank.records.known_photos(hashes=[sha for _, _, sha in read])
     stored = CaseLabels(bank.database).of_photos(hashes=known) if known else {}
     prepared: dict[str, _Prepared] = {}
-    compared: set[str] = set()
     for sample, data, sha in read:
         if sha in known or sha in prepared:
             tally.duplicates += 1
-            if sha in stored and sha not in compared:  # the first of copies in one dataset speaks for them
-                compared.add(sha)
+            if sha in stored and sha not in tally.settled:  # the first of copies in one dataset speaks for them
+                tally.settled.add(sha)
                 _compare(bank, sample, stored[sha], class_map, tally=tally, relabelling=relabelling)
             continue
         item = _prepare(sample, data, class_map)
@@ -150,6 +152,7 @@ def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap
             prepared[sha] = item
     if prepared:
         bank.records.add(cases=[item.case for item in prepared.values()], provenance=place)
+        tally.settled.update(prepared)
     for item in prepared.values():
         _count(tally, item, class_map)
 

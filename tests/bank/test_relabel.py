@@ -189,3 +189,16 @@ def test_relabel_replaces_the_case_s_vectors_in_the_similar_case_index(tmp_path,
     assert index["instances"].class_of[new.id] == "no_helmet"
     assert (report.added["instances"], report.removed["instances"]) == (1, len(old))
     assert verify_indexes(bank, [pack]) == []
+
+
+@ON_BOTH
+def test_copies_of_one_photo_with_other_labels_do_not_take_turns_at_being_its_labels(sample_photos, tmp_path):
+    # the same bytes twice, in batches of one: the first copy gives the case its labels, the second is not compared
+    data_yaml = make_yolo(tmp_path / "copies", [sample_photos[0], sample_photos[0]],
+                          ["0 0.5 0.5 0.2 0.2\n", "2 0.5 0.5 0.2 0.2\n"], NAMES)
+    bank = SampleBank(tmp_path / "home")
+    first = import_path(bank, data_yaml, batch_size=1)
+    assert (first.imported, first.already_in_bank, first.labels_differ) == (1, 1, 0)
+    again = import_path(bank, data_yaml, batch_size=1, update_labels=True)
+    assert (again.labels_differ, again.labels_updated) == (0, 0)
+    assert boxes(bank, bank.cases()[0].id) == [("helmet", "imported")]
