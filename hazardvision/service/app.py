@@ -75,7 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The last added runs first: observe everything, then the deadline, then the body limit.
     app.add_middleware(BodyLimit, limit_for=limit_for)
     def deadline_for(path: str) -> float:
-        return settings.video_upload_seconds if path == VIDEOS_PATH else settings.request_timeout_seconds
+        if path == VIDEOS_PATH:
+            return settings.video_upload_seconds
+        if path.startswith("/v1/models/") and path.endswith("/activate"):
+            return settings.activation_timeout_seconds  # the gate scores both versions first
+        return settings.request_timeout_seconds
 
     app.add_middleware(Deadline, seconds=settings.request_timeout_seconds, seconds_for=deadline_for)
     app.add_middleware(RequestObserver, metrics=runtime.metrics)

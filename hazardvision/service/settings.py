@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(
         default=60.0, gt=0, le=3600,
         description="A request still unanswered after this long gets 503 (408 while its body is still arriving).")
+    activation_timeout_seconds: float = Field(
+        default=900.0, gt=0, le=7200,
+        description="The deadline of POST /v1/models/{pack}/activate, whose gate scores the candidate and the "
+        "active version on every test split before it answers (minutes on a small machine).")
     inference_workers: int = Field(
         default_factory=_default_workers, ge=1, le=64,
         description="Model runs at once, in their own threads (onnxruntime releases the GIL). Default: the cores, "
