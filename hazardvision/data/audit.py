@@ -309,10 +309,10 @@ class AuditLog:
                 problems.append(f"lines {witnessed[int(mark['count'])]['line']} and {mark['line']} of {where} name "
                                 f"two different records {mark['count']}: the chain was rolled back and rewritten")
         for entry in self.chain.entries():
-            mark = witnessed.get(entry["seq"])
-            if mark is not None and mark is not furthest and entry["hash"] != mark["head"]:
+            seen = witnessed.get(entry["seq"])
+            if seen is not None and seen is not furthest and entry["hash"] != seen["head"]:
                 problems.append(f"record {entry['seq']} of the chain is not the one {where} knows (line "
-                                f"{mark['line']}, of {mark.get('at')}): the chain was rewritten from there on")
+                                f"{seen['line']}, of {seen.get('at')}): the chain was rewritten from there on")
                 return
 
     def _check_mark(self, mark: dict[str, Any], where: str, tail: _Tail, reported: int, problems: list[str]

@@ -23,6 +23,9 @@ from hazardvision.data.base import Base
 if TYPE_CHECKING:  # the migrations import these tables, and the database imports the migrations
     from hazardvision.data.database import Database
 
+AUDITED = "hazardvision_audited"
+"""`Session.info` key set in a transaction that appended a record (data.database's commit check reads it)."""
+
 GENESIS = "0" * 64
 
 
@@ -144,6 +147,7 @@ class AuditRecords:
         session.add(AuditEntry(**{name: record[name] for name in FIELDS}))
         row.count, row.head, row.mac = new_head.count, new_head.head, new_head.mac
         session.flush()
+        session.info[AUDITED] = True  # the commit check of a request's deadline: an action commits here
         return record, new_head
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
+from hazardvision.data.audit_records import AUDITED
 from hazardvision.data.engine import create_database_engine
 from hazardvision.data.migrations import migrate, schema_version
 from hazardvision.errors import BankError, UnknownHome
@@ -29,9 +30,10 @@ DATABASE_URL_VARIABLE = "HAZARDVISION_DATABASE_URL"
 _OPEN: ContextVar[tuple[Engine, Session] | None] = ContextVar("hazardvision_open_session", default=None)
 """The innermost session `Database.session()` has open in this thread or task, and its engine."""
 
-COMMIT_CHECK: ContextVar[Callable[[], None] | None] = ContextVar("hazardvision_commit_check", default=None)
-"""Called before a session that wrote commits, in its transaction; what it raises rolls the writes back. The
-service sets it per request: work still running past the request's deadline (answered 503) keeps nothing."""
+COMMIT_CHECK: ContextVar[Callable[[bool], None] | None] = ContextVar("hazardvision_commit_check", default=None)
+"""Called before a session that wrote commits, in its transaction, with whether it holds an audited action;
+what it raises rolls the writes back. The service sets it per request: work still running past the request's
+deadline (answered 503) keeps nothing."""
 _WROTE = "hazardvision_wrote"
 
 
@@ -84,7 +86,7 @@ class Database:
                 if check is not None:
                     session.flush()
                     if session.info.get(_WROTE):
-                        check()
+                        check(bool(session.info.get(AUDITED)))
             finally:
                 _OPEN.reset(token)
 

@@ -393,7 +393,8 @@ class CameraHub:
                                     dropped_tracks=stream.tracker.active_tracks if stream else 0, alerts_kept=kept)
             self.audit.append(key.name, "camera.delete", camera_id, details={
                 **summary.model_dump(exclude={"camera_id"}), "owner": row.owner if row else None,
-                "webhook_url": public_url(row.webhook_url) if row else None})
+                "webhook_url": public_url(row.webhook_url) if row else None,
+                "stream_url": public_url(row.stream_url) if row else None})
         return summary
 
     def drop(self, camera_id: str, stream: CameraStream) -> None:

@@ -101,17 +101,18 @@ class LabelStudioBackend:
         mapping = self.mapping(box_controls(request.label_config)) if request.label_config else \
             LabelMapping(labels={}, unmapped=[])
         source = self._source(request)
-        if source is not None:
-            self._sources[project] = source
         seen = (source, tuple(sorted(mapping.labels.items())), tuple(mapping.unmapped))
         if self._seen.get(project) != seen:  # Label Studio repeats setups; the audit log records changes
-            self._seen[project] = seen
+            # Audited first: a setup whose record failed is not taken (and is audited when it comes again).
             await self.runtime.offload(
                 self.runtime.audit.append, key.name, SETUP_ACTION, f"label-studio project {project}",
                 details={"image_host": source.origin if source else None,
                          "also_named": sorted(source.aliases) if source else [],
                          "token": bool(source and source.token), "labels": mapping.labels,
                          "unmapped": mapping.unmapped})
+            self._seen[project] = seen
+        if source is not None:
+            self._sources[project] = source
         if mapping.unmapped:
             log.warning("Label Studio project %s: labels %s have no catalogue class and are never pre-annotated; "
                         "map them in settings label_studio.labels", project, ", ".join(mapping.unmapped))

@@ -83,15 +83,16 @@ class WorkDeadline:
         self._lock = threading.Lock()
         self._state = "open"  # then "committed", "answered" or "expired"
 
-    def claim(self) -> None:
-        """Called before a commit: `RequestTimeout` (which rolls it back) once the deadline has passed."""
+    def claim(self, action: bool) -> None:
+        """Called before a commit: `RequestTimeout` (which rolls it back) once the deadline has passed. The commit
+        of an audited `action` is the request's work: from then on the request gets its own answer."""
         with self._lock:
             if self._state == "open" and time.monotonic() > self.at:
                 self._state = "expired"
             if self._state == "expired":
                 raise RequestTimeout("the request's deadline passed before its work could be kept; nothing was "
                                      "stored, retry later")
-            if self._state == "open":
+            if self._state == "open" and action:
                 self._state = "committed"
 
     def expire(self) -> bool:

@@ -111,3 +111,43 @@ def test_audit_adopt_copies_a_file_log_of_an_older_home(tmp_path):
     assert done.exit_code == 0 and "adopted 3 records" in done.stdout
     assert "is intact: 3 records" in audit("verify", "--home", str(tmp_path)).stdout
     assert "nothing to adopt" in audit("adopt", "--home", str(tmp_path)).stdout
+
+
+def test_audit_verify_against_a_witness_catches_a_restored_home(tmp_path, monkeypatch):
+    witness = tmp_path / "elsewhere" / "witness.jsonl"
+    monkeypatch.setenv("HAZARDVISION_AUDIT_WITNESS_FILE", str(witness))
+    home = tmp_path / "home"
+    log = AuditLog.at(home)
+    log.append("cli:ann", "key.create", "ml-bob")
+    log.database.engine.dispose()  # the database whole in its file, as a backup copies it
+    older = (home / "bank.sqlite3").read_bytes(), (home / "audit" / "head.json").read_bytes()
+    log.append("cli:ann", "key.create", "admin-eve")
+    log.database.engine.dispose()
+    assert audit("verify", "--home", str(home), "--witness", str(witness)).exit_code == 0
+    (home / "bank.sqlite3").write_bytes(older[0])
+    (home / "audit" / "head.json").write_bytes(older[1])
+    assert audit("verify", "--home", str(home)).exit_code == 0  # the home agrees with itself
+    done = audit("verify", "--home", str(home), "--witness", str(witness), "--json")
+    report = json.loads(done.stdout)
+    assert done.exit_code == 1 and not report["intact"]
+    assert report["problems"] == [report["problems"][0]] and "knows record 2" in report["problems"][0]
+
+
+def test_audit_verify_of_a_missing_witness_exits_2(home, tmp_path):
+    done = audit("verify", "--home", str(home), "--witness", str(tmp_path / "none.jsonl"))
+    assert done.exit_code == 2 and "no witness file" in done.output
+
+
+def test_audit_key_and_anchor_files_from_the_environment(tmp_path, monkeypatch):
+    vault = tmp_path / "vault"
+    monkeypatch.setenv("HAZARDVISION_AUDIT_KEY_FILE", str(vault / "audit.key"))
+    monkeypatch.setenv("HAZARDVISION_AUDIT_ANCHOR_FILE", str(vault / "head.json"))
+    home = tmp_path / "home"
+    assert runner.invoke(app, ["keys", "create", "--role", "ml", "--name", "ml-bob", "--home", str(home)]).exit_code \
+        == 0
+    assert (vault / "audit.key").is_file() and json.loads((vault / "head.json").read_text())["count"] == 1
+    assert not (home / "audit" / "anchor.key").exists()
+    assert audit("verify", "--home", str(home)).exit_code == 0
+    monkeypatch.delenv("HAZARDVISION_AUDIT_KEY_FILE")
+    done = audit("verify", "--home", str(home))
+    assert done.exit_code == 1 and "audit key" in done.output and "missing" in done.output
