@@ -4,7 +4,8 @@ The snapshot id is a hash of everything that shapes the training data (classes, 
 each photo's hash, split and labels), so the same bank and arguments give the same id and any
 changed label or photo gives a new one. Each case contributes its latest label version, and the
 manifest names the version of each photo: the bank keeps every version, so an old snapshot's labels
-stay readable after a correction (`bank history`).
+stay readable after a correction (`bank history`), and `reproduce_snapshot` rebuilds an old
+snapshot from its record: the cases as they were, each with the label version it had then.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from pydantic import BaseModel, Field
 
 from hazardvision.bank.bank import SampleBank
 from hazardvision.bank.groups import original_name
-from hazardvision.data.bank_records import LABELLED_ORIGINS
-from hazardvision.data.labels import CaseLabels
+from hazardvision.data.bank_records import LABELLED_ORIGINS, Case
+from hazardvision.data.cases import Box
+from hazardvision.data.labels import CaseLabels, Version
 from hazardvision.data.snapshots import Snapshots
 from hazardvision.errors import BankError
 from hazardvision.home import Home
 
 SPLITS = ("train", "val", "test")
-__all__ = ["LABELLED_ORIGINS", "SPLITS", "SnapshotManifest", "SplitRule", "make_snapshot"]
+__all__ = ["LABELLED_ORIGINS", "SPLITS", "SnapshotManifest", "SplitRule", "make_snapshot", "reproduce_snapshot"]
 
 
 class SplitRule(StrEnum):
@@ -104,16 +106,20 @@ def make_snapshot(
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
     out: Path | None = None,
     originals_only: bool = False,
+    as_of: dt.datetime | None = None,
+    expected_id: str | None = None,
 ) -> SnapshotManifest:
     """Freeze the bank's cases (of `sources`, all by default) into a YOLO dataset of `classes`.
 
     `originals_only` keeps one training photo per original of augmented copies (`<orig>.rf.<hash>`).
+    `as_of` takes the cases the bank had then, each with the label version it had then (default: now).
+    With `expected_id`, a snapshot of another id is refused before anything is written.
     """
     if not classes:
         raise BankError("a snapshot needs at least one class (--classes helmet,no_helmet,...)")
     if split_rule is SplitRule.GROUP and (len(ratios) != 3 or abs(sum(ratios) - 1) > 1e-6 or min(ratios) < 0):
         raise BankError(f"--ratios must be three non-negative numbers summing to 1, got {list(ratios)}")
-    rows, credits = _collect(bank, list(classes), sources, split_rule)
+    rows, credits = _collect(bank, list(classes), sources, split_rule, as_of)
     if not rows:
         raise BankError("no cases match: import a dataset first, or check --sources")
     if split_rule is SplitRule.GROUP:
@@ -129,6 +135,9 @@ def make_snapshot(
         key["originals_only"] = True  # only when set: ids of earlier snapshots stay what they were
     digest = hashlib.sha256(json.dumps(key, separators=(",", ":")).encode())
     snapshot_id = digest.hexdigest()[:16]
+    if expected_id is not None and snapshot_id != expected_id:
+        raise BankError(f"the bank no longer gives snapshot {expected_id} (it gives {snapshot_id}): cases of it were "
+                        "deleted or their leakage groups changed since; label corrections alone are undone")
     folder = (out or Home(bank.home).snapshots) / snapshot_id
     manifest = SnapshotManifest(
         id=snapshot_id, created_at=dt.datetime.now(dt.UTC), path=str(folder), classes=list(classes),
@@ -150,8 +159,34 @@ def make_snapshot(
     return manifest
 
 
+def reproduce_snapshot(bank: SampleBank, snapshot_id: str, *, out: Path | None = None) -> SnapshotManifest:
+    """Write snapshot `snapshot_id` again from its record in the bank (its folder may be gone): its classes and
+    split rule, over the cases the bank had when it was made, each at the label version it had then."""
+    record = Snapshots(bank.database).get(snapshot_id=snapshot_id)
+    if record is None:
+        raise BankError(f"no snapshot {snapshot_id} recorded in the bank at {bank.home}")
+    made = SnapshotManifest.model_validate({**record.manifest, "files": []})
+    return make_snapshot(bank, classes=made.classes, sources=[credit.name for credit in made.sources],
+                         split_rule=made.split_rule, seed=made.seed or 0, ratios=made.ratios or (0.8, 0.1, 0.1),
+                         out=out, originals_only=made.originals_only, as_of=made.created_at, expected_id=snapshot_id)
+
+
+def _labels_then(case: Case, versions: list[Version], as_of: dt.datetime | None) -> tuple[int, list[tuple[str, Box]]]:
+    """The label version a case had at `as_of` (now when None) and its boxes."""
+    current = [(a.class_name, (a.x1, a.y1, a.x2, a.y2)) for a in case.annotations if a.origin in LABELLED_ORIGINS
+               and (as_of is None or a.reviewed_at is None or a.reviewed_at <= as_of)]  # reviews since: not then
+    latest = versions[-1].version if versions else 1
+    if as_of is None or not versions:
+        return latest, current
+    then = [version for version in versions if version.created_at <= as_of] or versions[:1]
+    if then[-1].version == latest:
+        return latest, current
+    return then[-1].version, [(label.class_name, label.box) for label in then[-1].labels]
+
+
 def _collect(
-    bank: SampleBank, classes: list[str], sources: Sequence[str] | None, split_rule: SplitRule
+    bank: SampleBank, classes: list[str], sources: Sequence[str] | None, split_rule: SplitRule,
+    as_of: dt.datetime | None = None,
 ) -> tuple[list[_Row], list[SourceCredit]]:
     index = {name: i for i, name in enumerate(classes)}
     rows = []
@@ -160,20 +195,21 @@ def _collect(
     missing = sorted(set(wanted) - set(known))
     if missing:
         raise BankError(f"unknown sources {missing}; the bank has {sorted(known)}")
-    cases = bank.records.of_sources(names=wanted)
-    versions = CaseLabels(bank.database).latest(case_ids=[case.id for case in cases])
+    cases = [case for case in bank.records.of_sources(names=wanted) if as_of is None or case.created_at <= as_of]
+    recorded = CaseLabels(bank.database).recorded(case_ids=[case.id for case in cases])
     for case in cases:
         if split_rule is SplitRule.SOURCE and case.source_split not in SPLITS:
             raise BankError(f"case {case.id} ({case.source.name}) has no source split; use --split group")
         width, height = case.image.width, case.image.height
+        version, boxes = _labels_then(case, recorded.get(case.id, []), as_of)
         labels = tuple(sorted(
-            f"{index[a.class_name]} {(a.x1 + a.x2) / 2 / width:.6f} {(a.y1 + a.y2) / 2 / height:.6f} "
-            f"{(a.x2 - a.x1) / width:.6f} {(a.y2 - a.y1) / height:.6f}"
-            for a in case.annotations if a.class_name in index and a.origin in LABELLED_ORIGINS
+            f"{index[name]} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+            f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}"
+            for name, (x1, y1, x2, y2) in boxes if name in index
         ))
         rows.append(_Row(case.image_sha256, bank.store.path(case.image_sha256, case.image.format).suffix,
                          case.source_split or "", case.source.name, case.source_file, labels,
-                         case.image.group_id or case.image_sha256, case.id, versions[case.id]))
+                         case.image.group_id or case.image_sha256, case.id, version))
     credits = [SourceCredit(name=n, licence=known[n].licence, origin=known[n].origin, images=0) for n in wanted]
     return rows, credits
 

@@ -18,7 +18,7 @@ from hazardvision.bank.bank import SampleBank
 from hazardvision.bank.importer import DEFAULT_BATCH, ImportReport, import_dataset
 from hazardvision.bank.label_studio_export import ExportFormat, import_export, is_label_studio_export
 from hazardvision.bank.labels import label_history, relabel
-from hazardvision.bank.snapshot import SplitRule, make_snapshot
+from hazardvision.bank.snapshot import SplitRule, make_snapshot, reproduce_snapshot
 from hazardvision.catalogue import load_catalogue
 from hazardvision.cli.bank_labels import class_counts, print_history, report_label_differences
 from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out, report_leftovers
@@ -259,7 +259,7 @@ def history(
 
 @bank_app.command()
 def snapshot(
-    classes: Annotated[str, typer.Option(help="Comma-separated classes, in model class order.")],
+    classes: Annotated[str | None, typer.Option(help="Comma-separated classes, in model class order.")] = None,
     home: HomeOption = None,
     sources: Annotated[str | None, typer.Option(help="Comma-separated sources. Default: all.")] = None,
     split: Annotated[SplitRule, typer.Option(help="source: keep the sources' splits; group: seeded group split.")]
@@ -267,13 +267,19 @@ def snapshot(
     seed: Annotated[int, typer.Option(help="Seed of a group split.")] = 0,
     ratios: Annotated[str, typer.Option(help="train,val,test shares of a group split.")] = "0.8,0.1,0.1",
     out_dir: Annotated[Path | None, typer.Option("--out", help="Parent folder. Default: HOME/snapshots.")] = None,
+    reproduce: Annotated[str | None, typer.Option(help="Write this earlier snapshot again, from its record: the "
+                                                  "cases it had, each at the label version it took (its other "
+                                                  "options are the record's).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Freeze a YOLO dataset with a manifest; the same bank and arguments give the same id."""
     try:
         shares = [float(v) for v in _csv(ratios)]
-        manifest = make_snapshot(SampleBank(home), classes=_csv(classes), sources=_csv(sources) or None,
-                                 split_rule=split, seed=seed, ratios=shares, out=out_dir)
+        if reproduce:
+            manifest = reproduce_snapshot(SampleBank(home), reproduce, out=out_dir)
+        else:
+            manifest = make_snapshot(SampleBank(home), classes=_csv(classes), sources=_csv(sources) or None,
+                                     split_rule=split, seed=seed, ratios=shares, out=out_dir)
     except ValueError:
         err.print(f"[red]error:[/red] --ratios {ratios!r} must be three numbers such as 0.8,0.1,0.1")
         raise typer.Exit(2) from None

@@ -80,6 +80,15 @@ class CaseLabels:
             found = _latest(session, list(case_ids))
         return {case_id: found.get(case_id, 1) for case_id in case_ids}
 
+    def recorded(self, *, case_ids: Sequence[int]) -> dict[int, list[Version]]:
+        """The recorded versions of these cases, oldest first (a case never corrected has none)."""
+        found: dict[int, list[Version]] = {}
+        with self.database.session() as session:
+            for row in session.scalars(select(LabelVersion).where(LabelVersion.case_id.in_(list(case_ids)))
+                                       .order_by(LabelVersion.case_id, LabelVersion.version)):
+                found.setdefault(row.case_id, []).append(_version(row))
+        return found
+
     def history(self, *, case_id: int) -> list[Version]:
         """Every version of a case's labels, oldest first; `UnknownCase` if there is no such case."""
         with self.database.session() as session:
@@ -90,8 +99,7 @@ class CaseLabels:
                                   "`hazardvision bank list` shows them")
             if not case.label_versions:
                 return [_first_version(case)]
-            return [Version(row.version, row.created_at, row.author, row.via, row.reason,
-                            tuple(_label_of(item) for item in row.labels)) for row in case.label_versions]
+            return [_version(row) for row in case.label_versions]
 
     def correct(self, *, case_id: int, labels: Sequence[NewAnnotation], author: str, via: str,
                 reason: str | None) -> int:
@@ -132,6 +140,11 @@ def _latest(session: Session, case_ids: list[int]) -> dict[int, int]:
 def _labels(annotations: Iterable[Annotation]) -> tuple[Label, ...]:
     return tuple(Label(a.class_name, (a.x1, a.y1, a.x2, a.y2), a.source_class, a.origin)
                  for a in annotations if a.origin in LABELLED_ORIGINS)
+
+
+def _version(row: LabelVersion) -> Version:
+    return Version(row.version, row.created_at, row.author, row.via, row.reason,
+                   tuple(_label_of(item) for item in row.labels))
 
 
 def _first_version(case: Case) -> Version:

@@ -3,16 +3,17 @@ make a new label version with provenance, snapshots take the latest version and 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from hazardvision.bank.bank import SampleBank
 from hazardvision.bank.labels import compare_labels, label_history, relabel
-from hazardvision.bank.snapshot import make_snapshot
+from hazardvision.bank.snapshot import make_snapshot, reproduce_snapshot
 from hazardvision.catalogue import load_catalogue
 from hazardvision.data.labels import Label
-from hazardvision.errors import InvalidLabels, UnknownCase
+from hazardvision.errors import BankError, InvalidLabels, UnknownCase
 from hazardvision.similar.case_index import CaseIndex
 from hazardvision.similar.maintenance import sync_indexes, verify_indexes
 from tests.bank.conftest import import_path, make_yolo
@@ -202,3 +203,28 @@ def test_copies_of_one_photo_with_other_labels_do_not_take_turns_at_being_its_la
     again = import_path(bank, data_yaml, batch_size=1, update_labels=True)
     assert (again.labels_differ, again.labels_updated) == (0, 0)
     assert boxes(bank, bank.cases()[0].id) == [("helmet", "imported")]
+
+
+@ON_BOTH
+def test_an_old_snapshot_reproduces_after_a_correction_and_later_imports(site_photos, sample_photos, tmp_path):
+    bank = SampleBank(tmp_path / "home")
+    import_path(bank, site_photos)
+    old = make_snapshot(bank, classes=NAMES, out=tmp_path / "snaps")
+    old_labels = {p.name: p.read_text() for p in (Path(old.path) / "labels" / "train").iterdir()}
+    case_id = case_of(bank, "photo000.jpg")
+    fixed = tmp_path / "fixed.txt"
+    fixed.write_text("3 0.5 0.5 0.4 0.4\n")
+    relabel(bank, case_id, fixed, classes=NAMES, catalogue=load_catalogue(), reason="no vest")
+    import_path(bank, make_yolo(tmp_path / "later", sample_photos[2:3], ["0 0.5 0.5 0.2 0.2\n"], NAMES))
+    assert make_snapshot(bank, classes=NAMES, out=tmp_path / "snaps").id != old.id
+
+    shutil.rmtree(old.path)
+    again = reproduce_snapshot(bank, old.id, out=tmp_path / "snaps")
+    assert again.id == old.id and {f.label_version for f in again.files} == {1}
+    assert {p.name: p.read_text() for p in (Path(again.path) / "labels" / "train").iterdir()} == old_labels
+
+    shutil.rmtree(again.path)
+    bank.delete_cases([case_id])
+    with pytest.raises(BankError, match=f"no longer gives snapshot {old.id}"):
+        reproduce_snapshot(bank, old.id, out=tmp_path / "snaps")
+    assert not Path(again.path).exists()
