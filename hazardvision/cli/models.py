@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -105,24 +106,27 @@ def promote(
     database = Database.of_home(home)
     audit, actor = AuditLog(database), local_actor()
     previous = _serving(registry, pack)
+
+    def record(rows: Sequence[Comparison | ClassComparison]) -> None:  # written with the activation, or it is undone
+        record_promotion(audit, actor, pack, version, previous=previous, forced=force, tolerance=tolerance,
+                         comparisons=rows, via="cli", replaces=names,
+                         serving={name: v for name in registry.packs() if (v := _serving(registry, name))})
+
+    comparisons: list[Comparison | ClassComparison] = []
     try:
         try:
-            comparisons: list[Comparison | ClassComparison] = []
             with err.status(f"scoring {pack} {version} against the active version"):
                 if names:
                     comparisons += promote_replacing(registry, pack, version, names, root, tolerance=tolerance,
-                                                     force=force)
+                                                     force=force, record=record)
                 else:
                     comparisons += promote_version(registry, pack, version, force=force, tolerance=tolerance,
-                                                   datasets=root, test_cases=lambda: test_split_photos(
+                                                   datasets=root, record=record, test_cases=lambda: test_split_photos(
                                                        SampleBank(home)))
         except HazardVisionError as error:
             record_refusal(audit, actor, pack, version, error, previous=previous, forced=force, tolerance=tolerance,
                            via="cli", replaces=names)
             fail(error)
-        record_promotion(audit, actor, pack, version, previous=previous, forced=force, tolerance=tolerance,
-                         comparisons=comparisons, via="cli", replaces=names,
-                         serving={v.pack: v.version for v in registry.serving()})
         Generations(database).bump(Kind.MODELS)  # running services of this database reload
     except HazardVisionError as error:
         fail(error)

@@ -43,6 +43,8 @@ MAX_TOLERANCE = 0.02
 """The largest mAP50 drop the gate may be told to allow: past it, promoting a worse model is a `force`."""
 TestCases = Callable[[], Sequence["LabelledPhoto"]]
 """The bank's test-split cases, read only when no dataset split is at hand."""
+Record = Callable[[Sequence["Comparison | ClassComparison"]], None]
+"""Writes the audit record of an activation, given what the gate scored; if it raises, the activation is undone."""
 
 
 def split_id(data_yaml: Path, split: str) -> str:
@@ -181,14 +183,26 @@ def _rescore_cases(active: ModelPack, candidate: ModelPack, photos: Sequence[Lab
     return comparisons
 
 
+def _activate(registry: PackRegistry, pack: str, version: str, comparisons: Sequence[Comparison | ClassComparison],
+              *, record: Record | None, retire: Sequence[str] = ()) -> None:
+    """Write the activation (and the retirements) to the home, then its audit record; undone if that fails."""
+    with registry.preserved(pack, *retire):
+        registry.activate(pack, version)
+        for name in retire:
+            registry.retire(name, f"{pack} {version}")
+        if record is not None:
+            record(comparisons)
+
+
 def promote(
     registry: PackRegistry, pack: str, version: str, *, force: bool = False, tolerance: float = DEFAULT_TOLERANCE,
-    datasets: Path | None = None, test_cases: TestCases | None = None,
+    datasets: Path | None = None, test_cases: TestCases | None = None, record: Record | None = None,
 ) -> list[Comparison]:
     """Make `version` the active version of `pack`, through the gate unless `force`.
 
     Its files are checked against its card's sha256 first, forced or not. The gate scores it and the active
-    version on the test splits under `datasets`, else on the bank's `test_cases`; with neither it refuses."""
+    version on the test splits under `datasets`, else on the bank's `test_cases`; with neither it refuses.
+    `record` writes the activation's audit record (it is undone when that fails)."""
     check_tolerance(tolerance)
     candidate = registry.version(pack, version)
     card = candidate.card()
@@ -198,13 +212,15 @@ def promote(
             raise PromotionRefused(f"{pack} serves no version yet (staged or replaced), so there is nothing to compare "
                                    f"{version} with; promote it with --replaces PACK,... (the packs it takes over "
                                    "from), or with --force")
-        registry.activate(pack, version)
+        _activate(registry, pack, version, [], record=record)
         return []
     active = registry.active(pack)
     if active.folder == candidate.folder:
+        if record is not None:
+            record([])  # nothing changes, but what was asked for is on the record
         return []
     if force:
-        registry.activate(pack, version)
+        _activate(registry, pack, version, [], record=record)
         return []
     comparisons = rescore(active, candidate, datasets=datasets, test_cases=test_cases)
     if not comparisons:
@@ -223,7 +239,7 @@ def promote(
             f"{pack} {version} is worse than the active {active.version} beyond the tolerance of "
             f"{tolerance}: {details} (both scored now); use --force to promote it anyway"
         )
-    registry.activate(pack, version)
+    _activate(registry, pack, version, comparisons, record=record)
     return comparisons
 
 
@@ -245,9 +261,10 @@ class ClassComparison:
 
 def promote_replacing(
     registry: PackRegistry, pack: str, version: str, replaces: Sequence[str], datasets: Path, *,
-    tolerance: float = DEFAULT_TOLERANCE, force: bool = False,
+    tolerance: float = DEFAULT_TOLERANCE, force: bool = False, record: Record | None = None,
 ) -> list[ClassComparison]:
-    """Activate `pack` `version` in place of the active versions of `replaces`, through the per-class gate."""
+    """Activate `pack` `version` in place of the active versions of `replaces`, through the per-class gate;
+    `record` as for `promote`."""
     from hazardvision.packs.evaluation import evaluate_dataset  # noqa: PLC0415  (scoring only here)
 
     check_tolerance(tolerance)
@@ -275,7 +292,5 @@ def promote_replacing(
                             for c in worse)
         raise PromotionRefused(f"{pack} {version} is worse than the packs it would replace beyond the tolerance of "
                                f"{tolerance}: {details}; use --force to promote it anyway")
-    registry.activate(pack, version)
-    for name in replaces:
-        registry.retire(name, f"{pack} {version}")
+    _activate(registry, pack, version, comparisons, record=record, retire=replaces)
     return comparisons

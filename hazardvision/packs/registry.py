@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,6 +200,24 @@ class PackRegistry:
         folder = self._home_pack(pack)
         _write_atomically(folder / ACTIVE_FILE, version + "\n")
         (folder / REPLACED_FILE).unlink(missing_ok=True)
+
+    @contextmanager
+    def preserved(self, *packs: str) -> Iterator[None]:
+        """The home's ACTIVE and REPLACED_BY of `packs` as they were, put back if the block raises: an activation
+        whose audit record could not be written is undone."""
+        saved = {(pack, name): (self._home_pack(pack) / name).read_text(encoding="utf-8")
+                 if (self._home_pack(pack) / name).is_file() else None
+                 for pack in packs for name in (ACTIVE_FILE, REPLACED_FILE)}
+        try:
+            yield
+        except BaseException:
+            for (pack, name), text in saved.items():
+                path = self._home_pack(pack) / name
+                if text is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    _write_atomically(path, text)
+            raise
 
     def stage(self, pack: str) -> None:
         """Keep the pack out of scans until a version is promoted (an empty ACTIVE in the home)."""

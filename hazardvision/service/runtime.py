@@ -37,6 +37,8 @@ from hazardvision.datasets.label_names import label_classes
 from hazardvision.detections import Detections
 from hazardvision.errors import HazardVisionError, ImageTooLarge, Unauthenticated, UnknownCase, UnknownModel
 from hazardvision.images import DecodedImage, decode_image, read_header
+from hazardvision.packs.promotion import ClassComparison
+from hazardvision.packs.promotion import Comparison as PromotionComparison
 from hazardvision.packs.registry import PackRegistry
 from hazardvision.packs.tiling import TilingMode
 from hazardvision.resources import default_datasets
@@ -615,19 +617,22 @@ class Runtime:
     async def activate(self, pack: str, request: ActivateRequest, key: KeyRecord) -> ActivateResponse:
         """Activate a version through the promotion gate and swap the serving state; audited, refusals too."""
         previous = self.host.versions.get(pack)
+
+        def record(rows: Sequence[PromotionComparison | ClassComparison]) -> None:  # with the activation, or neither
+            record_promotion(self.audit, key.name, pack, request.version, previous=previous, forced=request.force,
+                             tolerance=request.tolerance, comparisons=rows, via="api",
+                             serving={**self.host.versions, pack: request.version})
+
         try:
             if request.force:
                 check(key, Permission.MODELS_FORCE)
             state, comparisons = await self.offload(self.host.activate, pack, request.version, force=request.force,
-                                                    tolerance=request.tolerance)
+                                                    tolerance=request.tolerance, record=record)
         except HazardVisionError as error:
             await self.offload(record_refusal, self.audit, key.name, pack, request.version, error, previous=previous,
                                forced=request.force, tolerance=request.tolerance, via="api")
             raise
         self.metrics.serving(state.versions)
-        await self.offload(record_promotion, self.audit, key.name, pack, request.version, previous=previous,
-                           forced=request.force, tolerance=request.tolerance, comparisons=comparisons, via="api",
-                           serving=state.versions)
         return ActivateResponse(
             pack=pack, version=request.version, previous_version=previous, forced=request.force,
             comparisons=[Comparison(dataset=c.dataset, split_id=c.split_id, active=c.active, candidate=c.candidate,

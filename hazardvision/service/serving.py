@@ -26,7 +26,7 @@ from hazardvision.home import Home
 from hazardvision.images import DecodedImage
 from hazardvision.packs.card import CARD_FILE, Precision
 from hazardvision.packs.model_pack import ModelPack, detect_with_packs, load_pack
-from hazardvision.packs.promotion import DEFAULT_TOLERANCE, Comparison, promote
+from hazardvision.packs.promotion import DEFAULT_TOLERANCE, Comparison, Record, promote
 from hazardvision.packs.registry import PackRegistry
 from hazardvision.packs.tiling import TilingMode
 from hazardvision.scan import Scanner
@@ -180,8 +180,8 @@ class ModelHost:
                 return state  # no index to update or to start reading
             return self._install(state.packs, state.down)
 
-    def activate(self, pack: str, version: str, *, force: bool, tolerance: float = DEFAULT_TOLERANCE
-                 ) -> tuple[ServingState, list[Comparison]]:
+    def activate(self, pack: str, version: str, *, force: bool, tolerance: float = DEFAULT_TOLERANCE,
+                 record: Record | None = None) -> tuple[ServingState, list[Comparison]]:
         """Make `version` the active version of `pack` through the registry's gate, then serve with it.
 
         The new version is loaded (its file checked against its card's sha256), and its similar-case index built
@@ -197,8 +197,8 @@ class ModelHost:
             if self._has_indexes():
                 sync_indexes(self.bank, [candidate])
             comparisons = promote(self.registry, pack, version, force=force, tolerance=tolerance,
-                                  datasets=self.datasets,
-                                  test_cases=lambda: test_split_photos(self.bank))  # writes the home's ACTIVE
+                                  datasets=self.datasets, test_cases=lambda: test_split_photos(self.bank),
+                                  record=record)  # writes the home's ACTIVE, then `record` (or neither)
             Generations(self.bank.database).bump(Kind.MODELS)  # the other processes of this database follow
             packs = [candidate if p.name == pack else p for p in (current.packs if current is not None else ())]
             if pack not in {p.name for p in packs}:

@@ -183,3 +183,13 @@ def test_gate_refuses_a_tolerance_above_its_limit(registry, synthetic, tolerance
     with pytest.raises(PromotionRefused, match=r"tolerance of .* is outside 0 to 0.02"):
         promote(registry, "site", "zeroed", datasets=synthetic, tolerance=tolerance)
     assert registry.active("site").version == "0.4.0"
+
+
+def test_an_activation_whose_record_fails_is_undone(registry):
+    def record(rows: object) -> None:
+        raise PromotionRefused("the audit log is unavailable")
+
+    with pytest.raises(PromotionRefused, match="audit log is unavailable"):
+        promote(registry, "site", "0.4.1", force=True, record=record)
+    assert registry.active("site").version == "0.4.0"
+    assert not (registry.home / "site" / ACTIVE_FILE).exists()
