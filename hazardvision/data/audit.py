@@ -40,12 +40,12 @@ from hazardvision.data.audit_heads import (
     WITNESS_SECONDS_VARIABLE,
     AnchorFile,
     FileWitness,
+    HeadCheck,
     HeadMark,
     Witness,
     env_path,
     env_seconds,
     export_quietly,
-    signed,
     witnesses_from_environment,
 )
 from hazardvision.data.audit_records import GENESIS, AuditRecords, Head
@@ -256,78 +256,18 @@ class AuditLog:
             elif (head.count, head.head) != (tail.count, tail.head):
                 problems.append(f"the chain ({tail.count} records, last {tail.head[:12]}) does not match its head "
                                 f"({head.count} records, last {head.head[:12]}): records or the head were rewritten")
-        reported = head.count if head is not None and head.count > tail.count else 0  # a cut tail, said above
-        self._check_anchor(key, tail, reported, problems)
+        heads = HeadCheck(
+            None if key is None else (lambda body: record_mac(key, canonical_json(body))), tail.count,
+            reported=head.count if head is not None and head.count > tail.count else 0,  # a cut tail, said above
+            hash_at=self.chain.hash_at, hashes=lambda: ((e["seq"], e["hash"]) for e in self.chain.entries()),
+            problems=problems)
+        heads.anchor(self.anchor)
         if witness is not None:
-            self._check_witness(FileWitness(witness), key, tail, reported, problems)
+            heads.witness(FileWitness(witness))
         if self.legacy_path.exists():
             problems.append(f"{self.legacy_path} holds an audit log from before the database kept it; "
                             "`hazardvision audit adopt` checks it and copies it into the database")
         return problems
-
-    def _check_anchor(self, key: bytes | None, tail: _Tail, reported: int, problems: list[str]) -> None:
-        try:
-            anchor = self.anchor.read()
-        except ValueError as error:
-            problems.append(str(error))
-            return
-        where = f"the audit anchor {self.anchor.path}"
-        if anchor is None:
-            if tail.count:
-                problems.append(f"{where} is missing: a database restored from an older copy cannot be detected "
-                                "(the next append writes it again)")
-            return
-        if key is not None and not signed(anchor, lambda body: record_mac(key, canonical_json(body))):
-            problems.append(f"{where} has a wrong MAC: it was rewritten without the audit key")
-            return
-        self._check_mark(anchor, where, tail, reported, problems)
-
-    def _check_witness(self, witness: FileWitness, key: bytes | None, tail: _Tail, reported: int,
-                       problems: list[str]) -> None:
-        where = f"the audit witness {witness.path}"
-        marks = witness.marks(problems)
-        if key is not None:
-            for mark in marks:
-                if not signed(mark, lambda body: record_mac(key, canonical_json(body))):
-                    problems.append(f"line {mark['line']} of {where} has a wrong MAC: it was not written by this "
-                                    "log's key")
-            marks = [mark for mark in marks if signed(mark, lambda body: record_mac(key, canonical_json(body)))]
-        if not marks:
-            if tail.count or not problems:
-                problems.append(f"{where} names no head: it cannot confirm the chain")
-            return
-        furthest = max(marks, key=lambda mark: int(mark["count"]))
-        self._check_mark(furthest, where, tail, reported, problems)
-        # Every head witnessed must be in the chain: a rolled-back chain that grew past the furthest one again
-        # holds other records at the positions witnessed before.
-        witnessed: dict[int, dict[str, Any]] = {}
-        forked = False
-        for mark in marks:
-            witnessed.setdefault(int(mark["count"]), mark)
-            if witnessed[int(mark["count"])]["head"] != mark["head"] and not forked:
-                forked = True  # the first fork says it; the rest follow from it
-                problems.append(f"lines {witnessed[int(mark['count'])]['line']} and {mark['line']} of {where} name "
-                                f"two different records {mark['count']}: the chain was rolled back and rewritten")
-        for entry in self.chain.entries():
-            seen = witnessed.get(entry["seq"])
-            if seen is not None and seen is not furthest and entry["hash"] != seen["head"]:
-                problems.append(f"record {entry['seq']} of the chain is not the one {where} knows (line "
-                                f"{seen['line']}, of {seen.get('at')}): the chain was rewritten from there on")
-                return
-
-    def _check_mark(self, mark: dict[str, Any], where: str, tail: _Tail, reported: int, problems: list[str]
-                    ) -> None:
-        """`reported`: the database's head row names a cut tail up to that record already."""
-        count, head = int(mark["count"]), str(mark["head"])
-        if count > tail.count:
-            if count <= reported:
-                return
-            problems.append(f"the chain ends at record {tail.count} but {where} knows record {count} (of "
-                            f"{mark.get('at')}): records {tail.count + 1}..{count} are missing; the database was "
-                            "rolled back to an older copy or its tail was cut")
-        elif count and self.chain.hash_at(count) != head:
-            problems.append(f"record {count} of the chain is not the one {where} knows (of {mark.get('at')}): "
-                            "the chain was rewritten from there on")
 
     def adopt(self) -> int:
         """Copy the home's file log (from before the database kept the chain) into an empty chain; return how

@@ -19,7 +19,7 @@ import logging
 import os
 import secrets
 import syslog
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,6 +192,79 @@ def export_quietly(target: AnchorFile | Witness, mark: HeadMark, sign: Signer) -
 def signed(mark: dict[str, Any], sign: Signer) -> bool:
     body = {"count": mark.get("count"), "head": mark.get("head"), "at": mark.get("at")}
     return hmac.compare_digest(sign(body), str(mark.get("mac", "")))
+
+
+class HeadCheck:
+    """Checks a chain (its length `count`, its hashes) against the anchor and a witness, into `problems`.
+
+    `sign` is None when the audit key is missing (MACs are then not checked); `reported` is the record up to which
+    the database's head row already names a cut tail (not said twice).
+    """
+
+    def __init__(self, sign: Signer | None, count: int, *, reported: int, hash_at: Callable[[int], str | None],
+                 hashes: Callable[[], Iterable[tuple[int, str]]], problems: list[str]) -> None:
+        self.sign, self.count, self.reported = sign, count, reported
+        self.hash_at, self.hashes, self.problems = hash_at, hashes, problems
+
+    def anchor(self, anchor: AnchorFile) -> None:
+        try:
+            data = anchor.read()
+        except ValueError as error:
+            self.problems.append(str(error))
+            return
+        where = f"the audit anchor {anchor.path}"
+        if data is None:
+            if self.count:
+                self.problems.append(f"{where} is missing: a database restored from an older copy cannot be "
+                                     "detected (the next append writes it again)")
+            return
+        if self.sign is not None and not signed(data, self.sign):
+            self.problems.append(f"{where} has a wrong MAC: it was rewritten without the audit key")
+            return
+        self._mark(data, where)
+
+    def witness(self, witness: FileWitness) -> None:
+        where = f"the audit witness {witness.path}"
+        marks = witness.marks(self.problems)
+        if self.sign is not None:
+            sign = self.sign
+            for mark in marks:
+                if not signed(mark, sign):
+                    self.problems.append(f"line {mark['line']} of {where} has a wrong MAC: it was not written by "
+                                         "this log's key")
+            marks = [mark for mark in marks if signed(mark, sign)]
+        if not marks:
+            if self.count or not self.problems:
+                self.problems.append(f"{where} names no head: it cannot confirm the chain")
+            return
+        furthest = max(marks, key=lambda mark: int(mark["count"]))
+        self._mark(furthest, where)
+        # Every head witnessed must be in the chain: a rolled-back chain that grew past the furthest one again
+        # holds other records at the positions witnessed before.
+        witnessed: dict[int, dict[str, Any]] = {}
+        for mark in marks:
+            first = witnessed.setdefault(int(mark["count"]), mark)
+            if first["head"] != mark["head"]:
+                self.problems.append(f"lines {first['line']} and {mark['line']} of {where} name two different "
+                                     f"records {mark['count']}: the chain was rolled back and rewritten")
+                break  # the first fork says it; the rest follow from it
+        for seq, digest in self.hashes():
+            seen = witnessed.get(seq)
+            if seen is not None and seen is not furthest and digest != seen["head"]:
+                self.problems.append(f"record {seq} of the chain is not the one {where} knows (line {seen['line']}, "
+                                     f"of {seen.get('at')}): the chain was rewritten from there on")
+                return
+
+    def _mark(self, mark: dict[str, Any], where: str) -> None:
+        count, head = int(mark["count"]), str(mark["head"])
+        if count > self.count:
+            if count > self.reported:
+                self.problems.append(f"the chain ends at record {self.count} but {where} knows record {count} (of "
+                                     f"{mark.get('at')}): records {self.count + 1}..{count} are missing; the "
+                                     "database was rolled back to an older copy or its tail was cut")
+        elif count and self.hash_at(count) != head:
+            self.problems.append(f"record {count} of the chain is not the one {where} knows (of {mark.get('at')}): "
+                                 "the chain was rewritten from there on")
 
 
 @contextmanager

@@ -11,7 +11,13 @@ import pytest
 from sqlalchemy import delete, update
 
 from hazardvision.data.audit import AuditLog
-from hazardvision.data.audit_heads import ANCHOR_FILE_VARIABLE, KEY_FILE_VARIABLE, WITNESS_FILE_VARIABLE
+from hazardvision.data import audit_heads
+from hazardvision.data.audit_heads import (
+    ANCHOR_FILE_VARIABLE,
+    KEY_FILE_VARIABLE,
+    WITNESS_FILE_VARIABLE,
+    WITNESS_SYSLOG_VARIABLE,
+)
 from hazardvision.data.audit_records import AuditEntry, AuditHead
 
 
@@ -141,3 +147,13 @@ def test_audit_witness_every_few_seconds_exports_only_a_moved_head(home, tmp_pat
     assert log.export_head() is not None and log.export_head() is None
     assert [json.loads(line)["count"] for line in witness.read_text().splitlines()] == [2]
     assert log.verify(witness=witness) == []
+
+
+def test_audit_witness_in_syslog_gets_each_head(home, monkeypatch):
+    sent: list[tuple[int, str]] = []
+    monkeypatch.setattr(audit_heads.syslog, "syslog", lambda priority, message: sent.append((priority, message)))
+    monkeypatch.setenv(WITNESS_SYSLOG_VARIABLE, "true")
+    log = AuditLog.at(home)
+    append(log, 2)
+    assert [message.split(" at=")[0] for _, message in sent] == [
+        f"audit head count={r.seq} head={r.hash}" for r in log.records()]

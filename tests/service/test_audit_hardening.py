@@ -36,8 +36,9 @@ def stored(home: Path) -> tuple[int, int, int]:
     return scans, findings, records
 
 
-def test_audit_scan_answered_503_past_its_deadline_stores_nothing(tmp_path, ppe_photos, monkeypatch):
-    """The scan's work is slower than the request timeout: 503, and its commit is refused in its transaction."""
+def test_audit_scan_answered_503_past_its_deadline_stores_nothing(tmp_path, ppe_photos, monkeypatch, database_url):
+    """The scan's work is slower than the request timeout: 503, and its commit is refused in its transaction (on
+    each test database)."""
     record, slow, outcomes = ScanArchive.record, threading.Event(), []
 
     def slow_record(self, *args, **kwargs):  # type: ignore[no-untyped-def]
