@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, update
 
-from hazardvision.data.audit import AuditLog
 from hazardvision.data import audit_heads
+from hazardvision.data.audit import AuditLog
 from hazardvision.data.audit_heads import (
     ANCHOR_FILE_VARIABLE,
     KEY_FILE_VARIABLE,
