@@ -23,7 +23,8 @@ class Readiness(BaseModel):
     ready: bool = Field(description="True once the models are loaded.")
     models: dict[str, str] = Field(description="Pack -> version served (empty while loading).")
     similar_cases: bool = Field(description="Whether findings get similar cases (the bank has an index).")
-    message: str | None = Field(default=None, description="Why the service is not ready, if it is not.")
+    message: str | None = Field(default=None, description="Why the service is not ready, if it is not; while it "
+                                "is, which packs do not serve (see `down`), if any.")
     down: dict[str, str] = Field(default_factory=dict, description="Pack -> why it does not serve (its active "
                                  "version failed to load: a model file that differs from its card's sha256, a "
                                  "damaged file); the others serve. Ready while at least one pack serves.")
