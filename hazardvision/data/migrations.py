@@ -167,6 +167,13 @@ def _label_versions(connection: Connection) -> None:
     Base.metadata.tables["label_versions"].create(connection, checkfirst=True)
 
 
+def _key_sites(connection: Connection) -> None:
+    # Keys made before this version have no sites (null): they read the scans of every site, as before.
+    if "sites" not in {column["name"] for column in inspect(connection).get_columns("api_keys")}:
+        kind = Base.metadata.tables["api_keys"].columns["sites"].type.compile(dialect=connection.dialect)
+        connection.execute(text(f"ALTER TABLE api_keys ADD COLUMN sites {kind}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
@@ -184,6 +191,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(14, "the SHA-256 of a scan's stored photo (its location removed), and deleted scans", _scan_privacy),
     Migration(15, "camera stream URLs, and the lease of the process that reads each stream", _camera_streams),
     Migration(16, "versions of a case's labels, with their provenance", _label_versions),
+    Migration(17, "the sites whose scans an API key reads", _key_sites),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -26,6 +26,8 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    sites: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    """The sites whose scans the key reads (a list of names); null or empty: every site."""
 
 
 # A name is free again once its key is revoked, so uniqueness covers the active keys only.
