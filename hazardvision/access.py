@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
@@ -85,6 +85,7 @@ KEY_PREFIX = "hv_"
 KEY_BYTES = 32
 PREFIX_CHARS = 8
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)  # a busy key is not written to the database on every request
+_SITE_CHARS = 200  # as long as a scan's site
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:+-]{0,99}")
 
 
@@ -106,6 +107,8 @@ class KeyRecord(BaseModel):
     created_at: dt.datetime = Field(description="When the key was created (UTC).")
     revoked_at: dt.datetime | None = Field(default=None, description="When the key was revoked, if it was.")
     last_used_at: dt.datetime | None = Field(default=None, description="Last use, to the minute; None if never used.")
+    sites: tuple[str, ...] = Field(default=(), description="The sites whose scans, findings and reviews the key "
+                                   "reads (besides the scans it made itself); empty: every site.")
 
     @property
     def active(self) -> bool:
@@ -136,7 +139,7 @@ def _record(row: ApiKey) -> KeyRecord:
     return KeyRecord(
         id=row.id, name=row.name, role=Role(row.role), prefix=row.prefix, created_at=_utc(row.created_at),
         revoked_at=_utc(row.revoked_at) if row.revoked_at else None,
-        last_used_at=_utc(row.last_used_at) if row.last_used_at else None,
+        last_used_at=_utc(row.last_used_at) if row.last_used_at else None, sites=tuple(row.sites or ()),
     )
 
 
@@ -158,19 +161,25 @@ class ApiKeys:
         self.records = Keys(bank.database)
         self.audit = audit or AuditLog(bank.database)
 
-    def create(self, name: str, role: Role, *, actor: str = "cli") -> tuple[KeyRecord, str]:
-        """A new key: its record and the key itself, which nobody can see again."""
+    def create(self, name: str, role: Role, *, actor: str = "cli",
+               sites: Sequence[str] = ()) -> tuple[KeyRecord, str]:
+        """A new key: its record and the key itself, which nobody can see again; `sites` limits the scans it reads
+        (see `service.scopes`)."""
         if not _NAME.fullmatch(name) or name.isdigit():
             raise ApiKeyError(f"a key name is 1 to 100 letters, digits or ._@:+- starting with a letter or digit, and "
                               f"not a number alone (numbers are key ids); {name!r} is not")
         role = Role(role)
+        chosen = sorted({site.strip() for site in sites})
+        if any(not site or len(site) > _SITE_CHARS for site in chosen):
+            raise ApiKeyError(f"a key's site is 1 to {_SITE_CHARS} characters, as scans name it; {sites!r} has another")
         key = KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
         with self.records.create(name=name, role=role.value, key_hash=key_digest(key),
-                                 prefix=key[:PREFIX_CHARS]) as row:
+                                 prefix=key[:PREFIX_CHARS], sites=chosen) as row:
             record = _record(row)
             # Inside the transaction: a key whose creation cannot be audited is not created.
             self.audit.append(actor, "key.create", name,
-                              details={"id": record.id, "role": role.value, "prefix": record.prefix})
+                              details={"id": record.id, "role": role.value, "prefix": record.prefix,
+                                       "sites": chosen})
         return record, key
 
     def revoke(self, name_or_id: str, *, actor: str = "cli") -> KeyRecord:

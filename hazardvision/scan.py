@@ -136,7 +136,9 @@ class Scanner:
             found, alarms = self.similar.for_findings(pack, features, boxes, [f.class_name for f in mine], query,
                                                       exclude_case=result.bank_case_id, pixels=image.pixels)
             for finding, cases, alarm in zip(mine, found, alarms, strict=True):
-                finding.similar_cases, finding.likely_false_alarm = cases, alarm
+                # A rejected finding is named, never shown: its photo was a false alarm, not a case to look at.
+                finding.similar_cases = cases
+                finding.likely_false_alarm = None if alarm is None else alarm.model_copy(update={"thumbnail": None})
         if query.suppress_false_alarms:
             result.findings = [finding for finding in result.findings if finding.likely_false_alarm is None]
 

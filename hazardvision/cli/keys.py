@@ -21,14 +21,17 @@ keys_app = typer.Typer(help="Create, revoke and list the API keys of the service
 def create(
     role: Annotated[Role, typer.Option(help="What the key may do.")],
     name: Annotated[str, typer.Option(help="Who or what holds the key, e.g. dock3-pipeline.")],
+    site: Annotated[list[str] | None, typer.Option("--site", help="A site whose scans the key reads (repeat it for "
+                                                   "several); none: every site. See README, scoped access.")] = None,
     home: HomeOption = None,
 ) -> None:
     """Create a key and print it once: only its hash is kept."""
     try:
-        record, key = ApiKeys(SampleBank(home)).create(name, role, actor=local_actor())
+        record, key = ApiKeys(SampleBank(home)).create(name, role, actor=local_actor(), sites=site or ())
     except HazardVisionError as error:
         fail(error)
-    err.print(f"created key {record.name!r} (id {record.id}, role {record.role.value}); it is printed below and "
+    sites = f", sites {', '.join(record.sites)}" if record.sites else ""
+    err.print(f"created key {record.name!r} (id {record.id}, role {record.role.value}{sites}); it is printed below and "
               "cannot be shown again: store it now", markup=False, highlight=False)
     print(key)  # alone on stdout, so that a script can capture it
 
@@ -56,9 +59,10 @@ def list_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
         return
-    table = Table("id", "name", "role", Column("key", no_wrap=True), "created", "last used", "revoked")
+    table = Table("id", "name", "role", Column("key", no_wrap=True), "sites", "created", "last used", "revoked")
     for record in records:
         table.add_row(str(record.id), record.name, record.role.value, f"{record.prefix}...",
+                      ", ".join(record.sites) or "all",
                       f"{record.created_at:%Y-%m-%d %H:%M}",
                       f"{record.last_used_at:%Y-%m-%d %H:%M}" if record.last_used_at else "never",
                       f"{record.revoked_at:%Y-%m-%d %H:%M}" if record.revoked_at else "")

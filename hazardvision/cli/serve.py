@@ -28,6 +28,7 @@ def serve(
     import uvicorn  # noqa: PLC0415
 
     from hazardvision.service import create_app, load_settings  # noqa: PLC0415
+    from hazardvision.service.connections import server_config  # noqa: PLC0415
     from hazardvision.service.errors import readable  # noqa: PLC0415
     from hazardvision.service.logs import configure  # noqa: PLC0415
 
@@ -42,5 +43,9 @@ def serve(
         app = create_app(settings)
     except HazardVisionError as error:
         fail(error)
-    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_config=None,
-                timeout_graceful_shutdown=10)
+    config = server_config(app, settings, host=settings.host, port=settings.port, access_log=False, log_config=None,
+                           timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # the port was taken, say (uvicorn logged why)
+        raise typer.Exit(3)

@@ -22,14 +22,15 @@ class Keys:
         self.database = database
 
     @contextmanager
-    def create(self, *, name: str, role: str, key_hash: str, prefix: str) -> Iterator[ApiKey]:
+    def create(self, *, name: str, role: str, key_hash: str, prefix: str,
+               sites: builtins.list[str] | None = None) -> Iterator[ApiKey]:
         """Add an active key and yield its record inside the transaction (what the caller does there, an
         audit entry, commits with it); `ApiKeyConflict` if an active key has that name."""
         taken = ApiKeyConflict(f"an active key is named {name!r}; revoke it first or choose another name")
         with self.database.session() as session:
             if session.scalar(select(ApiKey.id).where(ApiKey.name == name, ApiKey.revoked_at.is_(None))):
                 raise taken
-            row = ApiKey(name=name, role=role, key_hash=key_hash, prefix=prefix)
+            row = ApiKey(name=name, role=role, key_hash=key_hash, prefix=prefix, sites=sites or None)
             session.add(row)
             try:
                 session.flush()

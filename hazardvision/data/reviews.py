@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 from hazardvision.boxes import box_iou
 from hazardvision.data.bank_records import Annotation, Origin
 from hazardvision.data.database import Database
+from hazardvision.data.scans import Visibility
 from hazardvision.data.service_records import FindingRecord, ReviewRecord, ReviewStatus, ScanRecord
 from hazardvision.errors import ReviewConflict
 
@@ -64,10 +65,10 @@ class Reviews:
             yield row
 
     def pending(self, *, site: str | None = None, enterprise: str | None = None,
-                class_names: Sequence[str] | None = None, limit: int = 50,
-                offset: int = 0) -> builtins.list[FindingRecord]:
+                class_names: Sequence[str] | None = None, limit: int = 50, offset: int = 0,
+                visibility: Visibility | None = None) -> builtins.list[FindingRecord]:
         """Findings not yet reviewed, newest scan first, with their scans loaded; of a site, an enterprise, some
-        classes."""
+        classes, among the scans `visibility` admits (None: every scan)."""
         query = (select(FindingRecord).join(ScanRecord, ScanRecord.id == FindingRecord.scan_id)
                  .where(FindingRecord.status == ReviewStatus.PENDING.value)
                  .options(selectinload(FindingRecord.scan))
@@ -78,17 +79,22 @@ class Reviews:
             query = query.where(ScanRecord.enterprise == enterprise)
         if class_names is not None:
             query = query.where(FindingRecord.class_name.in_(class_names))
+        if visibility is not None:
+            query = query.where(visibility.clause())
         with self.database.session() as session:
             return builtins.list(session.scalars(query))
 
     def list(self, *, scan_id: str | None = None, site: str | None = None, enterprise: str | None = None,
-             limit: int = 50, offset: int = 0) -> builtins.list[ReviewRecord]:
-        """Reviews, newest first, of one scan or of the scans at a site or of an enterprise."""
+             limit: int = 50, offset: int = 0, visibility: Visibility | None = None) -> builtins.list[ReviewRecord]:
+        """Reviews, newest first, of one scan or of the scans at a site or of an enterprise, among the scans
+        `visibility` admits (None: every scan)."""
         query = select(ReviewRecord).order_by(ReviewRecord.id.desc()).limit(limit).offset(offset)
         if scan_id:
             query = query.where(ReviewRecord.scan_id == scan_id)
-        if site or enterprise:
+        if site or enterprise or visibility is not None:
             query = query.join(ScanRecord, ScanRecord.id == ReviewRecord.scan_id)
+            if visibility is not None:
+                query = query.where(visibility.clause())
             if site:
                 query = query.where(ScanRecord.site == site)
             if enterprise:

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import ColumnElement, delete, false, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -16,6 +16,32 @@ from hazardvision.data.database import Database
 from hazardvision.data.inspection_records import InspectionScanRecord, RectificationRecord, RectificationStatus
 from hazardvision.data.service_records import FindingRecord, ReviewStatus, ScanRecord
 from hazardvision.errors import DuplicateIdempotencyKey, ScanProtected, UnknownScan
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """The scans one key reads: those it made, those at its sites, those of its cameras (`None` instead of a
+    Visibility: every scan)."""
+
+    actor: str
+    sites: frozenset[str] = frozenset()
+    cameras: frozenset[str] = frozenset()
+
+    def admits(self, *, actor: str, site: str | None, camera: str | None) -> bool:
+        return actor == self.actor or site in self.sites or camera in self.cameras
+
+    def clause(self) -> ColumnElement[bool]:
+        """The same rule as `admits`, on `ScanRecord`'s columns."""
+        terms = [ScanRecord.actor == self.actor]
+        if self.sites:
+            terms.append(ScanRecord.site.in_(sorted(self.sites)))
+        if self.cameras:
+            terms.append(ScanRecord.camera.in_(sorted(self.cameras)))
+        return or_(false(), *terms)
+
+
+def visible(visibility: Visibility | None, *, actor: str, site: str | None, camera: str | None) -> bool:
+    return visibility is None or visibility.admits(actor=actor, site=site, camera=camera)
 
 
 @dataclass(frozen=True)

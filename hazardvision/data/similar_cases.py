@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from hazardvision.data.bank_records import Annotation, Case, Enterprise, Image, Site, Source
+from hazardvision.data.bank_records import Annotation, Case, Enterprise, Image, Origin, Site, Source
 from hazardvision.data.cases import at_place
 from hazardvision.data.database import Database
 
@@ -104,7 +104,9 @@ class SimilarCaseRecords:
         return cases, boxes
 
     def has_annotation(self, *, case_id: int, annotation_id: int) -> bool:
-        """Whether the annotation exists and belongs to that case."""
+        """Whether the annotation exists, belongs to that case and is not a rejected finding (a known false alarm is
+        named as such, but its picture is not served)."""
         with self.database.session() as session:
             annotation = session.get(Annotation, annotation_id)
-            return annotation is not None and annotation.case_id == case_id
+            return (annotation is not None and annotation.case_id == case_id
+                    and annotation.origin != Origin.REJECTED.value)

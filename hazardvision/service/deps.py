@@ -10,8 +10,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hazardvision.access import CSRF_HEADER, SESSION_COOKIE, KeyRecord, Permission, check
+from hazardvision.data.scans import Visibility
 from hazardvision.errors import Forbidden
 from hazardvision.service.runtime import Runtime
+from hazardvision.service.scopes import visibility_of
 from hazardvision.service.settings import Settings
 from hazardvision.service.sign_ins import client_address
 
@@ -82,9 +84,29 @@ def permitted(permission: Permission) -> Callable[[KeyRecord], Awaitable[KeyReco
     return dependency
 
 
-ScanKey = Annotated[KeyRecord, Depends(permitted(Permission.SCAN))]
+_scan_key = permitted(Permission.SCAN)
+_review_key = permitted(Permission.REVIEW)
+ScanKey = Annotated[KeyRecord, Depends(_scan_key)]
 ScanDeleteKey = Annotated[KeyRecord, Depends(permitted(Permission.SCANS_DELETE))]
-ReviewKey = Annotated[KeyRecord, Depends(permitted(Permission.REVIEW))]
+ReviewKey = Annotated[KeyRecord, Depends(_review_key)]
+
+
+async def _visibility(runtime: Runtime, key: KeyRecord) -> Visibility | None:
+    return await runtime.offload(visibility_of, key, runtime.settings.scan_scope, runtime.cameras.records)
+
+
+async def scan_visibility(runtime: RuntimeDep, key: ScanKey) -> Visibility | None:
+    """The scans a key that may scan reads (`service.scopes`); None: every scan."""
+    return await _visibility(runtime, key)
+
+
+async def review_visibility(runtime: RuntimeDep, key: ReviewKey) -> Visibility | None:
+    """The scans whose findings and reviews a key that may review reads; None: every scan."""
+    return await _visibility(runtime, key)
+
+
+ScanScopeDep = Annotated[Visibility | None, Depends(scan_visibility)]
+ReviewScopeDep = Annotated[Visibility | None, Depends(review_visibility)]
 InspectKey = Annotated[KeyRecord, Depends(permitted(Permission.INSPECT))]
 FramesKey = Annotated[KeyRecord, Depends(permitted(Permission.FRAMES))]
 VideosKey = Annotated[KeyRecord, Depends(permitted(Permission.VIDEOS))]

@@ -21,7 +21,7 @@ from hazardvision.data.audit import AuditLog
 from hazardvision.data.base import utcnow
 from hazardvision.data.cases import NewCase
 from hazardvision.data.reviews import Reviews
-from hazardvision.data.scans import stored_sha256
+from hazardvision.data.scans import Visibility, stored_sha256, visible
 from hazardvision.data.service_records import ReviewRecord, ReviewStatus, ScanRecord
 from hazardvision.errors import BankError, HazardVisionError, InvalidReview, ReviewConflict, UnknownFinding
 from hazardvision.images import decode_image
@@ -65,10 +65,12 @@ class FindingReviews:
         self.catalogue = catalogue
         self.on_change = on_change
 
-    def review(self, finding_id: str, request: ReviewRequest, actor: str) -> ReviewResponse:
-        """Record the verdict; `ReviewConflict` if the finding was reviewed already."""
+    def review(self, finding_id: str, request: ReviewRequest, actor: str,
+               visibility: Visibility | None = None) -> ReviewResponse:
+        """Record the verdict; `ReviewConflict` if the finding was reviewed already; `UnknownFinding` for one of a
+        scan `visibility` does not admit."""
         with self.bank.writer():
-            verdict = self._verdict(finding_id, request)
+            verdict = self._verdict(finding_id, request, visibility)
             case_id = self._case_of(verdict)
             response = self._commit(verdict, case_id, request, actor)
         if self.on_change is not None:
@@ -79,26 +81,28 @@ class FindingReviews:
         return response
 
     def list(self, *, scan_id: str | None, site: str | None, enterprise: str | None, limit: int,
-             offset: int) -> list[ReviewResponse]:
-        """Reviews, newest first, of one scan or of the scans at a site or of an enterprise."""
+             offset: int, visibility: Visibility | None = None) -> list[ReviewResponse]:
+        """Reviews, newest first, of one scan or of the scans at a site or of an enterprise (of the scans
+        `visibility` admits)."""
         return [review_response(row) for row in self.records.list(scan_id=scan_id, site=site, enterprise=enterprise,
-                                                            limit=limit, offset=offset)]
+                                                            limit=limit, offset=offset, visibility=visibility)]
 
-    def pending(self, query: PendingFilter) -> builtins.list[PendingFinding]:
-        """The review queue: findings not yet reviewed, newest scan first."""
+    def pending(self, query: PendingFilter, visibility: Visibility | None = None) -> builtins.list[PendingFinding]:
+        """The review queue: findings not yet reviewed, newest scan first (of the scans `visibility` admits)."""
         classes = None if query.severity is None else [
             entry.class_name for entry in self.catalogue.classes if entry.severity is query.severity]
         rows = self.records.pending(site=query.site, enterprise=query.enterprise, class_names=classes,
-                                    limit=query.limit, offset=query.offset)
+                                    limit=query.limit, offset=query.offset, visibility=visibility)
         return [PendingFinding(
             id=row.id, scan_id=row.scan_id, class_name=row.class_name, confidence=row.confidence,
             hazard=HazardInfo.of(self.catalogue.entry(row.class_name)),
             box=Box(x1=row.x1, y1=row.y1, x2=row.x2, y2=row.y2), site=row.scan.site, enterprise=row.scan.enterprise,
             scanned_at=as_utc(row.scan.created_at) or dt.datetime.now(dt.UTC)) for row in rows]
 
-    def _verdict(self, finding_id: str, request: ReviewRequest) -> _Verdict:
+    def _verdict(self, finding_id: str, request: ReviewRequest, visibility: Visibility | None) -> _Verdict:
         finding = self.records.finding(finding_id=finding_id)
-        if finding is None:
+        if finding is None or not visible(visibility, actor=finding.scan.actor, site=finding.scan.site,
+                                          camera=finding.scan.camera):
             raise UnknownFinding(f"no finding {finding_id!r}; finding ids are in the findings of a scan")
         if finding.status != ReviewStatus.PENDING.value:
             raise ReviewConflict(f"finding {finding_id} was already {finding.status}; a review is final")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -191,6 +191,23 @@ class Settings(BaseSettings):
         description="Header whose last entry is the client's address, set by a trusted reverse proxy (e.g. "
         "X-Forwarded-For), for the sign-in limit; none: the connection's peer. Never set it without such a proxy: "
         "clients could then pick their own address.")
+    scan_scope: Literal["own", "all"] = Field(
+        default="own", description="Which scans, photos, findings and reviews a key reads. own (the default): an "
+        "admin's every scan; any other key those it made, those at the sites it was created with (`keys create "
+        "--site`; an inspector or ml key without sites reads every site) and, for a pipeline, those of the cameras "
+        "it owns; another's answers 404. all: every key reads every scan (as before scopes existed).")
+    client_timeout_seconds: float = Field(
+        default=15, gt=0, le=3600, description="How long a connection may take to send a request's headers (from "
+        "its opening, or from the first byte after a response), and the longest silence while its body arrives; "
+        "then it is closed (408 once it sent part of a request). Cuts idle and slow (slowloris) connections.")
+    keep_alive_seconds: int = Field(
+        default=5, ge=1, le=3600, description="How long an idle keep-alive connection stays open after a response.")
+    max_connections: int = Field(
+        default=1024, ge=2, le=1_000_000, description="Most connections open at once (idle ones count); the one past "
+        "it is answered 503 with Retry-After and closed, and so is a request past it in progress. Keep it under the "
+        "process's open-file limit (`ulimit -n`).")
+    max_header_bytes: int = Field(
+        default=16384, ge=1024, le=1_048_576, description="Largest request line and headers; larger ones get 400.")
     keep_photo_location: bool = Field(
         default=False, description="Keep the EXIF GPS position of scanned photos in the copies the service stores. "
         "False (the default): the GPS IFD is removed before a photo is stored (the rest of EXIF, orientation "

@@ -20,6 +20,7 @@ from PIL import Image
 from hazardvision.access import ApiKeys, Role
 from hazardvision.bank.bank import SampleBank
 from hazardvision.service import Settings, create_app
+from hazardvision.service.connections import server_config
 from tests.bank.conftest import import_path
 from tests.conftest import DATASETS, test_photos
 
@@ -49,8 +50,8 @@ def live_server(home: Path, *, wait_ready: bool = True, **settings: Any) -> Iter
     keys = {role: ApiKeys(bank).create(f"test-{role.value}", role)[1] for role in Role}
     bank.engine.dispose()
     config = Settings(**{"home": home, "inference_workers": 2, "batch_window_ms": 2, **settings})
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=0, log_level="warning",
-                                           access_log=False, lifespan="on"))
+    server = uvicorn.Server(server_config(create_app(config), config, host="127.0.0.1", port=0, log_level="warning",
+                                          access_log=False, lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
 
-from hazardvision.service.deps import RuntimeDep, ScanDeleteKey, ScanKey, SettingsDep
+from hazardvision.service.deps import RuntimeDep, ScanDeleteKey, ScanKey, ScanScopeDep, SettingsDep
 from hazardvision.service.schemas.common import responses
 from hazardvision.service.schemas.scans import BatchResponse, ScanContext, ScanDeletion, ScanQuery, ScanResponse
+from hazardvision.service.scopes import readable_scan
 from hazardvision.service.uploads import read_photos, with_fields
 
 router = APIRouter(prefix="/v1/scans", tags=["scans"], responses=responses())
@@ -62,9 +63,10 @@ async def create_scans(request: Request, runtime: RuntimeDep, settings: Settings
 
 
 @router.get("/{scan_id}", response_model=ScanResponse, responses=responses(404), summary="Read a recorded scan")
-async def get_scan(scan_id: ScanId, runtime: RuntimeDep, _key: ScanKey) -> ScanResponse:
-    """The scan as it was answered, with its context."""
-    return (await runtime.offload(runtime.archive.get, scan_id)).response
+async def get_scan(scan_id: ScanId, runtime: RuntimeDep, scope: ScanScopeDep) -> ScanResponse:
+    """The scan as it was answered, with its context; 404 for a scan the key does not read (setting scan_scope: an
+    admin reads every scan, another key those it made, of its sites and, a pipeline, of its cameras)."""
+    return (await runtime.offload(readable_scan, runtime.archive, scan_id, scope)).response
 
 
 @router.delete("/{scan_id}", response_model=ScanDeletion, responses=responses(403, 404, 409),
@@ -77,17 +79,19 @@ async def delete_scan(scan_id: ScanId, runtime: RuntimeDep, key: ScanDeleteKey) 
 
 @router.get("/{scan_id}/annotated", response_class=Response, summary="The scanned photo with its detections drawn",
             responses={**responses(404), 200: {"content": {"image/jpeg": {}}, "description": "A JPEG."}})
-async def get_annotated(scan_id: ScanId, runtime: RuntimeDep, _key: ScanKey) -> Response:
-    """Hazards boxed in their severity's colour, other objects in green."""
+async def get_annotated(scan_id: ScanId, runtime: RuntimeDep, scope: ScanScopeDep) -> Response:
+    """Hazards boxed in their severity's colour, other objects in green; 404 for a scan the key does not read."""
+    await runtime.offload(readable_scan, runtime.archive, scan_id, scope)
     return Response(await runtime.annotated(scan_id), media_type="image/jpeg")
 
 
 @router.get("/{scan_id}/photo", response_class=Response, summary="The scanned photo as the service keeps it",
             responses={**responses(404), 200: {"content": {"image/*": {}}, "description": "The photo's bytes."}})
-async def get_photo(scan_id: ScanId, runtime: RuntimeDep, _key: ScanKey) -> Response:
+async def get_photo(scan_id: ScanId, runtime: RuntimeDep, scope: ScanScopeDep) -> Response:
     """The uploaded bytes without their EXIF GPS position, unless the service keeps it (its SHA-256 is the scan's
-    stored_sha256); the pixels are those uploaded (boxes are in them after the EXIF orientation)."""
-    scan = await runtime.offload(runtime.archive.get, scan_id)
+    stored_sha256); the pixels are those uploaded (boxes are in them after the EXIF orientation). 404 for a scan the
+    key does not read."""
+    scan = await runtime.offload(readable_scan, runtime.archive, scan_id, scope)
     data = await runtime.offload(runtime.archive.photo, scan)
     kind = "jpeg" if scan.image_format in ("JPEG", "MPO") else scan.image_format.lower()
     return Response(data, media_type=f"image/{kind}")
