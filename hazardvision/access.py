@@ -177,9 +177,10 @@ class ApiKeys:
                                  prefix=key[:PREFIX_CHARS], sites=chosen) as row:
             record = _record(row)
             # Inside the transaction: a key whose creation cannot be audited is not created.
-            self.audit.append(actor, "key.create", name,
-                              details={"id": record.id, "role": role.value, "prefix": record.prefix,
-                                       "sites": chosen})
+            details: dict[str, object] = {"id": record.id, "role": role.value, "prefix": record.prefix}
+            if chosen:  # a key of every site is recorded as keys were before sites existed
+                details["sites"] = chosen
+            self.audit.append(actor, "key.create", name, details=details)
         return record, key
 
     def revoke(self, name_or_id: str, *, actor: str = "cli") -> KeyRecord:
