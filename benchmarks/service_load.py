@@ -9,19 +9,31 @@ once. Then, in one run:
 2. the service started as a subprocess (temporary home, an inspector key, the bundled packs,
    float32), driven by --clients threads with keep-alive connections posting the photos to
    POST /v1/scans (multipart) for --seconds; then again for each of --batch-configs
-   (`off`: HAZARDVISION_MAX_BATCH_SIZE=1; `window5`: HAZARDVISION_BATCH_WINDOW_MS=5).
+   (`off`: HAZARDVISION_MAX_BATCH_SIZE=1; `window5`: HAZARDVISION_BATCH_WINDOW_MS=5;
+   `frames-shared`: HAZARDVISION_FRAME_WORKERS=0, camera frames queue with the photos as before
+   they had workers of their own);
+3. during each service run, --cameras threads (a pipeline key) each configure a camera and post
+   frames to POST /v1/cameras/{id}/frames at --camera-fps on a fixed schedule: real photos,
+   letterboxed to --camera-size (960x540: under the 1280 px at which the packs tile by default),
+   each held for a second with fresh sensor noise on every frame, timestamps increasing. Each
+   camera sends its newest frame once the last one is answered (the frames made meanwhile are
+   dropped, as a live camera's are); a frame counts as analysed when its answer is 200 with
+   frame_quality ok within a second of its time. The share is of every frame the camera made.
 
 Prints images/s, p50/p99 latency, errors (must be 0), the mean photos per model run and the
-server's peak RSS for each service run, and the ratio service / plain loop. A fresh home has no
+server's peak RSS for each service run, per camera the frames due, sent, answered 200 and
+analysed in time with their share, and the ratio service / plain loop. A fresh home has no
 similar-case index, so these scans skip the similar-case search (said in the output).
 
     python benchmarks/service_load.py [--seconds 60] [--clients 8] [--batch-configs off,window5]
+        [--cameras 2] [--camera-fps 5] [--camera-size 960x540]
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import re
 import socket
@@ -60,6 +72,7 @@ CONFIGS = {
     "default": {},
     "off": {"HAZARDVISION_MAX_BATCH_SIZE": "1"},
     "window5": {"HAZARDVISION_BATCH_WINDOW_MS": "5"},
+    "frames-shared": {"HAZARDVISION_FRAME_WORKERS": "0"},
 }
 """Environment of each service configuration, on top of the service's defaults."""
 
@@ -73,6 +86,22 @@ def letterboxed_jpegs(count: int) -> list[bytes]:
         canvas, _ = letterbox(load_image(photo).pixels, HEIGHT, WIDTH, HEIGHT, WIDTH)
         jpegs.append(cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
     return jpegs
+
+
+def camera_frames(count: int, size: tuple[int, int], fps: int, seed: int) -> list[bytes]:
+    """Frames of a camera: `count` real photos letterboxed to `size`, each held for `fps` frames (a second), every
+    frame with fresh sensor noise (so the camera is never seen frozen), as JPEG bytes."""
+    width, height = size
+    per = [sorted((DATASETS / name / "images" / "test").iterdir()) for name in NAMES]
+    photos = [p for group in zip(*per, strict=False) for p in group][seed * count:(seed + 1) * count]
+    rng = np.random.default_rng(seed)
+    frames = []
+    for photo in photos:
+        canvas, _ = letterbox(load_image(photo).pixels, height, width, height, width)
+        for _ in range(fps):
+            noisy = np.clip(canvas.astype(np.int16) + rng.normal(0, 3, canvas.shape).astype(np.int16), 0, 255)
+            frames.append(cv2.imencode(".jpg", noisy.astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
+    return frames
 
 
 class PlainLoop:
@@ -117,10 +146,12 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     key: str = ""
+    pipeline_key: str = ""
 
     def start(self, log: Path) -> None:
         bank = SampleBank(self.home)
         self.key = ApiKeys(bank).create("load-benchmark", Role.INSPECTOR)[1]
+        self.pipeline_key = ApiKeys(bank).create("load-benchmark-cameras", Role.PIPELINE)[1]
         bank.engine.dispose()
         script = Path(sys.executable).with_name("hazardvision")
         command = [str(script)] if script.exists() else [sys.executable, "-c",
@@ -188,17 +219,89 @@ class Load:
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    cameras: list[CameraLoad] = field(default_factory=list)
+
     @property
     def images_per_second(self) -> float:
         return len(self.latencies) / self.seconds
 
 
-def drive(server: Server, bodies: list[tuple[bytes, str]], clients: int, seconds: float) -> Load:
-    """`clients` threads, one keep-alive connection each, posting photos in turn until `seconds` have passed."""
-    load = Load(seconds)
-    window: dict[str, float] = {}
+LATE_SECONDS = 1.0
+"""A frame answered later than this after its time missed the camera's rate."""
+
+
+@dataclass
+class CameraLoad:
+    """What one camera saw during the timed window."""
+
+    name: str
+    due: int = 0
+    sent: int = 0
+    answered: int = 0
+    analysed: int = 0
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def share(self) -> float:
+        return self.analysed / self.due if self.due else float("nan")
+
+
+def camera(server: Server, load: CameraLoad, frames: list[bytes], fps: float, ready: threading.Barrier,
+           window: dict[str, float]) -> None:
+    """Configure the camera, then post its frames at `fps` on a fixed schedule until the window ends."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    headers = {"Authorization": f"Bearer {server.pipeline_key}"}
+
+    def request(method: str, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        connection.request(method, path, body=body, headers={**headers, "Content-Type": content_type})
+        response = connection.getresponse()
+        return response.status, response.read()
+
+    status, text = request("PUT", f"/v1/cameras/{load.name}", b"{}", "application/json")
+    if status != 200:
+        load.errors.append(f"PUT {status} {text[:200]!r}")
+    request("POST", f"/v1/cameras/{load.name}/frames?timestamp=0", frames[0], "image/jpeg")  # warm-up
+    ready.wait()
+    connection.close()  # as the photo clients' (see there)
+    start, end = window["end"] - window["seconds"], window["end"]
+    load.due = int(window["seconds"] * fps)
+    index = 0
+    while index < load.due:
+        time.sleep(max(0.0, start + index / fps - time.perf_counter()))
+        # A live camera sends its newest frame: those made while the last answer was awaited are dropped.
+        index = max(index, int((time.perf_counter() - start) * fps))
+        due = start + index / fps
+        if index >= load.due or due >= end:
+            break
+        load.sent += 1
+        sent = time.perf_counter()
+        try:
+            status, text = request("POST", f"/v1/cameras/{load.name}/frames?timestamp={1 + index / fps:.3f}",
+                                   frames[index % len(frames)], "image/jpeg")
+        except (OSError, http.client.HTTPException) as error:
+            status, text = 0, repr(error).encode()
+            connection.close()
+        index += 1
+        if status != 200:
+            load.errors.append(f"{status} {text[:200]!r}")
+            continue
+        load.answered += 1
+        load.latencies.append(time.perf_counter() - sent)
+        if json.loads(text)["frame_quality"]["status"] == "ok" and time.perf_counter() <= due + LATE_SECONDS:
+            load.analysed += 1
+    connection.close()
+
+
+def drive(server: Server, bodies: list[tuple[bytes, str]], clients: int, seconds: float,
+          cameras: list[list[bytes]] | None = None, fps: float = 5) -> Load:
+    """`clients` threads, one keep-alive connection each, posting photos in turn until `seconds` have passed; and
+    a thread per camera of `cameras` (its frames) posting frames at `fps` meanwhile."""
+    load = Load(seconds, cameras=[CameraLoad(f"cam-{i + 1}") for i in range(len(cameras or []))])
+    window: dict[str, float] = {"seconds": seconds}
     # The window opens once every client has warmed up; the barrier's action sets its end before anyone passes.
-    ready = threading.Barrier(clients + 1, action=lambda: window.update(end=time.perf_counter() + seconds))
+    ready = threading.Barrier(clients + len(load.cameras) + 1,
+                              action=lambda: window.update(end=time.perf_counter() + seconds))
 
     def client(index: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
@@ -211,6 +314,7 @@ def drive(server: Server, bodies: list[tuple[bytes, str]], clients: int, seconds
 
         post(*bodies[index % len(bodies)])  # warm-up, outside the window
         ready.wait()
+        connection.close()  # the server may have closed it while others warmed up; the next request reconnects
         sent = index
         while True:
             start = time.perf_counter()
@@ -233,6 +337,8 @@ def drive(server: Server, bodies: list[tuple[bytes, str]], clients: int, seconds
         connection.close()
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    threads += [threading.Thread(target=camera, args=(server, seen, frames, fps, ready, window), daemon=True)
+                for seen, frames in zip(load.cameras, cameras or [], strict=True)]
     for thread in threads:
         thread.start()
     ready.wait()
@@ -246,7 +352,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_service(name: str, jpegs: list[bytes], clients: int, seconds: float, workdir: Path,
-                precision: str = "default", tiling: str | None = None, profile: Path | None = None) -> Load:
+                precision: str = "default", tiling: str | None = None, profile: Path | None = None,
+                cameras: list[list[bytes]] | None = None, fps: float = 5) -> Load:
     bodies = [multipart(jpeg, f"photo-{i:03d}.jpg", tiling) for i, jpeg in enumerate(jpegs)]
     env = {**({} if precision == "default" else {"HAZARDVISION_PRECISION": precision}), **CONFIGS[name]}
     server = Server(env, workdir / f"home-{name}")
@@ -256,7 +363,7 @@ def run_service(name: str, jpegs: list[bytes], clients: int, seconds: float, wor
         photos_before, runs_before = server.batches()
         assert server.process is not None
         spy = record(server.process.pid, seconds - 2, profile) if profile else None
-        load = drive(server, bodies, clients, seconds)
+        load = drive(server, bodies, clients, seconds, cameras, fps)
         photos_after, runs_after = server.batches()
         if spy is not None and spy.wait() != 0:
             print(f"  py-spy failed: {spy.stderr.read().decode()[-500:] if spy.stderr else ''}")
@@ -275,6 +382,11 @@ def run_service(name: str, jpegs: list[bytes], clients: int, seconds: float, wor
     print(f"  errors                    {len(load.errors):8d}" + (f"   first: {load.errors[0]}" if load.errors else ""))
     print(f"  photos per model run      {mean_batch:8.2f}   (mean, from /metrics)")
     print(f"  server peak RSS           {rss:8.0f} MiB   (VmHWM)")
+    for seen in load.cameras:
+        print(f"  camera {seen.name:<6} {fps:g} fps   made {seen.due}, sent {seen.sent}, answered 200 {seen.answered}, "
+              f"analysed in time {seen.analysed}: {seen.share:.1%}; latency p50 / p99 "
+              f"{percentile(seen.latencies, 50) * 1000:.0f} / {percentile(seen.latencies, 99) * 1000:.0f} ms"
+              + (f"   errors {len(seen.errors)}, first: {seen.errors[0]}" if seen.errors else ""))
     if profile:
         print(f"  where the server's time goes ({profile}):")
         print_shares(profile, indent="    ")
@@ -294,6 +406,11 @@ def main() -> None:
     parser.add_argument("--batch-configs", default="off,window5",
                         help=f"further service runs after the default one, comma-separated from {sorted(CONFIGS)}; "
                         "'' for none")
+    parser.add_argument("--cameras", type=int, default=2, help="cameras posting frames during each service run "
+                        "(default 2; 0: none)")
+    parser.add_argument("--camera-fps", type=int, default=5, help="frames a second each camera posts (default 5)")
+    parser.add_argument("--camera-size", default="960x540", help="WIDTHxHEIGHT of the camera frames (default "
+                        "960x540; at 1280 px and more each pack's default tiling costs a model run per tile)")
     parser.add_argument("--profile", type=Path, help="sample the default run's server with py-spy into this file "
                         "and print where its time goes (benchmarks/profile_shares.py)")
     args = parser.parse_args()
@@ -305,6 +422,8 @@ def main() -> None:
         raise SystemExit(f"real photos not found: {DATASETS} needs {', '.join(NAMES)}")
 
     jpegs = letterboxed_jpegs(args.photos)
+    width, height = (int(side) for side in args.camera_size.split("x"))
+    cameras = [camera_frames(12, (width, height), args.camera_fps, seed) for seed in range(args.cameras)]
     print(f"cpu cores available: {len(os.sched_getaffinity(0))}; photos: {len(jpegs)} real test-split photos "
           f"letterboxed to {WIDTH}x{HEIGHT} JPEG (mean {statistics.mean(map(len, jpegs)) / 1024:.0f} KiB)")
     print("similar cases: off in these runs (a fresh home has no similar-case index); with an index each finding "
@@ -318,7 +437,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hv-load-") as workdir:
         for name in ["default", *configs]:
             results[name] = run_service(name, jpegs, args.clients, args.seconds, Path(workdir), args.precision,
-                                        args.tiling, args.profile if name == "default" else None)
+                                        args.tiling, args.profile if name == "default" else None, cameras,
+                                        args.camera_fps)
     after = loop.images_per_second(jpegs, args.seconds / 2)
     plain = (before + after) / 2
     print(f"plain ultralytics loop  {args.seconds:g} s (half before the service runs, half after), decode + "
@@ -330,9 +450,11 @@ def main() -> None:
     print("summary")
     print(f"  plain ultralytics loop    {plain:8.2f} images/s")
     for name, load in results.items():
+        frames = (f"   frames analysed in time {sum(c.analysed for c in load.cameras)}/"
+                  f"{sum(c.due for c in load.cameras)}" if load.cameras else "")
         print(f"  service [{name:<8}]        {load.images_per_second:8.2f} images/s   "
-              f"ratio service/plain {load.images_per_second / plain:5.2f}   errors {len(load.errors)}")
-    if any(load.errors for load in results.values()):
+              f"ratio service/plain {load.images_per_second / plain:5.2f}   errors {len(load.errors)}{frames}")
+    if any(load.errors or any(c.errors for c in load.cameras) for load in results.values()):
         raise SystemExit(1)
 
 

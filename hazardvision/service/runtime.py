@@ -1,7 +1,8 @@
 """`Runtime`: everything one service instance works with, and the flows the routes call.
 
-Blocking work never runs on the event loop: inference (and decoding) in a bounded thread pool
-through the micro-batchers, database and file work in worker threads.
+Blocking work never runs on the event loop: inference (and decoding) in bounded thread pools
+through the micro-batchers (photo scans in one, camera frames in their own), database and file work
+in worker threads.
 """
 
 from __future__ import annotations
@@ -182,10 +183,13 @@ class Runtime:
         self.scan_batches: MicroBatcher[ServingState, _Photo, ScanResult] = MicroBatcher(
             _scan_batch, self.inference, window_seconds=window, max_size=settings.max_batch_size,
             max_concurrent=settings.inference_workers, observe=self.metrics.batch("scan"))
+        # Frames get workers of their own, so that a camera keeps its rate while photo scans queue.
+        self.frame_inference = (ThreadPoolExecutor(settings.frame_workers, thread_name_prefix="hazardvision-frames")
+                                if settings.frame_workers else self.inference)
         self.frame_batches: MicroBatcher[ServingState, tuple[DecodedImage, TilingMode | None], Detections] = \
             MicroBatcher(
-            self._frame_batch, self.inference, window_seconds=window, max_size=settings.max_batch_size,
-            max_concurrent=settings.inference_workers, observe=self.metrics.batch("frame"))
+            self._frame_batch, self.frame_inference, window_seconds=window, max_size=settings.max_batch_size,
+            max_concurrent=settings.frame_workers or settings.inference_workers, observe=self.metrics.batch("frame"))
         self.archive = ScanArchive(self.bank, self.audit, keep_location=settings.keep_photo_location)
         self.retention = ScanRetention(self.bank, self.audit)
         self.index_sync = IndexSync(self._sync_index)
@@ -316,6 +320,7 @@ class Runtime:
         await self.offload(self.index_sync.close)
         await self.offload(self.videos.close)
         self.inference.shutdown(wait=True, cancel_futures=True)
+        self.frame_inference.shutdown(wait=True, cancel_futures=True)
         self.bank.close()
 
     async def offload(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -511,7 +516,7 @@ class Runtime:
     async def frame(self, camera_id: str, upload: Upload, timestamp: float, actor: str) -> FrameResponse:
         """Detect, track and aggregate one frame; record and send the alerts it raises."""
         state = self.host.current
-        photo = await asyncio.get_running_loop().run_in_executor(self.inference, self._decode, upload)
+        photo = await asyncio.get_running_loop().run_in_executor(self.frame_inference, self._decode, upload)
         raised: list[RaisedAlert] = []
         async with self._camera(camera_id) as stream:
             stream.admit(timestamp)  # an out-of-order frame changes nothing

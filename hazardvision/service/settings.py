@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         default_factory=_default_workers, ge=1, le=64,
         description="Model runs at once, in their own threads (onnxruntime releases the GIL). Default: the cores, "
         "at most 4.")
+    frame_workers: int = Field(
+        default=1, ge=0, le=16,
+        description="Threads of their own for camera frames (posted, and read from streams): their decode and "
+        "model runs, beside the inference workers, so that frames never queue behind photo scans and photo scans "
+        "keep every inference worker. 0: frames share the inference workers with photo scans, in order of "
+        "arrival.")
     batch_window_ms: float = Field(
         default=0.0, ge=0, le=1000,
         description="How long a photo waits for others to share its model run, in milliseconds. At 0, photos "
