@@ -21,7 +21,7 @@ FPS = 2
 SECONDS = 6.0
 LATE_SECONDS = 1.0
 """A frame answered later than this after its time missed the camera's rate."""
-FLOOD_CLIENTS = 4
+FLOOD_CLIENTS = 4  # twice the inference workers: photos always queue
 
 
 def letterboxed_jpeg(pixels: np.ndarray, width: int, height: int, noise: np.random.Generator | None = None) -> bytes:
@@ -43,14 +43,14 @@ def flood(server: LiveServer, photos: list[bytes], stop: threading.Event, answer
     with server.client(Role.INSPECTOR) as inspector:
         sent = 0
         while not stop.is_set():
-            response = inspector.post("/v1/scans", files={"image": ("site.jpg", photos[sent % len(photos)])},
-                                      data={"tiling": "off"})  # short runs, so the flood ends soon after the test
+            response = inspector.post("/v1/scans", files={"image": ("site.jpg", photos[sent % len(photos)])})
             answers.append(response.status_code)
             sent += 1
 
 
 def test_frames_camera_keeps_its_rate_while_photo_scans_flood(server, datasets):
-    # More photo clients than inference workers: both workers are always busy, photos always queue.
+    # Photos at 1280x720, tiled by default (a model run per tile): long runs on both inference workers, which
+    # frames queued behind them would wait for.
     photos = [letterboxed_jpeg(load_image(p).pixels, 1280, 720) for p in test_photos("hardhat-head")[:8]]
     noise = np.random.default_rng(12)
     held = [load_image(p).pixels for p in test_photos("ppe-vest")[:4]]
@@ -84,7 +84,7 @@ def test_frames_camera_keeps_its_rate_while_photo_scans_flood(server, datasets):
     stop.set()
     for thread in flooding:
         thread.join(60)
-    assert analysed >= 0.8 * due, f"{analysed} of {due} frames analysed in time"
+    assert analysed >= 0.75 * due, f"{analysed} of {due} frames analysed in time"
     assert scans_meanwhile >= 1, "photo scans were starved while the camera sent frames"
     assert answers and set(answers) == {200}, answers
 
