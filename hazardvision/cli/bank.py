@@ -327,7 +327,7 @@ def reindex(
     """Build or repair the similar-case index of every active model pack from the bank."""
     try:
         bank = SampleBank(home)
-        reports = _sync_indexes(bank, rebuild=rebuild, only_existing=False, quiet=False)
+        reports = _sync_indexes(bank, rebuild=rebuild, only_existing=False, quiet=False, compact=True)
     except HazardVisionError as error:
         fail(error)
     for pack, report in reports.items():
@@ -384,7 +384,8 @@ def _sync_existing_indexes(bank: SampleBank, *, quiet: bool) -> None:
     _sync_indexes(bank, rebuild=False, only_existing=True, quiet=quiet)
 
 
-def _sync_indexes(bank: SampleBank, *, rebuild: bool, only_existing: bool, quiet: bool) -> dict[str, SyncReport]:
+def _sync_indexes(bank: SampleBank, *, rebuild: bool, only_existing: bool, quiet: bool,
+                  compact: bool = False) -> dict[str, SyncReport]:
     with Progress(TextColumn("indexing {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, disable=quiet) as progress:
         tasks: dict[str, TaskID] = {}
@@ -395,4 +396,4 @@ def _sync_indexes(bank: SampleBank, *, rebuild: bool, only_existing: bool, quiet
             progress.update(tasks[pack], completed=done, total=total)
 
         return sync_indexes(bank, active_packs(home=bank.home), rebuild=rebuild, only_existing=only_existing,
-                            progress=step)
+                            progress=step, compact=compact)

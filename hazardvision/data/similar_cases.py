@@ -62,13 +62,17 @@ class SimilarCaseRecords:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def contents(self, *, classes: Sequence[str]) -> IndexContents:
-        """Every annotation of these classes, and every case id."""
+    def contents(self, *, classes: Sequence[str], case_ids: Collection[int] | None = None) -> IndexContents:
+        """Every annotation of these classes, and every case id; only of `case_ids` (those still there) when given."""
+        annotations = select(Annotation.id, Annotation.case_id, Annotation.class_name, Annotation.origin).where(
+            Annotation.class_name.in_(classes))
+        cases = select(Case.id)
+        if case_ids is not None:
+            annotations = annotations.where(Annotation.case_id.in_(case_ids))
+            cases = cases.where(Case.id.in_(case_ids))
         with self.database.session() as session:
-            annotations = [IndexedAnnotation(*row) for row in session.execute(
-                select(Annotation.id, Annotation.case_id, Annotation.class_name, Annotation.origin)
-                .where(Annotation.class_name.in_(classes)))]
-            return IndexContents(annotations, list(session.scalars(select(Case.id))))
+            return IndexContents([IndexedAnnotation(*row) for row in session.execute(annotations)],
+                                 list(session.scalars(cases)))
 
     def photos(self, *, case_ids: Collection[int]) -> tuple[list[CasePhoto], list[CaseBox]]:
         """The photos of these cases and every box on them, read in one transaction."""

@@ -2,9 +2,12 @@
 
 A review answers as soon as its verdict is committed; bringing the indexes in step with the bank
 (embedding the reviewed photo, writing the index file, serving with it) runs on one background
-thread. Requests made while a sync runs are folded into one more sync after it, so a burst of
-reviews costs a sync or two, not one each. The bank stays the source of truth: a sync that fails
-(or a process killed before it ran) leaves a difference that the next sync, `bank verify` and
+thread. A request names the cases that changed, and the sync embeds and appends only their vectors
+(one small delta file, see `similar.index_files`); requests made while a sync runs are folded into
+one more sync after it, so a burst of reviews costs a sync or two, not one each. A request without
+cases (and the sync after a failed one) compares the whole bank with the index; the service asks
+for one when its models are loaded. The bank stays the source of truth: a sync that fails (or a
+process killed before it ran) leaves a difference that the next such sync, `bank verify` and
 `bank reindex` find and repair.
 """
 
@@ -12,24 +15,30 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger("hazardvision.service")
 
 
 class IndexSync:
-    def __init__(self, sync: Callable[[], object]) -> None:
+    def __init__(self, sync: Callable[[set[int] | None], object]) -> None:
+        """`sync` is called with the ids of the cases that changed, or None for all of them."""
         self._sync = sync
         self._lock = threading.Lock()
         self._pending = False
+        self._cases: set[int] | None = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="hazardvision-index")
         self.syncs = 0
         """Syncs run so far (for tests and metrics)."""
 
-    def request(self) -> None:
-        """Ask for a sync soon; returns at once."""
+    def request(self, case_ids: Iterable[int] | None = None) -> None:
+        """Ask for a sync of these cases (None: of the whole bank) soon; returns at once."""
         with self._lock:
+            if case_ids is None:
+                self._cases = None
+            elif self._cases is not None:
+                self._cases.update(case_ids)
             if self._pending:
                 return  # one is queued already and will see this change too
             self._pending = True
@@ -41,9 +50,12 @@ class IndexSync:
     def _run(self) -> None:
         with self._lock:
             self._pending = False
+            cases, self._cases = self._cases, set()
         try:
-            self._sync()
+            self._sync(cases)
         except Exception as error:  # a background thread: say what failed, and keep serving
+            with self._lock:
+                self._cases = None  # the next sync compares the whole bank, and so repairs this one's cases
             log.warning("similar-case index not synced after a review: %s: %s; `hazardvision bank reindex` "
                         "repairs it", type(error).__name__, error)
         finally:

@@ -54,10 +54,11 @@ class _Verdict:
 
 
 class FindingReviews:
-    """Records reviews in the bank; `on_change` is called after each (to sync the similar-case indexes)."""
+    """Records reviews in the bank; `on_change` is called with the review's case id after each (to sync the
+    similar-case indexes)."""
 
     def __init__(self, bank: SampleBank, archive: ScanArchive, audit: AuditLog, catalogue: Catalogue,
-                 on_change: Callable[[], object] | None = None) -> None:
+                 on_change: Callable[[int], object] | None = None) -> None:
         self.bank = bank
         self.records = Reviews(bank.database)
         self.archive = archive
@@ -75,7 +76,7 @@ class FindingReviews:
             response = self._commit(verdict, case_id, request, actor)
         if self.on_change is not None:
             try:
-                self.on_change()
+                self.on_change(case_id)
             except HazardVisionError as error:  # the review stands; `bank reindex` repairs an index
                 log.warning("similar-case index not synced after review %d: %s", response.id, error)
         return response

@@ -301,6 +301,7 @@ class Runtime:
             log.error("models not loaded: %s: %s", type(error).__name__, error)
             return
         self.metrics.serving(future.result().versions)
+        self.index_sync.request()  # catch up with reviews a stopped (or killed) process did not index
 
     async def close(self) -> None:
         if self._following is not None:
@@ -498,12 +499,12 @@ class Runtime:
 
     # -- reviews
 
-    def _after_review(self) -> None:
-        self.index_sync.request()  # the review has answered; the index follows in the background
+    def _after_review(self, case_id: int) -> None:
+        self.index_sync.request([case_id])  # the review has answered; the index follows in the background
 
-    def _sync_index(self) -> None:
+    def _sync_index(self, case_ids: set[int] | None) -> None:
         if self.host.ready:
-            self.host.refresh_search()
+            self.host.update_search(case_ids)
 
     # -- frames
 

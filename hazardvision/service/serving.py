@@ -31,7 +31,7 @@ from hazardvision.packs.registry import PackRegistry
 from hazardvision.packs.tiling import TilingMode
 from hazardvision.scan import Scanner
 from hazardvision.similar.case_index import CaseIndex
-from hazardvision.similar.maintenance import sync_indexes
+from hazardvision.similar.maintenance import sync_indexes, update_indexes
 from hazardvision.similar.query import SimilarQuery
 from hazardvision.similar.search import SimilarCaseSearch
 
@@ -174,11 +174,19 @@ class ModelHost:
 
     def refresh_search(self) -> ServingState:
         """Bring the current packs' existing similar-case indexes in step with the bank, and serve with them."""
+        return self.update_search(None)
+
+    def update_search(self, case_ids: set[int] | None) -> ServingState:
+        """Bring the current packs' existing similar-case indexes in step with the bank (only the vectors of
+        `case_ids` when given), in place: searches see each change as soon as it is appended."""
         with self._lock:
             state = self.current
-            if not sync_indexes(self.bank, state.packs, only_existing=True) and state.search is None:
-                return state  # no index to update or to start reading
-            return self._install(state.packs, state.down)
+            if state.search is None:
+                if not sync_indexes(self.bank, state.packs, only_existing=True):
+                    return state  # no index to update or to start reading
+                return self._install(state.packs, state.down)
+            update_indexes(self.bank, state.search.indexes.values(), case_ids)
+            return state
 
     def activate(self, pack: str, version: str, *, force: bool, tolerance: float = DEFAULT_TOLERANCE,
                  record: Record | None = None) -> tuple[ServingState, list[Comparison]]:
@@ -222,6 +230,9 @@ class ModelHost:
         appeared since."""
         with self._lock:
             state = self.current
+            if state.search is not None:
+                state.search.indexes  # noqa: B018  (reads the other processes' deltas, or a rebuilt index)
+                return state
             return self._install(state.packs, state.down)
 
     def _has_indexes(self) -> bool:

@@ -1,20 +1,23 @@
 """The similar-case index of one embedding model, kept beside the bank and checked against it.
 
-`HOME/similar/<embedding model>/index.npz` holds three vector indexes made by one detector:
+`HOME/similar/<embedding model>/` holds three vector indexes made by one detector, as a base file
+and the delta files of the changes since (`index_files`):
 - `instances`: every label (imported, confirmed or corrected annotation) of the pack's classes;
 - `rejected`: findings an inspector rejected, kept apart as known false alarms;
 - `photos`: one vector per case for whole-photo search.
 The folder name says which model made the vectors, so a new model (or pack version) gets a new
-index beside the old one and never a mix of both. Every write replaces the file atomically; the
+index beside the old one and never a mix of both. Every file is written atomically; the
 bank stays the source of truth: `verify` compares the two and `sync` repairs the index.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,15 +31,25 @@ from hazardvision.home import Home, private_folder, private_opener, write_privat
 from hazardvision.images import load_image
 from hazardvision.packs.embedding import METHOD, photo_dim
 from hazardvision.packs.model_pack import ModelPack
+from hazardvision.similar.index_files import (
+    INDEX_FILE,
+    Change,
+    deltas,
+    load_base,
+    read_delta,
+    save_base,
+    write_delta,
+)
 from hazardvision.similar.thumbnails import thumbnail_path, write_thumbnail
-from hazardvision.similar.vector_index import VectorIndex, load_indexes, save_indexes
+from hazardvision.similar.vector_index import VectorIndex
 
-INDEX_FILE = "index.npz"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = ".lock"
 KINDS = ("instances", "rejected", "photos")
 BATCH = 8
 """Photos embedded per forward pass while indexing."""
+COMPACT_AFTER = 64
+"""Delta files after which a change rewrites the base instead (readers apply each delta on load)."""
 
 Progress = Callable[[int, int], None]
 """Called with (photos embedded, photos to embed)."""
@@ -81,41 +94,72 @@ class SyncReport:
 
 
 class CaseIndex:
-    """The vectors of one pack's detector over the bank's cases."""
+    """The vectors of one pack's detector over the bank's cases.
+
+    `lock` guards the in-memory indexes: a search holds it while it reads them, and a refresh or an update
+    holds it while it changes them (a FAISS index must not be added to during a search).
+    """
 
     def __init__(self, home: Path, pack: ModelPack) -> None:
         self.pack = pack
         self.model = EmbeddingModel.of(pack)
         self.folder = Home(home).similar_index(self.model.key)
         self.home = home
+        self.lock = threading.RLock()
         self.indexes: dict[str, VectorIndex] = {}
         self.damage: str | None = None
         self.signature: tuple[int, int, int] | None = None
+        self.seq = 0
+        """The last delta file applied (see `index_files`)."""
+        self._folder_signature: tuple[int, int, int] | None = None
         self.reload()
 
     def reload(self) -> None:
-        """Read the index file again (another process may have updated it).
+        """Read the base file and its deltas again (another process compacted or rebuilt the index).
 
         An unreadable file leaves the index empty and `damage` set: searches find nothing,
         `verify` reports it and only a rebuild replaces it.
         """
-        path = self.folder / INDEX_FILE
-        indexes: dict[str, VectorIndex] = {}
-        damage = None
-        signature = _signature(path)
-        if signature is not None:
-            try:
-                indexes = load_indexes(str(path), KINDS)
-            except (OSError, ValueError, KeyError) as error:
-                damage = (f"{self.model.key}: the index file cannot be read ({error}); "
-                          "run `hazardvision bank reindex --rebuild`")
-        # Swapped in whole, so that a search running in another thread sees the old or the new index.
-        self.indexes, self.damage, self.signature = indexes, damage, signature
+        for _attempt in range(3):
+            folder_signature = _signature(self.folder)
+            signature = _signature(self.folder / INDEX_FILE)
+            indexes: dict[str, VectorIndex] = {}
+            damage, seq = None, 0
+            if signature is not None:
+                try:
+                    indexes, seq = load_base(self.folder, KINDS)
+                    seq = _apply_deltas(self.folder, indexes, seq)
+                except FileNotFoundError:
+                    continue  # a compaction folded the deltas into a new base meanwhile: read that
+                except (OSError, ValueError, KeyError) as error:
+                    damage = (f"{self.model.key}: the index file cannot be read ({error}); "
+                              "run `hazardvision bank reindex --rebuild`")
+                    indexes = {}
+            break
+        # Swapped in whole, so that a search sees the old or the new index.
+        with self.lock:
+            self.indexes, self.damage, self.signature, self.seq = indexes, damage, signature, seq
+            self._folder_signature = folder_signature
 
     def refresh(self) -> None:
-        """Reload when another process (`bank import`, `bank reindex`) has replaced the index file."""
+        """Catch up with what other processes wrote: apply their new delta files, or read everything again
+        when the base was replaced. Costs two `stat` calls when nothing changed."""
         if _signature(self.folder / INDEX_FILE) != self.signature:
             self.reload()
+            return
+        folder_signature = _signature(self.folder)
+        if folder_signature == self._folder_signature or not self.indexes:
+            return
+        with self.lock:
+            try:
+                self.seq = _apply_deltas(self.folder, self.indexes, self.seq)
+            except FileNotFoundError:
+                self.reload()
+                return
+            except (OSError, ValueError, KeyError) as error:
+                self.indexes, self.damage = {}, (f"{self.model.key}: a delta file cannot be read ({error}); "
+                                                 "run `hazardvision bank reindex --rebuild`")
+            self._folder_signature = folder_signature
 
     @property
     def exists(self) -> bool:
@@ -127,11 +171,11 @@ class CaseIndex:
                               "run `hazardvision bank reindex`")
         return self.indexes[kind]
 
-    def expected(self, bank: SampleBank) -> dict[str, dict[int, Entry]]:
-        """What each index should hold, read from the bank."""
+    def expected(self, bank: SampleBank, case_ids: Collection[int] | None = None) -> dict[str, dict[int, Entry]]:
+        """What each index should hold, read from the bank (only for `case_ids` when given)."""
         classes = list(self.pack.card.classes)
         wanted: dict[str, dict[int, Entry]] = {kind: {} for kind in KINDS}
-        contents = SimilarCaseRecords(bank.database).contents(classes=classes)
+        contents = SimilarCaseRecords(bank.database).contents(classes=classes, case_ids=case_ids)
         for annotation in contents.annotations:
             entry = Entry(annotation.case_id, annotation.class_name)
             if annotation.origin in LABELLED_ORIGINS:
@@ -161,65 +205,98 @@ class CaseIndex:
                                     f"{self.model.key}: {len(ids)} {kind} {label} {what} ids {shown}")
         return problems
 
-    def sync(self, bank: SampleBank, *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
+    def sync(self, bank: SampleBank, *, rebuild: bool = False, progress: Progress | None = None,
+             compact: bool = False) -> SyncReport:
         """Make the index hold exactly what the bank says: embed what is missing, drop what is gone.
 
-        One process at a time updates an index (an flock beside it); it starts from the file as
-        the previous writer left it.
+        The change is appended as one delta file; `compact` (or `COMPACT_AFTER` deltas) rewrites the base
+        instead. One process at a time updates an index (an flock beside it); it starts from the files as
+        the previous writer left them.
         """
+        with self._writing():
+            if self.damage and not rebuild:
+                raise IndexError_(self.damage)
+            return self._sync(bank, rebuild=rebuild, progress=progress, compact=compact)
+
+    def update(self, bank: SampleBank, case_ids: Collection[int]) -> SyncReport:
+        """Bring only these cases' vectors in step with the bank (a review, an import, a deletion): reads
+        their rows, not the whole bank's, and appends one small delta file."""
+        with self._writing():
+            if self.damage or not self.exists:
+                raise IndexError_(self.damage or f"{self.model.key}: no index; run `hazardvision bank reindex`")
+            return self._sync(bank, rebuild=False, progress=None, compact=False, case_ids=set(case_ids))
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
         private_folder(self.folder)
         with open(self.folder / LOCK_FILE, "a+b", opener=private_opener) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-            self.reload()
-            if self.damage and not rebuild:
-                raise IndexError_(self.damage)
-            return self._sync(bank, rebuild=rebuild, progress=progress)
+            self.refresh()
+            yield
 
-    def _sync(self, bank: SampleBank, *, rebuild: bool, progress: Progress | None) -> SyncReport:
-        wanted = self.expected(bank)
-        if rebuild or not self.exists:
-            self.indexes = {}
+    def _sync(self, bank: SampleBank, *, rebuild: bool, progress: Progress | None, compact: bool,
+              case_ids: set[int] | None = None) -> SyncReport:
+        wanted = self.expected(bank, case_ids)
+        fresh = rebuild or not self.exists
+        held = {} if fresh else self.indexes
         added: dict[str, set[int]] = {}
         removed: dict[str, set[int]] = {}
         for kind in KINDS:
-            missing, extra, changed = _differences(wanted[kind], self.indexes.get(kind))
+            missing, extra, changed = _differences(wanted[kind], held.get(kind), among=case_ids)
             added[kind], removed[kind] = missing | changed, extra | changed
         cases = sorted({wanted[kind][i].case_id for kind in KINDS for i in added[kind]})
         vectors = self._embed(bank, cases, added, progress)
-        if not self.indexes:
-            dim = self.pack.embedding_dim
-            self.indexes = {kind: VectorIndex(photo_dim(dim) if kind == "photos" else dim) for kind in KINDS}
+        changes = {}
         for kind in KINDS:
-            self.indexes[kind].remove(np.fromiter(removed[kind], np.int64))
             ids = sorted(added[kind])
-            if ids:
-                self.indexes[kind].add(np.stack([vectors[kind][i] for i in ids]), np.array(ids, np.int64),
-                                       np.array([wanted[kind][i].case_id for i in ids], np.int64),
-                                       [wanted[kind][i].class_name for i in ids])
-        self.save()
-        return SyncReport({k: len(v) for k, v in added.items()}, {k: len(v) for k, v in removed.items()}, len(cases))
-
-    def save(self) -> None:
-        """Write the index file and its manifest, each atomically."""
-        private_folder(self.folder)
-        temporary = self.folder / f".{INDEX_FILE}.{os.getpid()}"
+            changes[kind] = Change(
+                removed=np.fromiter(removed[kind], np.int64), ids=np.array(ids, np.int64),
+                vectors=np.stack([vectors[kind][i] for i in ids]) if ids else None,
+                case_ids=np.array([wanted[kind][i].case_id for i in ids], np.int64),
+                class_names=[wanted[kind][i].class_name for i in ids])
+        report = SyncReport({k: len(v) for k, v in added.items()}, {k: len(v) for k, v in removed.items()}, len(cases))
         try:
-            with open(temporary, "wb", opener=private_opener) as handle:
-                save_indexes(handle, self.indexes)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.folder / INDEX_FILE)
-            manifest = {
-                "embedding_model": self.model.__dict__ | {"key": self.model.key},
-                "counts": {kind: len(index) for kind, index in self.indexes.items()},
-                "approximate": {kind: index.approximate for kind, index in self.indexes.items()},
-            }
-            write_private_file(self.folder / f".{MANIFEST_FILE}", json.dumps(manifest, indent=2).encode())
-            os.replace(self.folder / f".{MANIFEST_FILE}", self.folder / MANIFEST_FILE)
-            self.signature = _signature(self.folder / INDEX_FILE)
+            if fresh:
+                dim = self.pack.embedding_dim
+                built = {kind: VectorIndex(photo_dim(dim) if kind == "photos" else dim) for kind in KINDS}
+                for kind in KINDS:
+                    changes[kind].apply(built[kind])
+                save_base(self.folder, built, self.seq)
+                with self.lock:
+                    self.indexes, self.damage = built, None
+            elif any(changes.values()):
+                if compact or len(deltas(self.folder)) >= COMPACT_AFTER:
+                    with self.lock:
+                        for kind in KINDS:
+                            changes[kind].apply(self.indexes[kind])
+                    save_base(self.folder, self.indexes, self.seq)
+                else:
+                    with self.lock:  # else a search's refresh could apply the new file first, and then this again
+                        write_delta(self.folder, self.seq + 1, changes)
+                        for kind in KINDS:
+                            changes[kind].apply(self.indexes[kind])
+                        self.seq += 1
+                        self._folder_signature = _signature(self.folder)
+            elif compact and deltas(self.folder):
+                save_base(self.folder, self.indexes, self.seq)
+            else:
+                return report
+            self._write_manifest()
         except OSError as error:
-            temporary.unlink(missing_ok=True)
             raise BankError(f"cannot write the similar-case index {self.folder}: {error.strerror}") from error
+        self.signature = _signature(self.folder / INDEX_FILE)
+        self._folder_signature = _signature(self.folder)
+        return report
+
+    def _write_manifest(self) -> None:
+        manifest = {
+            "embedding_model": self.model.__dict__ | {"key": self.model.key},
+            "counts": {kind: len(index) for kind, index in self.indexes.items()},
+            "approximate": {kind: index.approximate for kind, index in self.indexes.items()},
+            "seq": self.seq,
+        }
+        write_private_file(self.folder / f".{MANIFEST_FILE}", json.dumps(manifest, indent=2).encode())
+        os.replace(self.folder / f".{MANIFEST_FILE}", self.folder / MANIFEST_FILE)
 
     def _embed(
         self, bank: SampleBank, cases: list[int], added: dict[str, set[int]], progress: Progress | None
@@ -250,16 +327,25 @@ class CaseIndex:
 
 
 def _differences(
-    wanted: dict[int, Entry], held: VectorIndex | None
+    wanted: dict[int, Entry], held: VectorIndex | None, among: set[int] | None = None
 ) -> tuple[set[int], set[int], set[int]]:
     """Ids the bank has and the index lacks, ids the index has and the bank lacks, and ids whose case
-    or class changed in the bank since they were indexed."""
+    or class changed in the bank since they were indexed; only ids of the cases `among` when given."""
     if held is None:
         return set(wanted), set(), set()
-    have = held.ids()
+    have = held.ids() if among is None else set(held.ids_where(case_ids=among).tolist())
     changed = {i for i in set(wanted) & have
                if (held.case_of[i], held.class_of[i]) != (wanted[i].case_id, wanted[i].class_name)}
     return set(wanted) - have, have - set(wanted), changed
+
+
+def _apply_deltas(folder: Path, indexes: dict[str, VectorIndex], after: int) -> int:
+    """Apply the delta files after `after` to `indexes`, in order; the last one's number."""
+    for number, path in deltas(folder, after):
+        for kind, change in read_delta(path, KINDS).items():
+            change.apply(indexes[kind])
+        after = number
+    return after
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from hazardvision.bank.bank import SampleBank
 from hazardvision.data.generations import Generations, Kind
@@ -26,16 +26,31 @@ def verify_indexes(bank: SampleBank, packs: Sequence[ModelPack], *, required: bo
 
 def sync_indexes(
     bank: SampleBank, packs: Sequence[ModelPack], *, rebuild: bool = False, only_existing: bool = False,
-    progress: PackProgress | None = None,
+    progress: PackProgress | None = None, compact: bool = False,
 ) -> dict[str, SyncReport]:
-    """Bring each pack's index in step with the bank (build it when missing, unless `only_existing`)."""
+    """Bring each pack's index in step with the bank (build it when missing, unless `only_existing`);
+    `compact` folds the delta files into the base file."""
     reports = {}
     for pack in packs:
         index = CaseIndex(bank.home, pack)
         if only_existing and not index.exists:
             continue
         step = None if progress is None else (lambda done, total, name=pack.name: progress(name, done, total))
-        reports[pack.name] = index.sync(bank, rebuild=rebuild, progress=step)
+        reports[pack.name] = index.sync(bank, rebuild=rebuild, progress=step, compact=compact)
     if any(report.added or report.removed or rebuild for report in reports.values()):
         Generations(bank.database).bump(Kind.CASES)  # running services reload the index files
+    return reports
+
+
+def update_indexes(
+    bank: SampleBank, indexes: Iterable[CaseIndex], case_ids: Collection[int] | None
+) -> dict[str, SyncReport]:
+    """Bring these loaded indexes in step with the bank, in place: only the vectors of `case_ids` when given
+    (a review, without reading the whole bank), else every difference. Each change is one delta file."""
+    reports = {}
+    for index in indexes:
+        if index.exists:
+            reports[index.pack.name] = index.sync(bank) if case_ids is None else index.update(bank, case_ids)
+    if any(sum(report.added.values()) + sum(report.removed.values()) for report in reports.values()):
+        Generations(bank.database).bump(Kind.CASES)  # the other processes read the new delta file
     return reports

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,19 @@ class SimilarCaseSearch:
         live = self.indexes
         if pack not in live or len(xyxy) == 0:
             return [[] for _ in range(len(xyxy))], [None] * len(xyxy)
-        instances, rejected = live[pack]["instances"], live[pack]["rejected"]
         vectors = maps.embed_boxes(xyxy)
         cases = self._cases_at(query)
+        with live[pack].lock:  # the index's background update waits for this search, and the reverse
+            found, alarms = self._search_findings(live[pack], vectors, class_names, query, cases=cases,
+                                                  exclude_case=exclude_case, pixels=pixels)
+        similar = self._hydrate_all(found)
+        return similar, [group[0] if group else None for group in self._hydrate_all(alarms)]
+
+    def _search_findings(
+        self, index: CaseIndex, vectors: NDArray[np.float32], class_names: Sequence[str | None], query: SimilarQuery,
+        *, cases: set[int] | None, exclude_case: int | None, pixels: BGRImage | None,
+    ) -> tuple[list[list[Hit]], list[list[Hit]]]:
+        instances, rejected = index["instances"], index["rejected"]
         allowed = None if cases is None else instances.ids_where(case_ids=cases)
         asked = query.k + (OWN_CASE_MARGIN if exclude_case is not None else 0)
         found, alarms = [], []
@@ -102,9 +113,8 @@ class SimilarCaseSearch:
             match = [] if threshold is None or len(rejected) == 0 else rejected.search(
                 vector[None], 1, class_name=class_name)[0]
             alarms.append([h for h in match if threshold is not None and h.score >= threshold
-                           and self._same_scene(live[pack], h.case_id, pixels, query.false_alarm_scene)])
-        similar = self._hydrate_all(found)
-        return similar, [group[0] if group else None for group in self._hydrate_all(alarms)]
+                           and self._same_scene(index, h.case_id, pixels, query.false_alarm_scene)])
+        return found, alarms
 
     @staticmethod
     def _same_scene(index: CaseIndex, case_id: int, pixels: BGRImage | None, threshold: float) -> bool:
@@ -142,11 +152,14 @@ class SimilarCaseSearch:
         cases = self._cases_at(query)
         allowed = None if cases is None else np.fromiter(cases, np.int64)
         candidates: set[int] = set()
-        for name in packs:
-            hits = live[name]["photos"].search(queries[name], max(CANDIDATES, query.k), allowed)[0]
-            candidates.update(hit.case_id for hit in hits)
-        ids = np.fromiter(candidates, np.int64)
-        scores = np.mean([_scores(live[name]["photos"], queries[name][0], ids) for name in packs], axis=0)
+        with contextlib.ExitStack() as reading:  # in one order (the packs'), so that no two searches deadlock
+            for name in sorted(packs):
+                reading.enter_context(live[name].lock)
+            for name in packs:
+                hits = live[name]["photos"].search(queries[name], max(CANDIDATES, query.k), allowed)[0]
+                candidates.update(hit.case_id for hit in hits)
+            ids = np.fromiter(candidates, np.int64)
+            scores = np.mean([_scores(live[name]["photos"], queries[name][0], ids) for name in packs], axis=0)
         order = np.argsort(-scores, kind="stable")[: query.k]
         hits = [Hit(int(ids[i]), int(ids[i]), "", float(scores[i])) for i in order
                 if query.min_score is None or scores[i] >= query.min_score]

@@ -7,10 +7,9 @@ from `APPROXIMATE_FROM` vectors on, where exact search stops meeting the latency
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import faiss as _faiss
 import numpy as np
@@ -206,9 +205,10 @@ def _ivf(vectors: Vectors) -> Any:
     return index
 
 
-def save_indexes(path: io.BufferedWriter | str, indexes: dict[str, VectorIndex]) -> None:
-    """Write several named indexes into one `.npz` (the caller makes the write atomic)."""
-    arrays: dict[str, NDArray[np.generic]] = {}
+def save_indexes(path: BinaryIO | str, indexes: dict[str, VectorIndex], *, seq: int = 0) -> None:
+    """Write several named indexes into one `.npz` (the caller makes the write atomic); `seq`: the last
+    delta file folded in (see `index_files`)."""
+    arrays: dict[str, NDArray[np.generic]] = {"seq": np.array([seq], np.int64)}
     for name, index in indexes.items():
         arrays.update({f"{name}.{key}": value for key, value in index.to_bytes().items()})
     np.savez(path, **arrays)  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ def test_index_sync_folds_a_burst_of_requests_into_few_syncs():
     release = threading.Event()
     runs = []
 
-    def sync() -> None:
+    def sync(_cases: set[int] | None) -> None:
         runs.append(time.monotonic())
         started.set()
         release.wait(10)
@@ -31,7 +31,7 @@ def test_index_sync_folds_a_burst_of_requests_into_few_syncs():
 def test_index_sync_that_fails_is_logged_and_the_next_request_runs_again(caplog):
     calls = []
 
-    def sync() -> None:
+    def sync(_cases: set[int] | None) -> None:
         calls.append(1)
         if len(calls) == 1:
             raise OSError("disk full")
@@ -45,3 +45,21 @@ def test_index_sync_that_fails_is_logged_and_the_next_request_runs_again(caplog)
     syncer.close()
     assert len(calls) == 2
     assert "not synced after a review: OSError: disk full" in caplog.text
+
+
+def test_index_sync_is_given_the_changed_cases_and_after_a_failure_the_whole_bank():
+    seen: list[set[int] | None] = []
+
+    def sync(cases: set[int] | None) -> None:
+        seen.append(cases)
+        if len(seen) == 1:
+            raise OSError("disk full")
+
+    syncer = IndexSync(sync)
+    for cases, runs in (([3], 1), ([4, 5], 2), ([6], 3)):
+        syncer.request(cases)
+        deadline = time.monotonic() + 10
+        while syncer.syncs < runs and time.monotonic() < deadline:
+            time.sleep(0.01)
+    syncer.close()
+    assert seen == [{3}, None, {6}]  # the failed sync's cases are repaired by a sync of everything

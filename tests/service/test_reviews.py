@@ -10,6 +10,7 @@ import pytest
 from hazardvision.access import Role
 from hazardvision.bank.bank import SampleBank
 from hazardvision.data.audit import AuditLog
+from hazardvision.similar.index_files import INDEX_FILE, deltas
 from hazardvision.similar.maintenance import sync_indexes
 from tests.conftest import bundled_packs, served_versions
 from tests.service.conftest import assert_error, eventually, jpeg_bytes, labelled_bank, live_server
@@ -169,3 +170,26 @@ def test_review_every_review_is_audited(server, scanned):
     assert first.actor == "test-inspector" and first.input_sha256 == scan["image"]["sha256"]
     assert first.model_versions == served_versions()
     assert first.details["reviewer"] == "li.wei"
+
+
+def test_review_enters_the_index_as_a_small_delta_within_seconds(server, inspector, ppe_photos):
+    """The review answers at once; its vectors are appended (one delta file), the base is not rewritten."""
+    folders = [folder for folder in (server.home / "similar").iterdir() if (folder / INDEX_FILE).is_file()]
+    bases = {folder: (folder / INDEX_FILE).stat().st_mtime_ns for folder in folders}
+    scans = ((photo, inspector.post("/v1/scans", files={"image": (photo.name, photo.read_bytes())}).json())
+             for photo in ppe_photos[10:20])
+    found = ((photo, scan) for photo, scan in scans if scan["findings"])
+    photo, scan = next(found, (None, None))
+    if photo is None:
+        pytest.skip("no finding on photos 10 to 19 of ppe-vest's test split with this model")
+    before = {folder: len(deltas(folder)) for folder in folders}
+    review = inspector.post(f"/v1/findings/{scan['findings'][0]['id']}/review", json={"decision": "confirm"}).json()
+
+    def searchable() -> bool:
+        again = inspector.post("/v1/scans", files={"image": ("again.jpg", jpeg_bytes(photo, quality=75))}).json()
+        return any(case["annotation_id"] == review["annotation_id"]
+                   for finding in again["findings"] for case in finding["similar_cases"])
+
+    eventually(searchable, seconds=5)
+    assert any(len(deltas(folder)) > before[folder] for folder in folders)
+    assert {folder: (folder / INDEX_FILE).stat().st_mtime_ns for folder in folders} == bases

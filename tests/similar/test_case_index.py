@@ -67,8 +67,8 @@ def test_an_index_belongs_to_one_embedding_model(tmp_path, bank, packs):
 KILLED_AT_INDEX_WRITE = textwrap.dedent("""
     import os, signal, sys
     from hazardvision.similar import case_index
-    # The process dies after the bank has committed and before the index file is written.
-    case_index.CaseIndex.save = lambda self: os.kill(os.getpid(), signal.SIGKILL)
+    # The process dies after the bank has committed and before an index file (base or delta) is written.
+    case_index.save_base = case_index.write_delta = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
     from hazardvision.cli import main
     sys.argv = ["hazardvision", *sys.argv[1:]]
     main()
