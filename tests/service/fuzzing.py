@@ -75,10 +75,10 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         yield running
 
 
-def fuzz_operation(operation, mode: GenerationMode, headers: dict[str, str]) -> None:
-    """Send `EXAMPLES` cases of one operation; raises on the first answer that fails a check."""
+def fuzz_operation(operation, mode: GenerationMode, headers: dict[str, str], examples: int = EXAMPLES) -> None:
+    """Send up to `examples` cases of one operation; raises on the first answer that fails a check."""
 
-    @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+    @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
     @given(case=operation.as_strategy(mode))
     def run(case) -> None:
@@ -99,16 +99,24 @@ def fuzz_operation(operation, mode: GenerationMode, headers: dict[str, str]) -> 
         raise
 
 
-def fuzz_every_operation(server: LiveServer, role: Role, mode: GenerationMode) -> None:
-    """Fuzz every operation of the server's schema with `role`'s key in `mode`; fails listing every failing one."""
+def fuzz_failures(server: LiveServer, role: Role, mode: GenerationMode,
+                  examples: int = EXAMPLES) -> tuple[list[str], list[str]]:
+    """Fuzz every operation of the server's schema with `role`'s key in `mode`: the operations' labels, and a
+    line for each failing one (also run by benchmarks/fuzz_deep.py with more examples)."""
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     headers = {"Authorization": f"Bearer {server.keys[role]}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 16
     failures = []
     for operation in operations:
         try:
-            fuzz_operation(operation, mode, headers)
+            fuzz_operation(operation, mode, headers, examples)
         except (AssertionError, BaseExceptionGroup) as error:  # schemathesis' FailureGroup is the latter
             failures.append(f"{operation.label}: {error}")
+    return [operation.label for operation in operations], failures
+
+
+def fuzz_every_operation(server: LiveServer, role: Role, mode: GenerationMode) -> None:
+    """Fuzz every operation of the server's schema with `role`'s key in `mode`; fails listing every failing one."""
+    operations, failures = fuzz_failures(server, role, mode)
+    assert len(operations) >= 16
     assert not failures, "\n\n".join(failures)
