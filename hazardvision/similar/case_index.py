@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from hazardvision.packs.model_pack import ModelPack
 from hazardvision.similar.index_files import (
     INDEX_FILE,
     Change,
+    base_header,
     deltas,
     load_base,
     read_delta,
@@ -111,6 +113,8 @@ class CaseIndex:
         self.signature: tuple[int, int, int] | None = None
         self.seq = 0
         """The last delta file applied (see `index_files`)."""
+        self.epoch = 0
+        """Which build of the index this is: a rebuild changes it, a compaction does not."""
         self._folder_signature: tuple[int, int, int] | None = None
         self.reload()
 
@@ -124,10 +128,10 @@ class CaseIndex:
             folder_signature = _signature(self.folder)
             signature = _signature(self.folder / INDEX_FILE)
             indexes: dict[str, VectorIndex] = {}
-            damage, seq = None, 0
+            damage, seq, epoch = None, 0, 0
             if signature is not None:
                 try:
-                    indexes, seq = load_base(self.folder, KINDS)
+                    indexes, seq, epoch = load_base(self.folder, KINDS)
                     seq = _apply_deltas(self.folder, indexes, seq)
                 except FileNotFoundError:
                     continue  # a compaction folded the deltas into a new base meanwhile: read that
@@ -139,14 +143,17 @@ class CaseIndex:
         # Swapped in whole, so that a search sees the old or the new index.
         with self.lock:
             self.indexes, self.damage, self.signature, self.seq = indexes, damage, signature, seq
-            self._folder_signature = folder_signature
+            self.epoch, self._folder_signature = epoch, folder_signature
 
     def refresh(self) -> None:
         """Catch up with what other processes wrote: apply their new delta files, or read everything again
         when the base was replaced. Costs two `stat` calls when nothing changed."""
-        if _signature(self.folder / INDEX_FILE) != self.signature:
-            self.reload()
-            return
+        signature = _signature(self.folder / INDEX_FILE)
+        if signature != self.signature:
+            if not self._compacted(signature):
+                self.reload()
+                return
+            self.signature = signature
         folder_signature = _signature(self.folder)
         if folder_signature == self._folder_signature or not self.indexes:
             return
@@ -160,6 +167,17 @@ class CaseIndex:
                 self.indexes, self.damage = {}, (f"{self.model.key}: a delta file cannot be read ({error}); "
                                                  "run `hazardvision bank reindex --rebuild`")
             self._folder_signature = folder_signature
+
+    def _compacted(self, signature: tuple[int, int, int] | None) -> bool:
+        """Whether the new base only folds in deltas this index has applied already (another process compacted
+        it): then reading its 100,000 vectors again would change nothing."""
+        if signature is None or not self.indexes:
+            return False
+        try:
+            seq, epoch = base_header(self.folder / INDEX_FILE)
+        except (OSError, ValueError, KeyError):
+            return False
+        return epoch != 0 and epoch == self.epoch and seq <= self.seq  # 0: a file of an older version
 
     @property
     def exists(self) -> bool:
@@ -261,15 +279,16 @@ class CaseIndex:
                 built = {kind: VectorIndex(photo_dim(dim) if kind == "photos" else dim) for kind in KINDS}
                 for kind in KINDS:
                     changes[kind].apply(built[kind])
-                save_base(self.folder, built, self.seq)
+                epoch = time.time_ns()
+                save_base(self.folder, built, self.seq, epoch)
                 with self.lock:
-                    self.indexes, self.damage = built, None
+                    self.indexes, self.damage, self.epoch = built, None, epoch
             elif any(changes.values()):
                 if compact or len(deltas(self.folder)) >= COMPACT_AFTER:
                     with self.lock:
                         for kind in KINDS:
                             changes[kind].apply(self.indexes[kind])
-                    save_base(self.folder, self.indexes, self.seq)
+                    save_base(self.folder, self.indexes, self.seq, self.epoch)
                 else:
                     with self.lock:  # else a search's refresh could apply the new file first, and then this again
                         write_delta(self.folder, self.seq + 1, changes)
@@ -278,7 +297,7 @@ class CaseIndex:
                         self.seq += 1
                         self._folder_signature = _signature(self.folder)
             elif compact and deltas(self.folder):
-                save_base(self.folder, self.indexes, self.seq)
+                save_base(self.folder, self.indexes, self.seq, self.epoch)
             else:
                 return report
             self._write_manifest()

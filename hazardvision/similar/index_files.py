@@ -6,7 +6,8 @@ at 100,000 instances the whole file is about 260 MB. A compaction rewrites the b
 delta folded in and records the last sequence number it holds (`seq`), then deletes those deltas.
 Each file is written to a temporary name, fsynced and renamed, so a crash leaves the previous
 state readable: a delta is either there whole or not at all, and deltas at or below the base's
-`seq` (left by a crash during a compaction) are skipped. Readers apply the deltas in order.
+`seq` (left by a crash during a compaction) are skipped. Readers apply the deltas in order; a reader
+that holds every delta a new base folds in (same `epoch`: compacted, not rebuilt) keeps what it has.
 """
 
 from __future__ import annotations
@@ -48,20 +49,23 @@ class Change:
             index.add(self.vectors, self.ids, self.case_ids, self.class_names)
 
 
-def base_seq(path: Path) -> int:
-    """The last delta folded into a base file (0 for a file written before deltas existed)."""
+def base_header(path: Path) -> tuple[int, int]:
+    """(the last delta folded into a base file, its epoch), without reading its vectors; (0, 0) for a file
+    written before deltas existed. The epoch changes when the index is rebuilt, not when it is compacted."""
     with np.load(path, allow_pickle=False) as stored:
-        return int(stored["seq"][0]) if "seq" in stored.files else 0
+        return (int(stored["seq"][0]) if "seq" in stored.files else 0,
+                int(stored["epoch"][0]) if "epoch" in stored.files else 0)
 
 
-def load_base(folder: Path, kinds: tuple[str, ...]) -> tuple[dict[str, VectorIndex], int]:
+def load_base(folder: Path, kinds: tuple[str, ...]) -> tuple[dict[str, VectorIndex], int, int]:
+    """The base's indexes, its last delta and its epoch."""
     path = folder / INDEX_FILE
-    return load_indexes(str(path), kinds), base_seq(path)
+    return load_indexes(str(path), kinds), *base_header(path)
 
 
-def save_base(folder: Path, indexes: dict[str, VectorIndex], seq: int) -> None:
+def save_base(folder: Path, indexes: dict[str, VectorIndex], seq: int, epoch: int) -> None:
     """Write the base atomically with every delta up to `seq` folded in, then delete those deltas."""
-    _write_atomically(folder / INDEX_FILE, lambda handle: save_indexes(handle, indexes, seq=seq))
+    _write_atomically(folder / INDEX_FILE, lambda handle: save_indexes(handle, indexes, seq=seq, epoch=epoch))
     for number, path in deltas(folder):
         if number <= seq:
             path.unlink(missing_ok=True)

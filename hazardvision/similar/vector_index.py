@@ -205,10 +205,10 @@ def _ivf(vectors: Vectors) -> Any:
     return index
 
 
-def save_indexes(path: BinaryIO | str, indexes: dict[str, VectorIndex], *, seq: int = 0) -> None:
-    """Write several named indexes into one `.npz` (the caller makes the write atomic); `seq`: the last
-    delta file folded in (see `index_files`)."""
-    arrays: dict[str, NDArray[np.generic]] = {"seq": np.array([seq], np.int64)}
+def save_indexes(path: BinaryIO | str, indexes: dict[str, VectorIndex], *, seq: int = 0, epoch: int = 0) -> None:
+    """Write several named indexes into one `.npz` (the caller makes the write atomic); `seq` and `epoch`:
+    the last delta file folded in, and which build the file is of (see `index_files`)."""
+    arrays: dict[str, NDArray[np.generic]] = {"seq": np.array([seq], np.int64), "epoch": np.array([epoch], np.int64)}
     for name, index in indexes.items():
         arrays.update({f"{name}.{key}": value for key, value in index.to_bytes().items()})
     np.savez(path, **arrays)  # type: ignore[arg-type]

@@ -49,6 +49,12 @@ def test_update_appends_a_delta_that_another_process_reads_and_compaction_folds_
     fresh = CaseIndex(bank.home, pack)
     assert {kind: fresh[kind].ids() for kind in ("instances", "rejected", "photos")} == \
         {kind: reader[kind].ids() for kind in ("instances", "rejected", "photos")}
+    held = reader.indexes
+    reader.refresh()
+    assert reader.indexes is held  # a compaction changes nothing a reader holds: no reading it all again
+    writer.sync(bank, rebuild=True)
+    reader.refresh()
+    assert reader.indexes is not held  # a rebuild is read again
 
 
 def test_a_crash_during_a_compaction_or_a_delta_write_leaves_the_index_as_the_bank_says(
