@@ -29,7 +29,10 @@ class Recorder:
 
 
 def run(coroutine):
-    return asyncio.run(coroutine)
+    """`asyncio.run` on a thread of its own: the worker's main thread may hold a running loop already (Playwright's
+    sync API keeps one there for the session's browser)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 @pytest.mark.parametrize("window", [0.0, 0.005])
