@@ -27,10 +27,11 @@ def serve(
     # The web stack loads only for this command, so that the others start fast.
     import uvicorn  # noqa: PLC0415
 
-    from hazardvision.service import create_app, load_settings  # noqa: PLC0415
+    from hazardvision.service.app import create_app  # noqa: PLC0415
     from hazardvision.service.connections import server_config  # noqa: PLC0415
     from hazardvision.service.errors import readable  # noqa: PLC0415
     from hazardvision.service.logs import configure  # noqa: PLC0415
+    from hazardvision.service.settings import load_settings  # noqa: PLC0415
 
     try:
         settings = load_settings(env_file, host=host, port=port, home=home, models=models)

@@ -1,6 +1,5 @@
-"""The hazardvision HTTP service: `create_app(settings)` and `Settings`."""
+"""The hazardvision HTTP service: `service.app.create_app(settings)` and `service.settings.Settings`.
 
-from hazardvision.service.app import create_app
-from hazardvision.service.settings import Settings, load_settings
-
-__all__ = ["Settings", "create_app", "load_settings"]
+Nothing is imported here, so that a module of this package (the audit of promotions, say) can be used by
+the CLI without loading the web stack.
+"""

@@ -29,7 +29,7 @@ from tests.conftest import DATASET_NAMES, test_photos
 PARITY_CONF = 0.001
 PARITY_IOU = 0.7
 # Every n-th test photo per dataset; 1 checks them all (HAZARDVISION_PARITY_EVERY=1 pytest ...).
-EVERY = int(os.environ.get("HAZARDVISION_PARITY_EVERY", "8"))
+EVERY = int(os.environ.get("HAZARDVISION_PARITY_EVERY", "16"))
 
 
 def bundled_weights() -> list[tuple[str, Path]]:

@@ -19,8 +19,9 @@ from PIL import Image
 
 from hazardvision.access import ApiKeys, Role
 from hazardvision.bank.bank import SampleBank
-from hazardvision.service import Settings, create_app
+from hazardvision.service.app import create_app
 from hazardvision.service.connections import server_config
+from hazardvision.service.settings import Settings
 from tests.bank.conftest import import_path
 from tests.conftest import DATASETS, test_photos
 

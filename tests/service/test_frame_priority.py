@@ -13,7 +13,7 @@ import pytest
 from hazardvision.access import Role
 from hazardvision.images import load_image
 from hazardvision.packs.letterbox import letterbox
-from hazardvision.service import Settings
+from hazardvision.service.settings import Settings
 from tests.conftest import test_photos
 from tests.service.conftest import LiveServer, live_server
 

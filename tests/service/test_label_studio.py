@@ -29,7 +29,8 @@ from hazardvision.bank.label_studio_export import import_export
 from hazardvision.catalogue import load_catalogue
 from hazardvision.data.audit import AuditLog
 from hazardvision.errors import ClassMappingError
-from hazardvision.service import Settings, create_app
+from hazardvision.service.app import create_app
+from hazardvision.service.settings import Settings
 from tests.conftest import served_versions, test_photos
 from tests.service.client_envs import client_python, run_client
 from tests.service.conftest import LiveServer, assert_error, live_server
