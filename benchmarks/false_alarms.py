@@ -17,9 +17,14 @@ With the active packs, this script
 
     python benchmarks/false_alarms.py [--per-dataset 40]
 
-Measured 2026-12-01 on the 2-core CPU box (bundled packs, all val photos): 152 false alarms filed;
-at box >= 0.85 and scene >= 0.80 (the service's defaults) a rescan flags 100%, JPEG q60 100%, a
-0.75 rescale 99.3%, a mirrored copy 83.0%, and 4.1% of the test splits' 509 findings.
+The tables give the share flagged at each box cosine (columns), scene cosine and place IoU (the
+boxes' overlap in photo-relative coordinates, upright or mirrored), among the 10 nearest rejected
+boxes of the class; the last table is the service's own check at its default settings.
+
+Measured 2026-12-02 on the 2-core CPU box (site 0.4.0, all val photos, 3 min): 130 false alarms
+filed; at the defaults (box >= 0.85, scene >= 0.98, place >= 0.5) the same photo, a mirrored
+copy, a 0.75 rescale and JPEG quality 60 are all flagged (100%), and 1.5% of the test splits' 461
+findings. With the scene at 0.80 and no place check (the earlier defaults) the test share was 3.9%.
 """
 
 from __future__ import annotations
@@ -44,17 +49,20 @@ from hazardvision.packs.embedding import scene_similarity
 from hazardvision.packs.registry import active_packs
 from hazardvision.results import Finding
 from hazardvision.scan import Scanner
+from hazardvision.service.settings import FALSE_ALARM_PLACE, FALSE_ALARM_SCENE, FALSE_ALARM_SCORE
 from hazardvision.similar.maintenance import sync_indexes
 from hazardvision.similar.query import SimilarQuery
-from hazardvision.similar.search import SimilarCaseSearch
+from hazardvision.similar.search import FALSE_ALARM_CANDIDATES, Photo, SimilarCaseSearch, same_place
 from hazardvision.training.data import bundled_mapping
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 NAMES = ("ppe-vest", "hardhat-head", "forklift-person", "fire-smoke")
 SCORES = (0.80, 0.85, 0.88, 0.90, 0.92, 0.95)
-PHOTO_SCORES = (-1.0, 0.70, 0.80, 0.85, 0.90)
-BEST = SimilarQuery(k=1, false_alarm_score=-1.0)
-"""Every finding gets its best rejected match, whatever its score: the thresholds are applied here."""
+SCENES = (-1.0, 0.80, 0.90, 0.95, 0.97, 0.98, 0.99)
+PLACES = (-1.0, 0.5)
+DEFAULTS = SimilarQuery(k=1, false_alarm_score=FALSE_ALARM_SCORE, false_alarm_scene=FALSE_ALARM_SCENE,
+                        false_alarm_place=FALSE_ALARM_PLACE)
+"""The service's default check, run by the scanner itself; the grid of thresholds is applied here."""
 
 
 def encode(pixels: np.ndarray, quality: int = 95) -> bytes:
@@ -107,27 +115,40 @@ def false_alarm(finding_class: str, box: np.ndarray, labels: tuple[set[str], lis
     return finding_class in classes and (not same or float(box_iou(box[None], np.stack(same)).max()) < 0.5)
 
 
-def best_scores(scanner: Scanner, search: SimilarCaseSearch, images: list[DecodedImage],
-                keep: Callable[[int, Finding], bool]) -> list[tuple[float, float]]:
-    """For every kept finding of these photos: the cosine of its best rejected match of its class, and the
-    scene score of its photo with that match's photo ((-1, -1) when nothing matched)."""
+Candidate = tuple[float, float, float]
+"""One rejected finding a finding may match: box cosine, scene cosine of their photos, IoU of their places."""
+
+
+def candidates(scanner: Scanner, search: SimilarCaseSearch, images: list[DecodedImage],
+               keep: Callable[[int, Finding], bool]) -> tuple[list[list[Candidate]], list[bool]]:
+    """For every kept finding of these photos: its nearest rejected findings of its class (box cosine, scene
+    cosine, place IoU), and whether the service's own check (its default settings) flags it."""
     live = search.indexes
-    scores = []
+    found, flagged = [], []
     for number, image in enumerate(images):
         detections, _, maps = scanner.detect([image])
         result = scanner.explain(image, "photo", detections[0])
+        scanner.attach_similar(result, image, maps[0])
+        photo = Photo.of(image.pixels)
         for finding in result.findings:
             if not keep(number, finding):
                 continue
+            flagged.append(finding.likely_false_alarm is not None)
             features = maps[0][finding.pack]
             box = np.array([[finding.box.x1, finding.box.y1, finding.box.x2, finding.box.y2]])
-            hits = live[finding.pack]["rejected"].search(features.embed_boxes(box), 1, class_name=finding.class_name)[0]
-            if not hits:
-                scores.append((-1.0, -1.0))
-                continue
-            stored = live[finding.pack]["photos"].vector(hits[0].case_id)
-            scores.append((hits[0].score, scene_similarity(stored, image.pixels)))
-    return scores
+            hits = live[finding.pack]["rejected"].search(features.embed_boxes(box), FALSE_ALARM_CANDIDATES,
+                                                         class_name=finding.class_name)[0]
+            places = search.records.relative_boxes(annotation_ids=[hit.id for hit in hits])
+            found.append([(hit.score, scene_similarity(live[finding.pack]["photos"].vector(hit.case_id), photo.views),
+                           same_place(photo.relative(box[0]), np.array(places[hit.id], np.float32)))
+                          for hit in hits])
+    return found, flagged
+
+
+def share(rows: list[list[Candidate]], box: float, scene: float, place: float) -> float:
+    """The share of findings with a candidate that passes all three thresholds."""
+    return float(np.mean([any(b >= box and s >= scene and p >= place for b, s, p in row) for row in rows])) \
+        if rows else 0.0
 
 
 def main() -> None:
@@ -158,33 +179,38 @@ def main() -> None:
         print(f"bank: {len(cases)} val photos, {boxes} false alarms among their findings filed as rejected "
               f"({time.perf_counter() - started:.0f} s)")
         search = SimilarCaseSearch.open(bank, packs, catalogue)
-        scanner = Scanner(packs, catalogue, similar=search, similar_query=BEST)  # detect() returns feature maps
+        scanner = Scanner(packs, catalogue, similar=search, similar_query=DEFAULTS)  # detect() returns feature maps
         rows = {}
         originals = [decode_image(data) for _, data in rejected]
         for name, (make, back) in COPIES.items():
             images = [decode_image(make(original.pixels)) for original in originals]
 
-            def at_rejected(number: int, finding: Finding, back=back) -> bool:
+            def at_rejected(number: int, finding: Finding,
+                            back: Callable[[np.ndarray, int], np.ndarray] = back) -> bool:
                 """Whether the finding of copy `number` is one of the false alarms filed for its original."""
                 box = back(np.array([finding.box.x1, finding.box.y1, finding.box.x2, finding.box.y2]),
                            originals[number].width)
                 same = [np.array(a.box) for a in cases[number].annotations if a.class_name == finding.class_name]
                 return bool(same) and float(box_iou(box[None], np.stack(same)).max()) >= 0.5
 
-            rows[name] = best_scores(scanner, search, images, at_rejected)
+            rows[name] = candidates(scanner, search, images, at_rejected)
         test = [decode_image(path.read_bytes()) for path in photos("test", 0)]
-        rows["test photos (never rejected)"] = best_scores(scanner, search, test, lambda number, finding: True)
+        rows["test photos (never rejected)"] = candidates(scanner, search, test, lambda number, finding: True)
         bank.close()
     print(f"\nshare of findings flagged as a likely false alarm ({time.perf_counter() - started:.0f} s in all)")
-    for photo_score in PHOTO_SCORES:
-        print(f"\nbox cosine at least ... and scene (thumbnail, upright or mirrored) cosine at least {photo_score:.2f}")
-        print(f"{'photos':32}{'findings':>9}" + "".join(f"{s:>8.2f}" for s in SCORES))
-        for name, pairs in rows.items():
-            values = np.array(pairs).reshape(-1, 2)
-            flagged = [((values[:, 0] >= s) & (values[:, 1] >= photo_score)).mean() if len(values) else 0.0
-                       for s in SCORES]
-            shares = "".join(f"{share:>8.3f}" for share in flagged)
-            print(f"{name:32}{len(values):>9}{shares}")
+    for place in PLACES:
+        for scene in SCENES:
+            print(f"\nbox cosine at least ..., scene (thumbnail, upright or mirrored) cosine at least {scene:.2f}, "
+                  f"place IoU at least {place:.2f}, among the {FALSE_ALARM_CANDIDATES} nearest rejected boxes")
+            print(f"{'photos':32}{'findings':>9}" + "".join(f"{s:>8.2f}" for s in SCORES))
+            for name, (found, _) in rows.items():
+                shares = "".join(f"{share(found, box, scene, place):>8.3f}" for box in SCORES)
+                print(f"{name:32}{len(found):>9}{shares}")
+    print(f"\nthe service's check at its defaults (box {FALSE_ALARM_SCORE}, scene {FALSE_ALARM_SCENE}, place "
+          f"{FALSE_ALARM_PLACE}): share flagged")
+    for name, (_, flagged) in rows.items():
+        print(f"{name:32}{len(flagged):>9}{np.mean(flagged) if flagged else 0.0:>8.3f}  ({sum(flagged)} findings)")
+
 
 if __name__ == "__main__":
     main()

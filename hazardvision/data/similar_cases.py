@@ -107,6 +107,18 @@ class SimilarCaseRecords:
             )}
         return cases, boxes
 
+    def relative_boxes(self, *, annotation_ids: Collection[int]) -> dict[int, Box]:
+        """The boxes of these annotations as fractions of their photo's width and height (where in the frame)."""
+        if not annotation_ids:
+            return {}
+        with self.database.session() as session:
+            return {i: (x1 / width, y1 / height, x2 / width, y2 / height)
+                    for i, x1, y1, x2, y2, width, height in session.execute(
+                        select(Annotation.id, Annotation.x1, Annotation.y1, Annotation.x2, Annotation.y2,
+                               Image.width, Image.height)
+                        .join(Case, Case.id == Annotation.case_id).join(Image, Image.sha256 == Case.image_sha256)
+                        .where(Annotation.id.in_(annotation_ids)))}
+
     def has_annotation(self, *, case_id: int, annotation_id: int) -> bool:
         """Whether the annotation exists, belongs to that case and is not a rejected finding (a known false alarm is
         named as such, but its picture is not served)."""

@@ -90,12 +90,19 @@ def photo_dim(dim: int) -> int:
     return dim * len(PHOTO_REGIONS) + THUMBNAIL_SIDE**2
 
 
-def scene_similarity(photo_vector: Vectors, pixels: BGRImage) -> float:
-    """How alike the scene of a stored photo vector (its thumbnail part) and a photo look: the cosine of their
-    grey thumbnails, the photo taken upright or mirrored, whichever is higher (-1..1)."""
+def scene_views(pixels: BGRImage) -> Vectors:
+    """A photo's scene signatures, upright and mirrored (shape (2, THUMBNAIL_SIDE**2)): computed once per photo
+    and compared with any number of stored photos by `scene_similarity`."""
+    upright = thumbnail_signature(pixels)
+    mirrored = upright.reshape(THUMBNAIL_SIDE, THUMBNAIL_SIDE)[:, ::-1].reshape(1, -1)  # the mirrored photo's
+    return np.concatenate([upright, mirrored])
+
+
+def scene_similarity(photo_vector: Vectors, views: Vectors) -> float:
+    """How alike the scene of a stored photo vector (its thumbnail part) and a photo (its `scene_views`) look: the
+    cosine of their grey thumbnails, the photo taken upright or mirrored, whichever is higher (-1..1)."""
     stored = np.asarray(photo_vector, np.float32).reshape(-1)[-THUMBNAIL_SIDE**2:] / np.sqrt(THUMBNAIL_WEIGHT)
-    mirrored: BGRImage = np.ascontiguousarray(pixels[:, ::-1])
-    return max(float(stored @ thumbnail_signature(view)[0]) for view in (pixels, mirrored))
+    return float((views @ stored).max())
 
 
 def thumbnail_signature(pixels: BGRImage) -> Vectors:

@@ -173,6 +173,7 @@ class Runtime:
         query = (SimilarQuery(k=settings.similar_cases, min_score=settings.similar_min_score,
                               false_alarm_score=settings.false_alarm_score,
                               false_alarm_scene=settings.false_alarm_scene,
+                              false_alarm_place=settings.false_alarm_place,
                               suppress_false_alarms=settings.suppress_false_alarms)
                  if settings.similar_cases else None)
         self.host = ModelHost(self.registry, self.catalogue, self.bank, precision=settings.precision, query=query,

@@ -23,8 +23,9 @@ from hazardvision.video.tracking import TrackerSettings
 from hazardvision.video.webhooks import WebhookSettings
 
 MIB = 1024 * 1024
-FALSE_ALARM_SCORE, FALSE_ALARM_SCENE = 0.85, 0.8
-"""Defaults of `false_alarm_score` and `false_alarm_scene`, chosen with benchmarks/false_alarms.py (README)."""
+FALSE_ALARM_SCORE, FALSE_ALARM_SCENE, FALSE_ALARM_PLACE = 0.85, 0.98, 0.5
+"""Defaults of `false_alarm_score`, `false_alarm_scene` and `false_alarm_place`, chosen with
+benchmarks/false_alarms.py on the val splits (README)."""
 
 
 def _default_workers() -> int:
@@ -134,6 +135,9 @@ class Settings(BaseSettings):
     false_alarm_scene: float = Field(
         default=FALSE_ALARM_SCENE, ge=-1, le=1, description="...on a photo whose scene looks this alike (cosine of "
         "the photos' grey thumbnails, upright or mirrored; -1: any photo).")
+    false_alarm_place: float = Field(
+        default=FALSE_ALARM_PLACE, ge=-1, le=1, description="...at the same place in the frame: IoU of the two "
+        "boxes in photo-relative coordinates, the rejected one upright or mirrored (-1: anywhere).")
     suppress_false_alarms: bool = Field(
         default=False, description="Leave findings flagged as likely false alarms out of scans (they stay among the "
         "scan's objects).")

@@ -24,5 +24,8 @@ class SimilarQuery:
     (cosine of their box vectors) on a photo of the same scene (see `false_alarm_scene`); None: no check."""
     false_alarm_scene: float = -1.0
     """How alike the photos must look for that: cosine of their grey thumbnails, upright or mirrored (-1: any)."""
+    false_alarm_place: float = -1.0
+    """...and how much the two boxes must overlap in the frame: IoU of the boxes in photo-relative coordinates, the
+    rejected one taken upright or mirrored (-1: anywhere). A rejected false alarm seen again sits where it sat."""
     suppress_false_alarms: bool = False
     """Leave flagged findings out of the scan's findings (they stay among its objects)."""

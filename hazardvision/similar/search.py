@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,12 @@ from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
 from hazardvision.bank.bank import SampleBank
+from hazardvision.boxes import box_iou
 from hazardvision.catalogue import Catalogue
 from hazardvision.data.similar_cases import CaseSummary, SimilarCaseRecords
 from hazardvision.home import Home
 from hazardvision.images import BGRImage
-from hazardvision.packs.embedding import FeatureMaps, scene_similarity
+from hazardvision.packs.embedding import FeatureMaps, scene_similarity, scene_views
 from hazardvision.packs.model_pack import ModelPack
 from hazardvision.results import Box, SimilarCase
 from hazardvision.similar.case_index import CaseIndex
@@ -32,6 +34,9 @@ threadpool_limits(limits=1, user_api="blas")
 CANDIDATES = 50
 """Whole-photo candidates taken from each pack before their scores are averaged."""
 DEFAULT_QUERY = SimilarQuery()
+FALSE_ALARM_CANDIDATES = 10
+"""Rejected findings of a finding's class taken, best box match first, before the scene and place checks pick one:
+the nearest box vector is often a rejected finding of another photo, the right one close behind."""
 OWN_CASE_MARGIN = 16
 """Extra hits asked for when the photo's own case is left out (its own boxes are the nearest)."""
 
@@ -82,45 +87,64 @@ class SimilarCaseSearch:
         self, pack: str, maps: FeatureMaps, xyxy: NDArray[np.floating[Any]], class_names: Sequence[str | None],
         query: SimilarQuery = DEFAULT_QUERY, *, exclude_case: int | None = None, pixels: BGRImage | None = None,
     ) -> tuple[list[list[SimilarCase]], list[SimilarCase | None]]:
-        """For each box: its similar instances (as `for_boxes`), and the rejected finding it matches at least
-        `query.false_alarm_score` on a photo of the same scene (`query.false_alarm_scene`, checked against
-        `pixels`, the photo), if any: a likely false alarm (None when the query asks for no check)."""
+        """For each box: its similar instances (as `for_boxes`), and the rejected finding it matches, if any: a
+        likely false alarm (None when the query asks for no check). A match is a rejected finding of the box's
+        class whose box vector is at least `query.false_alarm_score` alike, on a photo whose scene looks at least
+        `query.false_alarm_scene` alike (checked against `pixels`, the photo), at the same place in the frame
+        (`query.false_alarm_place`)."""
         live = self.indexes
         if pack not in live or len(xyxy) == 0:
             return [[] for _ in range(len(xyxy))], [None] * len(xyxy)
         vectors = maps.embed_boxes(xyxy)
         cases = self._cases_at(query)
         with live[pack].lock:  # the index's background update waits for this search, and the reverse
-            found, alarms = self._search_findings(live[pack], vectors, class_names, query, cases=cases,
-                                                  exclude_case=exclude_case, pixels=pixels)
+            found = self._search_similar(live[pack], vectors, class_names, query, cases=cases,
+                                         exclude_case=exclude_case)
+            photo = None if pixels is None else Photo.of(pixels)
+            alarms = [self._false_alarm(live[pack], vector, class_name, query, photo=photo, box=box)
+                      for vector, box, class_name in zip(vectors, xyxy, class_names, strict=True)]
         similar = self._hydrate_all(found)
         return similar, [group[0] if group else None for group in self._hydrate_all(alarms)]
 
-    def _search_findings(
+    def _search_similar(
         self, index: CaseIndex, vectors: NDArray[np.float32], class_names: Sequence[str | None], query: SimilarQuery,
-        *, cases: set[int] | None, exclude_case: int | None, pixels: BGRImage | None,
-    ) -> tuple[list[list[Hit]], list[list[Hit]]]:
-        instances, rejected = index["instances"], index["rejected"]
+        *, cases: set[int] | None, exclude_case: int | None,
+    ) -> list[list[Hit]]:
+        instances = index["instances"]
         allowed = None if cases is None else instances.ids_where(case_ids=cases)
         asked = query.k + (OWN_CASE_MARGIN if exclude_case is not None else 0)
-        found, alarms = [], []
+        found = []
         for vector, class_name in zip(vectors, class_names, strict=True):
             hits = instances.search(vector[None], asked, allowed,
                                     class_name=class_name if query.same_class else None)[0]
             found.append([h for h in hits if h.case_id != exclude_case
                           and (query.min_score is None or h.score >= query.min_score)][: query.k])
-            threshold = query.false_alarm_score
-            match = [] if threshold is None or len(rejected) == 0 else rejected.search(
-                vector[None], 1, class_name=class_name)[0]
-            alarms.append([h for h in match if threshold is not None and h.score >= threshold
-                           and self._same_scene(index, h.case_id, pixels, query.false_alarm_scene)])
-        return found, alarms
+        return found
 
-    @staticmethod
-    def _same_scene(index: CaseIndex, case_id: int, pixels: BGRImage | None, threshold: float) -> bool:
-        if threshold <= -1 or pixels is None or case_id not in index["photos"].case_of:
-            return threshold <= -1
-        return scene_similarity(index["photos"].vector(case_id), pixels) >= threshold
+    def _false_alarm(
+        self, index: CaseIndex, vector: NDArray[np.float32], class_name: str | None, query: SimilarQuery, *,
+        photo: Photo | None, box: NDArray[np.floating[Any]],
+    ) -> list[Hit]:
+        """The rejected finding the box (in pixels of `photo`) matches, as a list of one, or an empty list."""
+        rejected = index["rejected"]
+        if query.false_alarm_score is None or len(rejected) == 0:
+            return []
+        hits = [hit for hit in rejected.search(vector[None], FALSE_ALARM_CANDIDATES, class_name=class_name)[0]
+                if hit.score >= query.false_alarm_score]
+        if not hits or not (query.false_alarm_scene > -1 or query.false_alarm_place > -1):
+            return hits[:1]
+        if photo is None:
+            return []  # the scene and the place cannot be checked without the photo
+        if query.false_alarm_scene > -1:
+            photos = index["photos"]
+            hits = [hit for hit in hits if hit.case_id in photos.case_of
+                    and scene_similarity(photos.vector(hit.case_id), photo.views) >= query.false_alarm_scene]
+        if hits and query.false_alarm_place > -1:
+            stored = self.records.relative_boxes(annotation_ids=[hit.id for hit in hits])
+            hits = [hit for hit in hits if hit.id in stored
+                    and same_place(photo.relative(box), np.array(stored[hit.id], np.float32))
+                    >= query.false_alarm_place]
+        return hits[:1]
 
     def case_of_photo(self, sha256: str) -> int | None:
         """The bank's case whose photo has these bytes, if any."""
@@ -227,3 +251,28 @@ def open_search(
         return None
     search = SimilarCaseSearch.open(SampleBank(layout.root), packs, catalogue, thumbnail)
     return search if search.indexes else None
+
+
+@dataclass(frozen=True)
+class Photo:
+    """What the false-alarm check compares of the scanned photo: its scene signatures and its size."""
+
+    views: NDArray[np.float32]
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, pixels: BGRImage) -> Photo:
+        return cls(scene_views(pixels), pixels.shape[1], pixels.shape[0])
+
+    def relative(self, box: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
+        """The box (pixels) as fractions of the photo's width and height: where in the frame it is."""
+        size = np.array([self.width, self.height, self.width, self.height], np.float32)
+        return np.asarray(box, np.float32) / size
+
+
+def same_place(box: NDArray[np.float32], stored: NDArray[np.float32]) -> float:
+    """How much two photo-relative boxes overlap, the stored one taken upright or mirrored (a flipped copy of a
+    photo holds its false alarm at the mirrored place): the higher IoU."""
+    mirrored = np.array([1 - stored[2], stored[1], 1 - stored[0], stored[3]], np.float32)
+    return float(box_iou(box[None], np.stack([stored, mirrored]))[0].max())

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from hazardvision.images import load_image
-from hazardvision.packs.embedding import THUMBNAIL_SIDE, FeatureMaps, photo_dim, thumbnail_signature
+from hazardvision.packs.embedding import (
+    THUMBNAIL_SIDE,
+    FeatureMaps,
+    photo_dim,
+    scene_views,
+    thumbnail_signature,
+)
 from hazardvision.packs.letterbox import Letterbox
 from tests.conftest import test_photos
 
@@ -55,6 +61,15 @@ def test_thumbnail_signature_ignores_brightness_and_colour(datasets):
     assert float(base @ thumbnail_signature(brighter)[0]) > 0.98
     other = thumbnail_signature(load_image(test_photos("ppe-vest")[1]).pixels)[0]
     assert float(base @ other) < 0.9
+
+
+def test_scene_views_hold_the_photo_upright_and_mirrored(datasets):
+    """The mirrored view is the upright thumbnail flipped: the same as the thumbnail of the mirrored photo."""
+    photo = load_image(test_photos("ppe-vest")[0]).pixels
+    views = scene_views(photo)
+    assert views.shape == (2, THUMBNAIL_SIDE**2)
+    np.testing.assert_allclose(views[0], thumbnail_signature(photo)[0])
+    np.testing.assert_allclose(views[1], thumbnail_signature(np.ascontiguousarray(photo[:, ::-1]))[0], atol=1e-3)
 
 
 def test_photo_vectors_have_the_photo_length_and_unit_norm(packs, datasets):

@@ -106,7 +106,8 @@ def test_review_rejected_finding_seen_again_is_flagged_and_the_photo_knows_its_c
     pixels = cv2.imread(str(photo))
     copies = {"same photo": photo.read_bytes(),
               "recompressed": jpeg_bytes(photo, quality=60),
-              "rescaled": bytes(cv2.imencode(".jpg", cv2.resize(pixels, None, fx=0.75, fy=0.75))[1])}
+              "rescaled": bytes(cv2.imencode(".jpg", cv2.resize(pixels, None, fx=0.75, fy=0.75))[1]),
+              "flipped": bytes(cv2.imencode(".jpg", cv2.flip(pixels, 1))[1])}
     for name, data in copies.items():
         def flagged(data: bytes = data) -> dict | None:  # the index follows the review in the background
             again = inspector.post("/v1/scans", files={"image": ("again.jpg", data)}).json()

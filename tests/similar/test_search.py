@@ -7,7 +7,7 @@ from hazardvision.catalogue import load_catalogue
 from hazardvision.images import load_image
 from hazardvision.scan import Scanner
 from hazardvision.similar.query import SimilarQuery
-from hazardvision.similar.search import SimilarCaseSearch, open_search
+from hazardvision.similar.search import Photo, SimilarCaseSearch, open_search, same_place
 from hazardvision.similar.views import photo_views
 from tests.conftest import pack_for
 
@@ -128,3 +128,15 @@ def test_a_search_sees_an_index_that_another_process_rewrote(tmp_path, ppe_photo
     sync_indexes(bank, packs)  # as `hazardvision bank reindex` would, from outside
     assert set(search.indexes) == {p.name for p in packs}
     assert query_case(search, first_case(bank), SimilarQuery(k=1))
+
+
+def test_same_place_compares_where_in_the_frame_upright_or_mirrored():
+    left = np.array([0.1, 0.2, 0.3, 0.6], np.float32)
+    assert same_place(left, left) == pytest.approx(1)
+    assert same_place(np.array([0.7, 0.2, 0.9, 0.6], np.float32), left) == pytest.approx(1)  # the mirrored place
+    assert same_place(np.array([0.4, 0.2, 0.6, 0.6], np.float32), left) == 0
+
+
+def test_photo_relative_box_is_a_fraction_of_its_size():
+    photo = Photo.of(np.zeros((200, 400, 3), np.uint8))
+    np.testing.assert_allclose(photo.relative(np.array([40.0, 20.0, 200.0, 200.0])), [0.1, 0.1, 0.5, 1.0])
