@@ -15,7 +15,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx
 import onnxruntime as ort
 from numpy.typing import NDArray
 
@@ -175,6 +174,8 @@ def with_feature_outputs(path: Path) -> tuple[bytes, tuple[str, ...]]:
     ultralytics names every node after its module (`/model.<i>/...`); the head is the last
     module, and the tensors it reads from earlier modules are the neck's maps, finest first.
     """
+    import onnx  # noqa: PLC0415  (protobuf's parser: ~1 s of every CLI start, and only feature graphs need it)
+
     try:
         model = onnx.load(str(path))
     except Exception as error:  # onnx raises protobuf's untyped decode errors
