@@ -62,7 +62,7 @@ def live_server(home: Path, *, wait_ready: bool = True, **settings: Any) -> Iter
             time.sleep(0.05)
         port = server.servers[0].sockets[0].getsockname()[1]
         url = f"http://127.0.0.1:{port}"
-        while wait_ready and httpx.get(f"{url}/readyz").status_code != 200:
+        while wait_ready and httpx.get(f"{url}/readyz", timeout=60).status_code != 200:
             assert time.monotonic() < deadline, f"the service was not ready: {httpx.get(f'{url}/readyz').text}"
             time.sleep(0.1)
         yield LiveServer(url, home, keys)
