@@ -174,6 +174,18 @@ def _key_sites(connection: Connection) -> None:
         connection.execute(text(f"ALTER TABLE api_keys ADD COLUMN sites {kind}"))
 
 
+def _alert_senders(connection: Connection) -> None:
+    # Who sent an alert's frame was audited (action `alert`, its subject the alert): earlier alerts get it from
+    # there, read in one pass (the audit table has no index on subjects); one without such a record keeps null.
+    if "actor" in {column["name"] for column in inspect(connection).get_columns("alerts")}:
+        return
+    connection.execute(text("ALTER TABLE alerts ADD COLUMN actor VARCHAR(100)"))
+    senders = [{"id": subject, "actor": actor[:100]} for subject, actor in connection.execute(text(
+        "SELECT subject, actor FROM audit_records WHERE action = 'alert' AND subject IS NOT NULL"))]
+    for start in range(0, len(senders), 1000):
+        connection.execute(text("UPDATE alerts SET actor = :actor WHERE id = :id"), senders[start:start + 1000])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
@@ -192,6 +204,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(15, "camera stream URLs, and the lease of the process that reads each stream", _camera_streams),
     Migration(16, "versions of a case's labels, with their provenance", _label_versions),
     Migration(17, "the sites whose scans an API key reads", _key_sites),
+    Migration(18, "the API key that sent each alert's frame", _alert_senders),
 )
 LATEST = MIGRATIONS[-1].version
 

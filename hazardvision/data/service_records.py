@@ -197,3 +197,6 @@ class AlertRecord(Base):
     verdict_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     """Name of the API key that gave the verdict."""
     verdict_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    """Name of the API key that sent the frame (`camera-stream` for a stream the service reads); null for an alert
+    raised before version 18 whose audit record was not found."""
