@@ -1,13 +1,15 @@
-"""`without_location`: the EXIF GPS position leaves a photo; its other EXIF, its pixels and its size stay."""
+"""`without_location`: the EXIF and XMP GPS position leaves a photo; its other EXIF and XMP, its pixels and its size
+stay."""
 
 from __future__ import annotations
 
 import io
 import struct
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, PngImagePlugin
 
 from hazardvision.images import decode_image
 from hazardvision.photo_location import without_location
@@ -84,3 +86,112 @@ def test_without_location_leaves_unreadable_exif_as_it_is():
     broken = data[:start + 4] + b"\xff\xff\xff\x00" + data[start + 8:]  # IFD0 points past the end
     assert without_location(broken) == broken
     assert without_location(b"\xff\xd8\xff\xe1\x00") == b"\xff\xd8\xff\xe1\x00"  # cut inside the segment
+
+
+# -- XMP
+
+EXIF_NS, DJI_NS = "http://ns.adobe.com/exif/1.0/", "http://www.dji.com/drone-dji/1.0/"
+XMP_NS, IPTC_EXT_NS = "http://ns.adobe.com/xap/1.0/", "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
+XMP_PACKET = f"""<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="TestPhone XMP 1.0">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:xmp="{XMP_NS}" xmlns:exif="{EXIF_NS}" xmlns:drone-dji="{DJI_NS}"
+    xmlns:Iptc4xmpExt="{IPTC_EXT_NS}"
+    xmp:CreatorTool="TestPhone Camera" xmp:Rating="3"
+    exif:GPSLatitude="31,14.0917N" exif:GPSLongitude='121,28.1208E'
+    drone-dji:GpsLatitude="31.234861" drone-dji:GpsLongtitude="121.468681" drone-dji:AbsoluteAltitude="+52.40"
+    drone-dji:GimbalYawDegree="-12.50">
+   <exif:GPSAltitude>524/10</exif:GPSAltitude>
+   <exif:GPSAltitudeRef>0</exif:GPSAltitudeRef>
+   <exif:ExposureTime>1/120</exif:ExposureTime>
+   <Iptc4xmpExt:LocationCreated>
+    <rdf:Bag>
+     <rdf:li rdf:parseType="Resource">
+      <Iptc4xmpExt:City>Shanghai</Iptc4xmpExt:City>
+      <Iptc4xmpExt:GPSLatitude>31,14.0917N</Iptc4xmpExt:GPSLatitude>
+      <Iptc4xmpExt:GPSLongitude>121,28.1208E</Iptc4xmpExt:GPSLongitude>
+     </rdf:li>
+    </rdf:Bag>
+   </Iptc4xmpExt:LocationCreated>
+   <Iptc4xmpExt:LocationShown>
+    <rdf:Bag><rdf:li Iptc4xmpExt:Sublocation="dock 3" Iptc4xmpExt:GPSLatitude="31,14.1N"/></rdf:Bag>
+   </Iptc4xmpExt:LocationShown>
+  </rdf:Description>
+  <rdf:Description rdf:about="" xmlns:e="{EXIF_NS}" xmlns:gps="urn:not-a-location">
+   <e:GPSLongitudeRef>E</e:GPSLongitudeRef>
+   <gps:GPSNote>kept: this namespace holds no location</gps:GPSNote>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+{" " * 200}
+<?xpacket end="w"?>""".encode()
+LOCATION_FIELDS = {(EXIF_NS, "GPSLatitude"), (EXIF_NS, "GPSLongitude"), (EXIF_NS, "GPSAltitude"),
+                   (EXIF_NS, "GPSAltitudeRef"), (EXIF_NS, "GPSLongitudeRef"), (DJI_NS, "GpsLatitude"),
+                   (DJI_NS, "GpsLongtitude"), (DJI_NS, "AbsoluteAltitude"), (IPTC_EXT_NS, "GPSLatitude"),
+                   (IPTC_EXT_NS, "GPSLongitude")}
+OTHER_FIELDS = {(XMP_NS, "CreatorTool"), (XMP_NS, "Rating"), (DJI_NS, "GimbalYawDegree"), (EXIF_NS, "ExposureTime"),
+                (IPTC_EXT_NS, "City"), (IPTC_EXT_NS, "Sublocation"), ("urn:not-a-location", "GPSNote")}
+
+
+def xmp_fields(packet: bytes) -> set[tuple[str, str]]:
+    """(namespace, local name) of every element and attribute of an XMP packet, read by an XML parser."""
+    fields = set()
+    for element in ElementTree.fromstring(packet.decode().strip()).iter():
+        for name in (element.tag, *element.attrib):
+            if name.startswith("{"):
+                namespace, local = name[1:].split("}")
+                fields.add((namespace, local))
+    return fields
+
+
+def with_xmp(container: str, packet: bytes = XMP_PACKET) -> bytes:
+    """A real photo of `container` (PNG, PNG-zip: a compressed iTXt) with the XMP packet and an EXIF GPS position."""
+    buffer = io.BytesIO()
+    exif = exif_with_gps().tobytes()
+    if container.startswith("PNG"):
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", packet.decode(), zip=container == "PNG-zip")
+        picture().save(buffer, "PNG", pnginfo=info, exif=exif)
+    elif container == "TIFF":
+        picture().save(buffer, "TIFF", tiffinfo={700: packet}, exif=exif)
+    else:
+        picture().save(buffer, container, xmp=packet, exif=exif, **({"lossless": True} if container == "WEBP" else {}))
+    return buffer.getvalue()
+
+
+def xmp_of(data: bytes) -> bytes:
+    packet = Image.open(io.BytesIO(data)).info["xmp"]
+    return packet if isinstance(packet, bytes) else packet.encode()
+
+
+@pytest.mark.parametrize("container", ["JPEG", "PNG", "PNG-zip", "WEBP", "TIFF"])
+def test_without_location_removes_the_xmp_gps_fields_and_keeps_the_rest(container):
+    data = with_xmp(container)
+    assert xmp_fields(xmp_of(data)) >= LOCATION_FIELDS | OTHER_FIELDS
+    stripped = without_location(data)
+    packet = xmp_of(stripped)
+    assert xmp_fields(packet).isdisjoint(LOCATION_FIELDS) and xmp_fields(packet) >= OTHER_FIELDS
+    assert b"14.09" not in packet and b"121.46" not in packet and len(packet) == len(XMP_PACKET)
+    assert not Image.open(io.BytesIO(stripped)).getexif().get_ifd(ExifTags.IFD.GPSInfo)
+    if container != "PNG-zip":  # a compressed packet is deflated again; every other container keeps its layout
+        assert len(stripped) == len(data)
+    assert np.array_equal(decode_image(stripped).pixels, decode_image(data).pixels)
+    assert without_location(stripped) == stripped
+
+
+def test_without_location_replaces_an_unreadable_xmp_packet_with_an_empty_one():
+    broken = XMP_PACKET.replace(b"</exif:GPSAltitude>", b"</exif:GPSAltitud>")  # a tag that does not close
+    data = with_xmp("JPEG", broken)
+    packet = xmp_of(without_location(data))
+    assert len(packet) == len(broken) and b"GPS" not in packet and b"Gps" not in packet
+    assert xmp_fields(packet) == {("adobe:ns:meta/", "xmpmeta")}  # still an XMP packet, with no property
+    assert len(without_location(data)) == len(data)
+
+
+def test_without_location_leaves_xmp_without_a_location_as_it_is():
+    packet = XMP_PACKET.split(b"<rdf:Description")[0] + f"""<rdf:Description rdf:about='' xmlns:xmp='{XMP_NS}'
+        xmlns:exif='{EXIF_NS}' xmp:Rating='3' exif:ExposureTime='1/120'/></rdf:RDF></x:xmpmeta>
+        <?xpacket end='w'?>""".encode()
+    buffer = io.BytesIO()
+    picture().save(buffer, "JPEG", xmp=packet)
+    assert without_location(buffer.getvalue()) == buffer.getvalue()
