@@ -14,7 +14,9 @@ review or a key and its record commit together or not at all. Processes sharing 
 append to one chain: an append locks the head row first.
 
 Homes from before the database held the chain kept it in `HOME/audit/audit.jsonl`; `adopt()`
-checks that file and copies it, hashes unchanged, into an empty chain.
+checks that file and copies it, hashes unchanged, into an empty chain. A chain from before the
+anchor existed gets one when its log is first opened (an `audit.anchor` record); the head row says
+whether a chain was ever anchored, so an anchor deleted later is still reported by `verify`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import getpass
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import stat
@@ -59,7 +62,11 @@ ADOPTED_SUFFIX = ".adopted"
 KEY_FILE = "anchor.key"
 ANCHOR_FILE = "head.json"  # not LEGACY_ANCHOR: that one belongs to a file log not yet adopted
 KEY_BYTES = 32
+UPGRADE_ACTOR = "hazardvision:upgrade"
+"""The actor of the record that anchors a chain from before anchors existed."""
 MAX_RECORD_BYTES = 16 * 1024  # details stay small: a large payload belongs in the bank, referenced by its hash
+
+log = logging.getLogger(__name__)
 
 __all__ = ["GENESIS", "AuditLog", "AuditRecord", "canonical_json", "local_actor", "record_hash", "record_mac"]
 
@@ -138,6 +145,7 @@ class AuditLog:
         self.chain = AuditRecords(database)
         self._key: bytes | None = None
         self._exported: tuple[int, str] | None = None
+        self._anchor_an_older_chain()
 
     @classmethod
     def at(cls, home: Path | None = None, *, url: str | None = None, key_file: Path | None = None,
@@ -178,8 +186,15 @@ class AuditLog:
         if size > MAX_RECORD_BYTES:
             raise AuditError(f"an audit record of {size} bytes is over the {MAX_RECORD_BYTES} byte limit; keep "
                              "details small and reference large data by its hash")
+        return self._append(fields, key)
+
+    def _append(self, fields: dict[str, Any], key: bytes, *, unanchored_only: bool = False) -> AuditRecord:
+        """Chain `fields` after the locked head; with `unanchored_only`, `_Anchored` (nothing appended) when the
+        head row says the chain has an anchor."""
 
         def build(head: Head) -> tuple[dict[str, Any], Head]:
+            if unanchored_only and head.anchored:
+                raise _Anchored
             if head.count and not hmac.compare_digest(head_mac(key, head.count, head.head), head.mac):
                 raise AuditError(f"the head of {self.where} has a wrong MAC; nothing is appended to a chain that "
                                  "may have been tampered with: run `hazardvision audit verify`")
@@ -192,6 +207,42 @@ class AuditLog:
             return AuditRecord.model_validate(self.chain.append(build, committed=self._committed))
         except ValidationError as error:
             raise AuditError(f"not an audit record: {error}") from error
+
+    def _anchor_an_older_chain(self) -> None:
+        """Anchor a chain from before anchors existed, as of now, so that `verify` passes right after the upgrade.
+
+        Such a chain's head row was never marked anchored, and no anchor file is there. Its head is anchored by
+        appending an `audit.anchor` record (its commit writes the anchor and marks the head row, so two processes
+        opening the home at once append one). A head row marked anchored whose anchor is missing is left for
+        `verify` to report: that anchor was deleted. One that finds an anchor (written before the head row could say
+        so) is marked. A failure here (no key, a wrong head MAC) is logged, and `verify` reports the cause."""
+        if self.database.open_session() is not None:
+            return  # never inside another transaction; the next opening does it
+        try:
+            head = self.chain.head()
+            if head is None or not head.count or head.anchored or self.legacy_path.exists() \
+                    or not self.key_path.exists():
+                return
+            try:
+                found = self.anchor.read() is not None
+            except ValueError:
+                found = True  # a torn one: verify says so
+            if found:
+                self.chain.mark_anchored()
+                return
+            fields: dict[str, Any] = {
+                "at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"), "actor": UPGRADE_ACTOR,
+                "action": "audit.anchor", "subject": None, "input_sha256": None, "model_versions": None,
+                "details": {"count": head.count, "head": head.head, "anchor": str(self.anchor.path),
+                            "reason": "the chain is from before the audit anchor existed"}}
+            record = self._append(fields, self._key_for_append(), unanchored_only=True)
+        except _Anchored:
+            return  # another process anchored it meanwhile
+        except HazardVisionError as error:
+            log.warning("%s is from before the audit anchor existed and was not anchored: %s", self.where, error)
+            return
+        log.info("%s is from before the audit anchor existed: anchored at record %d (audit.anchor) in %s",
+                 self.where, record.seq, self.anchor.path)
 
     def _sign(self, body: dict[str, Any]) -> str:
         assert self._key is not None
@@ -361,6 +412,10 @@ class AuditLog:
         except HazardVisionError as error:
             problems.append(str(error))
             return None
+
+
+class _Anchored(Exception):
+    """The chain was anchored meanwhile: the upgrade's record is not appended."""
 
 
 def check_chain(entries: Iterable[tuple[str, Mapping[str, Any]]], key: bytes | None, problems: list[str]) -> _Tail:

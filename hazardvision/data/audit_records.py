@@ -10,6 +10,7 @@ joins it: a scan, a review or a key and its record are kept or lost together.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,10 @@ class AuditHead(Base):
     head: Mapped[str] = mapped_column(String(64))
     mac: Mapped[str] = mapped_column(String(64))
     """Empty while nothing was ever appended."""
+    anchored_at: Mapped[str | None] = mapped_column(String(40))
+    """When an anchor was first written for this chain (UTC, ISO-8601): every append since schema version 20 sets
+    it. Null on a chain from before anchors existed, which `AuditLog` anchors when it opens it; once set, a missing
+    anchor file was deleted."""
 
 
 FIELDS = ("seq", "at", "actor", "action", "subject", "input_sha256", "model_versions", "details", "prev", "hash",
@@ -68,6 +73,8 @@ class Head:
     count: int
     head: str
     mac: str
+    anchored: bool = True
+    """Whether an anchor was ever written for the chain (`AuditHead.anchored_at`)."""
 
 
 Build = Callable[[Head], tuple[dict[str, Any], Head]]
@@ -104,7 +111,13 @@ class AuditRecords:
         """Where the chain ends, or None when nothing was ever appended."""
         with self.database.session() as session:
             row = session.get(AuditHead, 1)
-            return Head(row.count, row.head, row.mac) if row else None
+            return Head(row.count, row.head, row.mac, row.anchored_at is not None) if row else None
+
+    def mark_anchored(self) -> None:
+        """Record that the chain has an anchor (one found on disk, written before the head row could say so)."""
+        with self.database.session() as session:
+            session.execute(update(AuditHead).where(AuditHead.id == 1, AuditHead.anchored_at.is_(None))
+                            .values(anchored_at=_now()))
 
     def count(self) -> int:
         with self.database.session() as session:
@@ -138,17 +151,23 @@ class AuditRecords:
                 raise ValueError("the database's audit chain is not empty")
             session.add_all(AuditEntry(**{name: record[name] for name in FIELDS}) for record in records)
             session.execute(update(AuditHead).where(AuditHead.id == 1)
-                            .values(count=head.count, head=head.head, mac=head.mac))
+                            .values(count=head.count, head=head.head, mac=head.mac, anchored_at=_now()))
 
     @staticmethod
     def _append(session: Session, build: Build) -> tuple[dict[str, Any], Head]:
         row = _lock_head(session)
-        record, new_head = build(Head(row.count, row.head, row.mac))
+        record, new_head = build(Head(row.count, row.head, row.mac, row.anchored_at is not None))
         session.add(AuditEntry(**{name: record[name] for name in FIELDS}))
         row.count, row.head, row.mac = new_head.count, new_head.head, new_head.mac
+        if row.anchored_at is None:  # its commit writes the anchor (`append`'s `committed`)
+            row.anchored_at = _now()
         session.flush()
         session.info[AUDITED] = True  # the commit check of a request's deadline: an action commits here
         return record, new_head
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _lock_head(session: Session) -> AuditHead:

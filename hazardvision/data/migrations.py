@@ -186,6 +186,15 @@ def _alert_senders(connection: Connection) -> None:
         connection.execute(text("UPDATE alerts SET actor = :actor WHERE id = :id"), senders[start:start + 1000])
 
 
+def _video_purges_and_audit_anchors(connection: Connection) -> None:
+    # Video jobs before this version kept their files (null); audit chains before it were never marked anchored
+    # (null): `AuditLog` marks one whose anchor it finds, and anchors one that has none (data.audit).
+    for table_name, name in (("video_jobs", "files_purged_at"), ("audit_head", "anchored_at")):
+        if name not in {column["name"] for column in inspect(connection).get_columns(table_name)}:
+            kind = Base.metadata.tables[table_name].columns[name].type.compile(dialect=connection.dialect)
+            connection.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "api keys of the service", _api_keys),
@@ -205,6 +214,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(16, "versions of a case's labels, with their provenance", _label_versions),
     Migration(17, "the sites whose scans an API key reads", _key_sites),
     Migration(18, "the API key that sent each alert's frame", _alert_senders),
+    Migration(20, "video files purged past the retention period, and whether the audit chain was ever anchored",
+              _video_purges_and_audit_anchors),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -57,6 +57,8 @@ class VideoJobRecord(Base):
     error: Mapped[str | None] = mapped_column(Text)
     """Why the job failed, or the damage that ended reading early (its events before the damage are kept)."""
     model_versions: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    files_purged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    """When the retention purge deleted the video file and its events' snapshots (the job and its events stay)."""
 
     events: Mapped[list[VideoEventRecord]] = relationship(
         back_populates="job", cascade="all, delete-orphan", order_by="VideoEventRecord.number")

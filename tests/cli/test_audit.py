@@ -151,3 +151,13 @@ def test_audit_key_and_anchor_files_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("HAZARDVISION_AUDIT_KEY_FILE")
     done = audit("verify", "--home", str(home))
     assert done.exit_code == 1 and "audit key" in done.output and "missing" in done.output
+
+
+def test_audit_verify_right_after_an_upgrade_from_before_anchors_passes(home):
+    from tests.data.test_audit_heads import as_upgraded_from_before_anchors
+
+    as_upgraded_from_before_anchors(AuditLog.at(home))
+    done = audit("verify", "--home", str(home))
+    assert done.exit_code == 0, done.output
+    assert "is intact: 5 records" in done.stdout  # the fourth, and the one that anchored the chain
+    assert AuditLog.at(home).records()[-1].action == "audit.anchor"

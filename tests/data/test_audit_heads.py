@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete, update
 
 from hazardvision.data import audit_heads
-from hazardvision.data.audit import AuditLog
+from hazardvision.data.audit import UPGRADE_ACTOR, AuditLog
 from hazardvision.data.audit_heads import (
     ANCHOR_FILE_VARIABLE,
     KEY_FILE_VARIABLE,
@@ -157,3 +157,45 @@ def test_audit_witness_in_syslog_gets_each_head(home, monkeypatch):
     append(log, 2)
     assert [message.split(" at=")[0] for _, message in sent] == [
         f"audit head count={r.seq} head={r.hash}" for r in log.records()]
+
+
+def as_upgraded_from_before_anchors(log: AuditLog, *, keep_anchor: bool = False) -> None:
+    """Make the home what an upgrade from a hazardvision without anchors leaves: a chain, no anchor file, and a head
+    row never marked anchored (migration 20 adds the column empty). `keep_anchor`: a version that wrote anchors but
+    did not mark the head row."""
+    if not keep_anchor:
+        log.anchor.path.unlink()
+    with log.database.session() as session:
+        session.execute(update(AuditHead).values(anchored_at=None))
+
+
+def test_audit_anchor_of_a_chain_from_before_anchors_is_written_when_its_log_opens(home):
+    log = AuditLog.at(home)
+    append(log, 3)
+    as_upgraded_from_before_anchors(log)
+    assert any("is missing" in problem for problem in log.verify())  # opened before the upgrade
+    upgraded = AuditLog.at(home)
+    assert upgraded.verify() == []
+    anchoring = upgraded.records()[-1]
+    assert (anchoring.seq, anchoring.action, anchoring.actor) == (4, "audit.anchor", UPGRADE_ACTOR)
+    assert (anchoring.details["count"], anchoring.details["head"]) == (3, upgraded.records()[2].hash)
+    assert json.loads(upgraded.anchor.path.read_text())["count"] == 4
+    assert AuditLog.at(home).count() == 4  # once: the next opening finds the chain anchored
+
+
+def test_audit_anchor_deleted_after_it_existed_still_fails_verify(home):
+    log = AuditLog.at(home)
+    append(log, 2)
+    log.anchor.path.unlink()
+    reopened = AuditLog.at(home)
+    assert any("anchor" in problem and "is missing" in problem for problem in reopened.verify())
+    assert reopened.count() == 2 and not reopened.anchor.path.exists()
+
+
+def test_audit_anchor_found_on_an_upgraded_home_is_marked_and_its_deletion_caught(home):
+    log = AuditLog.at(home)
+    append(log, 2)
+    as_upgraded_from_before_anchors(log, keep_anchor=True)
+    assert AuditLog.at(home).verify() == [] and log.count() == 2  # marked, nothing appended
+    log.anchor.path.unlink()
+    assert any("is missing" in problem for problem in AuditLog.at(home).verify())

@@ -270,3 +270,20 @@ def test_migration_16_adds_label_versions_and_a_version_15_bank_s_cases_are_at_v
     assert version == 2 and [v.version for v in labels.history(case_id=case_id)] == [1, 2]
     assert [a.class_name for a in upgraded.case(case_id).annotations] == ["no_helmet"]
     upgraded.close()
+
+
+def test_migration_20_adds_video_purges_and_audit_anchoring_to_a_version_19_bank(tmp_path):
+    bank = SampleBank(tmp_path)
+    with bank.engine.begin() as connection:  # make it a version 19 bank: neither column
+        connection.execute(text("ALTER TABLE video_jobs DROP COLUMN files_purged_at"))
+        connection.execute(text("ALTER TABLE audit_head DROP COLUMN anchored_at"))
+        connection.execute(text("INSERT INTO audit_head (id, count, head, mac) VALUES (1, 0, :zero, '')"),
+                           {"zero": "0" * 64})
+        connection.execute(text("DELETE FROM schema_version WHERE version >= 20"))
+    bank.engine.dispose()
+    upgraded = SampleBank(tmp_path)
+    assert upgraded.stats().schema_version == LATEST
+    with upgraded.engine.begin() as connection:
+        assert connection.execute(text("SELECT anchored_at FROM audit_head")).all() == [(None,)]
+        assert connection.execute(text("SELECT count(files_purged_at) FROM video_jobs")).scalar_one() == 0
+    upgraded.close()
