@@ -55,10 +55,11 @@ def purge(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete the scans (and their photos) older than the retention period, and the frames of acknowledged alerts
-    raised before it, as the service does every HAZARDVISION_RETENTION_CHECK_SECONDS; audited as scan.purge.
-    Scans filed in an inspection, photos of the sample bank, scans with a rectification not yet verified and the
-    frames of unacknowledged alerts are kept."""
+    """Delete the scans (and their photos) older than the retention period, the frames of acknowledged alerts
+    raised before it and the files (video, event snapshots) of video jobs that finished before it, as the service
+    does every HAZARDVISION_RETENTION_CHECK_SECONDS; audited as scan.purge. Scans filed in an inspection, photos of
+    the sample bank, scans with a rectification not yet verified, the frames of unacknowledged alerts and the files
+    of queued or running video jobs are kept."""
     try:
         days = older_than if older_than is not None else load_settings().scan_retention_days
         if days is None:
@@ -74,7 +75,9 @@ def purge(
     out.print(f"{verb} {report.scans_deleted} scans made before {report.cutoff:%Y-%m-%d %H:%M} UTC "
               f"({report.photos_removed} photos, {report.findings_removed} unreviewed findings; "
               f"{report.findings_kept} reviewed findings kept) and the frames of {report.snapshots_removed} "
-              f"acknowledged alerts ({report.frames_removed} files); kept {len(report.scans_kept)} scans",
+              f"acknowledged alerts ({report.frames_removed} files) and the files of {report.video_jobs_purged} "
+              f"finished video jobs ({report.videos_removed} videos, {report.video_snapshots_removed} event "
+              f"snapshots); kept {len(report.scans_kept)} scans",
               markup=False, highlight=False)
     for scan_id, reasons in report.scans_kept.items():
         out.print(f"  kept {scan_id}: {'; '.join(reasons)}", markup=False, highlight=False)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from hazardvision.data.base import utcnow
@@ -14,6 +16,17 @@ from hazardvision.data.database import Database
 from hazardvision.data.video_records import VideoEventRecord, VideoJobRecord, VideoJobStatus
 
 UNFINISHED = (VideoJobStatus.QUEUED.value, VideoJobStatus.RUNNING.value)
+FINISHED = tuple(status.value for status in VideoJobStatus if status.finished)
+
+
+@dataclass(frozen=True)
+class PurgedVideoJob:
+    """A job whose files a retention purge deletes: its video and its events' snapshots, relative to the home's
+    videos folder."""
+
+    job_id: str
+    video_file: str
+    snapshots: tuple[str, ...]
 
 
 class VideoJobs:
@@ -124,3 +137,22 @@ class VideoJobs:
                 .execution_options(synchronize_session=False))
             row = session.get(VideoJobRecord, job_id, populate_existing=True)
             yield row, bool(getattr(changed, "rowcount", 0))
+
+    def purge_files(self, *, cutoff: dt.datetime, at: dt.datetime) -> list[PurgedVideoJob]:
+        """Mark the files of the jobs that finished (done, failed or cancelled) before `cutoff` purged at `at`, and
+        return them for the caller to delete once this commits; the jobs and their events stay. A queued or running
+        job is never among them. Joins this thread's open transaction (a purge's), if any."""
+        ended = or_(VideoJobRecord.finished_at < cutoff,
+                    and_(VideoJobRecord.finished_at.is_(None), VideoJobRecord.created_at < cutoff))
+        open_session = self.database.open_session()
+        with nullcontext(open_session) if open_session is not None else self.database.session() as session:
+            rows = session.scalars(
+                select(VideoJobRecord).where(VideoJobRecord.status.in_(FINISHED), VideoJobRecord.files_purged_at
+                                             .is_(None), ended)
+                .order_by(VideoJobRecord.created_at, VideoJobRecord.id).with_for_update()
+                .options(selectinload(VideoJobRecord.events))).all()
+            for row in rows:
+                row.files_purged_at = at
+            session.flush()
+            return [PurgedVideoJob(row.id, row.video_file, tuple(e.snapshot for e in row.events if e.snapshot))
+                    for row in rows]

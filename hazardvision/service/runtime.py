@@ -264,10 +264,10 @@ class Runtime:
         while True:
             try:
                 report = await self.offload(self.retention.purge, older_than_days=days, actor=RETENTION_ACTOR)
-                if report.scans_deleted or report.snapshots_removed:
-                    log.info("retention: deleted %d scans (%d photos) and %d alert snapshots older than %s days; "
-                             "kept %d", report.scans_deleted, report.photos_removed, report.snapshots_removed, days,
-                             len(report.scans_kept))
+                if report.scans_deleted or report.snapshots_removed or report.video_jobs_purged:
+                    log.info("retention: deleted %d scans (%d photos), %d alert snapshots and the files of %d video "
+                             "jobs older than %s days; kept %d", report.scans_deleted, report.photos_removed,
+                             report.snapshots_removed, report.video_jobs_purged, days, len(report.scans_kept))
             except Exception as error:  # a database or file hiccup: say so, and try again next time
                 log.warning("retention purge failed: %s: %s", type(error).__name__, error)
             await asyncio.sleep(self.settings.retention_check_seconds)

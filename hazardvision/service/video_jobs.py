@@ -106,6 +106,9 @@ class VideoJobQueue:
             raise UnknownVideoJob(f"video job {job_id} has no event {number} (yet)")
         if event.snapshot is None:
             raise UnknownVideoJob(f"event {number} of video job {job_id} has no best frame (a camera event has none)")
+        if row.files_purged_at is not None:
+            raise UnknownVideoJob(f"the best frame of event {number} of video job {job_id} was deleted at "
+                                  f"{row.files_purged_at.isoformat()}, with the video, past the retention period")
         path = self.folder / event.snapshot
         if not path.is_file():
             raise UnknownVideoJob(f"the best frame of event {number} of video job {job_id} is missing from disk")
@@ -139,14 +142,16 @@ class VideoJobQueue:
             eta = round(max(0.0, row.duration - row.video_seconds) * elapsed / row.video_seconds, 1)
         elif VideoJobStatus(row.status).finished:
             eta = 0.0
+        kept = row.files_purged_at is None
         shown = [VideoEvent.model_validate({**e.event, "number": e.number, "snapshot_url": (
-            f"/v1/videos/{row.id}/events/{e.number}/snapshot" if e.snapshot else None)}) for e in row.events
+            f"/v1/videos/{row.id}/events/{e.number}/snapshot" if e.snapshot and kept else None)}) for e in row.events
         ] if events else []
         return VideoJob(
             job_id=row.id, status=VideoJobStatus(row.status).value, filename=row.filename, size_bytes=row.size_bytes,
             owner=row.owner, camera=row.camera, site=row.site, enterprise=row.enterprise,
             fps=row.fps or self.default_fps, created_at=row.created_at, started_at=row.started_at,
             finished_at=row.finished_at, attempts=row.attempts, error=row.error, models=row.model_versions or {},
+            files_purged_at=row.files_purged_at,
             progress=VideoProgress(frames_read=row.frames_read, frames_analysed=row.frames_analysed,
                                    video_seconds=round(row.video_seconds, 3), duration=row.duration, percent=percent,
                                    eta_seconds=eta),

@@ -1,4 +1,5 @@
-"""`hazardvision scans delete` and `hazardvision scans purge` as a user runs them, on SQLite and PostgreSQL."""
+"""`hazardvision scans delete` and `hazardvision scans purge` as a user runs them, on SQLite and PostgreSQL; a purge
+takes the files of old finished video jobs too."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 from hazardvision.bank.bank import SampleBank
@@ -16,6 +18,8 @@ from hazardvision.data.audit import AuditLog
 from hazardvision.data.image_store import ImageStore
 from hazardvision.data.inspections import Inspections
 from hazardvision.data.scans import NewFinding, NewScan, Scans
+from hazardvision.data.video_jobs import VideoJobs
+from hazardvision.data.video_records import VideoJobRecord, VideoJobStatus
 from hazardvision.home import Home
 
 pytestmark = pytest.mark.usefixtures("database_url")  # every test on SQLite and on PostgreSQL
@@ -124,3 +128,57 @@ def test_scans_purge_takes_the_retention_period_from_the_environment(tmp_path, m
     done = scans("purge", "--home", str(tmp_path))
     assert done.exit_code == 0, done.output
     assert not old.exists()
+
+
+def record_video_job(home: Path, job_id: str, *, days_old: float, status: VideoJobStatus = VideoJobStatus.DONE
+                     ) -> Path:
+    """A video job as the service leaves it, uploaded (and, unless still running, finished) `days_old` days ago:
+    its video file and one hazard event with its best frame; return the job's folder."""
+    folder = Home(home).videos / job_id
+    (folder / "events").mkdir(parents=True)
+    (folder / "video.mp4").write_bytes(f"video of {job_id}".encode())
+    (folder / "events" / "e1.jpg").write_bytes(b"\xff\xd8 best frame")
+    bank = SampleBank(home)
+    jobs = VideoJobs(bank.database)
+    with jobs.create(job_id=job_id, filename="dock.mp4", video_file=f"{job_id}/video.mp4", size_bytes=20,
+                     owner="test-pipeline", camera="gate-3", site=None, enterprise=None, fps=None):
+        pass
+    assert jobs.start(job_id=job_id, duration=5.0, model_versions={"site": "0.4.0"})
+    jobs.add_events(job_id=job_id, events=[(f"{job_id[:8]}-e1", {"kind": "hazard"}, f"{job_id}/events/e1.jpg")])
+    if status is not VideoJobStatus.RUNNING:
+        with jobs.finish(job_id=job_id, status=status, error=None, frames_read=50, frames_analysed=50,
+                         video_seconds=5.0):
+            pass
+    then = dt.datetime.now(dt.UTC) - dt.timedelta(days=days_old)
+    with bank.database.session() as session:
+        session.execute(update(VideoJobRecord).where(VideoJobRecord.id == job_id).values(
+            created_at=then, finished_at=None if status is VideoJobStatus.RUNNING else then))
+    bank.close()
+    return folder
+
+
+def test_scans_purge_removes_the_files_of_old_finished_video_jobs_and_keeps_the_jobs(tmp_path):
+    old = record_video_job(tmp_path, "a" * 32, days_old=40)
+    cancelled = record_video_job(tmp_path, "b" * 32, days_old=40, status=VideoJobStatus.CANCELLED)
+    running = record_video_job(tmp_path, "c" * 32, days_old=40, status=VideoJobStatus.RUNNING)
+    recent = record_video_job(tmp_path, "d" * 32, days_old=1)
+    dry = scans("purge", "--older-than", "30", "--dry-run", "--home", str(tmp_path), "--json")
+    assert dry.exit_code == 0, dry.output
+    report = json.loads(dry.stdout)
+    assert (report["video_jobs_purged"], report["videos_removed"], report["video_snapshots_removed"]) == (2, 2, 2)
+    assert old.exists() and cancelled.exists()
+    done = scans("purge", "--older-than", "30", "--home", str(tmp_path))
+    assert done.exit_code == 0, done.output
+    assert "the files of 2 finished video jobs (2 videos, 2 event snapshots)" in done.stdout
+    assert not old.exists() and not cancelled.exists()
+    assert (running / "video.mp4").exists() and (running / "events" / "e1.jpg").exists()  # never a running job's
+    assert (recent / "video.mp4").exists()
+    [record] = records(tmp_path, "scan.purge")
+    assert (record.details["video_jobs_purged"], record.details["videos_removed"],
+            record.details["video_snapshots_removed"], record.details["scans_deleted"]) == (2, 2, 2, 0)
+    bank = SampleBank(tmp_path)
+    job = VideoJobs(bank.database).get(job_id="a" * 32)
+    bank.close()
+    assert job is not None and job.files_purged_at is not None and len(job.events) == 1  # the job and its events stay
+    assert scans("purge", "--older-than", "30", "--home", str(tmp_path)).exit_code == 0
+    assert len(records(tmp_path, "scan.purge")) == 1  # purged once

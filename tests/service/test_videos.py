@@ -3,6 +3,7 @@ the size limit, cancelling, a restart part-way, and who may do it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -13,14 +14,18 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import update
 
 from hazardvision.access import ApiKeys, Role
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import load_catalogue
 from hazardvision.data.audit import AuditLog
+from hazardvision.data.video_records import VideoJobRecord
+from hazardvision.home import Home
 from hazardvision.images import load_image
 from hazardvision.packs.registry import active_packs
 from hazardvision.scan import Scanner
+from hazardvision.service.retention import ScanRetention
 from tests.conftest import test_photos
 from tests.service.conftest import assert_error, eventually, live_server
 from tests.video.footage import Shot, clip_frames, write_clip
@@ -119,6 +124,30 @@ def test_video_job_runs_to_completion_with_progress_events_and_snapshots(server,
     records = [r for r in AuditLog(SampleBank(server.home).database).records() if r.subject == job_id]
     assert [r.action for r in records] == ["video.create", "video.finish"]
     assert records[1].details["events"] == len(job["events"]) and records[1].details["status"] == "done"
+
+
+def test_video_job_past_the_retention_period_loses_its_files_and_says_so(server, clip):
+    with server.client(Role.INSPECTOR) as inspector:
+        job_id = upload(inspector, clip, camera="gate-4")
+        job = wait_finished(inspector, job_id)[-1]
+        assert job["status"] == "done" and job["files_purged_at"] is None
+        numbered = [e["number"] for e in job["events"] if e["snapshot_url"]]
+        assert numbered and inspector.get(f"/v1/videos/{job_id}/events/{numbered[0]}/snapshot").status_code == 200
+        bank = SampleBank(server.home)
+        with bank.database.session() as session:  # as if it had finished 40 days ago
+            then = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+            session.execute(update(VideoJobRecord).where(VideoJobRecord.id == job_id)
+                            .values(created_at=then, finished_at=then))
+        report = ScanRetention(bank, AuditLog(bank.database)).purge(older_than_days=30, actor="cli:test")
+        bank.engine.dispose()
+        assert (report.video_jobs_purged, report.videos_removed, report.video_snapshots_removed) == \
+            (1, 1, len(numbered))
+        assert not (Home(server.home).videos / job_id).exists()
+        purged = inspector.get(f"/v1/videos/{job_id}").json()
+        gone = assert_error(inspector.get(f"/v1/videos/{job_id}/events/{numbered[0]}/snapshot"), 404)
+    assert purged["files_purged_at"] and len(purged["events"]) == len(job["events"])
+    assert all(event["snapshot_url"] is None for event in purged["events"])
+    assert "retention period" in gone["message"]
 
 
 def test_video_job_of_a_truncated_file_fails_with_its_events_before_the_damage(server, tmp_path, fire):

@@ -108,3 +108,9 @@ class PurgeReport(BaseModel):
     snapshots_removed: int = Field(ge=0, description="Acknowledged alerts whose frame was forgotten (the alerts "
                                    "stay); unacknowledged alerts keep theirs.")
     frames_removed: int = Field(ge=0, description="Frame files removed (alerts raised on one frame share it).")
+    video_jobs_purged: int = Field(default=0, ge=0, description="Finished video jobs (done, failed or cancelled) "
+                                   "that ended before the cutoff and lost their files; the jobs and their events "
+                                   "stay (GET /v1/videos/{job_id} says when their files went).")
+    videos_removed: int = Field(default=0, ge=0, description="Uploaded video files removed.")
+    video_snapshots_removed: int = Field(default=0, ge=0, description="Best-frame JPEGs of those jobs' events "
+                                         "removed.")

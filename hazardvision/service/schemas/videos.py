@@ -63,7 +63,8 @@ class VideoEvent(_Schema):
     hazard: HazardInfo | None = Field(description="What the catalogue says about the hazard: code, names, severity, "
                                       "rules, advice (null for a camera event).")
     reason: str | None = Field(default=None, description="Why the picture was judged lost (camera events).")
-    snapshot_url: str | None = Field(description="The best frame as JPEG, the hazard boxed.")
+    snapshot_url: str | None = Field(description="The best frame as JPEG, the hazard boxed (null for a camera event, "
+                                     "and once the job's files were purged past the retention period).")
 
 
 class VideoJob(_Schema):
@@ -87,6 +88,9 @@ class VideoJob(_Schema):
     error: str | None = Field(description="Why it failed; for a damaged video, where reading stopped (the events "
                               "before the damage are kept).")
     models: dict[str, str] = Field(description="Pack name -> version that analysed it.")
+    files_purged_at: dt.datetime | None = Field(default=None, description="When the video file and its events' best "
+                                                "frames were deleted past the retention period (the job and its "
+                                                "events stay); null while they are kept.")
     event_count: int = Field(description="Events found so far.")
     events: list[VideoEvent] = Field(description="The events found so far (empty in a list of jobs).")
 
