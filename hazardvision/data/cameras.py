@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select, update
 from hazardvision.data.base import utcnow
 from hazardvision.data.database import Database
 from hazardvision.data.encryption import SecretBox
+from hazardvision.data.scans import Visibility, visible
 from hazardvision.data.service_records import AlertRecord, CameraRecord
 from hazardvision.video.alerts import Alert
 
@@ -105,8 +106,9 @@ class Cameras:
 
     @contextmanager
     def add_alerts(self, *, alerts: Sequence[Alert], image_sha256: str, model_versions: dict[str, str],
-                   image_format: str | None = None) -> Iterator[None]:
-        """Keep the alerts raised on one frame; the caller's work inside (audit entries) commits with them."""
+                   image_format: str | None = None, actor: str | None = None) -> Iterator[None]:
+        """Keep the alerts raised on one frame sent by the key named `actor`; the caller's work inside (audit
+        entries) commits with them."""
         with self.database.session() as session:
             for alert in alerts:
                 x1, y1, x2, y2 = alert.box
@@ -114,7 +116,8 @@ class Cameras:
                     id=alert.alert_id, kind=alert.kind, camera_id=alert.camera_id, class_name=alert.class_name,
                     tracker_id=alert.tracker_id, first_seen=alert.first_seen, raised_at=alert.raised_at,
                     frames=alert.frames, x1=x1, y1=y1, x2=x2, y2=y2, confidence=alert.confidence,
-                    image_sha256=image_sha256, image_format=image_format, model_versions=model_versions))
+                    image_sha256=image_sha256, image_format=image_format, model_versions=model_versions,
+                    actor=actor))
             session.flush()
             yield
 
@@ -135,19 +138,28 @@ class Cameras:
                 AlertRecord.image_sha256.in_(frames), AlertRecord.image_format.is_not(None)))) if frames else set()
             return len(rows), [(sha, kind) for sha, kind in frames.items() if sha not in still_kept]
 
-    def alert(self, *, alert_id: str) -> AlertRecord | None:
+    def alert(self, *, alert_id: str, visibility: Visibility | None = None) -> AlertRecord | None:
+        """The alert, if there is one and `visibility` admits it (None: every alert)."""
         with self.database.session() as session:
-            return session.get(AlertRecord, alert_id)
+            row = session.get(AlertRecord, alert_id)
+            return row if row is not None and _admits(visibility, row) else None
 
     @contextmanager
     def acknowledge(self, *, alert_id: str, actor: str, note: str | None, at: dt.datetime,
-                    verdict: str | None = None) -> Iterator[tuple[AlertRecord | None, bool]]:
-        """Acknowledge an alert unless it was already; yield it (None if there is no such alert) and whether
-        this call changed it, inside the transaction (the caller's audit entry commits with it).
+                    verdict: str | None = None,
+                    visibility: Visibility | None = None) -> Iterator[tuple[AlertRecord | None, bool]]:
+        """Acknowledge an alert unless it was already; yield it (None if there is no such alert, or `visibility`
+        does not admit it) and whether this call changed it, inside the transaction (the caller's audit entry
+        commits with it).
 
         With a `verdict` (true or false), the verdict is recorded unless the alert has one, and the alert is
         acknowledged too if nobody had: an alert acknowledged without a verdict may still get one, once."""
         with self.database.session() as session:
+            # Who sent an alert's frame and its camera never change: checked once, before the update.
+            found = session.get(AlertRecord, alert_id)
+            if found is None or not _admits(visibility, found):
+                yield None, False
+                return
             # Conditional, so that of two concurrent acknowledgements (or verdicts) exactly one wins.
             unacknowledged = AlertRecord.acknowledged_at.is_(None)
             if verdict is not None:
@@ -170,9 +182,10 @@ class Cameras:
     def alerts(self, *, camera_id: str | None = None, since: dt.datetime | None = None,
                until: dt.datetime | None = None, acknowledged: bool | None = None, kind: str | None = None,
                classes: Collection[str] | None = None, verdict: Literal["true", "false", "none"] | None = None,
-               limit: int = 50, offset: int = 0) -> list[AlertRecord]:
+               limit: int = 50, offset: int = 0, visibility: Visibility | None = None) -> list[AlertRecord]:
         """Alerts, newest first, of one camera or of all, raised in a time span (since inclusive, until exclusive),
-        acknowledged or not, of one kind, of some classes (an empty collection: none), with a verdict or without."""
+        acknowledged or not, of one kind, of some classes (an empty collection: none), with a verdict or without;
+        of those `visibility` admits (None: every alert)."""
         query = select(AlertRecord).order_by(AlertRecord.created_at.desc(), AlertRecord.id).limit(limit).offset(offset)
         if camera_id:
             query = query.where(AlertRecord.camera_id == camera_id)
@@ -189,8 +202,15 @@ class Cameras:
             query = query.where(AlertRecord.class_name.in_(list(classes)))
         if verdict is not None:
             query = query.where(AlertRecord.verdict.is_(None) if verdict == "none" else AlertRecord.verdict == verdict)
+        if visibility is not None:
+            query = query.where(visibility.clause(actor=AlertRecord.actor, site=None, camera=AlertRecord.camera_id))
         with self.database.session() as session:
             return list(session.scalars(query))
+
+
+def _admits(visibility: Visibility | None, row: AlertRecord) -> bool:
+    """`Visibility.admits` for an alert: its frame's sender and its camera (an alert has no site)."""
+    return visible(visibility, actor=row.actor, site=None, camera=row.camera_id)
 
 
 def _split_credentials(url: str | None) -> tuple[str | None, str | None]:

@@ -6,10 +6,11 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, false, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import QueryableAttribute, Session, selectinload
 
 from hazardvision.data.bank_records import Case
 from hazardvision.data.database import Database
@@ -27,20 +28,23 @@ class Visibility:
     sites: frozenset[str] = frozenset()
     cameras: frozenset[str] = frozenset()
 
-    def admits(self, *, actor: str, site: str | None, camera: str | None) -> bool:
+    def admits(self, *, actor: str | None, site: str | None, camera: str | None) -> bool:
         return actor == self.actor or site in self.sites or camera in self.cameras
 
-    def clause(self) -> ColumnElement[bool]:
-        """The same rule as `admits`, on `ScanRecord`'s columns."""
-        terms = [ScanRecord.actor == self.actor]
-        if self.sites:
-            terms.append(ScanRecord.site.in_(sorted(self.sites)))
-        if self.cameras:
-            terms.append(ScanRecord.camera.in_(sorted(self.cameras)))
+    def clause(self, *, actor: QueryableAttribute[Any] = ScanRecord.actor,
+               site: QueryableAttribute[Any] | None = ScanRecord.site,
+               camera: QueryableAttribute[Any] | None = ScanRecord.camera) -> ColumnElement[bool]:
+        """The same rule as `admits`, on `ScanRecord`'s columns or on another record's (inspections,
+        rectifications, alerts: see `service.scopes`); None: the record has no such column."""
+        terms = [actor == self.actor]
+        if self.sites and site is not None:
+            terms.append(site.in_(sorted(self.sites)))
+        if self.cameras and camera is not None:
+            terms.append(camera.in_(sorted(self.cameras)))
         return or_(false(), *terms)
 
 
-def visible(visibility: Visibility | None, *, actor: str, site: str | None, camera: str | None) -> bool:
+def visible(visibility: Visibility | None, *, actor: str | None, site: str | None, camera: str | None) -> bool:
     return visibility is None or visibility.admits(actor=actor, site=site, camera=camera)
 
 

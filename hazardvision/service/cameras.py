@@ -28,6 +28,7 @@ from hazardvision.catalogue import Catalogue
 from hazardvision.data.audit import AuditLog
 from hazardvision.data.cameras import Cameras
 from hazardvision.data.image_store import ImageStore
+from hazardvision.data.scans import Visibility
 from hazardvision.data.service_records import AlertRecord, CameraRecord
 from hazardvision.detections import Detections
 from hazardvision.errors import (
@@ -234,7 +235,7 @@ class CameraHub:
             raise BankError(f"cannot keep the frame of camera {stream.camera_id}'s alert in {self.frames.root}: "
                             f"{error.strerror}") from error
         with self.records.add_alerts(alerts=alerts, image_sha256=image.sha256, image_format=image.format,
-                                     model_versions=versions):
+                                     model_versions=versions, actor=actor):
             for alert in alerts:
                 self.audit.append(actor, "alert", alert.alert_id, input_sha256=image.sha256, model_versions=versions,
                                   details={"camera_id": alert.camera_id, "kind": alert.kind,
@@ -282,8 +283,10 @@ class CameraHub:
 
     def alerts(self, *, camera_id: str | None, since: dt.datetime | None, acknowledged: bool | None, limit: int,
                offset: int, until: dt.datetime | None = None, kind: str | None = None, class_name: str | None = None,
-               hazard: str | None = None, verdict: Literal["true", "false", "none"] | None = None) -> list[AlertView]:
-        """Alerts, newest first; `hazard` (a catalogue code) stands for the classes of that code."""
+               hazard: str | None = None, verdict: Literal["true", "false", "none"] | None = None,
+               visibility: Visibility | None = None) -> list[AlertView]:
+        """Alerts, newest first, of those `visibility` admits (`service.scopes`); `hazard` (a catalogue code) stands
+        for the classes of that code."""
         classes: set[str] | None = None
         if class_name is not None:
             classes = {class_name}
@@ -292,15 +295,17 @@ class CameraHub:
             classes = coded if classes is None else classes & coded
         rows = self.records.alerts(camera_id=camera_id, since=as_utc(since), until=as_utc(until),
                                    acknowledged=acknowledged, kind=kind, classes=classes, verdict=verdict,
-                                   limit=limit, offset=offset)
+                                   limit=limit, offset=offset, visibility=visibility)
         return [self._view(row) for row in rows]
 
-    def acknowledge(self, alert_id: str, actor: str, note: str | None, verdict: Verdict | None = None) -> AlertView:
+    def acknowledge(self, alert_id: str, actor: str, note: str | None, verdict: Verdict | None = None,
+                    visibility: Visibility | None = None) -> AlertView:
         """Record who acknowledged the alert, and when (audited); a second acknowledgement is a conflict. With a
-        verdict, record it (and acknowledge the alert if nobody had); a second verdict is a conflict."""
+        verdict, record it (and acknowledge the alert if nobody had); a second verdict is a conflict. An alert
+        `visibility` does not admit is an `UnknownAlert`, as one that does not exist."""
         at = dt.datetime.now(dt.UTC)
-        with self.records.acknowledge(alert_id=alert_id, actor=actor, note=note, at=at, verdict=verdict) as (
-                row, now):
+        with self.records.acknowledge(alert_id=alert_id, actor=actor, note=note, at=at, verdict=verdict,
+                                      visibility=visibility) as (row, now):
             if row is None:
                 raise UnknownAlert(_no_alert(alert_id))
             if not now and verdict is not None:
@@ -319,9 +324,9 @@ class CameraHub:
                                            "acknowledged_now": as_utc(row.acknowledged_at) == at})
         return self._view(row)
 
-    def snapshot(self, alert_id: str, max_pixels: int) -> bytes:
-        """The frame that raised the alert, as JPEG."""
-        row = self.records.alert(alert_id=alert_id)
+    def snapshot(self, alert_id: str, max_pixels: int, visibility: Visibility | None = None) -> bytes:
+        """The frame that raised the alert, as JPEG; `UnknownAlert` for one `visibility` does not admit."""
+        row = self.records.alert(alert_id=alert_id, visibility=visibility)
         if row is None:
             raise UnknownAlert(_no_alert(alert_id))
         if row.image_format is None:

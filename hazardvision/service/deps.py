@@ -86,6 +86,8 @@ def permitted(permission: Permission) -> Callable[[KeyRecord], Awaitable[KeyReco
 
 _scan_key = permitted(Permission.SCAN)
 _review_key = permitted(Permission.REVIEW)
+_inspect_key = permitted(Permission.INSPECT)
+_alerts_key = permitted(Permission.ALERTS_READ)
 ScanKey = Annotated[KeyRecord, Depends(_scan_key)]
 ScanDeleteKey = Annotated[KeyRecord, Depends(permitted(Permission.SCANS_DELETE))]
 ReviewKey = Annotated[KeyRecord, Depends(_review_key)]
@@ -105,11 +107,25 @@ async def review_visibility(runtime: RuntimeDep, key: ReviewKey) -> Visibility |
     return await _visibility(runtime, key)
 
 
+async def inspect_visibility(runtime: RuntimeDep,
+                             key: Annotated[KeyRecord, Depends(_inspect_key)]) -> Visibility | None:
+    """The inspections and rectifications a key that may inspect reads and changes; None: every one."""
+    return await _visibility(runtime, key)
+
+
+async def alerts_visibility(runtime: RuntimeDep,
+                            key: Annotated[KeyRecord, Depends(_alerts_key)]) -> Visibility | None:
+    """The alerts (and their snapshots) a key that may read alerts reads; None: every alert."""
+    return await _visibility(runtime, key)
+
+
 ScanScopeDep = Annotated[Visibility | None, Depends(scan_visibility)]
 ReviewScopeDep = Annotated[Visibility | None, Depends(review_visibility)]
-InspectKey = Annotated[KeyRecord, Depends(permitted(Permission.INSPECT))]
+InspectScopeDep = Annotated[Visibility | None, Depends(inspect_visibility)]
+AlertsScopeDep = Annotated[Visibility | None, Depends(alerts_visibility)]
+InspectKey = Annotated[KeyRecord, Depends(_inspect_key)]
 FramesKey = Annotated[KeyRecord, Depends(permitted(Permission.FRAMES))]
 VideosKey = Annotated[KeyRecord, Depends(permitted(Permission.VIDEOS))]
-AlertsKey = Annotated[KeyRecord, Depends(permitted(Permission.ALERTS_READ))]
+AlertsKey = Annotated[KeyRecord, Depends(_alerts_key)]
 ModelsKey = Annotated[KeyRecord, Depends(permitted(Permission.MODELS_READ))]
 ActivateKey = Annotated[KeyRecord, Depends(permitted(Permission.MODELS_ACTIVATE))]

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from hazardvision.data.audit import GENESIS, AuditLog
+from hazardvision.data.scans import Visibility
 from hazardvision.service.i18n import Language
 from hazardvision.service.inspection_record import AuditAnchor, render_record
 from hazardvision.service.runtime import Runtime
@@ -28,9 +29,11 @@ def audit_anchor(audit: AuditLog) -> AuditAnchor:
     return AuditAnchor(head.count, head.head) if head else AuditAnchor(0, GENESIS)
 
 
-async def export_record(runtime: Runtime, inspection_id: str, language: Language, actor: str) -> ExportedRecord:
-    """Render the inspection's record in `language` and audit the export as `inspection.export`."""
-    inspection = await runtime.offload(runtime.inspections.get, inspection_id)
+async def export_record(runtime: Runtime, inspection_id: str, language: Language, actor: str,
+                        visibility: Visibility | None = None) -> ExportedRecord:
+    """Render the inspection's record in `language` and audit the export as `inspection.export`; an inspection
+    `visibility` does not admit is an `UnknownInspection` (`service.scopes`)."""
+    inspection = await runtime.offload(runtime.inspections.get, inspection_id, visibility)
     photos = {scan.scan_id: await runtime.annotated(scan.scan_id) for scan in inspection.scans}
     anchor = await runtime.offload(audit_anchor, runtime.audit)
     pdf = await runtime.offload(render_record, inspection, photos, anchor, language, made_at=dt.datetime.now(dt.UTC))

@@ -1,10 +1,32 @@
-"""Which scans a key reads (setting `scan_scope`): the rule behind every read of scans, photos, findings, reviews.
+"""Which records a key reads and changes (setting `scan_scope`): the one rule behind every read and change of
+scans (their photos, findings and reviews), inspections, rectifications and alerts (their snapshots).
 
-With `own` (the default) an admin key reads every scan; any other key reads the scans it made, those at the
-sites it was created with, and (a pipeline) those sent with a camera it owns. An inspector or ml key created
-without sites reads every site, as before scopes existed (they review what the service finds); a pipeline key
-has no such exception: it reads its own and its cameras' scans. A scan out of scope answers as an unknown one
-(404), so that its id says nothing. With `all` every key reads every scan.
+`visibility_of` gives each key one `Visibility` (None: everything):
+- with `all`, or for an admin key: everything (as before scopes existed);
+- an inspector or ml key created without sites: everything, as before scopes existed (they review what the
+  service finds);
+- any other key (an inspector or ml key created with sites, and every pipeline key: it has no such exception)
+  reads what it made, what is at its sites and, a pipeline, what comes from the cameras it owns (the key that
+  configured a camera first, `Cameras.owned_by`).
+
+Each kind of record answers "made by", "at which site" and "from which camera" with its own columns:
+
+    record                                       made by                         site               camera
+    scan (photo, findings, reviews)              the key that scanned it         its site           its camera
+    inspection (and all it holds)                the key that opened it          its site           -
+    rectification                                the key that assigned it        its scan's site    -
+    alert (and its snapshot)                     the key that sent its frame     - (none)           its camera
+
+A record out of scope answers exactly as an unknown id (404, the same message) for reads and changes alike
+(review, acknowledge or give a verdict, file scans, assign, close, verify), and lists leave it out. So:
+- An inspection is read whole: its scans, their reviews and rectifications. Hence a key files under it only scans
+  it reads itself (another is an unknown scan), and assigns a rectification only to a finding it reads.
+- Cameras have no site, so an alert cannot be placed at one: a key created with sites reads only the alerts of
+  the frames it sent and of the cameras it owns, which for an inspector or ml key (they neither send frames nor
+  configure cameras) is none. A key limited to sites never sees what cannot be placed at them.
+- An alert's sender reads it, also of a camera nobody configured or one deleted since (the sender is kept with
+  the alert, schema version 18, filled in from the audit log for earlier alerts). A camera's owner reads all of
+  its alerts, as it reads its scans: also those raised before it was deleted and configured again by this key.
 """
 
 from __future__ import annotations

@@ -202,10 +202,11 @@ class Settings(BaseSettings):
         "X-Forwarded-For), for the sign-in limit; none: the connection's peer. Never set it without such a proxy: "
         "clients could then pick their own address.")
     scan_scope: Literal["own", "all"] = Field(
-        default="own", description="Which scans, photos, findings and reviews a key reads. own (the default): an "
-        "admin's every scan; any other key those it made, those at the sites it was created with (`keys create "
-        "--site`; an inspector or ml key without sites reads every site) and, for a pipeline, those of the cameras "
-        "it owns; another's answers 404. all: every key reads every scan (as before scopes existed).")
+        default="own", description="Which scans, photos, findings, reviews, inspections, rectifications and alerts "
+        "a key reads and changes. own (the default): an admin's every one; any other key those it made (an alert: "
+        "whose frame it sent), those at the sites it was created with (`keys create --site`; an inspector or ml key "
+        "without sites reads every site; alerts have no site) and, for a pipeline, those of the cameras it owns; "
+        "another's answers 404. all: every key reads every one (as before scopes existed).")
     client_timeout_seconds: float = Field(
         default=15, gt=0, le=3600, description="How long a connection may take to send a request's headers (from "
         "its opening, or from the first byte after a response), and the longest silence while its body arrives; "

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
 
-from hazardvision.service.deps import AlertsKey, FramesKey, ReviewKey, RuntimeDep
+from hazardvision.service.deps import AlertsKey, AlertsScopeDep, FramesKey, ReviewKey, ReviewScopeDep, RuntimeDep
 from hazardvision.service.schemas.cameras import (
     CAMERA_PATTERN,
     TIMESTAMP_RULE,
@@ -95,32 +95,35 @@ async def get_camera(camera_id: CameraId, runtime: RuntimeDep, _key: FramesKey) 
 
 
 @router.get("/v1/alerts", response_model=AlertList, summary="List alerts")
-async def list_alerts(runtime: RuntimeDep, _key: AlertsKey, query: Annotated[AlertFilter, Query()]) -> AlertList:
-    """Newest first; filtered by camera, time span, kind, class or hazard code, acknowledgement and verdict."""
+async def list_alerts(runtime: RuntimeDep, scope: AlertsScopeDep, query: Annotated[AlertFilter, Query()]) -> AlertList:
+    """Newest first; filtered by camera, time span, kind, class or hazard code, acknowledgement and verdict; of the
+    alerts the key reads (setting scan_scope: an admin every alert, a pipeline those of the frames it sent and of
+    the cameras it owns)."""
     found = await runtime.offload(runtime.cameras.alerts, camera_id=query.camera, since=query.since,
                                   until=query.until, acknowledged=query.acknowledged, kind=query.kind,
                                   class_name=query.class_name, hazard=query.hazard, verdict=query.verdict,
-                                  limit=query.limit, offset=query.offset)
+                                  limit=query.limit, offset=query.offset, visibility=scope)
     return AlertList(alerts=found)
 
 
 @router.post("/v1/alerts/{alert_id}/ack", response_model=AlertView, responses=responses(404, 409),
              summary="Acknowledge an alert, or mark it true or false",
              openapi_extra={"requestBody": {"description": "Optional: a JSON object with a note and a verdict."}})
-async def acknowledge_alert(alert_id: AlertId, runtime: RuntimeDep, key: ReviewKey,
+async def acknowledge_alert(alert_id: AlertId, runtime: RuntimeDep, key: ReviewKey, scope: ReviewScopeDep,
                             request: Annotated[AckRequest | None, Body()] = None) -> AlertView:
     """Records who (the key's name) acknowledged it and when, with an optional note; final (again: 409). With
     `"verdict": "false"` (and a note saying why) it marks a false alarm, with `"true"` a real hazard: who, when and
     the note are kept and audited, and an alert nobody acknowledged is acknowledged too. A verdict is given once
-    (again: 409), also on an alert acknowledged before without one."""
+    (again: 409), also on an alert acknowledged before without one. 404 for an alert the key does not read."""
     note = request.note if request is not None else None
     verdict = request.verdict if request is not None else None
-    return await runtime.offload(runtime.cameras.acknowledge, alert_id, key.name, note, verdict)
+    return await runtime.offload(runtime.cameras.acknowledge, alert_id, key.name, note, verdict, scope)
 
 
 @router.get("/v1/alerts/{alert_id}/snapshot", response_class=Response, summary="The frame that raised an alert",
             responses={**responses(404), 200: {"content": {"image/jpeg": {}}, "description": "A JPEG."}})
-async def get_snapshot(alert_id: AlertId, runtime: RuntimeDep, _key: AlertsKey) -> Response:
-    """The frame as the camera sent it (re-encoded as JPEG if it came in another format)."""
-    data = await runtime.offload(runtime.cameras.snapshot, alert_id, runtime.settings.max_pixels)
+async def get_snapshot(alert_id: AlertId, runtime: RuntimeDep, scope: AlertsScopeDep) -> Response:
+    """The frame as the camera sent it (re-encoded as JPEG if it came in another format); 404 for an alert the key
+    does not read."""
+    data = await runtime.offload(runtime.cameras.snapshot, alert_id, runtime.settings.max_pixels, scope)
     return Response(data, media_type="image/jpeg")
