@@ -111,7 +111,8 @@ class LabelVersionView(_View):
     version: int = Field(description="Version number; 1 is the labels as the case was first recorded.")
     created_at: dt.datetime = Field(description="When the version was made.")
     author: str = Field(description="Who or what made it: a user, or 'import of <source>'.")
-    via: str = Field(description="recorded (version 1), import (a re-import with --update-labels) or relabel.")
+    via: str = Field(description="recorded (version 1), import (a re-import with --update-labels), relabel, or "
+                     "review (an inspector's review added a box; its reason names the review).")
     reason: str | None = Field(description="Why the labels were changed.")
     labels: list[LabelBox] = Field(description="The boxes of this version.")
     current: bool = Field(description="Whether this is the version the bank uses now.")

@@ -148,7 +148,7 @@ class LabelVersion(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     author: Mapped[str] = mapped_column(String(200))
     """Who or what made this version: a user, or `import of <source>`."""
-    via: Mapped[str] = mapped_column(String(20))  # import | relabel
+    via: Mapped[str] = mapped_column(String(20))  # recorded | import | relabel | review
     reason: Mapped[str | None] = mapped_column(Text)
     labels: Mapped[list[dict[str, object]]] = mapped_column(JSON)
     """The boxes of this version: class_name, source_class, box (x1, y1, x2, y2 in pixels), origin."""

@@ -3,13 +3,15 @@
 A case's labels are its annotations of a labelled origin (imported, confirmed, corrected); the
 annotations table holds the latest version, which snapshots, statistics and the similar-case index
 read. A correction replaces them in one transaction with a new `label_versions` row, and the first
-correction of a case also records version 1, the labels it replaces.
+correction of a case also records version 1, the labels it replaces. A review that adds a box to a
+case records a version the same way (`record_version`, in the review's transaction), so a snapshot
+reproduced later takes the labels as they were before the review, and a new one those after it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -22,6 +24,8 @@ from hazardvision.errors import UnknownCase
 
 FIRST_VIA = "recorded"
 """How version 1 came about: the labels as the case was first recorded (its import or review)."""
+REVIEW_VIA = "review"
+"""How a version came about when an inspector's review added a box to the case."""
 
 
 @dataclass(frozen=True)
@@ -111,14 +115,7 @@ class CaseLabels:
             if case is None:
                 raise UnknownCase(f"no case {case_id} in the bank at {self.database.home.root}; "
                                   "`hazardvision bank list` shows them")
-            if case.label_versions:
-                latest = case.label_versions[-1].version
-            else:
-                first = _first_version(case)
-                session.add(LabelVersion(case_id=case.id, version=1, created_at=first.created_at,
-                                         author=first.author, via=first.via, reason=first.reason,
-                                         labels=[_dump(label) for label in first.labels]))
-                latest = 1
+            latest = _latest_recorded(session, case)
             for annotation in [a for a in case.annotations if a.origin in LABELLED_ORIGINS]:
                 case.annotations.remove(annotation)  # delete-orphan: the row goes
             added = [label.record() for label in labels]
@@ -127,6 +124,35 @@ class CaseLabels:
             session.add(LabelVersion(case_id=case.id, version=latest + 1, author=author, via=via, reason=reason,
                                      labels=[_dump(label) for label in _labels(added)]))
             return latest + 1
+
+
+def record_version(session: Session, *, case_id: int, author: str, via: str, reason: str | None,
+                   at: dt.datetime, added: Collection[int] = ()) -> int:
+    """Record the case's labels as they are now in `session` (flushed, not committed) as a new version, in the
+    caller's transaction; return its number. A case without versions first gets version 1: its labels without
+    the annotations `added` (the ones the caller has just added)."""
+    # The case's row is locked (PostgreSQL): two reviews of one case from two machines number their versions
+    # one after the other. NO KEY UPDATE, since each has inserted an annotation (a KEY SHARE lock on the case)
+    # and FOR UPDATE would deadlock them. SQLite's writers take turns anyway (the home's writer lock).
+    case = session.scalar(select(Case).where(Case.id == case_id).with_for_update(key_share=True).options(
+        selectinload(Case.annotations), selectinload(Case.label_versions), selectinload(Case.source)))
+    if case is None:
+        raise UnknownCase(f"no case {case_id} in the bank; `hazardvision bank list` shows them")
+    latest = _latest_recorded(session, case, leave_out=set(added))
+    session.add(LabelVersion(case_id=case.id, version=latest + 1, created_at=at, author=author, via=via,
+                             reason=reason, labels=[_dump(label) for label in _labels(case.annotations)]))
+    return latest + 1
+
+
+def _latest_recorded(session: Session, case: Case, leave_out: Collection[int] = ()) -> int:
+    """The case's latest recorded version, recording version 1 (its labels as first recorded, less the
+    annotations `leave_out`) when it has none yet."""
+    if case.label_versions:
+        return case.label_versions[-1].version
+    first = _first_version(case, leave_out)
+    session.add(LabelVersion(case_id=case.id, version=1, created_at=first.created_at, author=first.author,
+                             via=first.via, reason=first.reason, labels=[_dump(label) for label in first.labels]))
+    return 1
 
 
 def _latest(session: Session, case_ids: list[int]) -> dict[int, int]:
@@ -147,9 +173,9 @@ def _version(row: LabelVersion) -> Version:
                    tuple(_label_of(item) for item in row.labels))
 
 
-def _first_version(case: Case) -> Version:
+def _first_version(case: Case, leave_out: Collection[int] = ()) -> Version:
     return Version(1, case.created_at, f"{case.source.kind} {case.source.name}", FIRST_VIA,
-                   "the labels as first recorded", _labels(case.annotations))
+                   "the labels as first recorded", _labels(a for a in case.annotations if a.id not in leave_out))
 
 
 def _dump(label: Label) -> dict[str, object]:

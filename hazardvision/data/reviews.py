@@ -1,4 +1,8 @@
-"""`Reviews`: inspectors' verdicts on findings, each with the annotation it put on the bank's case."""
+"""`Reviews`: inspectors' verdicts on findings, each with the annotation it put on the bank's case.
+
+A confirmation that adds a box to its case changes the case's labels, so it records a new label
+version (`data.labels`), with the reviewer and the review as provenance, in the same transaction.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from hazardvision.boxes import box_iou
 from hazardvision.data.bank_records import Annotation, Origin
 from hazardvision.data.database import Database
+from hazardvision.data.labels import REVIEW_VIA, record_version
 from hazardvision.data.scans import Visibility
 from hazardvision.data.service_records import FindingRecord, ReviewRecord, ReviewStatus, ScanRecord
 from hazardvision.errors import ReviewConflict
@@ -45,6 +50,7 @@ class Reviews:
             if finding is None or finding.status != ReviewStatus.PENDING.value:
                 raise conflict
             annotation = _same_object(session, case_id, class_name, box, confirmed)
+            teaches = annotation is None
             if annotation is None:  # the case does not know this object yet: the review teaches it
                 annotation = Annotation(
                     case_id=case_id, class_name=class_name, source_class=finding.class_name, x1=x1, y1=y1, x2=x2,
@@ -62,6 +68,10 @@ class Reviews:
                 session.flush()
             except IntegrityError as error:  # another process reviewed it between our check and our write
                 raise conflict from error
+            if teaches and confirmed:  # a rejected finding is no label: the case's labels stay as they were
+                record_version(session, case_id=case_id, author=reviewer, via=REVIEW_VIA, at=at,
+                               added=[annotation.id], reason=f"review {row.id}: {class_name} confirmed (finding "
+                               f"{finding_id} of scan {scan_id})")
             yield row
 
     def pending(self, *, site: str | None = None, enterprise: str | None = None,

@@ -3,6 +3,7 @@ make a new label version with provenance, snapshots take the latest version and 
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from hazardvision.bank.labels import compare_labels, label_history, relabel
 from hazardvision.bank.snapshot import make_snapshot, reproduce_snapshot
 from hazardvision.catalogue import load_catalogue
 from hazardvision.data.labels import Label
+from hazardvision.data.reviews import Reviews
+from hazardvision.data.scans import NewFinding, NewScan, Scans
 from hazardvision.errors import BankError, InvalidLabels, UnknownCase
 from hazardvision.similar.case_index import CaseIndex
 from hazardvision.similar.maintenance import sync_indexes, verify_indexes
@@ -228,3 +231,58 @@ def test_an_old_snapshot_reproduces_after_a_correction_and_later_imports(site_ph
     with pytest.raises(BankError, match=f"no longer gives snapshot {old.id}"):
         reproduce_snapshot(bank, old.id, out=tmp_path / "snaps")
     assert not Path(again.path).exists()
+
+
+def snapshot_labels(folder: str) -> dict[str, str]:
+    return {p.name: p.read_text() for p in (Path(folder) / "labels" / "train").iterdir()}
+
+
+def review_finding(bank: SampleBank, case_id: int, scan_id: str, *, confirmed: bool, box: tuple[float, ...]) -> int:
+    """A scan with one no_helmet finding, reviewed as the service does (through `Reviews.record`); the review id."""
+    scan = NewScan(id=scan_id, created_at=dt.datetime.now(dt.UTC), actor="inspector-key", source="site.jpg",
+                   image_sha256=bank.case(case_id).image_sha256, image_format="JPEG", result={}, model_versions={})
+    with Scans(bank.database).record(scan=scan, findings=[NewFinding(
+            id=f"{scan_id}-0", class_name="no_helmet", box=(1, 2, 30, 40), confidence=0.9, pack="ppe")]):
+        pass
+    x1, y1, x2, y2 = box
+    with bank.writer(), Reviews(bank.database).record(
+        finding_id=f"{scan_id}-0", scan_id=scan_id, case_id=case_id, confirmed=confirmed,
+        decision="confirm" if confirmed else "reject", reviewer="li.wei", actor="inspector-key", note=None,
+        class_name="no_helmet", box=(x1, y1, x2, y2), corrected=False, at=dt.datetime.now(dt.UTC),
+    ) as row:
+        return row.id
+
+
+@ON_BOTH
+def test_a_review_that_adds_a_box_makes_a_version_that_earlier_snapshots_leave_out(site_photos, tmp_path):
+    bank = SampleBank(tmp_path / "home")
+    import_path(bank, site_photos)
+    case_id = case_of(bank, "photo001.jpg")
+    old = make_snapshot(bank, classes=NAMES, out=tmp_path / "snaps")
+    old_labels = snapshot_labels(old.path)
+
+    review_finding(bank, case_id, "rejected", confirmed=False, box=(40, 40, 60, 60))
+    assert bank.case(case_id).label_version == 1  # a known false alarm is no label
+    review_id = review_finding(bank, case_id, "confirmed", confirmed=True, box=(2, 3, 30, 40))
+
+    history = label_history(bank, case_id)
+    assert [(v.version, v.author, v.via) for v in history] == [(1, "dataset site-photos", "recorded"),
+                                                               (2, "li.wei", "review")]
+    assert history[1].reason is not None and history[1].reason.startswith(f"review {review_id}: no_helmet confirmed")
+    assert [b.class_name for b in history[0].labels] == ["vest"]
+    assert sorted(b.class_name for b in history[1].labels) == ["no_helmet", "vest"]
+    new = make_snapshot(bank, classes=NAMES, out=tmp_path / "snaps")
+    assert new.id != old.id
+    assert {f.case_id: f.label_version for f in new.files}[case_id] == 2
+    new_labels = snapshot_labels(new.path)
+    label_file = f"{bank.case(case_id).image_sha256}.txt"
+    assert new_labels[label_file].count("\n") == 2 and old_labels[label_file].count("\n") == 1
+
+    fixed = tmp_path / "fixed.txt"  # a later correction does not make the reviewed box part of older versions
+    fixed.write_text("3 0.4 0.4 0.2 0.2\n")
+    relabel(bank, case_id, fixed, classes=NAMES, catalogue=load_catalogue(), reason="no vest, no head")
+    for made, labels, version in ((old, old_labels, 1), (new, new_labels, 2)):
+        shutil.rmtree(made.path)
+        again = reproduce_snapshot(bank, made.id, out=tmp_path / "snaps")
+        assert again.id == made.id and {f.case_id: f.label_version for f in again.files}[case_id] == version
+        assert snapshot_labels(again.path) == labels
