@@ -8,9 +8,10 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Literal
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, delete, func, literal, select, update
 
 from hazardvision.data.base import utcnow
+from hazardvision.data.camera_epochs import CameraEpochRecord
 from hazardvision.data.database import Database
 from hazardvision.data.encryption import SecretBox
 from hazardvision.data.scans import Visibility, visible
@@ -82,6 +83,17 @@ class Cameras:
         """The camera's stored settings, if it was ever configured."""
         with self.database.session() as session:
             return session.get(CameraRecord, camera_id)
+
+    def opening(self, *, camera_id: str) -> tuple[CameraRecord | None, int]:
+        """The camera's stored settings (None: never configured) and its epoch (0: never deleted or reset), in
+        one query: what a process reads when it starts tracking the camera (see `CameraEpochs`)."""
+        key = select(literal(camera_id, String(100)).label("id")).subquery()
+        query = (select(CameraRecord, CameraEpochRecord.epoch).select_from(key)
+                 .outerjoin(CameraRecord, CameraRecord.id == key.c.id)
+                 .outerjoin(CameraEpochRecord, CameraEpochRecord.camera_id == key.c.id))
+        with self.database.session() as session:
+            row, epoch = session.execute(query).one()
+            return row, int(epoch or 0)
 
     @contextmanager
     def configure(self, *, camera_id: str, webhook_url: str | None, webhook_secret: str | None,

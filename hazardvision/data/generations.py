@@ -32,6 +32,8 @@ class Kind(StrEnum):
     """The active version of some pack changed (activation, promotion)."""
     CASES = "cases"
     """A similar-case index file changed (a review, an import, a reindex)."""
+    CAMERAS = "cameras"
+    """A camera was deleted or reset: its trackers in every process start over (see `CameraEpochs`)."""
 
 
 class GenerationRecord(Base):

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from hazardvision.data import (  # noqa: F401  (their tables join Base's metadata)
     audit_records,
     bank_records,
+    camera_epochs,
     generations,
     inspection_records,
     service_records,
@@ -186,6 +187,11 @@ def _alert_senders(connection: Connection) -> None:
         connection.execute(text("UPDATE alerts SET actor = :actor WHERE id = :id"), senders[start:start + 1000])
 
 
+def _camera_epochs(connection: Connection) -> None:
+    # Cameras deleted or reset before this version have no epoch: their trackers then lived on in other processes.
+    Base.metadata.tables["camera_epochs"].create(connection, checkfirst=True)
+
+
 def _video_purges_and_audit_anchors(connection: Connection) -> None:
     # Video jobs before this version kept their files (null); audit chains before it were never marked anchored
     # (null): `AuditLog` marks one whose anchor it finds, and anchors one that has none (data.audit).
@@ -216,6 +222,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(18, "the API key that sent each alert's frame", _alert_senders),
     Migration(20, "video files purged past the retention period, and whether the audit chain was ever anchored",
               _video_purges_and_audit_anchors),
+    Migration(21, "the epoch of each camera's last deletion or reset, for the trackers of every process",
+              _camera_epochs),
 )
 LATEST = MIGRATIONS[-1].version
 

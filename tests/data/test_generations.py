@@ -18,9 +18,9 @@ def generations(tmp_path, database_url) -> Generations:
 
 
 def test_generations_start_at_zero_and_count_each_bump(generations):
-    assert generations.read() == {Kind.MODELS: 0, Kind.CASES: 0}
+    assert generations.read() == {Kind.MODELS: 0, Kind.CASES: 0, Kind.CAMERAS: 0}
     assert [generations.bump(Kind.CASES) for _ in range(3)] == [1, 2, 3]
-    assert generations.read() == {Kind.MODELS: 0, Kind.CASES: 3}
+    assert generations.read() == {Kind.MODELS: 0, Kind.CASES: 3, Kind.CAMERAS: 0}
 
 
 def test_generations_bump_commits_with_the_change_it_announces(generations):

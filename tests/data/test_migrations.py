@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from hazardvision.access import ApiKeys, Role
 from hazardvision.bank.bank import SampleBank
 from hazardvision.data.bank_records import Annotation, Base, Case, Image, Origin, Source
+from hazardvision.data.camera_epochs import CameraEpochs
+from hazardvision.data.cameras import Cameras
 from hazardvision.data.cases import NewAnnotation
 from hazardvision.data.engine import create_database_engine
 from hazardvision.data.image_store import ImageStore
@@ -269,6 +271,25 @@ def test_migration_16_adds_label_versions_and_a_version_15_bank_s_cases_are_at_v
                                  labels=[NewAnnotation("no_helmet", (1, 2, 30, 40), Origin.CORRECTED.value)])
     assert version == 2 and [v.version for v in labels.history(case_id=case_id)] == [1, 2]
     assert [a.class_name for a in upgraded.case(case_id).annotations] == ["no_helmet"]
+    upgraded.close()
+
+
+def test_migration_21_adds_camera_epochs_and_a_version_20_bank_s_cameras_start_at_epoch_0(tmp_path, database_url):
+    bank = SampleBank(tmp_path / "bank", url=database_url)
+    with Cameras(bank.database).configure(camera_id="gate-1", webhook_url=None, webhook_secret=None,
+                                          rule={"min_frames": 3}, tiling=None):
+        pass
+    with bank.engine.begin() as connection:  # make it a version 20 bank: no camera epochs
+        connection.execute(text("DROP TABLE camera_epochs"))
+        connection.execute(text("DELETE FROM schema_version WHERE version >= 21"))
+    bank.close()
+    upgraded = SampleBank(tmp_path / "bank", url=database_url)
+    assert upgraded.stats().schema_version == LATEST
+    cameras = Cameras(upgraded.database)
+    row, epoch = cameras.opening(camera_id="gate-1")
+    assert row is not None and row.rule == {"min_frames": 3} and epoch == 0
+    assert CameraEpochs(upgraded.database).start_over(camera_id="gate-1") == 1
+    assert cameras.opening(camera_id="gate-1")[1] == 1
     upgraded.close()
 
 
