@@ -57,6 +57,8 @@ class ImportReport(BaseModel):
                                 "dataset's as a new label version (--update-labels).")
     label_differences: list[LabelDifference] = Field(default_factory=list, description="Each photo whose labels "
                                                      "differ, and how.")
+    changed_cases: list[int] = Field(default_factory=list, exclude=True, description="Ids of the cases this import "
+                                     "added or relabelled: the similar-case index updates these, not the whole bank.")
 
 
 @dataclass
@@ -78,6 +80,7 @@ class _Tally:
     empty_labels: Counter[str] = field(default_factory=Counter)
     problems: list[FileReport] = field(default_factory=list)
     differences: list[LabelDifference] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)
     settled: set[str] = field(default_factory=set)
     """Photos this import added or compared: a later copy of one (same bytes, another name) is not compared,
     so that two copies with different labels cannot take turns at being the case's labels."""
@@ -129,6 +132,7 @@ def import_dataset(
         empty_label_files=dict(tally.empty_labels), dataset_problems=dataset.problems, problems=tally.problems,
         groups=groups, labels_differ=len(tally.differences),
         labels_updated=sum(d.updated_to is not None for d in tally.differences), label_differences=tally.differences,
+        changed_cases=tally.changed,
     )
 
 
@@ -151,7 +155,8 @@ def _import_batch(bank: SampleBank, batch: list[SampleFile], class_map: ClassMap
         else:
             prepared[sha] = item
     if prepared:
-        bank.records.add(cases=[item.case for item in prepared.values()], provenance=place)
+        added = bank.records.add(cases=[item.case for item in prepared.values()], provenance=place)
+        tally.changed.extend(added.values())
         tally.settled.update(prepared)
     for item in prepared.values():
         _count(tally, item, class_map)
@@ -173,6 +178,7 @@ def _compare(bank: SampleBank, sample: SampleFile, stored: StoredLabels, class_m
             case_id=stored.case_id, author=relabelling.author, via=IMPORT_VIA, reason=relabelling.reason,
             labels=[NewAnnotation(class_name=label.class_name, source_class=label.source_class,
                                   origin=Origin.IMPORTED.value, box=label.box) for label in new])
+        tally.changed.append(stored.case_id)
     tally.differences.append(difference)
 
 

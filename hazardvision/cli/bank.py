@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -29,7 +30,7 @@ from hazardvision.datasets.readers import read_dataset
 from hazardvision.errors import HazardVisionError
 from hazardvision.packs.registry import active_packs
 from hazardvision.similar.case_index import SyncReport
-from hazardvision.similar.maintenance import sync_indexes, verify_indexes
+from hazardvision.similar.maintenance import PackProgress, sync_indexes, update_cases, verify_indexes
 
 bank_app = typer.Typer(help="Import, inspect and snapshot the sample bank.", no_args_is_help=True)
 
@@ -97,7 +98,7 @@ def import_command(
                                        update_labels=update_labels,
                                        on_start=lambda n: progress.update(task, total=n),
                                        on_progress=lambda n: progress.advance(task, n))
-        _sync_existing_indexes(bank, quiet=as_json)
+        _update_indexes(bank, report.changed_cases, quiet=as_json)
         report_label_differences(report.label_differences, source=report.source, report=label_report,
                                  quiet=as_json)
     except HazardVisionError as error:
@@ -228,7 +229,7 @@ def relabel_command(
         names = _csv(classes) or [entry.class_name for entry in known.classes]
         result = relabel(bank, case_id, labels, classes=names, catalogue=known, reason=reason, author=by)
         if result.changed:
-            _sync_existing_indexes(bank, quiet=True)
+            _update_indexes(bank, [case_id], quiet=True)
     except HazardVisionError as error:
         fail(error)
     if as_json:
@@ -344,7 +345,7 @@ def delete(
     try:
         bank = SampleBank(home)
         deleted = bank.delete_cases(case_ids)
-        _sync_existing_indexes(bank, quiet=True)
+        _update_indexes(bank, case_ids, quiet=True)
     except HazardVisionError as error:
         fail(error)
     out.print(f"deleted {deleted} case(s)")
@@ -379,13 +380,23 @@ def copy(
               "every table's count matches", highlight=False)
 
 
-def _sync_existing_indexes(bank: SampleBank, *, quiet: bool) -> None:
-    """After a change to the bank, bring the indexes that exist up to date (new ones need `reindex`)."""
-    _sync_indexes(bank, rebuild=False, only_existing=True, quiet=quiet)
+def _update_indexes(bank: SampleBank, case_ids: list[int], *, quiet: bool) -> None:
+    """After a change to these cases of the bank, bring the indexes that exist up to date for them (new indexes
+    need `reindex`, and so does a difference that a killed command left)."""
+    with _indexing(quiet) as step:
+        update_cases(bank, active_packs(home=bank.home), case_ids, progress=step)
 
 
 def _sync_indexes(bank: SampleBank, *, rebuild: bool, only_existing: bool, quiet: bool,
                   compact: bool = False) -> dict[str, SyncReport]:
+    with _indexing(quiet) as step:
+        return sync_indexes(bank, active_packs(home=bank.home), rebuild=rebuild, only_existing=only_existing,
+                            progress=step, compact=compact)
+
+
+@contextlib.contextmanager
+def _indexing(quiet: bool) -> Iterator[PackProgress]:
+    """A progress bar per pack while photos are embedded."""
     with Progress(TextColumn("indexing {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, disable=quiet) as progress:
         tasks: dict[str, TaskID] = {}
@@ -395,5 +406,4 @@ def _sync_indexes(bank: SampleBank, *, rebuild: bool, only_existing: bool, quiet
                 tasks[pack] = progress.add_task(pack, total=total)
             progress.update(tasks[pack], completed=done, total=total)
 
-        return sync_indexes(bank, active_packs(home=bank.home), rebuild=rebuild, only_existing=only_existing,
-                            progress=step, compact=compact)
+        yield step

@@ -18,7 +18,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +52,8 @@ BATCH = 8
 """Photos embedded per forward pass while indexing."""
 COMPACT_AFTER = 64
 """Delta files after which a change rewrites the base instead (readers apply each delta on load)."""
+CASES_PER_QUERY = 5_000
+"""Case ids read from the bank per query when only some cases are synced (a statement's parameters are bounded)."""
 
 Progress = Callable[[int, int], None]
 """Called with (photos embedded, photos to embed)."""
@@ -100,10 +102,20 @@ class CaseIndex:
 
     `lock` guards the in-memory indexes: a search holds it while it reads them, and a refresh or an update
     holds it while it changes them (a FAISS index must not be added to during a search).
+
+    `vectors=False` reads which id is of which case and class, not the vectors: enough to append a change
+    (`update`), and 100,000 vectors are not read by a command that adds a few cases; such an index cannot be
+    searched, and reads its vectors only when a change must rewrite the base (a compaction).
+    `on_replaced`, when given, is called instead of reading the files again when `refresh` (a search) finds
+    the base replaced by another process (a rebuild): the caller runs `catch_up` off the search's thread,
+    and searches use this index as it is until then.
     """
 
-    def __init__(self, home: Path, pack: ModelPack) -> None:
+    def __init__(self, home: Path, pack: ModelPack, *, vectors: bool = True,
+                 on_replaced: Callable[[CaseIndex], object] | None = None) -> None:
         self.pack = pack
+        self.vectors = vectors
+        self.on_replaced = on_replaced
         self.model = EmbeddingModel.of(pack)
         self.folder = Home(home).similar_index(self.model.key)
         self.home = home
@@ -131,7 +143,7 @@ class CaseIndex:
             damage, seq, epoch = None, 0, 0
             if signature is not None:
                 try:
-                    indexes, seq, epoch = load_base(self.folder, KINDS)
+                    indexes, seq, epoch = load_base(self.folder, KINDS, vectors=self.vectors)
                     seq = _apply_deltas(self.folder, indexes, seq)
                 except FileNotFoundError:
                     continue  # a compaction folded the deltas into a new base meanwhile: read that
@@ -147,11 +159,19 @@ class CaseIndex:
 
     def refresh(self) -> None:
         """Catch up with what other processes wrote: apply their new delta files, or read everything again
-        when the base was replaced. Costs two `stat` calls when nothing changed."""
+        when the base was replaced (with `on_replaced`: have the caller do that, see the class). Costs two
+        `stat` calls when nothing changed."""
+        self._catch_up(defer=self.on_replaced is not None)
+
+    def catch_up(self) -> None:
+        """As `refresh`, reading a replaced base on this thread (what `on_replaced`'s caller runs)."""
+        self._catch_up(defer=False)
+
+    def _catch_up(self, *, defer: bool) -> None:
         signature = _signature(self.folder / INDEX_FILE)
         if signature != self.signature:
             if not self._compacted(signature):
-                self.reload()
+                self._replaced(defer)
                 return
             self.signature = signature
         folder_signature = _signature(self.folder)
@@ -160,13 +180,19 @@ class CaseIndex:
         with self.lock:
             try:
                 self.seq = _apply_deltas(self.folder, self.indexes, self.seq)
-            except FileNotFoundError:
-                self.reload()
+            except FileNotFoundError:  # a compaction folded them into a new base meanwhile
+                self._replaced(defer)
                 return
             except (OSError, ValueError, KeyError) as error:
                 self.indexes, self.damage = {}, (f"{self.model.key}: a delta file cannot be read ({error}); "
                                                  "run `hazardvision bank reindex --rebuild`")
             self._folder_signature = folder_signature
+
+    def _replaced(self, defer: bool) -> None:
+        if defer and self.on_replaced is not None:
+            self.on_replaced(self)  # applying later deltas to this index is left to the reload too
+        else:
+            self.reload()
 
     def _compacted(self, signature: tuple[int, int, int] | None) -> bool:
         """Whether the new base only folds in deltas this index has applied already (another process compacted
@@ -193,15 +219,20 @@ class CaseIndex:
         """What each index should hold, read from the bank (only for `case_ids` when given)."""
         classes = list(self.pack.card.classes)
         wanted: dict[str, dict[int, Entry]] = {kind: {} for kind in KINDS}
-        contents = SimilarCaseRecords(bank.database).contents(classes=classes, case_ids=case_ids)
-        for annotation in contents.annotations:
-            entry = Entry(annotation.case_id, annotation.class_name)
-            if annotation.origin in LABELLED_ORIGINS:
-                wanted["instances"][annotation.id] = entry
-            elif annotation.origin == Origin.REJECTED.value:
-                wanted["rejected"][annotation.id] = entry
-        for case_id in contents.case_ids:
-            wanted["photos"][case_id] = Entry(case_id, "")
+        records = SimilarCaseRecords(bank.database)
+        chunks: Sequence[list[int] | None] = [None]  # every case
+        if case_ids is not None:
+            chunks = _chunks(sorted(case_ids), CASES_PER_QUERY)
+        for chunk in chunks:
+            contents = records.contents(classes=classes, case_ids=chunk)
+            for annotation in contents.annotations:
+                entry = Entry(annotation.case_id, annotation.class_name)
+                if annotation.origin in LABELLED_ORIGINS:
+                    wanted["instances"][annotation.id] = entry
+                elif annotation.origin == Origin.REJECTED.value:
+                    wanted["rejected"][annotation.id] = entry
+            for case_id in contents.case_ids:
+                wanted["photos"][case_id] = Entry(case_id, "")
         return wanted
 
     def verify(self, bank: SampleBank) -> list[str]:
@@ -236,26 +267,27 @@ class CaseIndex:
                 raise IndexError_(self.damage)
             return self._sync(bank, rebuild=rebuild, progress=progress, compact=compact)
 
-    def update(self, bank: SampleBank, case_ids: Collection[int]) -> SyncReport:
+    def update(self, bank: SampleBank, case_ids: Collection[int], progress: Progress | None = None) -> SyncReport:
         """Bring only these cases' vectors in step with the bank (a review, an import, a deletion): reads
         their rows, not the whole bank's, and appends one small delta file."""
         with self._writing():
             if self.damage or not self.exists:
                 raise IndexError_(self.damage or f"{self.model.key}: no index; run `hazardvision bank reindex`")
-            return self._sync(bank, rebuild=False, progress=None, compact=False, case_ids=set(case_ids))
+            return self._sync(bank, rebuild=False, progress=progress, compact=False, case_ids=set(case_ids))
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
         private_folder(self.folder)
         with open(self.folder / LOCK_FILE, "a+b", opener=private_opener) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-            self.refresh()
+            self._catch_up(defer=False)  # a writer starts from the files as they are
             yield
 
     def _sync(self, bank: SampleBank, *, rebuild: bool, progress: Progress | None, compact: bool,
               case_ids: set[int] | None = None) -> SyncReport:
-        wanted = self.expected(bank, case_ids)
+        self._read_vectors_to_compact(compact=compact, rebuild=rebuild)
         fresh = rebuild or not self.exists
+        wanted = self.expected(bank, case_ids)
         held = {} if fresh else self.indexes
         added: dict[str, set[int]] = {}
         removed: dict[str, set[int]] = {}
@@ -282,7 +314,7 @@ class CaseIndex:
                 epoch = time.time_ns()
                 save_base(self.folder, built, self.seq, epoch)
                 with self.lock:
-                    self.indexes, self.damage, self.epoch = built, None, epoch
+                    self.indexes, self.damage, self.epoch, self.vectors = built, None, epoch, True
             elif any(changes.values()):
                 if compact or len(deltas(self.folder)) >= COMPACT_AFTER:
                     with self.lock:
@@ -307,11 +339,21 @@ class CaseIndex:
         self._folder_signature = _signature(self.folder)
         return report
 
+    def _read_vectors_to_compact(self, *, compact: bool, rebuild: bool) -> None:
+        """An index of ids only reads every vector when this change rewrites the base (a compaction)."""
+        if self.exists and not self.vectors and not rebuild and (compact or len(deltas(self.folder)) >= COMPACT_AFTER):
+            self.vectors = True
+            self.reload()
+
     def _write_manifest(self) -> None:
+        approximate = {kind: index.approximate for kind, index in self.indexes.items()}
+        if not all(index.holds_vectors for index in self.indexes.values()):  # the base's kind did not change
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                approximate = json.loads((self.folder / MANIFEST_FILE).read_text())["approximate"]
         manifest = {
             "embedding_model": self.model.__dict__ | {"key": self.model.key},
             "counts": {kind: len(index) for kind, index in self.indexes.items()},
-            "approximate": {kind: index.approximate for kind, index in self.indexes.items()},
+            "approximate": approximate,
             "seq": self.seq,
         }
         write_private_file(self.folder / f".{MANIFEST_FILE}", json.dumps(manifest, indent=2).encode())
@@ -376,6 +418,5 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _chunks(items: list[int], size: int) -> list[list[int]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]

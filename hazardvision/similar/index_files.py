@@ -57,10 +57,10 @@ def base_header(path: Path) -> tuple[int, int]:
                 int(stored["epoch"][0]) if "epoch" in stored.files else 0)
 
 
-def load_base(folder: Path, kinds: tuple[str, ...]) -> tuple[dict[str, VectorIndex], int, int]:
-    """The base's indexes, its last delta and its epoch."""
+def load_base(folder: Path, kinds: tuple[str, ...], *, vectors: bool = True) -> tuple[dict[str, VectorIndex], int, int]:
+    """The base's indexes (of their ids only unless `vectors`), its last delta and its epoch."""
     path = folder / INDEX_FILE
-    return load_indexes(str(path), kinds), *base_header(path)
+    return load_indexes(str(path), kinds, vectors=vectors), *base_header(path)
 
 
 def save_base(folder: Path, indexes: dict[str, VectorIndex], seq: int, epoch: int) -> None:

@@ -48,11 +48,16 @@ class Hit:
 
 
 class VectorIndex:
-    """Vectors under int64 ids, each tagged with its case id and class name, searchable by cosine."""
+    """Vectors under int64 ids, each tagged with its case id and class name, searchable by cosine.
 
-    def __init__(self, dim: int, index: Any = None) -> None:
+    `vectors=False` makes an index of the ids only (which id is of which case and class): what a process
+    that only appends a change needs to know, without reading every vector (`CaseIndex(vectors=False)`).
+    It cannot be searched or saved.
+    """
+
+    def __init__(self, dim: int, index: Any = None, *, vectors: bool = True) -> None:
         self.dim = dim
-        self.index: Any = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.index: Any = index if index is not None or not vectors else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self.case_of: dict[int, int] = {}
         self.class_of: dict[int, str] = {}
         self._ids_of_class: dict[str, IntArray] | None = None
@@ -76,8 +81,12 @@ class VectorIndex:
     def approximate(self) -> bool:
         return isinstance(self.index, faiss.IndexIVF)
 
+    @property
+    def holds_vectors(self) -> bool:
+        return self.index is not None
+
     def __len__(self) -> int:
-        return int(self.index.ntotal)
+        return int(self.index.ntotal) if self.index is not None else len(self.case_of)
 
     def ids(self) -> set[int]:
         return set(self.case_of)
@@ -89,7 +98,8 @@ class VectorIndex:
             raise ValueError(f"vectors of dimension {vectors.shape[1]} added to an index of dimension {self.dim}")
         self.remove(ids)  # a re-added id replaces its old vector
         self._ids_of_class = self._class_vectors = None
-        self.index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.asarray(ids, np.int64))
+        if self.index is not None:
+            self.index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.asarray(ids, np.int64))
         for vector_id, case_id, class_name in zip(ids.tolist(), case_ids.tolist(), class_names, strict=True):
             self.case_of[vector_id] = case_id
             self.class_of[vector_id] = class_name
@@ -100,7 +110,8 @@ class VectorIndex:
             return
         # An IVF's hash-table id map removes only through an IDSelectorArray.
         selected = np.asarray(present, np.int64)
-        self.index.remove_ids(faiss.IDSelectorArray(len(selected), faiss.swig_ptr(selected)))
+        if self.index is not None:
+            self.index.remove_ids(faiss.IDSelectorArray(len(selected), faiss.swig_ptr(selected)))
         for vector_id in present:
             del self.case_of[vector_id]
             del self.class_of[vector_id]
@@ -110,6 +121,7 @@ class VectorIndex:
         self, queries: Vectors, k: int, allowed: IntArray | None = None, *, class_name: str | None = None
     ) -> list[list[Hit]]:
         """The `k` nearest vectors to each query, best first; only ids in `allowed` and of `class_name` when given."""
+        self._needs_vectors()
         if class_name is not None and allowed is None and not self.approximate:
             return self._search_class(queries, k, class_name)
         if class_name is not None:
@@ -148,6 +160,7 @@ class VectorIndex:
 
     def vector(self, vector_id: int) -> Vectors:
         """The stored vector of an id."""
+        self._needs_vectors()
         return np.asarray(self.index.reconstruct(vector_id), np.float32)
 
     def ids_where(self, *, class_name: str | None = None, case_ids: set[int] | None = None) -> IntArray:
@@ -167,6 +180,7 @@ class VectorIndex:
 
     def to_bytes(self) -> dict[str, NDArray[np.generic]]:
         """Arrays that `from_arrays` restores (stored together in one file by the caller)."""
+        self._needs_vectors()
         ids = np.fromiter(self.case_of, dtype=np.int64, count=len(self.case_of))
         return {
             "index": faiss.serialize_index(self.index),
@@ -178,15 +192,22 @@ class VectorIndex:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, NDArray[np.generic]]) -> VectorIndex:
-        loaded = cls(int(arrays["dim"][0]), faiss.deserialize_index(arrays["index"]))
+        """The index `to_bytes` stored; of the ids only when `arrays` lacks "index"."""
+        vectors = "index" in arrays
+        loaded = cls(int(arrays["dim"][0]), faiss.deserialize_index(arrays["index"]) if vectors else None,
+                     vectors=vectors)
         if isinstance(loaded.index, faiss.IndexIVF):
             loaded.index.set_direct_map_type(faiss.DirectMap.Hashtable)
         ids = arrays["ids"].tolist()
         loaded.case_of = dict(zip(ids, arrays["case_ids"].tolist(), strict=True))
         loaded.class_of = dict(zip(ids, [str(c) for c in arrays["class_names"].tolist()], strict=True))
-        if len(loaded.case_of) != loaded.index.ntotal:
+        if vectors and len(loaded.case_of) != loaded.index.ntotal:
             raise ValueError(f"index holds {loaded.index.ntotal} vectors but lists {len(loaded.case_of)} ids")
         return loaded
+
+    def _needs_vectors(self) -> None:
+        if self.index is None:
+            raise ValueError("this index holds ids only (it was read without its vectors)")
 
     def _nprobe(self) -> int:
         return min(int(self.index.nlist), max(MIN_PROBES, math.ceil(int(self.index.nlist) * PROBE_FRACTION)))
@@ -214,10 +235,9 @@ def save_indexes(path: BinaryIO | str, indexes: dict[str, VectorIndex], *, seq: 
     np.savez(path, **arrays)  # type: ignore[arg-type]
 
 
-def load_indexes(path: str, names: tuple[str, ...]) -> dict[str, VectorIndex]:
+def load_indexes(path: str, names: tuple[str, ...], *, vectors: bool = True) -> dict[str, VectorIndex]:
+    """The named indexes of a `save_indexes` file; of their ids only unless `vectors` (each array of an `.npz`
+    is read on its own, so the ids of 100,000 vectors are read without their 260 MB)."""
+    keys = ("index", "ids", "case_ids", "class_names", "dim") if vectors else ("ids", "case_ids", "class_names", "dim")
     with np.load(path, allow_pickle=False) as stored:
-        return {
-            name: VectorIndex.from_arrays({key: stored[f"{name}.{key}"]
-                                           for key in ("index", "ids", "case_ids", "class_names", "dim")})
-            for name in names
-        }
+        return {name: VectorIndex.from_arrays({key: stored[f"{name}.{key}"] for key in keys}) for name in names}

@@ -8,13 +8,17 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select, update
 
 from hazardvision.data.bank_records import Annotation, Origin
 from hazardvision.packs.model_pack import load_pack
+from hazardvision.similar import case_index
 from hazardvision.similar.case_index import CaseIndex, EmbeddingModel, IndexError_
-from hazardvision.similar.maintenance import sync_indexes, verify_indexes
+from hazardvision.similar.index_files import INDEX_FILE, deltas
+from hazardvision.similar.maintenance import sync_indexes, update_cases, verify_indexes
+from tests.bank.conftest import import_path
 from tests.conftest import pack_for
 from tests.similar.conftest import PHOTOS, copy_labelled, indexed_bank
 
@@ -113,3 +117,35 @@ def test_an_unreadable_index_file_is_reported_and_rebuilt(tmp_path, ppe_photos, 
         damaged.sync(bank)
     damaged.sync(bank, rebuild=True)
     assert verify_indexes(bank, packs[:1]) == []
+
+
+def test_update_cases_appends_only_their_change_and_reads_no_vectors_until_a_compaction(
+    tmp_path, ppe_photos, packs, monkeypatch
+):
+    pack = ppe(packs)
+    bank = indexed_bank(tmp_path / "home", ppe_photos, [pack])
+    folder = CaseIndex(bank.home, pack).folder
+    base = (folder / INDEX_FILE).stat().st_mtime_ns
+    stale = bank.cases()[0].id
+    bank.delete_cases([stale])  # a change nobody told the index of: left for `bank verify` and `bank reindex`
+    imported = import_path(bank, copy_labelled(tmp_path / "more", "ppe-vest", "train", 2, start=PHOTOS), name="more")
+    assert len(imported.changed_cases) == 2 and "changed_cases" not in imported.model_dump()
+
+    report = update_cases(bank, [pack], imported.changed_cases)[pack.name]
+    assert (report.photos_embedded, report.added["photos"], report.removed["photos"]) == (2, 2, 0)
+    ids_only = CaseIndex(bank.home, pack, vectors=False)
+    assert set(imported.changed_cases) <= ids_only["photos"].ids() and stale in ids_only["photos"].ids()
+    with pytest.raises(ValueError, match="ids only"):
+        ids_only["photos"].search(np.zeros((1, ids_only["photos"].dim), np.float32), 1)
+    assert (folder / INDEX_FILE).stat().st_mtime_ns == base and len(deltas(folder)) == 1
+
+    monkeypatch.setattr(case_index, "COMPACT_AFTER", 1)  # the next change rewrites the base: it reads the vectors
+    gone = imported.changed_cases[0]
+    bank.delete_cases([gone])
+    assert update_cases(bank, [pack], [gone])[pack.name].removed["photos"] == 1
+    assert (folder / INDEX_FILE).stat().st_mtime_ns != base and deltas(folder) == []
+    loaded = CaseIndex(bank.home, pack)
+    assert gone not in loaded["photos"].ids() and imported.changed_cases[1] in loaded["photos"].ids()
+    assert len(loaded["photos"]) == PHOTOS + 1 == len(loaded["photos"].ids())  # the stale case's vector is still there
+    assert [p for p in verify_indexes(bank, [pack]) if "photos" in p] == [
+        f"{EmbeddingModel.of(pack).key}: 1 photos in the index but not in the bank: case ids {stale}"]
