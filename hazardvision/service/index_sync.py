@@ -9,6 +9,10 @@ cases (and the sync after a failed one) compares the whole bank with the index; 
 for one when its models are loaded. The bank stays the source of truth: a sync that fails (or a
 process killed before it ran) leaves a difference that the next such sync, `bank verify` and
 `bank reindex` find and repair.
+
+The same thread reads an index again when another process replaced its base file (`bank reindex
+--rebuild`): reading 100,000 vectors takes seconds, so the scan that notices the new file asks for
+a `reload` and goes on with the index it has; the reload swaps the new one in when it is read.
 """
 
 from __future__ import annotations
@@ -17,8 +21,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 log = logging.getLogger("hazardvision.service")
+
+
+class Reloadable(Protocol):
+    """An index that reads what changed in its files, and swaps a replaced base in at once (`CaseIndex`)."""
+
+    def catch_up(self) -> None: ...
 
 
 class IndexSync:
@@ -29,8 +40,11 @@ class IndexSync:
         self._pending = False
         self._cases: set[int] | None = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="hazardvision-index")
+        self._reloading: set[Reloadable] = set()
         self.syncs = 0
         """Syncs run so far (for tests and metrics)."""
+        self.reloads = 0
+        """Indexes read again so far."""
 
     def request(self, case_ids: Iterable[int] | None = None) -> None:
         """Ask for a sync of these cases (None: of the whole bank) soon; returns at once."""
@@ -46,6 +60,30 @@ class IndexSync:
             self._executor.submit(self._run)
         except RuntimeError:  # shutting down: the next start's sync, or `bank reindex`, catches up
             log.warning("similar-case index sync not queued: the service is stopping")
+
+    def reload(self, index: Reloadable) -> None:
+        """Ask for `index` to be read again soon, on the sync's thread; returns at once (a search calls it). Asked
+        again before it ran, it runs once."""
+        with self._lock:
+            if index in self._reloading:
+                return
+            self._reloading.add(index)
+        try:
+            self._executor.submit(self._reload, index)
+        except RuntimeError:  # shutting down: nothing will search it any more
+            with self._lock:
+                self._reloading.discard(index)
+
+    def _reload(self, index: Reloadable) -> None:
+        try:
+            index.catch_up()  # nothing to read when a sync on this thread caught up meanwhile
+        except Exception as error:  # a background thread: say what failed; the next search that notices asks again
+            log.warning("similar-case index not read again after another process replaced it: %s: %s",
+                        type(error).__name__, error)
+        finally:
+            with self._lock:
+                self._reloading.discard(index)
+            self.reloads += 1
 
     def _run(self) -> None:
         with self._lock:

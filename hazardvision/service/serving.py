@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from hazardvision.packs.promotion import DEFAULT_TOLERANCE, Comparison, Record, 
 from hazardvision.packs.registry import PackRegistry
 from hazardvision.packs.tiling import TilingMode
 from hazardvision.scan import Scanner
+from hazardvision.service.thread_priority import at_lower_priority
 from hazardvision.similar.case_index import CaseIndex
 from hazardvision.similar.maintenance import sync_indexes, update_indexes
 from hazardvision.similar.query import SimilarQuery
@@ -91,6 +92,8 @@ class PackCache:
     """Whether packs also run with feature maps (for similar cases); their sessions are opened on load too."""
     require_hashes: bool | None = None
     """Refuse cards without model file hashes (None: $HAZARDVISION_REQUIRE_MODEL_HASHES)."""
+    photo_nice: int = 0
+    """How much lower the threads of the photo scans' sessions run than the frames' (see `thread_priority`)."""
     size: int = CACHED_PACKS
     _packs: OrderedDict[tuple[str, str, float, float], ModelPack] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -104,7 +107,7 @@ class PackCache:
             if key in self._packs:
                 self._packs.move_to_end(key)
                 return self._packs[key]
-        _warm(pack, features=self.features)
+        _warm(pack, features=self.features, photo_nice=self.photo_nice)
         with self._lock:
             self._packs[key] = pack
             while len(self._packs) > self.size:
@@ -112,12 +115,13 @@ class PackCache:
         return pack
 
 
-def _warm(pack: ModelPack, *, features: bool) -> None:
-    """Open the ONNX sessions now, so that the first request on a new state does not pay for it."""
+def _warm(pack: ModelPack, *, features: bool, photo_nice: int = 0) -> None:
+    """Open the ONNX sessions now, so that the first request on a new state does not pay for it: the photo
+    scans' (with feature maps) on a thread `photo_nice` lower, whose priority its worker threads inherit."""
     blank = np.zeros((64, 64, 3), np.uint8)
     pack.detect([blank])
     if features:
-        pack.detect_with_features([blank])
+        at_lower_priority(photo_nice, lambda: pack.detect_with_features([blank]))
 
 
 class ModelHost:
@@ -128,23 +132,27 @@ class ModelHost:
 
     def __init__(
         self, registry: PackRegistry, catalogue: Catalogue, bank: SampleBank, *, precision: Precision | None,
-        query: SimilarQuery | None, datasets: Path | None = None,
+        query: SimilarQuery | None, datasets: Path | None = None, photo_nice: int = 0,
     ) -> None:
         """`query`: which similar cases each finding gets; None turns similar cases off. `datasets`: the root the
-        promotion gate scores on (else the bank's test-split cases)."""
+        promotion gate scores on (else the bank's test-split cases). `photo_nice`: see `thread_priority`."""
         self.registry = registry
         self.catalogue = catalogue
         self.bank = bank
         self.precision = precision
         self.query = query
         self.datasets = datasets
-        self.cache = PackCache(features=query is not None, require_hashes=registry.require_hashes)
+        self.cache = PackCache(features=query is not None, require_hashes=registry.require_hashes,
+                               photo_nice=photo_nice)
         self._lock = threading.Lock()
         self._state: ServingState | None = None
         self._generation = 0
         self.load_error: str | None = None
         self.down: dict[str, str] = {}
         """Pack -> why it does not serve (failed to load), also while no pack serves at all."""
+        self.on_index_replaced: Callable[[CaseIndex], object] | None = None
+        """Given, it reads again (off the scan's thread) an index whose base another process replaced; a scan
+        that notices keeps searching the index it has until then (see `CaseIndex`). None: the scan reads it."""
 
     @property
     def current(self) -> ServingState:
@@ -226,8 +234,8 @@ class ModelHost:
             return self._install(*self._active_packs())
 
     def follow_cases(self) -> ServingState:
-        """Read the similar-case index files again (another process changed them), starting to search if they
-        appeared since."""
+        """Read the other processes' changes to the similar-case index files (a rebuilt one is read on the
+        index's background thread, see `on_index_replaced`), starting to search if they appeared since."""
         with self._lock:
             state = self.current
             if state.search is not None:
@@ -237,7 +245,7 @@ class ModelHost:
 
     def _has_indexes(self) -> bool:
         state = self._state
-        return state is not None and any(CaseIndex(self.bank.home, p).exists for p in state.packs)
+        return state is not None and any(CaseIndex(self.bank.home, p, vectors=False).exists for p in state.packs)
 
     def _serving_folders(self) -> list[tuple[str, Path]]:
         """(pack, folder of its active version) of every pack that serves; a pack whose ACTIVE is broken is left
@@ -273,7 +281,9 @@ class ModelHost:
     def _install(self, packs: Sequence[ModelPack], down: dict[str, str] | None = None) -> ServingState:
         search = None
         if self.query is not None and Home(self.bank.home).similar.is_dir():
-            found = SimilarCaseSearch.open(self.bank, packs, self.catalogue, thumbnail_url)
+            found = SimilarCaseSearch(self.bank, self.catalogue, {
+                pack.name: CaseIndex(self.bank.home, pack, on_replaced=self.on_index_replaced) for pack in packs},
+                thumbnail_url)
             search = found if found.indexes else None
         scanner = Scanner(packs, self.catalogue, similar=search, similar_query=self.query)
         self._generation += 1
