@@ -8,7 +8,9 @@ frame that raised an alert in `HOME/frames/`. Alerts go to the camera's webhook 
 A camera belongs to the API key that configured it first; only that key or an admin configures,
 resets or deletes it again. Cameras configured before owners were kept have none: only an admin changes
 them. Deleting a camera removes its settings and forgets its tracker; its alerts, their frames and its
-failed webhook deliveries stay for the record.
+failed webhook deliveries stay for the record. A deletion or reset gives the camera a new epoch in the
+database (`CameraEpochs`): the other service processes of the database drop their tracker of it when they
+next poll the generation counters (`forget_started_over`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from hazardvision.annotate import encode_jpeg
 from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import Catalogue
 from hazardvision.data.audit import AuditLog
+from hazardvision.data.camera_epochs import CameraEpochs
 from hazardvision.data.cameras import Cameras
 from hazardvision.data.image_store import ImageStore
 from hazardvision.data.scans import Visibility
@@ -104,6 +107,9 @@ class CameraStream:
     last_timestamp: float | None = None
     retired: bool = False
     """Reset or forgotten: a frame that waited for its lock takes the camera's new stream instead."""
+    epoch: int = 0
+    """The camera's epoch in the database when this stream was made: a later one (a deletion or reset through
+    another process) retires it."""
 
     def admit(self, timestamp: float) -> None:
         """Refuse a frame older than the last one before it changes anything of the camera."""
@@ -144,6 +150,7 @@ class CameraHub:
                  stream_policy: StreamPolicy | None = None) -> None:
         self.bank = bank
         self.records = Cameras(bank.database)
+        self.epochs = CameraEpochs(bank.database)
         sealed = self.records.seal_clear()
         if sealed:
             log.info("encrypted %d webhook secrets stored in clear with %s", sealed, self.records.secrets.key_path)
@@ -175,13 +182,19 @@ class CameraHub:
         return CameraSettings(row.webhook_url, secret, AlertRule.model_validate(row.rule),
                               configured=True, tiling=_tiling(row.tiling), stream_url=row.stream_url)
 
-    def stream(self, camera_id: str, settings: CameraSettings) -> CameraStream:
-        """The camera's stream, made with `settings` unless it is in memory; call on the event loop."""
+    def opening(self, camera_id: str) -> tuple[CameraSettings, int]:
+        """The stored settings of a camera (or the defaults) and its epoch, in one database read (call in a
+        thread): what a new stream of it is made with."""
+        row, epoch = self.records.opening(camera_id=camera_id)
+        return self._settings_of(row), epoch
+
+    def stream(self, camera_id: str, settings: CameraSettings, epoch: int = 0) -> CameraStream:
+        """The camera's stream, made with `settings` and `epoch` unless it is in memory; call on the event loop."""
         stream = self.known(camera_id)
         if stream is None:
             stream = self._streams[camera_id] = CameraStream(
                 camera_id, settings, Tracker(self.tracker_settings), AlertAggregator(self.hazards, settings.rule),
-                CameraCondition(self.frozen_seconds, settings.rule.min_frames))
+                CameraCondition(self.frozen_seconds, settings.rule.min_frames), epoch=epoch)
             while len(self._streams) > self.max_cameras:
                 oldest, forgotten = self._streams.popitem(last=False)
                 forgotten.retired = True
@@ -382,7 +395,9 @@ class CameraHub:
         summary = CameraReset(camera_id=camera_id, dropped_tracks=stream.tracker.active_tracks if stream else 0,
                               frames_analysed=stream.frames if stream else 0,
                               last_timestamp=stream.last_timestamp if stream else None)
-        self.audit.append(actor, "camera.reset", camera_id, details=summary.model_dump(exclude={"camera_id"}))
+        with self.bank.database.session():  # the record and the new epoch (other processes follow) go together
+            self.audit.append(actor, "camera.reset", camera_id, details=summary.model_dump(exclude={"camera_id"}))
+            self.epochs.start_over(camera_id=camera_id)
         return summary
 
     def delete(self, camera_id: str, key: KeyRecord, stream: CameraStream | None) -> CameraDeleted:
@@ -400,6 +415,7 @@ class CameraHub:
                 **summary.model_dump(exclude={"camera_id"}), "owner": row.owner if row else None,
                 "webhook_url": public_url(row.webhook_url) if row else None,
                 "stream_url": public_url(row.stream_url) if row else None})
+            self.epochs.start_over(camera_id=camera_id)  # the other processes drop their trackers of it
         return summary
 
     def drop(self, camera_id: str, stream: CameraStream) -> None:
@@ -407,6 +423,18 @@ class CameraHub:
         stream.retired = True
         if self._streams.get(camera_id) is stream:
             del self._streams[camera_id]
+
+    def forget_started_over(self, epochs: Mapping[str, int]) -> list[str]:
+        """Drop the streams made before their camera's epoch in `epochs` (camera id -> epoch: deleted or reset,
+        perhaps through another process); the ids of those dropped. Call on the event loop. A frame in analysis
+        ends on the old stream; the camera's next frame starts afresh."""
+        dropped = []
+        for camera_id, epoch in epochs.items():
+            stream = self._streams.get(camera_id)
+            if stream is not None and stream.epoch < epoch:
+                self.drop(camera_id, stream)
+                dropped.append(camera_id)
+        return dropped
 
 
 def _may_change(camera_id: str, owner: str | None, key: KeyRecord) -> None:

@@ -274,7 +274,8 @@ class Runtime:
 
     async def _follow_other_processes(self) -> None:
         """Poll the database's generation counters; reload the models or the similar-case index when another
-        process (a second service, `models promote`, `bank reindex`) changed them."""
+        process (a second service, `models promote`, `bank reindex`) changed them, and drop the trackers of
+        cameras deleted or reset through another service process."""
         generations = Generations(self.bank.database)
         seen: dict[Kind, int] | None = None
         loop = asyncio.get_running_loop()
@@ -288,11 +289,30 @@ class Runtime:
                             self.metrics.serving(state.versions)
                     if now[Kind.CASES] != seen[Kind.CASES]:
                         await loop.run_in_executor(self.inference, self.host.follow_cases)
+                    if now[Kind.CAMERAS] != seen[Kind.CAMERAS]:
+                        await self._follow_camera_start_overs(seen[Kind.CAMERAS])
                 if seen is None or self.host.ready:
                     seen = now
             except Exception as error:  # a database, file or model hiccup: say so, and try again next time
                 log.warning("could not follow changes made by other processes: %s: %s", type(error).__name__, error)
             await asyncio.sleep(self.settings.sync_seconds)
+
+    async def _follow_camera_start_overs(self, since: int) -> None:
+        """Drop this process's trackers of the cameras deleted or reset (through any process) after the `cameras`
+        generation `since`. The reader of a deleted camera's stream here stops first, as `delete_camera` does:
+        a frame it had in analysis would track the deleted camera again."""
+        started_over = await self.offload(self.cameras.epochs.since, since)
+        reading = set(self.streams.readers) & set(started_over)
+        if reading:
+            await self.offload(self.streams.look)  # stops the readers of cameras deleted (or no longer streamed)
+        for camera_id in sorted(reading - set(self.streams.readers)):
+            stream = self.cameras.known(camera_id)  # made by a frame of the stopped reader, whatever its epoch
+            if stream is not None:
+                self.cameras.drop(camera_id, stream)
+                log.info("camera %s was deleted: its stream is no longer read here, and its tracks are dropped",
+                         camera_id)
+        for camera_id in self.cameras.forget_started_over(started_over):
+            log.info("camera %s was deleted or reset: its tracks start over", camera_id)
 
     def _loaded(self, future: asyncio.Future[ServingState]) -> None:
         if future.cancelled():
@@ -547,7 +567,7 @@ class Runtime:
         """The camera's stream, its lock held: a camera's frames go one at a time, each on its current stream."""
         while True:
             stream = self.cameras.known(camera_id) or self.cameras.stream(
-                camera_id, await self.offload(self.cameras.settings, camera_id))
+                camera_id, *await self.offload(self.cameras.opening, camera_id))
             async with stream.lock:
                 if not stream.retired:  # else reset (or forgotten) while this frame waited for it
                     yield stream

@@ -123,6 +123,40 @@ def test_processes_append_to_one_audit_chain(pair, ppe_photos):
     log.database.dispose()
 
 
+def _delete_and_configure_again(server: httpx.Client, camera_id: str) -> None:
+    assert server.delete(f"/v1/cameras/{camera_id}").status_code == 200
+    assert server.put(f"/v1/cameras/{camera_id}", json={"rule": {"min_frames": 3}}).status_code == 200
+
+
+def _reset(server: httpx.Client, camera_id: str) -> None:
+    assert server.post(f"/v1/cameras/{camera_id}/reset").status_code == 200
+
+
+@pytest.mark.parametrize("start_over", [_delete_and_configure_again, _reset], ids=["deleted-and-re-created", "reset"])
+def test_processes_a_camera_started_over_through_one_starts_over_in_the_other(pair, ppe_photos, start_over):
+    camera_id = f"shared-{start_over.__name__.strip('_').replace('_', '-')}"
+    frame = ppe_photos[0].read_bytes()
+    with client(pair, "a", Role.ADMIN) as a, client(pair, "b", Role.ADMIN) as b:
+        def send(timestamp: float) -> httpx.Response:
+            return b.post(f"/v1/cameras/{camera_id}/frames", files={"image": ("frame.jpg", frame)},
+                          data={"timestamp": str(timestamp)})
+
+        def seen_by_b() -> dict[str, Any]:
+            return {c["camera_id"]: c for c in b.get("/v1/cameras").json()["cameras"]}[camera_id]
+
+        assert a.put(f"/v1/cameras/{camera_id}", json={"rule": {"min_frames": 3}}).status_code == 200
+        for timestamp in (100.0, 101.0):
+            assert send(timestamp).status_code == 200
+        refused = send(1.0)  # b's tracker of the camera holds its timeline
+        assert refused.status_code == 409 and "older than its previous frame" in refused.json()["message"]
+
+        start_over(a, camera_id)  # through a: b holds the tracker, and learns of it from the database alone
+        eventually(lambda: send(1.0).status_code == 200)
+        status = seen_by_b()
+        assert (status["frames_analysed"], status["last_timestamp"]) == (1, 1.0)
+        assert send(2.0).status_code == 200 and seen_by_b()["frames_analysed"] == 2  # the fresh timeline goes on
+
+
 @pytest.mark.database("sqlite")
 def test_processes_a_reindex_made_after_the_service_started_is_searched(tmp_path, ppe_photos, monkeypatch):
     monkeypatch.delenv("HAZARDVISION_DATABASE_URL", raising=False)
