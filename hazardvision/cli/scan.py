@@ -15,11 +15,10 @@ from rich.table import Table
 from hazardvision.annotate import HazardAnnotator
 from hazardvision.catalogue import load_catalogue
 from hazardvision.cli.common import HomeOption, err, fail
-from hazardvision.errors import HazardVisionError
+from hazardvision.errors import HazardVisionError, InvalidModel
 from hazardvision.images import DecodedImage, load_image
 from hazardvision.packs.card import Precision
-from hazardvision.packs.model_pack import ModelPack
-from hazardvision.packs.registry import active_packs, resolve_model
+from hazardvision.packs.registry import loadable_packs
 from hazardvision.packs.tiling import tiling_mode
 from hazardvision.results import ScanError, ScanResult
 from hazardvision.scan import Scanner, result_detections
@@ -64,16 +63,23 @@ def scan(
     similar_min_score: Annotated[float | None, typer.Option(min=-1, max=1, help="Similar cases at least this "
                                                              "similar (cosine).")] = None,
 ) -> None:
-    """Scan site photos for hazards. Exit code 1 if any photo could not be scanned.
+    """Scan site photos for hazards.
 
-    Findings carry similar past cases when the sample bank has an index for the packs
-    (`hazardvision bank reindex` builds it).
+    A model pack that does not load (a damaged model file, a hash mismatch, a bad card) is named in a
+    warning and left out; the others scan. Findings carry similar past cases when the sample bank has an
+    index for the packs (`hazardvision bank reindex` builds it).
+
+    Exit codes: 0 every photo scanned; 1 some photo could not be scanned; 2 nothing was scanned: no
+    model pack loads, or an option, the catalogue or the index is unusable.
     """
     try:
         mode = tiling_mode(tiling)
-        packs: list[ModelPack] = (
-            [resolve_model(m, precision) for m in model] if model else active_packs(precision, home=home)
-        )
+        packs, down = loadable_packs(model, precision, home=home)
+        if not packs:
+            raise InvalidModel("no model pack could be loaded: " + "; ".join(f"{name}: {why}"
+                                                                             for name, why in down.items()))
+        for name, why in down.items():
+            err.print(f"[yellow]warning:[/yellow] pack {name} is left out of this scan: {why}", highlight=False)
         chosen = load_catalogue(catalogue)
         search = open_search(home, packs, chosen) if similar else None
         query = SimilarQuery(k=similar or 1, same_class=not similar_any_class, site=similar_site,

@@ -19,12 +19,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from hazardvision.errors import InvalidModel, UnknownModel
+from hazardvision.errors import HazardVisionError, InvalidModel, UnknownModel
 from hazardvision.home import Home
 from hazardvision.packs.card import CARD_FILE, ModelCard, Precision
 from hazardvision.packs.detector import OnnxDetector
@@ -185,6 +185,22 @@ class PackRegistry:
             raise self.nothing_serves()
         return packs
 
+    def loadable_packs(self, precision: Precision | None = None) -> tuple[list[ModelPack], dict[str, str]]:
+        """The serving packs that load, their ONNX sessions open, and why each of the others does not, by pack
+        name (a damaged or changed model file, a bad card, a broken ACTIVE): one damaged pack leaves the others to
+        scan with, as the service serves them. `nothing_serves()` when no pack serves at all."""
+        packs: list[ModelPack] = []
+        down: dict[str, str] = {}
+        for name in self.packs():
+            try:
+                if self.serves(name):
+                    packs.append(_opened(self.active(name).load(precision)))
+            except (HazardVisionError, OSError) as error:
+                down[name] = str(error)
+        if not packs and not down:
+            raise self.nothing_serves()
+        return packs, down
+
     # -- writing (the home only, but for `bundle`)
 
     def _home_pack(self, pack: str) -> Path:
@@ -288,6 +304,28 @@ def resolve_model(spec: str | Path, precision: Precision | None = None) -> Model
     if path.is_dir():
         return PackRegistry(path.parent).active(path.name).load(precision)
     raise UnknownModel(f"--model {spec}: no such ONNX file, pack folder or pack version folder")
+
+
+def loadable_packs(specs: Sequence[str | Path] | None = None, precision: Precision | None = None, *,
+                   home: Path | None = None, models: Path | None = None) -> tuple[list[ModelPack], dict[str, str]]:
+    """The packs named by `specs` (see `resolve_model`), or else the serving packs of the home at `home` over
+    `models`, that load; and why each of the others does not (by pack name, or by the spec that named it)."""
+    if not specs:
+        return PackRegistry.at(home, models).loadable_packs(precision)
+    packs: list[ModelPack] = []
+    down: dict[str, str] = {}
+    for spec in specs:
+        try:
+            packs.append(_opened(resolve_model(spec, precision)))
+        except (HazardVisionError, OSError) as error:
+            down[str(spec)] = str(error)
+    return packs, down
+
+
+def _opened(pack: ModelPack) -> ModelPack:
+    """The pack with its ONNX session open: a model file that is not a loadable model says so now."""
+    _ = pack.detector
+    return pack
 
 
 def active_packs(precision: Precision | None = None, *, home: Path | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from hazardvision.images import load_image
-from tests.conftest import test_photos
+from tests.conftest import REPO, test_photos
 
 SCRIPT = Path(sys.executable).with_name("hazardvision")
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False)
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, **env} if env else None)
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +89,52 @@ def test_scan_int8_runs_each_packs_quantised_model(photos):
     result = json.loads(done.stdout)
     assert {m["precision"] for m in result["models"]} == {"int8"}
     assert result["objects"]
+
+
+def damaged_copy(pack: str, target: Path, *, hashed: bool) -> None:
+    """The active version of a bundled pack with its ONNX file damaged, as the only version of `target/pack`;
+    `hashed`: its card keeps the file's sha256 (a hash mismatch), else the card has none (a file that is no model)."""
+    bundled = REPO / "models" / pack
+    version = (bundled / "ACTIVE").read_text(encoding="utf-8").strip()
+    folder = target / pack / version
+    folder.mkdir(parents=True)
+    card = json.loads((bundled / version / "card.json").read_text(encoding="utf-8"))
+    if not hashed:
+        card.pop("file_sha256", None)
+    (folder / "card.json").write_text(json.dumps(card), encoding="utf-8")
+    (folder / card["model_file"]).write_bytes((bundled / version / card["model_file"]).read_bytes()[:4096])
+
+
+@pytest.mark.parametrize("hashed", [True, False], ids=["hash-mismatch", "not-a-model"])
+def test_scan_a_damaged_pack_is_named_and_the_others_scan(photos, tmp_path, hashed):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "site").symlink_to(REPO / "models" / "site")  # the bundled pack that serves
+    damaged_copy("ppe", models, hashed=hashed)
+    done = run("scan", str(photos[2]), "--json", "--similar", "0", "--home", str(tmp_path / "home"),
+               env={"HAZARDVISION_MODELS": str(models)})
+    assert done.returncode == 0, done.stderr
+    assert [m["pack"] for m in json.loads(done.stdout)["models"]] == ["site"]
+    (warning,) = [line for line in done.stderr.splitlines() if "is left out" in line]
+    reason = "does not match its card's sha256" if hashed else "is not a loadable ONNX model"
+    assert warning.startswith("warning: pack ppe is left out of this scan: ") and reason in warning
+    assert "Traceback" not in done.stderr
+
+
+def test_scan_exits_2_when_no_pack_loads(photos, tmp_path):
+    models = tmp_path / "models"
+    for pack in ("ppe", "site"):
+        damaged_copy(pack, models, hashed=True)
+    done = run("scan", str(photos[2]), "--json", "--similar", "0", "--home", str(tmp_path / "home"),
+               env={"HAZARDVISION_MODELS": str(models)})
+    assert done.returncode == 2 and done.stdout == ""
+    assert "no model pack could be loaded" in done.stderr and "ppe:" in done.stderr and "site:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_scan_help_names_the_exit_codes():
+    done = run("scan", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())  # as the terminal's width wrapped it
+    assert "Exit codes: 0 every photo scanned; 1 some photo could not be scanned; 2 nothing was scanned: no model " \
+           "pack loads" in text
