@@ -194,6 +194,7 @@ class Runtime:
         self.archive = ScanArchive(self.bank, self.audit, keep_location=settings.keep_photo_location)
         self.retention = ScanRetention(self.bank, self.audit)
         self.index_sync = IndexSync(self._sync_index)
+        self.host.on_index_replaced = self.index_sync.reload  # a rebuilt index is read off the scans' threads
         self.reviews = FindingReviews(self.bank, self.archive, self.audit, self.catalogue,
                                       on_change=self._after_review)
         self.inspections = SiteInspections(self.bank.database, self.audit)
