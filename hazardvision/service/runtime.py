@@ -77,6 +77,7 @@ from hazardvision.service.serving import ModelHost, ServingState
 from hazardvision.service.settings import Settings
 from hazardvision.service.sign_ins import FailedSignIns
 from hazardvision.service.summaries import ScanSummaries
+from hazardvision.service.thread_priority import lower_this_thread
 from hazardvision.service.uploads import Upload
 from hazardvision.service.video_jobs import VideoJobQueue
 from hazardvision.service.webhook_failures import FailedDeliveries
@@ -176,10 +177,13 @@ class Runtime:
                               false_alarm_place=settings.false_alarm_place,
                               suppress_false_alarms=settings.suppress_false_alarms)
                  if settings.similar_cases else None)
+        # Photo scans yield the CPU to frames when frames have workers of their own (see thread_priority).
+        photo_nice = settings.photo_nice if settings.frame_workers else 0
         self.host = ModelHost(self.registry, self.catalogue, self.bank, precision=settings.precision, query=query,
-                              datasets=settings.datasets or default_datasets())
+                              datasets=settings.datasets or default_datasets(), photo_nice=photo_nice)
         self.metrics = ServiceMetrics()
-        self.inference = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="hazardvision-inference")
+        self.inference = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="hazardvision-inference",
+                                            initializer=lower_this_thread, initargs=(photo_nice,))
         window = settings.batch_window_ms / 1000
         self.scan_batches: MicroBatcher[ServingState, _Photo, ScanResult] = MicroBatcher(
             _scan_batch, self.inference, window_seconds=window, max_size=settings.max_batch_size,
@@ -237,8 +241,10 @@ class Runtime:
     # -- life cycle
 
     def start(self) -> None:
-        """Load the models in the background; /readyz says when they are in."""
-        self._loading = asyncio.get_running_loop().run_in_executor(self.inference, self.host.load)
+        """Load the models in the background; /readyz says when they are in. Loading runs on the event loop's
+        default threads, not the inference workers: the frames' sessions must not be born at the photo scans'
+        lower priority (see thread_priority)."""
+        self._loading = asyncio.get_running_loop().run_in_executor(None, self.host.load)
         self._loading.add_done_callback(self._loaded)
         self.videos.resume()  # jobs wait for the models on their own threads
         self.streams.start()  # streams are taken once the models are in
@@ -285,11 +291,11 @@ class Runtime:
                 now = await self.offload(generations.read)
                 if seen is not None and self.host.ready:
                     if now[Kind.MODELS] != seen[Kind.MODELS]:
-                        state = await loop.run_in_executor(self.inference, self.host.follow_models)
+                        state = await loop.run_in_executor(None, self.host.follow_models)  # as in start()
                         if state is not None:
                             self.metrics.serving(state.versions)
                     if now[Kind.CASES] != seen[Kind.CASES]:
-                        await loop.run_in_executor(self.inference, self.host.follow_cases)
+                        await loop.run_in_executor(None, self.host.follow_cases)
                     if now[Kind.CAMERAS] != seen[Kind.CAMERAS]:
                         await self._follow_camera_start_overs(seen[Kind.CAMERAS])
                 if seen is None or self.host.ready:

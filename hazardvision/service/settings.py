@@ -117,6 +117,10 @@ class Settings(BaseSettings):
         "model runs, beside the inference workers, so that frames never queue behind photo scans and photo scans "
         "keep every inference worker. 0: frames share the inference workers with photo scans, in order of "
         "arrival.")
+    photo_nice: int = Field(
+        default=10, ge=0, le=19,
+        description="How much lower the photo scans' threads run than the frames' (Linux nice; 0: the same), so "
+        "that a camera's frame gets the CPU before photos when both want it; applies while frame_workers > 0.")
     batch_window_ms: float = Field(
         default=0.0, ge=0, le=1000,
         description="How long a photo waits for others to share its model run, in milliseconds. At 0, photos "
