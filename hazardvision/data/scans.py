@@ -150,6 +150,14 @@ class Scans:
                 raise UnknownScan(_unknown(scan_id, row))
             return _protection(session, row)
 
+    def photo_in_use(self, *, sha256: str) -> bool:
+        """Whether a scan not deleted keeps its photo in the file stored under `sha256`."""
+        with self.database.session() as session:
+            return session.scalar(select(ScanRecord.id).where(
+                ScanRecord.deleted_at.is_(None),
+                or_(ScanRecord.stored_sha256 == sha256,
+                    ScanRecord.stored_sha256.is_(None) & (ScanRecord.image_sha256 == sha256))).limit(1)) is not None
+
     def created_before(self, *, cutoff: dt.datetime) -> list[str]:
         """Ids of the scans made before `cutoff` that are not deleted, oldest first."""
         with self.database.session() as session:
