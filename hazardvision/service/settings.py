@@ -224,14 +224,17 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(
         default=16384, ge=1024, le=1_048_576, description="Largest request line and headers; larger ones get 400.")
     keep_photo_location: bool = Field(
-        default=False, description="Keep the EXIF GPS position of scanned photos in the copies the service stores. "
-        "False (the default): the GPS IFD is removed before a photo is stored (the rest of EXIF, orientation "
-        "included, and the pixels stay); the scan records the SHA-256 of the bytes uploaded and of those stored.")
+        default=False, description="Keep the EXIF and XMP GPS position of scanned photos in the copies the service "
+        "stores. False (the default): the GPS IFD and the XMP GPS fields are removed before a photo is stored (the "
+        "rest of EXIF and XMP, orientation included, and the pixels stay); the scan records the SHA-256 of the bytes "
+        "uploaded and of those stored.")
     scan_retention_days: float | None = Field(
         default=None, gt=0, le=36_500, description="Delete scans older than this many days, with their photos: "
         "reviews and audit records stay, and so do scans filed in an inspection, whose photo is a sample-bank "
-        "case or with a rectification not yet verified, and the frames of alerts not yet acknowledged. Checked "
-        "every retention_check_seconds; each purge is audited as scan.purge. None (the default): kept for ever.")
+        "case or with a rectification not yet verified, and the frames of alerts not yet acknowledged. The files "
+        "(video, event snapshots) of video jobs that finished before then go too; the jobs and their events stay. "
+        "Checked every retention_check_seconds; each purge is audited as scan.purge. None (the default): kept for "
+        "ever.")
     retention_check_seconds: float = Field(
         default=3600, ge=1, le=7 * 86_400, description="How often the service deletes what is past "
                                                        "scan_retention_days (the first time at start-up).")
