@@ -220,9 +220,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(16, "versions of a case's labels, with their provenance", _label_versions),
     Migration(17, "the sites whose scans an API key reads", _key_sites),
     Migration(18, "the API key that sent each alert's frame", _alert_senders),
-    Migration(20, "video files purged past the retention period, and whether the audit chain was ever anchored",
+    Migration(19, "video files purged past the retention period, and whether the audit chain was ever anchored",
               _video_purges_and_audit_anchors),
-    Migration(21, "the epoch of each camera's last deletion or reset, for the trackers of every process",
+    Migration(20, "the epoch of each camera's last deletion or reset, for the trackers of every process",
               _camera_epochs),
 )
 LATEST = MIGRATIONS[-1].version

@@ -161,7 +161,7 @@ def test_audit_witness_in_syslog_gets_each_head(home, monkeypatch):
 
 def as_upgraded_from_before_anchors(log: AuditLog, *, keep_anchor: bool = False) -> None:
     """Make the home what an upgrade from a hazardvision without anchors leaves: a chain, no anchor file, and a head
-    row never marked anchored (migration 20 adds the column empty). `keep_anchor`: a version that wrote anchors but
+    row never marked anchored (migration 19 adds the column empty). `keep_anchor`: a version that wrote anchors but
     did not mark the head row."""
     if not keep_anchor:
         log.anchor.path.unlink()

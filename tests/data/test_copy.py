@@ -24,6 +24,7 @@ from hazardvision.data.bank_records import (
     SnapshotRecord,
     Source,
 )
+from hazardvision.data.camera_epochs import CameraEpochRecord
 from hazardvision.data.copy import copy_bank, tables
 from hazardvision.data.engine import create_database_engine
 from hazardvision.data.generations import Generations, Kind
@@ -87,6 +88,7 @@ def make_sqlite_bank(home: Path, cases: int = 3) -> None:
                                  class_name="no_helmet", x1=1, y1=2, x2=3, y2=4, corrected=True, case_id=1))
         session.add(CameraRecord(id="gate-1", rule={"min_frames": 3}, tiling="auto",
                                  stream_url="rtsp://192.168.1.20/stream1", stream_credentials="fernet:token"))
+        session.add(CameraEpochRecord(camera_id="gate-2", epoch=3, changed_at=CAPTURED))
         session.add(StreamLeaseRecord(camera_id="gate-1", holder="host:1:abcd", expires_at=CAPTURED,
                                       state="reconnecting", last_error="Connection refused"))
         session.add(AlertRecord(id="a1", camera_id="gate-1", class_name="fire", tracker_id=1, first_seen=0.0,

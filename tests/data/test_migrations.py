@@ -274,14 +274,14 @@ def test_migration_16_adds_label_versions_and_a_version_15_bank_s_cases_are_at_v
     upgraded.close()
 
 
-def test_migration_21_adds_camera_epochs_and_a_version_20_bank_s_cameras_start_at_epoch_0(tmp_path, database_url):
+def test_migration_20_adds_camera_epochs_and_a_version_19_bank_s_cameras_start_at_epoch_0(tmp_path, database_url):
     bank = SampleBank(tmp_path / "bank", url=database_url)
     with Cameras(bank.database).configure(camera_id="gate-1", webhook_url=None, webhook_secret=None,
                                           rule={"min_frames": 3}, tiling=None):
         pass
-    with bank.engine.begin() as connection:  # make it a version 20 bank: no camera epochs
+    with bank.engine.begin() as connection:  # make it a version 19 bank: no camera epochs
         connection.execute(text("DROP TABLE camera_epochs"))
-        connection.execute(text("DELETE FROM schema_version WHERE version >= 21"))
+        connection.execute(text("DELETE FROM schema_version WHERE version >= 20"))
     bank.close()
     upgraded = SampleBank(tmp_path / "bank", url=database_url)
     assert upgraded.stats().schema_version == LATEST
@@ -293,14 +293,15 @@ def test_migration_21_adds_camera_epochs_and_a_version_20_bank_s_cameras_start_a
     upgraded.close()
 
 
-def test_migration_20_adds_video_purges_and_audit_anchoring_to_a_version_19_bank(tmp_path):
+def test_migration_19_adds_video_purges_and_audit_anchoring_to_a_version_18_bank(tmp_path):
     bank = SampleBank(tmp_path)
-    with bank.engine.begin() as connection:  # make it a version 19 bank: neither column
+    with bank.engine.begin() as connection:  # make it a version 18 bank: neither column, no camera epochs
         connection.execute(text("ALTER TABLE video_jobs DROP COLUMN files_purged_at"))
         connection.execute(text("ALTER TABLE audit_head DROP COLUMN anchored_at"))
         connection.execute(text("INSERT INTO audit_head (id, count, head, mac) VALUES (1, 0, :zero, '')"),
                            {"zero": "0" * 64})
-        connection.execute(text("DELETE FROM schema_version WHERE version >= 20"))
+        connection.execute(text("DROP TABLE camera_epochs"))
+        connection.execute(text("DELETE FROM schema_version WHERE version >= 19"))
     bank.engine.dispose()
     upgraded = SampleBank(tmp_path)
     assert upgraded.stats().schema_version == LATEST
