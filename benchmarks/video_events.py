@@ -32,6 +32,7 @@ from hazardvision.detections import Detections
 from hazardvision.images import BGRImage, load_image
 from hazardvision.packs.model_pack import detect_with_packs
 from hazardvision.packs.registry import active_packs
+from hazardvision.packs.tiling import MODES, VIDEO_FILE_TILING, TilingMode
 from hazardvision.resources import default_datasets
 from hazardvision.scan import Scanner
 from hazardvision.video.events import EventBuilder, HazardEvent
@@ -80,14 +81,14 @@ def build_clip(folder: Path, seconds: float, shot: float) -> Path:
                       fps=FPS)
 
 
-def scan(path: Path, settings: SelectionSettings) -> VideoReport:
+def scan(path: Path, settings: SelectionSettings, tiling: TilingMode) -> VideoReport:
     packs = active_packs()
     keep = max(1.0, 2 * settings.max_gap, 3.0 / (settings.fps or FPS))
     tracker = Tracker(TrackerSettings(max_age_seconds=keep))
     builder = EventBuilder(load_catalogue(), path.name, min_frames=3, end_after=keep)
 
     def detect(pixels: BGRImage) -> Detections:
-        return detect_with_packs(packs, [pixels], weak=tracker.settings.low_threshold)[0]
+        return detect_with_packs(packs, [pixels], weak=tracker.settings.low_threshold, tiling=tiling)[0]
 
     return scan_video(VideoFile(path), detect, builder, tracker=tracker, selector=FrameSelector(settings))
 
@@ -108,18 +109,21 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=5.0)
     parser.add_argument("--max-gap", type=float, default=2.0)
     parser.add_argument("--clip", type=Path, help="Scan this clip instead of building one.")
+    parser.add_argument("--tiling", choices=MODES, default=VIDEO_FILE_TILING,
+                        help=f"tiling of every way (default {VIDEO_FILE_TILING}, what scan-video and video jobs use)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         path = args.clip or build_clip(Path(folder), args.seconds, args.shot)
         print(f"clip {path.name}: {SIZE[0]}x{SIZE[1]} at {FPS} fps, built in {time.perf_counter() - start:.0f} s; "
-              f"packs {', '.join(f'{p.name} {p.version} {p.precision.value}' for p in active_packs())}")
+              f"packs {', '.join(f'{p.name} {p.version} {p.precision.value}' for p in active_packs())}; "
+              f"tiling {args.tiling}")
         ways = {
             "every frame": SelectionSettings(fps=None, motion=False, max_gap=args.max_gap),
             "fps only": SelectionSettings(fps=args.fps, motion=False, max_gap=args.max_gap),
             "fps + motion": SelectionSettings(fps=args.fps, motion=True, max_gap=args.max_gap),
         }
-        reports = {name: scan(path, settings) for name, settings in ways.items()}
+        reports = {name: scan(path, settings, args.tiling) for name, settings in ways.items()}
     reference = reports["every frame"].events
     for name, report in reports.items():
         print(f"{name}: " + "; ".join(f"{e.class_name} {e.start:.1f}-{e.end:.1f} s ({e.frames} frames, peak "

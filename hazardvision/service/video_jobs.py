@@ -32,6 +32,7 @@ from hazardvision.errors import HazardVisionError, InvalidUpload, UnknownVideoJo
 from hazardvision.home import Home, private_folder, write_private_file
 from hazardvision.images import BGRImage
 from hazardvision.packs.model_pack import detect_with_packs
+from hazardvision.packs.tiling import VIDEO_FILE_TILING
 from hazardvision.service.schemas.videos import VideoEvent, VideoJob, VideoProgress
 from hazardvision.service.serving import ModelHost, ServingState
 from hazardvision.service.video_uploads import ArrivedVideo
@@ -249,7 +250,7 @@ class VideoJobQueue:
                 for event in events])
 
         def detect(pixels: BGRImage, weak: float) -> Detections:
-            return detect_with_packs(state.packs, [pixels], weak=weak)[0]
+            return detect_with_packs(state.packs, [pixels], weak=weak, tiling=VIDEO_FILE_TILING)[0]
 
         settings = VideoScanSettings(fps=row.fps or self.default_fps)
         report = scan_source(source, detect, self.catalogue, settings, camera=row.camera or row.filename,
