@@ -17,14 +17,23 @@ request until a scan of the re-encoded photo lists the new instance as a similar
 REV (exported with `git archive` into a temporary folder, with its own freshly built bank), the code
 path before this change.
 
+(c) `bank import` and `bank delete` with a bank of 100,000 indexed instances (the bank of (b)): each
+round imports `--import-photos` new real photos with `hazardvision bank import` and deletes them again
+with `hazardvision bank delete`, as a user runs them (a process each, the index kept up by the
+command); printed: the medians over `--rounds` rounds of each command's time, beside that of
+`hazardvision bank stats` (the process start and imports every command pays). With `--before REV`
+also with the package at REV, on a bank of its own.
+
     python benchmarks/index_keeps_up.py [--photos 96] [--repeat 3] [--instances 100000] [--reviews 3]
-        [--before ac0e0df]
+        [--before ac0e0df] [--skip-throughput] [--skip-review] [--skip-commands] [--rounds 3]
+        [--import-photos 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import shutil
 import socket
@@ -200,8 +209,8 @@ def build_big_bank(home: Path, instances: int, work: Path) -> None:
     problems = CaseIndex(home, pack).verify(bank)
     assert not problems, problems
 
-    held = len(CaseIndex(home, pack)["instances"])
-    print(f"    package {Path(hazardvision.__file__).parent}, bank at {home}: {held:,} indexed instances of "
+    count = len(CaseIndex(home, pack)["instances"])
+    print(f"    package {Path(hazardvision.__file__).parent}, bank at {home}: {count:,} indexed instances of "
           f"{pack.name}", flush=True)
 
 
@@ -217,7 +226,8 @@ def time_reviews(home: Path, reviews: int, env: dict[str, str]) -> tuple[list[fl
                                str(port)], env=env, cwd=env.get("BENCH_CWD", str(REPO)),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    requests, searchable = [], []
+    requests: list[float] = []
+    searchable: list[float] = []
     try:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as client:
             deadline = time.monotonic() + 300
@@ -278,6 +288,61 @@ def one_review(label: str, instances: int, reviews: int, pythonpath: Path | None
           f"(each: {', '.join(f'{t:.0f}' for t in searchable)})", flush=True)
 
 
+# -- (c) bank import and bank delete at 100,000 instances
+
+
+def time_commands(home: Path, rounds: int, photos: int, env: dict[str, str], work: Path) -> dict[str, list[float]]:
+    """Seconds of `bank stats`, `bank import` (of `photos` new photos) and `bank delete` (of those), per round.
+    Everything goes through the package under test (the bank of `--before` has its schema, not this tree's)."""
+    cwd = env.get("BENCH_CWD", str(REPO))
+    fresh = sorted((DATASETS / "ppe-vest" / "images" / "test").iterdir())[60:]
+    times: dict[str, list[float]] = {"bank stats": [], "bank import": [], "bank delete": []}
+
+    def run(*args: str) -> tuple[float, str]:
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "hazardvision", *args, "--home", str(home)], env=env, cwd=cwd,
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 0, f"{' '.join(args)}: {done.stdout}{done.stderr}"
+        return time.perf_counter() - start, done.stdout
+
+    mapping, drop = bundled_mapping("ppe-vest")
+    options = [arg for k, v in mapping.items() for arg in ("--map", f"{k}={v}")] + [
+        arg for name in drop for arg in ("--drop", name)]
+    for number in range(rounds):
+        source = f"round-{number}"
+        folder = yolo_folder(work / source, "ppe-vest", fresh[number * photos : (number + 1) * photos])
+        times["bank stats"].append(run("bank", "stats")[0])
+        times["bank import"].append(run("bank", "import", str(folder), "--name", source, *options)[0])
+        added = [str(case["id"]) for case in json.loads(run("bank", "list", "--source", source, "--json")[1])]
+        assert len(added) == photos, f"{len(added)} cases imported of {photos} photos"
+        times["bank delete"].append(run("bank", "delete", *added)[0])
+    # The commands kept the index exact (`bank verify` would also say that the synthetic cases have no photo files).
+    check = ("import sys; from pathlib import Path; from hazardvision.bank.bank import SampleBank; "
+             "from hazardvision.packs.registry import active_packs; "
+             "from hazardvision.similar.maintenance import verify_indexes; home = Path(sys.argv[1]); "
+             "problems = verify_indexes(SampleBank(home), active_packs(home=home), required=True); "
+             "print(*problems, sep='\\n'); sys.exit(1 if problems else 0)")
+    done = subprocess.run([sys.executable, "-c", check, str(home)], env=env, cwd=cwd, capture_output=True, text=True,
+                          check=False)
+    print(f"      index after the rounds: {'exact' if done.returncode == 0 else done.stdout + done.stderr}", flush=True)
+    return times
+
+
+def commands(label: str, instances: int, rounds: int, photos: int, pythonpath: Path | None) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "HAZARDVISION_DATABASE_URL"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+        env["BENCH_CWD"] = str(pythonpath)
+    with tempfile.TemporaryDirectory() as work:
+        home = Path(work) / "home"
+        subprocess.run([sys.executable, __file__, "--build-big-bank", str(home), "--instances", str(instances)],
+                       env=env, cwd=env.get("BENCH_CWD", str(REPO)), check=True)
+        times = time_commands(home, rounds, photos, env, Path(work))
+    print(f"    {label}: " + ", ".join(f"{name} {statistics.median(each):.2f} s (each: "
+                                       f"{', '.join(f'{t:.2f}' for t in each)})" for name, each in times.items()),
+          flush=True)
+
+
 def export_revision(revision: str, folder: Path) -> Path:
     """The package as it was at `revision`, beside the repository's models and catalogue."""
     archive = subprocess.run(["git", "archive", revision, "hazardvision"], cwd=REPO, capture_output=True, check=True)
@@ -295,6 +360,10 @@ def main() -> None:
     parser.add_argument("--reviews", type=int, default=3)
     parser.add_argument("--before", help="git revision whose package is the 'before' of (b)")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-review", action="store_true")
+    parser.add_argument("--skip-commands", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3, help="(c): import and delete rounds")
+    parser.add_argument("--import-photos", type=int, default=3, help="(c): photos imported per round")
     parser.add_argument("--build-big-bank", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build_big_bank:
@@ -303,12 +372,22 @@ def main() -> None:
         return
     if not args.skip_throughput:
         throughput(args.photos, args.repeat)
-    print(f"(b) one review with a bank of {args.instances:,} indexed instances ({args.reviews} reviews, medians):",
-          flush=True)
-    if args.before:
-        with tempfile.TemporaryDirectory() as old:
-            one_review(f"before ({args.before})", args.instances, args.reviews, export_revision(args.before, Path(old)))
-    one_review("after (this tree)", args.instances, args.reviews, None)
+    if not args.skip_review:
+        print(f"(b) one review with a bank of {args.instances:,} indexed instances ({args.reviews} reviews, medians):",
+              flush=True)
+        if args.before:
+            with tempfile.TemporaryDirectory() as old:
+                one_review(f"before ({args.before})", args.instances, args.reviews,
+                           export_revision(args.before, Path(old)))
+        one_review("after (this tree)", args.instances, args.reviews, None)
+    if not args.skip_commands:
+        print(f"(c) bank import and bank delete of {args.import_photos} photos with a bank of {args.instances:,} "
+              f"indexed instances ({args.rounds} rounds, medians):", flush=True)
+        if args.before:
+            with tempfile.TemporaryDirectory() as old:
+                commands(f"before ({args.before})", args.instances, args.rounds, args.import_photos,
+                         export_revision(args.before, Path(old)))
+        commands("after (this tree)", args.instances, args.rounds, args.import_photos, None)
 
 
 if __name__ == "__main__":
