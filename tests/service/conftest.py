@@ -134,6 +134,20 @@ def find_one_hazard_photo(server: LiveServer) -> bytes:
 
 
 @pytest.fixture(scope="module")
+def inspector(server: LiveServer) -> Iterator[httpx.Client]:
+    """A client with the inspector's key of the module's own `server` fixture."""
+    with server.client(Role.INSPECTOR) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def pipeline(server: LiveServer) -> Iterator[httpx.Client]:
+    """A client with the pipeline's key of the module's own `server` fixture."""
+    with server.client(Role.PIPELINE) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
 def ppe_photos(datasets: Path) -> list[Path]:
     """Real site photos of the ppe-vest test split."""
     return test_photos("ppe-vest")

@@ -61,12 +61,6 @@ def server(tmp_path_factory, datasets):
         yield running
 
 
-@pytest.fixture(scope="module")
-def inspector(server):
-    with server.client(Role.INSPECTOR) as client:
-        yield client
-
-
 def test_scan_extreme_aspect_ratio_png_answers_422_naming_the_reason(inspector):
     data = png(np.zeros((1, 60000), np.uint8))
     assert len(data) < 1000

@@ -26,18 +26,6 @@ def server(tmp_path_factory, datasets):
 
 
 @pytest.fixture(scope="module")
-def pipeline(server):
-    with server.client(Role.PIPELINE) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def inspector(server):
-    with server.client(Role.INSPECTOR) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def hazard_photo(server):
     return find_one_hazard_photo(server)
 

@@ -41,12 +41,6 @@ def server(tmp_path_factory, datasets):
 
 
 @pytest.fixture(scope="module")
-def inspector(server):
-    with server.client(Role.INSPECTOR) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def photo(ppe_photos):
     data = ppe_photos[0].read_bytes()
     assert len(data) < MAX_UPLOAD

@@ -71,12 +71,6 @@ def server(tmp_path_factory, datasets):
 
 
 @pytest.fixture(scope="module")
-def pipeline(server):
-    with server.client(Role.PIPELINE) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def one_hazard_photo(server):
     return find_one_hazard_photo(server)
 

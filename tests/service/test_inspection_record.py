@@ -152,12 +152,6 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def inspector(server):
-    with server.client(Role.INSPECTOR) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def visit(inspector, ppe_photos):
     """An inspection of two photos, one with two findings (one confirmed and assigned, one rejected), and a grey
     frame without any."""

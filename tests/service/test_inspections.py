@@ -25,12 +25,6 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def inspector(server):
-    with server.client(Role.INSPECTOR) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def verifier(server):
     """A second inspector's key: the one who verifies what the first closed."""
     bank = SampleBank(server.home)

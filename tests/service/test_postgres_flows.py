@@ -52,12 +52,6 @@ def bank(postgres_home) -> Iterator[SampleBank]:
 
 
 @pytest.fixture(scope="module")
-def inspector(server):
-    with server.client(Role.INSPECTOR) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def scanned(inspector, ppe_photos):
     """A photo whose scan has a finding, and that scan."""
     for photo in ppe_photos[:10]:

@@ -7,7 +7,6 @@ import cv2
 import numpy as np
 import pytest
 
-from hazardvision.access import Role
 from hazardvision.bank.bank import SampleBank
 from hazardvision.data.audit import AuditLog
 from hazardvision.similar.index_files import INDEX_FILE, deltas
@@ -27,12 +26,6 @@ def server(tmp_path_factory, ppe_photos):
     bank.engine.dispose()
     with live_server(home) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def inspector(server):
-    with server.client(Role.INSPECTOR) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,6 @@ def server(tmp_path_factory, datasets):
         yield running
 
 
-@pytest.fixture(scope="module")
-def inspector(server):
-    with server.client(Role.INSPECTOR) as client:
-        yield client
-
-
 def test_scan_multipart_returns_the_result_with_its_context(inspector, ppe_photos):
     photo = ppe_photos[0]
     response = inspector.post("/v1/scans", files={"image": (photo.name, photo.read_bytes(), "image/jpeg")},

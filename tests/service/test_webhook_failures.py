@@ -65,12 +65,6 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pipeline(server):
-    with server.client(Role.PIPELINE) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def other_pipeline(server):
     bank = SampleBank(server.home)
     _record, key = ApiKeys(bank).create("other-pipeline", Role.PIPELINE)
