@@ -272,16 +272,27 @@ def reencoded(photo: Path) -> bytes:
     return buffer.getvalue()
 
 
-def one_review(label: str, instances: int, reviews: int, pythonpath: Path | None) -> None:
-    env = {**os.environ, "HAZARDVISION_DATABASE_URL": ""}
-    env.pop("HAZARDVISION_DATABASE_URL")
+def package_env(pythonpath: Path | None) -> dict[str, str]:
+    """The environment of the processes run: the home's own SQLite database, and the package under test (this
+    tree's, or the one at `pythonpath`, run from there)."""
+    env = {key: value for key, value in os.environ.items() if key != "HAZARDVISION_DATABASE_URL"}
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
         env["BENCH_CWD"] = str(pythonpath)
+    return env
+
+
+def big_bank_of_package(home: Path, instances: int, env: dict[str, str]) -> None:
+    """A bank of `instances` indexed instances at `home`, built by the package under test (`--build-big-bank`)."""
+    subprocess.run([sys.executable, __file__, "--build-big-bank", str(home), "--instances", str(instances)],
+                   env=env, cwd=env.get("BENCH_CWD", str(REPO)), check=True)
+
+
+def one_review(label: str, instances: int, reviews: int, pythonpath: Path | None) -> None:
+    env = package_env(pythonpath)
     with tempfile.TemporaryDirectory() as work:
         home = Path(work) / "home"
-        subprocess.run([sys.executable, __file__, "--build-big-bank", str(home), "--instances", str(instances)],
-                       env=env, cwd=env.get("BENCH_CWD", str(REPO)), check=True)
+        big_bank_of_package(home, instances, env)
         requests, searchable = time_reviews(home, reviews, env)
     print(f"    {label}: review request {statistics.median(requests):.0f} ms (each: "
           f"{', '.join(f'{t:.0f}' for t in requests)}), searchable after {statistics.median(searchable):.0f} ms "
@@ -329,14 +340,10 @@ def time_commands(home: Path, rounds: int, photos: int, env: dict[str, str], wor
 
 
 def commands(label: str, instances: int, rounds: int, photos: int, pythonpath: Path | None) -> None:
-    env = {key: value for key, value in os.environ.items() if key != "HAZARDVISION_DATABASE_URL"}
-    if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
-        env["BENCH_CWD"] = str(pythonpath)
+    env = package_env(pythonpath)
     with tempfile.TemporaryDirectory() as work:
         home = Path(work) / "home"
-        subprocess.run([sys.executable, __file__, "--build-big-bank", str(home), "--instances", str(instances)],
-                       env=env, cwd=env.get("BENCH_CWD", str(REPO)), check=True)
+        big_bank_of_package(home, instances, env)
         times = time_commands(home, rounds, photos, env, Path(work))
     print(f"    {label}: " + ", ".join(f"{name} {statistics.median(each):.2f} s (each: "
                                        f"{', '.join(f'{t:.2f}' for t in each)})" for name, each in times.items()),

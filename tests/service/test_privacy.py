@@ -97,12 +97,6 @@ def bank(server: LiveServer, database: tuple[str, str]) -> Iterator[SampleBank]:
 
 
 @pytest.fixture(scope="module")
-def inspector(server: LiveServer) -> Iterator[httpx.Client]:
-    with server.client(Role.INSPECTOR) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def admin(server: LiveServer) -> Iterator[httpx.Client]:
     with server.client(Role.ADMIN) as client:
         yield client
