@@ -59,7 +59,7 @@ class AuditHead(Base):
     mac: Mapped[str] = mapped_column(String(64))
     """Empty while nothing was ever appended."""
     anchored_at: Mapped[str | None] = mapped_column(String(40))
-    """When an anchor was first written for this chain (UTC, ISO-8601): every append since schema version 20 sets
+    """When an anchor was first written for this chain (UTC, ISO-8601): every append since schema version 19 sets
     it. Null on a chain from before anchors existed, which `AuditLog` anchors when it opens it; once set, a missing
     anchor file was deleted."""
 
