@@ -53,7 +53,13 @@ def main() -> None:
         for role in roles:
             for mode in modes:
                 start = time.perf_counter()
-                operations, failures = fuzz_failures(server, role, mode, args.examples)
+
+                def progress(label: str, passed: bool, role: Role = role, mode: GenerationMode = mode,
+                             start: float = start) -> None:
+                    print(f"  {role.value} {mode.value} {time.perf_counter() - start:6.0f} s  "
+                          f"{'ok  ' if passed else 'FAIL'} {label}", flush=True)
+
+                operations, failures = fuzz_failures(server, role, mode, args.examples, progress)
                 failed += len(failures)
                 print(f"{role.value:<9} {mode.value:<8} operations {len(operations):3d}  failing {len(failures):3d}  "
                       f"{time.perf_counter() - start:6.0f} s", flush=True)

@@ -119,10 +119,17 @@ async def alerts_visibility(runtime: RuntimeDep,
     return await _visibility(runtime, key)
 
 
+async def frames_visibility(runtime: RuntimeDep,
+                            key: Annotated[KeyRecord, Depends(permitted(Permission.FRAMES))]) -> Visibility | None:
+    """The cameras a key that sends frames reads the settings of (`service.scopes.reads_camera`)."""
+    return await _visibility(runtime, key)
+
+
 ScanScopeDep = Annotated[Visibility | None, Depends(scan_visibility)]
 ReviewScopeDep = Annotated[Visibility | None, Depends(review_visibility)]
 InspectScopeDep = Annotated[Visibility | None, Depends(inspect_visibility)]
 AlertsScopeDep = Annotated[Visibility | None, Depends(alerts_visibility)]
+FramesScopeDep = Annotated[Visibility | None, Depends(frames_visibility)]
 InspectKey = Annotated[KeyRecord, Depends(_inspect_key)]
 FramesKey = Annotated[KeyRecord, Depends(permitted(Permission.FRAMES))]
 VideosKey = Annotated[KeyRecord, Depends(permitted(Permission.VIDEOS))]

@@ -30,13 +30,21 @@ from hazardvision.bank.bank import SampleBank
 from hazardvision.catalogue import load_catalogue
 from hazardvision.data.cameras import Cameras
 from hazardvision.data.generations import Generations, Kind
+from hazardvision.data.scans import Visibility
 from hazardvision.data.service_records import CameraRecord
 from hazardvision.data.similar_cases import SimilarCaseRecords
 from hazardvision.data.stream_leases import StreamLeases
 from hazardvision.data.webhook_failures import WebhookFailures
 from hazardvision.datasets.label_names import label_classes
 from hazardvision.detections import Detections
-from hazardvision.errors import HazardVisionError, ImageTooLarge, Unauthenticated, UnknownCase, UnknownModel
+from hazardvision.errors import (
+    Forbidden,
+    HazardVisionError,
+    ImageTooLarge,
+    Unauthenticated,
+    UnknownCase,
+    UnknownModel,
+)
 from hazardvision.images import DecodedImage, decode_image, read_header
 from hazardvision.packs.promotion import ClassComparison
 from hazardvision.packs.promotion import Comparison as PromotionComparison
@@ -73,6 +81,7 @@ from hazardvision.service.schemas.cameras import (
 from hazardvision.service.schemas.common import ErrorBody
 from hazardvision.service.schemas.models import ActivateRequest, ActivateResponse, Comparison
 from hazardvision.service.schemas.scans import BatchItem, BatchResponse, ScanContext, ScanResponse
+from hazardvision.service.scopes import reads_camera
 from hazardvision.service.serving import ModelHost, ServingState
 from hazardvision.service.settings import Settings
 from hazardvision.service.sign_ins import FailedSignIns
@@ -601,22 +610,29 @@ class Runtime:
         self.streams.wake()  # a new, changed or removed stream URL: start or stop its reader now
         return await self.camera_view(camera_id)
 
-    async def camera_view(self, camera_id: str) -> CameraView:
-        """A camera's settings, and the state of its stream's reader if it has a stream."""
+    async def camera_view(self, camera_id: str, visibility: Visibility | None = None) -> CameraView:
+        """A camera's settings, and the state of its stream's reader if it has a stream; `Forbidden` if a key of
+        `visibility` does not read it (`service.scopes.reads_camera`)."""
         def read() -> CameraView:
             row = self.cameras.records.get(camera_id=camera_id)
+            if row is not None and not reads_camera(visibility, row.owner):
+                raise Forbidden(f"camera {camera_id!r} belongs to the key {row.owner!r}: only that key or an "
+                                "admin key reads it; GET /v1/cameras lists the cameras this key reads")
             streams = self.streams.views({camera_id: row}) if row is not None else {}
             return self.cameras.settings(camera_id).view(camera_id, streams.get(camera_id))
 
         return await self.offload(read)
 
-    async def camera_statuses(self) -> list[CameraStatus]:
+    async def camera_statuses(self, visibility: Visibility | None = None) -> list[CameraStatus]:
+        """The cameras a key of `visibility` reads (`service.scopes.reads_camera`)."""
         def read() -> tuple[list[CameraRecord], set[str], dict[str, StreamView]]:
             configured, alerted = self.cameras.stored()
             return configured, alerted, self.streams.views({row.id: row for row in configured})
 
         configured, alerted, streams = await self.offload(read)
-        return self.cameras.statuses(configured, alerted, streams)
+        hidden = {row.id for row in configured if not reads_camera(visibility, row.owner)}
+        return [status for status in self.cameras.statuses(configured, alerted, streams)
+                if status.camera_id not in hidden]
 
     async def reset_camera(self, camera_id: str, key: KeyRecord) -> CameraReset:
         """Drop the camera's tracks and alert and picture state (audited); its settings stay."""

@@ -24,6 +24,10 @@ A record out of scope answers exactly as an unknown id (404, the same message) f
 - Cameras have no site, so an alert cannot be placed at one: a key created with sites reads only the alerts of
   the frames it sent and of the cameras it owns, which for an inspector or ml key (they neither send frames nor
   configure cameras) is none. A key limited to sites never sees what cannot be placed at them.
+- A camera's settings (GET /v1/cameras, GET /v1/cameras/{id}) are read by its owner (and by a key that reads
+  everything); a camera nobody owns (never configured, or configured before owners were kept) by every key that
+  reads cameras, as any such key may configure it. Another key's camera is left out of the list, and GET of it
+  is the same 403 as changing it.
 - An alert's sender reads it, also of a camera nobody configured or one deleted since (the sender is kept with
   the alert, schema version 18, filled in from the audit log for earlier alerts). A camera's owner reads all of
   its alerts, as it reads its scans: also those raised before it was deleted and configured again by this key.
@@ -49,6 +53,11 @@ def visibility_of(key: KeyRecord, scope: ScanScope, cameras: Cameras) -> Visibil
     if key.role is Role.PIPELINE:
         return Visibility(key.name, frozenset(key.sites), frozenset(cameras.owned_by(owner=key.name)))
     return Visibility(key.name, frozenset(key.sites)) if key.sites else None
+
+
+def reads_camera(visibility: Visibility | None, owner: str | None) -> bool:
+    """Whether a key of `visibility` reads the settings of a camera owned by `owner` (None: nobody)."""
+    return visibility is None or owner is None or owner == visibility.actor
 
 
 def readable_scan(archive: ScanArchive, scan_id: str, visibility: Visibility | None) -> StoredScan:

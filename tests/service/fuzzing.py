@@ -19,7 +19,7 @@ the lazy fixture loader of schemathesis 4.32 fails under pytest 9 (it sets `Func
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -99,19 +99,23 @@ def fuzz_operation(operation, mode: GenerationMode, headers: dict[str, str], exa
         raise
 
 
-def fuzz_failures(server: LiveServer, role: Role, mode: GenerationMode,
-                  examples: int = EXAMPLES) -> tuple[list[str], list[str]]:
+def fuzz_failures(server: LiveServer, role: Role, mode: GenerationMode, examples: int = EXAMPLES,
+                  progress: Callable[[str, bool], None] | None = None) -> tuple[list[str], list[str]]:
     """Fuzz every operation of the server's schema with `role`'s key in `mode`: the operations' labels, and a
-    line for each failing one (also run by benchmarks/fuzz_deep.py with more examples)."""
+    line for each failing one (also run by benchmarks/fuzz_deep.py with more examples, which passes `progress`:
+    called after each operation with its label and whether it passed)."""
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     headers = {"Authorization": f"Bearer {server.keys[role]}"}
     operations = [result.ok() for result in schema.get_all_operations()]
     failures = []
     for operation in operations:
+        failed_before = len(failures)
         try:
             fuzz_operation(operation, mode, headers, examples)
         except (AssertionError, BaseExceptionGroup) as error:  # schemathesis' FailureGroup is the latter
             failures.append(f"{operation.label}: {error}")
+        if progress is not None:
+            progress(operation.label, len(failures) == failed_before)
     return [operation.label for operation in operations], failures
 
 

@@ -303,6 +303,27 @@ def test_cameras_another_pipeline_cannot_reconfigure_or_reset_a_camera_it_did_no
     assert_error(pipeline.put("/v1/cameras/other-1", json={}), 403, "Forbidden")
 
 
+def test_cameras_another_pipeline_neither_lists_nor_reads_a_camera_it_does_not_own(
+        pipeline, other_pipeline, server, inspector):
+    assert pipeline.put("/v1/cameras/private-1", json={"webhook_url": "https://hooks.example/private",
+                                                       "webhook_secret": SECRET}).status_code == 200
+    assert send_frame(other_pipeline, "unclaimed-1", grey_frame(".jpg"), 1).status_code == 200
+    listed = camera_ids(other_pipeline)
+    assert "private-1" not in listed and "unclaimed-1" in listed  # nobody owns an unconfigured camera
+    body = assert_error(other_pipeline.get("/v1/cameras/private-1"), 403, "Forbidden")
+    assert "test-pipeline" in body["message"] and "hooks.example" not in body["message"]
+    assert {"private-1", "unclaimed-1"} <= camera_ids(pipeline)
+    assert pipeline.get("/v1/cameras/private-1").json()["webhook_url"] == "https://hooks.example/private"
+    with server.client(Role.ADMIN) as admin:
+        assert admin.get("/v1/cameras/private-1").status_code == 200
+        assert "private-1" in camera_ids(admin)
+    assert "private-1" in camera_ids(inspector)  # an inspector key without sites reads every camera
+
+
+def camera_ids(client):
+    return {entry["camera_id"] for entry in client.get("/v1/cameras").json()["cameras"]}
+
+
 def test_cameras_configured_before_owners_are_changed_by_an_admin_only(server, pipeline):
     assert pipeline.put("/v1/cameras/legacy-1", json={}).status_code == 200
     bank = SampleBank(server.home)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
 
-from hazardvision.service.deps import AlertsKey, AlertsScopeDep, FramesKey, ReviewKey, ReviewScopeDep, RuntimeDep
+from hazardvision.service.deps import AlertsScopeDep, FramesKey, FramesScopeDep, ReviewKey, ReviewScopeDep, RuntimeDep
 from hazardvision.service.schemas.cameras import (
     CAMERA_PATTERN,
     TIMESTAMP_RULE,
@@ -54,9 +54,11 @@ async def post_frame(camera_id: CameraId, request: Request, runtime: RuntimeDep,
 
 
 @router.get("/v1/cameras", response_model=CameraList, summary="List cameras")
-async def list_cameras(runtime: RuntimeDep, _key: AlertsKey) -> CameraList:
-    """Settings (never a secret) and what this service process has seen of each camera: frames, tracks."""
-    return CameraList(cameras=await runtime.camera_statuses())
+async def list_cameras(runtime: RuntimeDep, scope: AlertsScopeDep) -> CameraList:
+    """Settings (never a secret) and what this service process has seen of each camera: frames, tracks. Of the
+    cameras the key reads (setting scan_scope: an admin every camera, a pipeline those it owns and those nobody
+    owns)."""
+    return CameraList(cameras=await runtime.camera_statuses(scope))
 
 
 @router.post("/v1/cameras/{camera_id}/reset", response_model=CameraReset, responses=responses(404),
@@ -88,10 +90,11 @@ async def delete_camera(camera_id: CameraId, runtime: RuntimeDep, key: FramesKey
 
 @router.get("/v1/cameras/{camera_id}", response_model=CameraView, responses=responses(),
             summary="A camera's webhook and alert rule")
-async def get_camera(camera_id: CameraId, runtime: RuntimeDep, _key: FramesKey) -> CameraView:
+async def get_camera(camera_id: CameraId, runtime: RuntimeDep, scope: FramesScopeDep) -> CameraView:
     """The secret, and any user:password of its webhook or stream URL, are never shown; with a stream URL, the
-    state of its reader (which service process, live or reconnecting, the last error and next retry)."""
-    return await runtime.camera_view(camera_id)
+    state of its reader (which service process, live or reconnecting, the last error and next retry). A camera
+    another key owns is a 403, as for changing it (an admin's key reads every camera)."""
+    return await runtime.camera_view(camera_id, scope)
 
 
 @router.get("/v1/alerts", response_model=AlertList, summary="List alerts")
