@@ -17,7 +17,9 @@
 The home is private to the service's user (mode 700), and so is what the service and the bank write
 in it (the database, photo stores, keys, thumbnails, indexes, locks, videos): folders mode 700, files
 mode 600, set explicitly at creation whatever the umask (`private_folder`, `private_file`). Training
-runs, snapshots and model packs keep the umask's modes, behind the home's.
+runs, snapshots and model packs keep the umask's modes, behind the home's. What was written before homes were
+private (or by hand) keeps its mode: `Home.exposed()` finds what group or others may read, `make_private()`
+(`bank verify --tighten`) takes that away.
 
 Writers write beside the final place and rename (`.incoming/<sha256>.<8 hex>.<pid>` in a photo store,
 `.<name>.<pid>` elsewhere), so a writer killed mid-write leaves a temporary file tagged with its
@@ -184,6 +186,32 @@ class Home:
         """The content-addressed photo stores, each with its `.incoming/` folder of temporary files."""
         return self.images, self.scans, self.frames
 
+    @property
+    def private_parts(self) -> tuple[Path, ...]:
+        """What the service and the bank write privately: the database and its locks, photo stores, audit log,
+        keys, similar-case indexes, thumbnails and videos (not runs, snapshots or packs)."""
+        database = [self.database.with_name(self.database.name + suffix) for suffix in ("", "-wal", "-shm",
+                                                                                       "-journal")]
+        return (*database, self.writer_lock, self.schema_lock, self.images, self.scans, self.frames, self.audit,
+                self.keys, self.similar, self.thumbnails, self.videos)
+
+    def exposed(self) -> list[Path]:
+        """The home folder and what `private_parts` hold (symbolic links aside) that group or others may read,
+        write or enter."""
+        found = [self.root] if self.root.is_dir() and self.root.stat().st_mode & 0o077 else []
+        for part in self.private_parts:
+            for path in _tree(part):
+                if path.stat().st_mode & 0o077:
+                    found.append(path)
+        return found
+
+    def make_private(self) -> list[Path]:
+        """Set `exposed()` folders to mode 700 and files to 600; return what changed."""
+        changed = self.exposed()
+        for path in changed:
+            os.chmod(path, FOLDER_MODE if path.is_dir() else FILE_MODE)
+        return changed
+
     def leftovers(self) -> list[Path]:
         """Temporary files (and snapshot folders) that writers left half-written when they stopped: a crash, a
         kill, a full disk. Those of processes still running are not leftovers; they are at work."""
@@ -213,6 +241,19 @@ class Home:
                 tagged = _TAGGED.match(path.name)
                 if tagged:
                     yield path, int(tagged["pid"])
+
+
+def _tree(path: Path) -> Iterator[Path]:
+    """`path` and, for a folder, everything under it; symbolic links (and what they point to) left out."""
+    if path.is_symlink() or not path.exists():
+        return
+    yield path
+    if path.is_dir():
+        for folder, folders, files in os.walk(path):
+            for name in (*folders, *files):
+                entry = Path(folder) / name
+                if not entry.is_symlink():
+                    yield entry
 
 
 def _entries(folder: Path) -> list[Path]:

@@ -22,7 +22,7 @@ from hazardvision.bank.labels import label_history, relabel
 from hazardvision.bank.snapshot import SplitRule, make_snapshot, reproduce_snapshot
 from hazardvision.catalogue import load_catalogue
 from hazardvision.cli.bank_labels import class_counts, print_history, report_label_differences
-from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out, report_leftovers
+from hazardvision.cli.common import HomeOption, JsonOption, err, fail, out, report_exposed, report_leftovers
 from hazardvision.data.copy import DEFAULT_BATCH as COPY_BATCH
 from hazardvision.data.copy import copy_bank
 from hazardvision.datasets.classmap import build_class_map, parse_pairs
@@ -300,21 +300,30 @@ def verify(
     home: HomeOption = None,
     clean: Annotated[bool, typer.Option("--clean", help="First remove the temporary files that writers no longer "
                                         "running left behind.")] = False,
+    tighten: Annotated[bool, typer.Option("--tighten", help="First make what the home keeps private (database, "
+                                          "photos, audit log, keys, indexes, videos) mode 700 (folders) and 600 "
+                                          "(files) where group or others could read it.")] = False,
 ) -> None:
     """Check the bank's invariants and its similar-case indexes (exit code 1 if any is broken, 2 if there is no
-    bank there) and report leftover temporary files (--clean removes them)."""
+    bank there); report leftover temporary files (--clean removes them) and private files that group or others
+    may read (--tighten makes them private)."""
     try:
         bank = SampleBank(home, create=False)
         removed = bank.layout.remove_leftovers() if clean else []
+        tightened = bank.layout.make_private() if tighten else []
         problems = bank.verify() + verify_indexes(bank, active_packs(home=bank.home))
         leftovers = bank.layout.leftovers()
+        exposed = bank.layout.exposed()
     except HazardVisionError as error:
         fail(error)
     for problem in problems:
         err.print(f"[red]{problem}[/red]", highlight=False)
     if removed:
         out.print(f"removed {len(removed)} leftover temporary file(s)", highlight=False)
+    if tightened:
+        out.print(f"made {len(tightened)} file(s) and folder(s) private (mode 600 and 700)", highlight=False)
     report_leftovers(leftovers)
+    report_exposed(exposed)
     if problems:
         raise typer.Exit(1)
     out.print("bank is consistent")

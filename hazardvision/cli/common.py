@@ -30,6 +30,17 @@ def report_leftovers(leftovers: Sequence[Path]) -> None:
                   "(nothing refers to them); `hazardvision bank verify --clean` removes them", highlight=False)
 
 
+def report_exposed(exposed: Sequence[Path], shown: int = 10) -> None:
+    """Warn of private files of the home that group or others may read (see `Home.exposed`)."""
+    for path in exposed[:shown]:
+        err.print(f"[yellow]readable by other users:[/yellow] {path}", highlight=False)
+    if exposed:
+        more = f" ({len(exposed) - shown} more not shown)" if len(exposed) > shown else ""
+        err.print(f"[yellow]{len(exposed)} private file(s) or folder(s) that group or others may read[/yellow]{more} "
+                  "(written before homes were private, or changed by hand); `hazardvision bank verify --tighten` "
+                  "makes them mode 600 and 700", highlight=False)
+
+
 def fail(error: HazardVisionError, code: int = 2) -> NoReturn:
     """Print a domain error in one line and exit with `code`."""
     err.print(f"[red]error:[/red] {error}", markup=True, highlight=False)

@@ -144,12 +144,36 @@ def test_bank_verify_reports_leftover_temporary_files_and_clean_removes_them(tmp
     assert done.returncode == 0, done.stderr
     assert "bank is consistent" in done.stdout
     assert "6 leftover temporary file(s)" in done.stderr and "bank verify --clean" in done.stderr
-    assert all(str(path) in done.stderr for path in leftovers) and str(at_work) not in done.stderr
+    assert all(str(path) in done.stderr for path in leftovers)
+    assert f"leftover temporary file: {at_work}" not in done.stderr
 
     cleaned = bank("verify", "--home", str(home), "--clean")
     assert cleaned.returncode == 0, cleaned.stderr
     assert "removed 6 leftover temporary file(s)" in cleaned.stdout and "leftover" not in cleaned.stderr
     assert not any(path.exists() for path in leftovers) and at_work.exists()
+
+
+def test_bank_verify_reports_files_others_may_read_and_tighten_makes_them_private(dataset, tmp_path):
+    home = tmp_path / "home"
+    imported = bank("import", str(dataset), "--home", str(home), "--map", "hard_hat=helmet", "--map",
+                    "no_head_wear=no_helmet", "--drop", "default")
+    assert imported.returncode == 1, imported.stderr  # one file failed, two are in
+    assert "readable by other users" not in bank("verify", "--home", str(home)).stderr  # written private
+    photo = next((home / "images").rglob("*.jpg"))
+    older = [home, home / "bank.sqlite3", home / "images", photo]  # as a home written before homes were private
+    for path in older:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+    done = bank("verify", "--home", str(home))
+    assert done.returncode == 0 and "bank is consistent" in done.stdout, done.stderr
+    # SQLite gives the database's write-ahead log and shared memory files (if still there) the database's mode
+    assert "private file(s) or folder(s) that group or others may read" in done.stderr
+    assert all(f"other users: {path}\n" in done.stderr for path in older) and "bank verify --tighten" in done.stderr
+
+    tightened = bank("verify", "--home", str(home), "--tighten")
+    assert tightened.returncode == 0 and "file(s) and folder(s) private (mode 600 and 700)" in tightened.stdout
+    assert "readable by other users" not in tightened.stderr
+    assert [path.stat().st_mode & 0o777 for path in older] == [0o700, 0o600, 0o700, 0o600]
 
 
 def test_bank_reimport_reports_different_labels_and_update_labels_applies_them(sample_photos, tmp_path):
