@@ -51,12 +51,12 @@ def copy_version(root: Path, version: str, *, pack: str = "site", model: Path | 
     return folder
 
 
-def zeroed_model(target: Path) -> Path:
-    """site 0.4.0's model.onnx with every weight and bias zeroed (the graph still runs)."""
+def zeroed_model(target: Path, source: Path | None = None) -> Path:
+    """`source` (default: site 0.4.0's model.onnx) with every weight and bias zeroed (the graph still runs)."""
     onnx = pytest.importorskip("onnx")
     from onnx import numpy_helper
 
-    model = onnx.load(str(site_source() / "model.onnx"))
+    model = onnx.load(str(source or site_source() / "model.onnx"))
     for tensor in model.graph.initializer:
         values = numpy_helper.to_array(tensor)
         if values.dtype.kind == "f" and (values.ndim >= 2 or "bias" in tensor.name):

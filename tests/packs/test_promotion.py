@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from hazardvision.errors import PromotionRefused, UnknownModel
 from hazardvision.packs.card import CARD_FILE, EvaluatedSet, ModelCard
+from hazardvision.packs.integrity import hash_files
 from hazardvision.packs.promotion import promote, promote_replacing, split_id
 from hazardvision.packs.registry import ACTIVE_FILE, PackRegistry
 from tests.conftest import DATASETS, bundled_packs
+from tests.packs.test_integrity import zeroed_model
 from tests.packs.test_registry import add_version, fingerprint, source_card
 
 
@@ -74,13 +78,21 @@ def test_bundled_cards_record_split_ids_of_the_shared_test_splits(datasets):
 
 @pytest.fixture
 def replacing(tmp_path) -> PackRegistry:
-    """Bundled: fire-smoke active and ppe. Home: two candidates of a staged pack `merged` (no numbers to read)."""
+    """Bundled: fire-smoke active and ppe. Home: two candidates of a staged pack `merged` (no numbers to read):
+    `same` (fire-smoke's model) and `worse` (its weights zeroed; not its int8 model, which on a CPU with VNNI
+    scores as well as the float one)."""
     bundled, home = tmp_path / "bundled", tmp_path / "home" / "models"
     add_version(bundled, "fire-smoke", "0.2.1")
     (bundled / "fire-smoke" / ACTIVE_FILE).write_text("0.2.1\n")
     add_version(bundled, "ppe", "0.2.1", classes=("helmet", "no_helmet"))
-    for version, model in (("same", "model.onnx"), ("worse", "model-int8.onnx")):
-        add_version(home, "merged", version, model_file=model, metrics=None)
+    add_version(home, "merged", "same", metrics=None)
+    worse = add_version(home, "merged", "worse", metrics=None)
+    model = worse / "model.onnx"
+    zeroed = zeroed_model(tmp_path / "zeroed.onnx", source=model.resolve())
+    model.unlink()
+    shutil.copyfile(zeroed, model)
+    card = ModelCard.read(worse / CARD_FILE)
+    card.model_copy(update={"file_sha256": hash_files(worse, card)}).write(worse / CARD_FILE)
     registry = PackRegistry(bundled, home)
     registry.stage("merged")
     return registry
