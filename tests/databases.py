@@ -9,6 +9,7 @@ by testing one database only. At the end, the run says how many tests ran on eac
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 
 from hazardvision.data.engine import database_url as parse_database_url
 
@@ -44,11 +45,20 @@ class PostgresServer:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
         return self.admin_url.set(database=name).render_as_string(hide_password=False)
 
-    def drop(self, url: str) -> None:
-        """Drop a database made by `create`, closing what is still connected to it."""
+    def drop(self, url: str, attempts: int = 10) -> None:
+        """Drop a database made by `create`, closing what is still connected to it. An autovacuum worker
+        (the superuser's) analysing the new tables cannot be terminated by a role without pg_signal_backend:
+        the drop is tried again until it has gone (`.ci/run` grants that role, so there it never waits)."""
         name = make_url(url).database
-        with self.engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for attempt in range(attempts):
+            try:
+                with self.engine.connect() as connection:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                return
+            except ProgrammingError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5)
 
     @contextmanager
     def database(self) -> Iterator[str]:
