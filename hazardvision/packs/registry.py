@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,18 +185,24 @@ class PackRegistry:
             raise self.nothing_serves()
         return packs
 
-    def loadable_packs(self, precision: Precision | None = None) -> tuple[list[ModelPack], dict[str, str]]:
+    def loadable_packs(
+        self, precision: Precision | None = None, *, load: Callable[[PackVersion], ModelPack] | None = None,
+    ) -> tuple[list[ModelPack], dict[str, str]]:
         """The serving packs that load, their ONNX sessions open, and why each of the others does not, by pack
         name (a damaged or changed model file, a bad card, a broken ACTIVE): one damaged pack leaves the others to
-        scan with, as the service serves them. `nothing_serves()` when no pack serves at all."""
+        scan with. `load` opens an active version (default: `PackVersion.load` at `precision`; the service passes
+        its pack cache). `nothing_serves()` when no pack serves at all."""
         packs: list[ModelPack] = []
         down: dict[str, str] = {}
         for name in self.packs():
             try:
                 if self.serves(name):
-                    packs.append(_opened(self.active(name).load(precision)))
+                    version = self.active(name)
+                    packs.append(_opened(load(version) if load is not None else version.load(precision)))
             except (HazardVisionError, OSError) as error:
                 down[name] = str(error)
+            except Exception as error:  # whatever else breaks one pack (onnxruntime's own errors) leaves the others
+                down[name] = f"{type(error).__name__}: {error}"
         if not packs and not down:
             raise self.nothing_serves()
         return packs, down

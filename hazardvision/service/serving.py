@@ -261,17 +261,9 @@ class ModelHost:
 
     def _active_packs(self) -> tuple[list[ModelPack], dict[str, str]]:
         """The active version of every serving pack that loads, and why each of the others does not."""
-        wanted = self._serving_folders()
-        if not wanted:
-            raise self.registry.nothing_serves()
-        packs, down = [], {}
-        for name, folder in wanted:
-            try:
-                self.registry.active(name)  # a broken ACTIVE file says so here
-                packs.append(self.cache.get(folder, self.precision))
-            except Exception as error:  # whatever breaks one pack (a damaged file, a bad card) leaves the others
-                down[name] = f"{type(error).__name__}: {error}"
-                log.error("pack %s does not serve: %s", name, down[name])
+        packs, down = self.registry.loadable_packs(load=lambda version: self.cache.get(version.folder, self.precision))
+        for name, why in down.items():
+            log.error("pack %s does not serve: %s", name, why)
         self.down = down
         if not packs:
             raise InvalidModel("no model pack could be loaded: " + "; ".join(f"{k}: {v}" for k, v in down.items())
