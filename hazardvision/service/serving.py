@@ -127,7 +127,8 @@ def _warm(pack: ModelPack, *, features: bool, photo_nice: int = 0) -> None:
 class ModelHost:
     """Holds the current `ServingState` and replaces it: on activation, and when the bank's index changes.
 
-    One replacement at a time (a lock); readers never wait, they take `current` as it is.
+    One replacement at a time (a lock, held only for the swap itself, not while an activation's gate scores);
+    readers never wait, they take `current` as it is.
     """
 
     def __init__(
@@ -145,6 +146,8 @@ class ModelHost:
         self.cache = PackCache(features=query is not None, require_hashes=registry.require_hashes,
                                photo_nice=photo_nice)
         self._lock = threading.Lock()
+        self._activation = threading.Lock()
+        """One activation at a time; held while the gate scores, without `_lock`, which only each swap holds."""
         self._state: ServingState | None = None
         self._generation = 0
         self.load_error: str | None = None
@@ -205,9 +208,8 @@ class ModelHost:
         active. A pack that failed to load (or every pack) can be given a good version this way.
         """
         folder = self.registry.version(pack, version).folder  # UnknownModel, naming the versions there are
-        with self._lock:
-            current = self._state
-            if current is None and not self.down:
+        with self._activation:  # the gate scores for seconds to minutes: index updates and following go on
+            if self._state is None and not self.down:
                 raise ModelsLoading("the service is still loading its models; retry in a few seconds")
             candidate = self.cache.get(folder, self.precision)
             if self._has_indexes():
@@ -216,12 +218,14 @@ class ModelHost:
                                   datasets=self.datasets, test_cases=lambda: test_split_photos(self.bank),
                                   record=record)  # writes the home's ACTIVE, then `record` (or neither)
             Generations(self.bank.database).bump(Kind.MODELS)  # the other processes of this database follow
-            packs = [candidate if p.name == pack else p for p in (current.packs if current is not None else ())]
-            if pack not in {p.name for p in packs}:
-                packs.append(candidate)
-            down = {name: why for name, why in (current.down if current is not None else self.down).items()
-                    if name != pack}
-            return self._install(packs, down), comparisons
+            with self._lock:  # the state as it is now (follow_models may have installed the new version already)
+                current = self._state
+                packs = [candidate if p.name == pack else p for p in (current.packs if current is not None else ())]
+                if pack not in {p.name for p in packs}:
+                    packs.append(candidate)
+                down = {name: why for name, why in (current.down if current is not None else self.down).items()
+                        if name != pack}
+                return self._install(packs, down), comparisons
 
     def follow_models(self) -> ServingState | None:
         """Serve the registry's active versions if another process changed them; the new state, or None."""

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from hazardvision.access import Role
 from hazardvision.bank.bank import SampleBank
+from hazardvision.catalogue import load_catalogue
 from hazardvision.data.audit import AuditLog
 from hazardvision.packs.model_pack import load_pack
+from hazardvision.packs.registry import PackRegistry
+from hazardvision.service import serving
 from hazardvision.similar.case_index import CaseIndex
 from hazardvision.similar.maintenance import sync_indexes
 from tests.conftest import bundled_registry
@@ -23,9 +27,12 @@ SWAPS = 12
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
+    return ppe_versions(tmp_path_factory.mktemp("models"))
+
+
+def ppe_versions(root: Path) -> Path:
     """The bundled ppe 0.2.1 as 0.1.0, and ppe 0.2.0 (0.022 mAP50 worse on ppe-vest, scored afresh by the gate,
     which refuses it) as 0.1.1."""
-    root = tmp_path_factory.mktemp("models")
     for version, released in (("0.1.0", "0.2.1"), ("0.1.1", "0.2.0")):
         source = bundled_registry().version("ppe", released).folder
         folder = root / "ppe" / version
@@ -132,3 +139,33 @@ def test_models_activation_builds_the_new_versions_index_before_serving_it(serve
     cases = [case for scan in scans for finding in scan["findings"] for case in finding["similar_cases"]]
     assert cases and all(case["source"] == "ppe-sample" for case in cases)
     bank.engine.dispose()
+
+
+def test_models_activation_scoring_holds_up_no_swap_of_the_index_or_the_models(tmp_path, monkeypatch):
+    """While the gate scores a candidate (here held until released), the host still follows the other processes'
+    model changes and updates its similar-case search: only the swap itself takes the host's lock."""
+    registry = PackRegistry(ppe_versions(tmp_path / "bundled"), tmp_path / "home" / "models")
+    host = serving.ModelHost(registry, load_catalogue(), SampleBank(tmp_path / "home"), precision=None, query=None)
+    host.load()
+    scoring, release = threading.Event(), threading.Event()
+    real_promote = serving.promote
+
+    def slow_promote(*args, **kwargs):
+        scoring.set()
+        assert release.wait(60)
+        return real_promote(*args, **kwargs)
+
+    monkeypatch.setattr(serving, "promote", slow_promote)
+    done: list[object] = []
+    activation = threading.Thread(target=lambda: done.append(host.activate("ppe", "0.1.1", force=True)))
+    activation.start()
+    try:
+        assert scoring.wait(60)
+        followed = threading.Thread(target=lambda: (host.follow_models(), host.refresh_search()))
+        followed.start()
+        followed.join(5)
+        assert not followed.is_alive(), "following and the index update waited for the gate"
+    finally:
+        release.set()
+        activation.join(60)
+    assert done and host.versions == {"ppe": "0.1.1"}
