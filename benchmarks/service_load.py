@@ -11,7 +11,8 @@ once. Then, in one run:
    POST /v1/scans (multipart) for --seconds; then again for each of --batch-configs
    (`off`: HAZARDVISION_MAX_BATCH_SIZE=1; `window5`: HAZARDVISION_BATCH_WINDOW_MS=5;
    `frames-shared`: HAZARDVISION_FRAME_WORKERS=0, camera frames queue with the photos as before
-   they had workers of their own; `frames-2`: HAZARDVISION_FRAME_WORKERS=2);
+   they had workers of their own; `frames-2`: HAZARDVISION_FRAME_WORKERS=2; `threads-all`: every model run on
+   every core, onnxruntime's default and the service's before HAZARDVISION_MODEL_THREADS);
 3. during each service run, --cameras threads (a pipeline key) each configure a camera and post
    frames to POST /v1/cameras/{id}/frames at --camera-fps on a fixed schedule: real photos,
    letterboxed to --camera-size (960x540: under the 1280 px at which the packs tile by default),
@@ -74,6 +75,7 @@ CONFIGS = {
     "window5": {"HAZARDVISION_BATCH_WINDOW_MS": "5"},
     "frames-shared": {"HAZARDVISION_FRAME_WORKERS": "0"},
     "frames-2": {"HAZARDVISION_FRAME_WORKERS": "2"},
+    "threads-all": {"HAZARDVISION_MODEL_THREADS": str(os.cpu_count() or 1)},
 }
 """Environment of each service configuration, on top of the service's defaults."""
 

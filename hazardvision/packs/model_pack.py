@@ -27,10 +27,13 @@ from hazardvision.packs.tiling import TilingMode, crops, merge_tiles
 class ModelPack:
     """One version of a pack, ready to detect; the ONNX session loads on first use."""
 
-    def __init__(self, folder: Path, card: ModelCard, precision: Precision = Precision.FLOAT32) -> None:
+    def __init__(self, folder: Path, card: ModelCard, precision: Precision = Precision.FLOAT32, *,
+                 threads: int | None = None) -> None:
+        """`threads`: onnxruntime's threads per model run (None: its default, every core)."""
         self.folder = folder
         self.card = card
         self.precision = precision
+        self.threads = threads
         chosen = card.model_file if precision is Precision.FLOAT32 else card.model_file_int8
         if chosen is None:
             raise UnknownModel(f"pack {card.pack} {card.version} has no {precision.value} model; "
@@ -47,7 +50,7 @@ class ModelPack:
 
     @cached_property
     def detector(self) -> OnnxDetector:
-        detector = OnnxDetector(self.model_path)
+        detector = OnnxDetector(self.model_path, threads=self.threads)
         if len(detector.class_names) != len(self.card.classes):
             raise InvalidModel(
                 f"{detector.path} has {len(detector.class_names)} classes but its card lists "
@@ -58,7 +61,7 @@ class ModelPack:
     @cached_property
     def feature_detector(self) -> OnnxDetector:
         """The same model, also returning the feature maps that similar-case embeddings pool from."""
-        return OnnxDetector(self.model_path, features=True)
+        return OnnxDetector(self.model_path, threads=self.threads, features=True)
 
     @cached_property
     def sha256(self) -> str:
@@ -160,14 +163,15 @@ class ModelPack:
 
 
 def load_pack(folder: str | Path, precision: Precision | None = None, *,
-              require_hashes: bool | None = None) -> ModelPack:
-    """Load a pack version folder (the one holding `card.json`), at `precision` or the card's default.
+              require_hashes: bool | None = None, threads: int | None = None) -> ModelPack:
+    """Load a pack version folder (the one holding `card.json`), at `precision` or the card's default, its model
+    runs on `threads` threads each (None: onnxruntime's default).
 
     The ONNX file that will run is checked against its card's sha256 (ModelIntegrityError when it differs;
     `require_hashes`, default $HAZARDVISION_REQUIRE_MODEL_HASHES, refuses a card without one)."""
     folder = Path(folder)
     card = ModelCard.read(folder / CARD_FILE)
-    pack = ModelPack(folder, card, precision or card.default_precision)
+    pack = ModelPack(folder, card, precision or card.default_precision, threads=threads)
     verify_files(folder, card, [str(pack.model_path.relative_to(folder))], require=require_hashes)
     return pack
 

@@ -189,7 +189,8 @@ class Runtime:
         # Photo scans yield the CPU to frames when frames have workers of their own (see thread_priority).
         photo_nice = settings.photo_nice if settings.frame_workers else 0
         self.host = ModelHost(self.registry, self.catalogue, self.bank, precision=settings.precision, query=query,
-                              datasets=settings.datasets or default_datasets(), photo_nice=photo_nice)
+                              datasets=settings.datasets or default_datasets(), photo_nice=photo_nice,
+                              model_threads=settings.threads_per_model_run)
         self.metrics = ServiceMetrics()
         self.inference = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="hazardvision-inference",
                                             initializer=lower_this_thread, initargs=(photo_nice,))

@@ -94,6 +94,8 @@ class PackCache:
     """Refuse cards without model file hashes (None: $HAZARDVISION_REQUIRE_MODEL_HASHES)."""
     photo_nice: int = 0
     """How much lower the threads of the photo scans' sessions run than the frames' (see `thread_priority`)."""
+    threads: int | None = None
+    """onnxruntime's threads per model run (None: its default, every core)."""
     size: int = CACHED_PACKS
     _packs: OrderedDict[tuple[str, str, float, float], ModelPack] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -101,7 +103,8 @@ class PackCache:
     def get(self, folder: Path, precision: Precision | None) -> ModelPack:
         """The pack version at `precision`, or at its card's default precision when None."""
         card = folder / CARD_FILE
-        pack = load_pack(folder, precision, require_hashes=self.require_hashes)  # the file checked every time
+        pack = load_pack(folder, precision, require_hashes=self.require_hashes,  # the file checked every time
+                         threads=self.threads)
         key = (str(folder.resolve()), pack.precision.value, card.stat().st_mtime, pack.model_path.stat().st_mtime)
         with self._lock:
             if key in self._packs:
@@ -133,10 +136,11 @@ class ModelHost:
 
     def __init__(
         self, registry: PackRegistry, catalogue: Catalogue, bank: SampleBank, *, precision: Precision | None,
-        query: SimilarQuery | None, datasets: Path | None = None, photo_nice: int = 0,
+        query: SimilarQuery | None, datasets: Path | None = None, photo_nice: int = 0, model_threads: int | None = None,
     ) -> None:
         """`query`: which similar cases each finding gets; None turns similar cases off. `datasets`: the root the
-        promotion gate scores on (else the bank's test-split cases). `photo_nice`: see `thread_priority`."""
+        promotion gate scores on (else the bank's test-split cases). `photo_nice`: see `thread_priority`.
+        `model_threads`: onnxruntime's threads per model run (None: its default, every core)."""
         self.registry = registry
         self.catalogue = catalogue
         self.bank = bank
@@ -144,7 +148,7 @@ class ModelHost:
         self.query = query
         self.datasets = datasets
         self.cache = PackCache(features=query is not None, require_hashes=registry.require_hashes,
-                               photo_nice=photo_nice)
+                               photo_nice=photo_nice, threads=model_threads)
         self._lock = threading.Lock()
         self._activation = threading.Lock()
         """One activation at a time; held while the gate scores, without `_lock`, which only each swap holds."""

@@ -29,8 +29,8 @@ benchmarks/false_alarms.py on the val splits (README)."""
 
 
 def _default_workers() -> int:
-    # onnxruntime already spreads one inference over every core; a few concurrent runs keep the
-    # cores busy between the Python steps without thrashing them.
+    # a few concurrent model runs keep the cores busy between the Python steps (each run then takes its share of
+    # the cores, `Settings.threads_per_model_run`, rather than every core: their thread pools would thrash).
     return max(1, min(4, os.cpu_count() or 1))
 
 
@@ -111,6 +111,11 @@ class Settings(BaseSettings):
         default_factory=_default_workers, ge=1, le=64,
         description="Model runs at once, in their own threads (onnxruntime releases the GIL). Default: the cores, "
         "at most 4.")
+    model_threads: int = Field(
+        default=0, ge=0, le=64,
+        description="Threads each model run uses (onnxruntime's intra-op threads). 0: the cores shared among the "
+        "inference workers, at least 1 (two workers on two cores: one thread each, about 1.35x the images a second "
+        "of onnxruntime's default of every core per run, whose spinning thread pools fight over the cores).")
     frame_workers: int = Field(
         default=1, ge=0, le=16,
         description="Threads of their own for camera frames (posted, and read from streams): their decode and "
@@ -262,6 +267,11 @@ class Settings(BaseSettings):
         "record, and the next minute's first record counts those left out. 0: none audited.")
     log_level: str = Field(
         default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="DEBUG, INFO, WARNING or ERROR.")
+
+    @property
+    def threads_per_model_run(self) -> int:
+        """`model_threads`, or else the cores shared among the inference workers (at least 1)."""
+        return self.model_threads or max(1, (os.cpu_count() or 1) // self.inference_workers)
 
 
 def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:

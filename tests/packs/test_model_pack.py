@@ -123,3 +123,11 @@ def test_bundled_packs_credit_their_data_and_starting_weights_and_carry_threshol
         if card.threshold_selection:
             assert set(card.class_thresholds) <= set(card.classes)
             assert card.threshold_selection.split == "val"
+
+
+def test_load_pack_opens_its_sessions_with_the_threads_asked_for(bundled):
+    pack = load_pack(bundled, threads=1)
+    assert pack.detector.session.get_session_options().intra_op_num_threads == 1
+    assert pack.feature_detector.session.get_session_options().intra_op_num_threads == 1
+    assert load_pack(bundled).detector.session.get_session_options().intra_op_num_threads == 0  # every core
+
