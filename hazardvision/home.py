@@ -201,15 +201,22 @@ class Home:
         found = [self.root] if self.root.is_dir() and self.root.stat().st_mode & 0o077 else []
         for part in self.private_parts:
             for path in _tree(part):
-                if path.stat().st_mode & 0o077:
-                    found.append(path)
+                try:
+                    if path.stat().st_mode & 0o077:
+                        found.append(path)
+                except FileNotFoundError:  # a writer at work renamed or removed it meanwhile
+                    continue
         return found
 
     def make_private(self) -> list[Path]:
         """Set `exposed()` folders to mode 700 and files to 600; return what changed."""
-        changed = self.exposed()
-        for path in changed:
-            os.chmod(path, FOLDER_MODE if path.is_dir() else FILE_MODE)
+        changed = []
+        for path in self.exposed():
+            try:
+                os.chmod(path, FOLDER_MODE if path.is_dir() else FILE_MODE)
+            except FileNotFoundError:  # gone meanwhile (a temporary file renamed into place is private already)
+                continue
+            changed.append(path)
         return changed
 
     def leftovers(self) -> list[Path]:
