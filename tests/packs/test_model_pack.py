@@ -130,4 +130,3 @@ def test_load_pack_opens_its_sessions_with_the_threads_asked_for(bundled):
     assert pack.detector.session.get_session_options().intra_op_num_threads == 1
     assert pack.feature_detector.session.get_session_options().intra_op_num_threads == 1
     assert load_pack(bundled).detector.session.get_session_options().intra_op_num_threads == 0  # every core
-

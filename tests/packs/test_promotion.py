@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from hazardvision.errors import PromotionRefused, UnknownModel
@@ -88,9 +86,9 @@ def replacing(tmp_path) -> PackRegistry:
     add_version(home, "merged", "same", metrics=None)
     worse = add_version(home, "merged", "worse", metrics=None)
     model = worse / "model.onnx"
-    zeroed = zeroed_model(tmp_path / "zeroed.onnx", source=model.resolve())
-    model.unlink()
-    shutil.copyfile(zeroed, model)
+    source = model.resolve()
+    model.unlink()  # a link to fire-smoke's file: the zeroed copy takes its place
+    zeroed_model(model, source=source)
     card = ModelCard.read(worse / CARD_FILE)
     card.model_copy(update={"file_sha256": hash_files(worse, card)}).write(worse / CARD_FILE)
     registry = PackRegistry(bundled, home)
