@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,7 @@ def serve(
     from hazardvision.service.connections import server_config  # noqa: PLC0415
     from hazardvision.service.errors import readable  # noqa: PLC0415
     from hazardvision.service.logs import configure  # noqa: PLC0415
+    from hazardvision.service.native_heap import limit_native_heap  # noqa: PLC0415
     from hazardvision.service.settings import load_settings  # noqa: PLC0415
 
     try:
@@ -40,6 +42,10 @@ def serve(
         err.print(f"[red]error:[/red] invalid settings: {message}", highlight=False)
         raise typer.Exit(2) from error
     configure(settings.log_level)
+    # Before the service starts its threads, so that they share the few arenas.
+    applied = limit_native_heap(settings.malloc_arenas, settings.malloc_mmap_threshold_bytes)
+    if applied:
+        logging.getLogger("hazardvision.service").info("native heap: %s", ", ".join(applied))
     try:
         app = create_app(settings)
     except HazardVisionError as error:
