@@ -4,10 +4,10 @@ Decoded photos, letterboxed tensors and onnxruntime's buffers are allocated with
 many threads (the server's, the inference and frame workers', onnxruntime's own). With glibc's defaults each
 thread may get an arena of its own (up to eight per core), and buffers above the mmap threshold, which glibc
 raises after each such buffer is freed (up to 32 MiB), end up inside those arenas: memory freed there stays
-in the process, split among the arenas, and a service under photo clients and cameras grew by 5.3% in ten
-minutes on two cores (`benchmarks/soak.py`), more the longer it ran. At most two arenas and a fixed
-threshold of 4 MiB (a decoded 1080p frame is 6 MiB, a batch tensor of eight 416 px photos 16 MiB: those are
-then mapped for their own use and unmapped when freed) kept it within 1% (figures in the README).
+in the process, split among the arenas, and a service under photo clients and cameras grew by 5.8% in ten
+minutes on two cores (`benchmarks/soak.py`). At most two arenas and a fixed threshold of 4 MiB (a decoded
+1080p frame is 6 MiB, a batch tensor of eight 416 px photos 16 MiB: those are then mapped for their own use
+and unmapped when freed) kept it to 1.2%, at 0.90x the images a second (figures in the README).
 
 `limit_native_heap` applies both through `mallopt`, before the service starts its threads (`hazardvision
 serve`); elsewhere than glibc it does nothing. A setting of 0 leaves glibc's default (and its MALLOC_ARENA_MAX

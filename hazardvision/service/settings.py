@@ -131,8 +131,9 @@ class Settings(BaseSettings):
     malloc_arenas: int = Field(
         default=2, ge=0, le=64,
         description="Most malloc arenas the service's threads share (glibc; 0: glibc's default, up to eight a "
-        "core). Memory freed in one arena stays there: with glibc's default the soak benchmark's server grew "
-        "5.3% in ten minutes, with two and malloc_mmap_threshold_bytes at 4 MiB it stayed within 1%.")
+        "core). Memory freed in one arena stays there: with glibc's defaults the soak benchmark's server grew "
+        "5.8% in ten minutes, with two and malloc_mmap_threshold_bytes at 4 MiB 1.2% (at 0.90x the images a "
+        "second).")
     malloc_mmap_threshold_bytes: int = Field(
         default=4 * 1024 * 1024, ge=0, le=MAX_MMAP_THRESHOLD,
         description="Buffers of at least this many bytes (decoded photos, model tensors) are mapped for their "
